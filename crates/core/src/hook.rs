@@ -1,0 +1,129 @@
+//! The [`Hook`] contract: what observes a stage as it runs.
+
+use async_trait::async_trait;
+
+use crate::{Line, State, StepState};
+
+/// What [`Hook::before_each`] asks the runtime to do with a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StepDecision {
+    /// Run it.
+    #[default]
+    Run,
+    /// Do not run it: it ends `skipped` and its dependents go on.
+    Skip,
+}
+
+/// Observes one stage as the runtime runs it: reporting to a server, printing
+/// to a terminal, collecting metrics. Every method has a no-op default, so a
+/// hook implements only what it needs.
+///
+/// # Who calls what, when
+///
+/// The runtime calls, for one stage:
+///
+/// 1. [`before`](Hook::before) once, when the stage starts, before `setup`.
+/// 2. For each step that is about to run: [`before_each`](Hook::before_each)
+///    (the step is `running`; the hook may still skip it), then
+///    [`got_line`](Hook::got_line) for each log line in order, then
+///    [`got_logs`](Hook::got_logs) once with every line, then
+///    [`after_each`](Hook::after_each) with the final status.
+///    A step skipped by its run policy gets only `after_each` (status
+///    `skipped`). Steps skipped because of a cancellation or exit code 78,
+///    and steps never reached, get no per-step call: they appear in the
+///    final state given to `after`.
+///    Detached steps get `got_logs` and `after_each` at the end of the stage,
+///    once their output has ended.
+/// 3. [`after`](Hook::after) once, last, with every step final, after the
+///    engine tore the stage down.
+///
+/// Calls for different steps may be concurrent (steps run in parallel), so
+/// a hook is `Send + Sync` and synchronises itself. Calls for one step are
+/// never concurrent and arrive in the order above. With several hooks, each
+/// event goes to every hook in registration order.
+///
+/// The [`State`] handle reads the stage's live state; the [`StepState`] given
+/// with a per-step event is an owned copy taken when the event happened.
+///
+/// # Errors and panics
+///
+/// An error (or a panic) from `before`, `before_each` or `after_each` means
+/// the hook can no longer follow the stage (e.g. the server answered "this
+/// stage was taken over"): no new step starts, pending steps end `skipped`,
+/// and the stage ends `error` with the hook's message. An error from
+/// `got_logs` or `after` is logged and kept in the stage's error if it has
+/// none. `got_line` cannot fail; a panic in it is logged and the line goes on
+/// to the other hooks.
+#[async_trait]
+pub trait Hook: Send + Sync {
+    /// The stage is starting.
+    async fn before(&self, _state: &State) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// `step` is about to run (its status is already `running` and `started`
+    /// is set). Return [`StepDecision::Skip`] to skip it instead.
+    async fn before_each(
+        &self,
+        _state: &State,
+        _step: &StepState,
+    ) -> Result<StepDecision, HookError> {
+        Ok(StepDecision::Run)
+    }
+
+    /// `step` has reached its final status.
+    async fn after_each(&self, _state: &State, _step: &StepState) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// The stage has ended and been torn down; `state` is final.
+    async fn after(&self, _state: &State) -> Result<(), HookError> {
+        Ok(())
+    }
+
+    /// One line of `step`'s log, masked, in order.
+    ///
+    /// Called on the log path for every line, so it must be quick and must
+    /// not block: buffer lines and send them elsewhere (a hook that reports to
+    /// a server batches them on its own task). This is why it is not `async`.
+    fn got_line(&self, _state: &State, _step: &StepState, _line: &Line) {}
+
+    /// Every line of `step`'s log, once, after its output ended and before
+    /// [`after_each`](Hook::after_each).
+    async fn got_logs(
+        &self,
+        _state: &State,
+        _step: &StepState,
+        _lines: &[Line],
+    ) -> Result<(), HookError> {
+        Ok(())
+    }
+}
+
+/// A hook could not do its job; the message is shown as the stage's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct HookError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl HookError {
+    /// An error saying `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying cause.
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+}
