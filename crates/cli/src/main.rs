@@ -1,0 +1,5 @@
+//! The `runnerkit` command.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
