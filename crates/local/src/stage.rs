@@ -1,0 +1,229 @@
+//! A stage's directories on the host: a temporary root holding the home
+//! directory, the workspace (unless the host gave one) and the script files.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use runnerkit_core::{Step, Workspace};
+
+use crate::error::Error;
+
+/// The directories one stage uses, all below `root` except a host workspace.
+#[derive(Debug, Clone)]
+pub(crate) struct StageDirs {
+    /// The temporary root; removed by `destroy`.
+    pub root: PathBuf,
+    /// `HOME` of every step.
+    pub home: PathBuf,
+    /// Where steps run (by default) and `DRONE_WORKSPACE`.
+    pub workspace: PathBuf,
+    /// Where script files are written.
+    pub scripts: PathBuf,
+    /// True when the workspace is the host's own directory: never created
+    /// nor removed by the engine.
+    pub host_workspace: bool,
+}
+
+impl StageDirs {
+    /// The layout below `root`, Drone's exec runner's: `home/drone`,
+    /// `drone/src` (plus the workspace `path`) and `opt`.
+    pub fn new(root: PathBuf, host_path: Option<PathBuf>, workspace: &Workspace) -> Self {
+        let home = root.join("home").join("drone");
+        let scripts = root.join("opt");
+        let host_workspace = host_path.is_some();
+        let workspace = host_path.unwrap_or_else(|| {
+            let src = root.join("drone").join("src");
+            match workspace.path.trim_start_matches('/') {
+                "" => src,
+                path => src.join(path),
+            }
+        });
+        Self {
+            root,
+            home,
+            workspace,
+            scripts,
+            host_workspace,
+        }
+    }
+
+    /// The script file of `step`. Its name encodes the step's id injectively,
+    /// so two steps never share a file whatever their ids contain.
+    pub fn script_file(&self, step: &Step) -> PathBuf {
+        let id = if step.id.is_empty() {
+            &step.name
+        } else {
+            &step.id
+        };
+        self.scripts.join(format!("{}.sh", encode(id)))
+    }
+
+    /// Creates every directory. The root is created first with mode 0700 and
+    /// must not exist yet.
+    pub async fn create(&self) -> Result<(), Error> {
+        let dirs = self.clone();
+        tokio::task::spawn_blocking(move || dirs.create_blocking())
+            .await
+            .map_err(|join| Error::StageDir {
+                path: self.root.clone(),
+                source: io::Error::other(join.to_string()),
+            })?
+    }
+
+    fn create_blocking(&self) -> Result<(), Error> {
+        let mut paths = vec![&self.home, &self.scripts];
+        if !self.host_workspace {
+            paths.push(&self.workspace);
+        }
+        for path in paths {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(|source| Error::StageDir {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Removes the root and everything below it; a root already gone is fine.
+    pub async fn remove(&self) -> Result<(), Error> {
+        let root = self.root.clone();
+        let result = tokio::task::spawn_blocking(move || remove_tree(&root))
+            .await
+            .unwrap_or_else(|join| Err(io::Error::other(join.to_string())));
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Remove {
+                path: self.root.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+/// Removes `root`, first giving the owner write and search rights on every
+/// directory below it: a step may have left a read-only directory behind
+/// (Go's module cache does), which must not keep its stage on disk.
+fn remove_tree(root: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(root) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            grant_owner(root);
+            std::fs::remove_dir_all(root)
+        }
+        other => other,
+    }
+}
+
+fn grant_owner(dir: &Path) {
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    let mut perms = meta.permissions();
+    perms.set_mode(perms.mode() | 0o700);
+    // Best effort: whatever cannot be fixed shows up in the removal's error.
+    let _ = std::fs::set_permissions(dir, perms);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            grant_owner(&entry.path());
+        }
+    }
+}
+
+/// Picks a fresh root below `base` for stage `id` and creates it (mode 0700),
+/// never reusing a directory that exists.
+pub(crate) async fn create_root(base: &Path, id: &str) -> Result<PathBuf, Error> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let readable: String = encode(id).chars().take(40).collect();
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let root = base.join(format!("runnerkit-{readable}-{}-{n}", std::process::id()));
+        let attempt = root.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            std::fs::DirBuilder::new().mode(0o700).create(&attempt)
+        })
+        .await
+        .unwrap_or_else(|join| Err(io::Error::other(join.to_string())));
+        match made {
+            Ok(()) => return Ok(root),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(Error::StageDir { path: root, source }),
+        }
+    }
+}
+
+/// Letters, digits, `-` and `.` as they are; any other byte as `_xx` (hex).
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'.' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    if out.starts_with('.') {
+        out.replace_range(0..1, "_2e");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_is_injective_and_path_safe() {
+        assert_eq!(encode("build-1.2"), "build-1.2");
+        assert_eq!(encode("a/b"), "a_2fb");
+        assert_eq!(encode("a_2fb"), "a_5f2fb");
+        assert_eq!(encode(".."), "_2e.");
+        assert_ne!(encode("a b"), encode("a_b"));
+    }
+
+    #[test]
+    fn layout_follows_drones_exec_runner() {
+        let ws = Workspace {
+            base: "/drone/src".into(),
+            path: "/github.com/o/r".into(),
+            host_path: None,
+        };
+        let d = StageDirs::new(PathBuf::from("/t/r"), None, &ws);
+        assert_eq!(d.home, Path::new("/t/r/home/drone"));
+        assert_eq!(d.workspace, Path::new("/t/r/drone/src/github.com/o/r"));
+        assert_eq!(
+            d.script_file(&Step::named("x y")),
+            Path::new("/t/r/opt/x_20y.sh")
+        );
+        let d = StageDirs::new(PathBuf::from("/t/r"), Some(PathBuf::from("/src")), &ws);
+        assert_eq!(d.workspace, Path::new("/src"));
+        assert!(d.host_workspace);
+    }
+
+    #[tokio::test]
+    async fn roots_are_fresh_and_removal_survives_read_only_dirs() {
+        let base = std::env::temp_dir().join(format!("rk-stage-test-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let a = create_root(&base, "same").await.unwrap();
+        let b = create_root(&base, "same").await.unwrap();
+        assert_ne!(a, b);
+        let dirs = StageDirs::new(a.clone(), None, &Workspace::default());
+        dirs.create().await.unwrap();
+        let locked = dirs.workspace.join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::write(locked.join("f"), "x").unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+        dirs.remove().await.unwrap();
+        assert!(!a.exists());
+        dirs.remove().await.unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}
