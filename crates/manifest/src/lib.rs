@@ -1,5 +1,15 @@
 //! The pipeline language: from the text of a `.drone.yml` to a compiled
 //! [`runnerkit_core::Spec`].
-//!
-//! Work in progress: the public API lands here step by step.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod model;
+mod values;
+mod yaml;
+
+pub use model::{
+    CloneSettings, Concurrency, Conditions, HostVolume, Manifest, MountSpec, OtherResource,
+    ParseError, Pipeline, PlatformSpec, Resource, SecretGet, SecretResource, Signature, StepSpec,
+    TempVolume, VolumeSpec, WorkspaceSpec,
+};
+pub use values::{ByteSize, Condition, EnvValue, SettingValue};
+pub use yaml::{Located, YamlError};

@@ -1,0 +1,544 @@
+//! The typed `.drone.yml`: every document of a file as a [`Resource`], and
+//! pipelines field for field as reference §3-§5 describes them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::values::{self, ByteSize, Condition, EnvValue, SettingValue};
+use crate::yaml::{self, Located, YamlError};
+
+/// Why a pipeline file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// A document is not valid YAML or not the shape Drone expects.
+    #[error("document {document} (line {first_line}): {source}")]
+    Yaml {
+        /// 1-based index of the document in the file.
+        document: usize,
+        /// Line of the document's first line.
+        first_line: u64,
+        /// What is wrong and where.
+        #[source]
+        source: YamlError,
+    },
+}
+
+impl ParseError {
+    /// The 1-based line of the problem, 0 when unknown.
+    pub fn line(&self) -> u64 {
+        match self {
+            ParseError::Yaml { source, .. } => source.line,
+        }
+    }
+}
+
+/// A parsed pipeline file: all its documents, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Manifest {
+    /// One entry per non-empty document.
+    pub resources: Vec<Resource>,
+}
+
+/// One document of a pipeline file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Resource {
+    /// `kind: pipeline`, of any `type`.
+    Pipeline(Box<Pipeline>),
+    /// `kind: secret`.
+    Secret(SecretResource),
+    /// `kind: signature`.
+    Signature(Signature),
+    /// Any other kind (`approval`, `deployment`, ...): kept, ignored.
+    Other(OtherResource),
+}
+
+/// The keys every document has, read first to pick the document's type.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Header {
+    kind: String,
+}
+
+/// A `kind: secret` document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretResource {
+    /// The name `from_secret` refers to.
+    pub name: String,
+    /// Encrypted value: base64 of a 12-byte nonce and AES-256-GCM ciphertext.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub data: String,
+    /// Lookup through a secret plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub get: Option<SecretGet>,
+}
+
+/// `get:` of a `kind: secret` document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretGet {
+    /// Path in the secret store.
+    pub path: String,
+    /// Name in the secret store.
+    pub name: String,
+    /// Key within the secret.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: String,
+}
+
+/// A `kind: signature` document (parsed, never verified by a runner).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Signature {
+    /// The HMAC of the file.
+    pub hmac: String,
+}
+
+/// A document of a kind runnerkit does not use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OtherResource {
+    /// Its `kind`.
+    #[serde(rename = "other_kind")]
+    pub kind: String,
+    /// Line of its first line.
+    pub line: u64,
+}
+
+/// A `kind: pipeline` document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pipeline {
+    /// `type`: `docker` (also when empty), `exec`, or another runner's type.
+    #[serde(rename = "type")]
+    pub kind_type: String,
+    /// Name; empty means `default`.
+    pub name: String,
+    /// Target platform.
+    pub platform: PlatformSpec,
+    /// Runner labels the stage must be routed to.
+    pub node: BTreeMap<String, String>,
+    /// Concurrency limit of stages with this name (server side).
+    pub concurrency: Concurrency,
+    /// Pipelines this one waits for (server side).
+    #[serde(deserialize_with = "values::pipeline_names")]
+    pub depends_on: Vec<String>,
+    /// When the pipeline runs (evaluated by the server).
+    pub trigger: Conditions,
+    /// Clone settings.
+    pub clone: CloneSettings,
+    /// Workspace location.
+    pub workspace: WorkspaceSpec,
+    /// Environment of every step (plain values only).
+    #[serde(deserialize_with = "values::plain_env")]
+    pub environment: BTreeMap<String, String>,
+    /// Secrets whose values are Docker `config.json` files.
+    #[serde(deserialize_with = "values::secret_names")]
+    pub image_pull_secrets: Vec<String>,
+    /// Volumes steps can mount.
+    #[serde(deserialize_with = "values::volumes")]
+    pub volumes: Vec<Located<VolumeSpec>>,
+    /// Services: steps started detached before the steps.
+    #[serde(deserialize_with = "values::nullable_steps")]
+    pub services: Vec<Located<Option<StepSpec>>>,
+    /// The steps, in order. A `None` is a null step (`-` alone), which lint reports.
+    #[serde(deserialize_with = "values::nullable_steps")]
+    pub steps: Vec<Located<Option<StepSpec>>>,
+    /// 1-based line of the document's first line in the file.
+    #[serde(skip)]
+    pub line: u64,
+}
+
+impl Pipeline {
+    /// The name, with Drone's default `default` for an empty one.
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            "default"
+        } else {
+            &self.name
+        }
+    }
+
+    /// The type, with Drone's default `docker` for an empty one.
+    pub fn pipeline_type(&self) -> &str {
+        if self.kind_type.is_empty() {
+            "docker"
+        } else {
+            &self.kind_type
+        }
+    }
+
+    /// Services then steps, skipping null entries, with a flag telling services apart.
+    pub fn all_steps(&self) -> impl Iterator<Item = (&Located<Option<StepSpec>>, bool)> {
+        self.services
+            .iter()
+            .map(|s| (s, true))
+            .chain(self.steps.iter().map(|s| (s, false)))
+    }
+}
+
+/// `platform:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlatformSpec {
+    /// Operating system.
+    pub os: String,
+    /// Architecture.
+    pub arch: String,
+    /// Architecture variant.
+    pub variant: String,
+    /// Kernel version.
+    pub version: String,
+}
+
+/// `concurrency:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Concurrency {
+    /// Maximum concurrent stages of this name per repository; 0 = unlimited.
+    pub limit: i64,
+}
+
+/// `clone:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CloneSettings {
+    /// No clone step.
+    pub disable: bool,
+    /// `git fetch --depth`; 0 = full history.
+    pub depth: i64,
+    /// Retries of the fetch.
+    pub retries: i64,
+    /// Skip TLS verification.
+    pub skip_verify: bool,
+    /// `GIT_TRACE=true`.
+    pub trace: bool,
+}
+
+/// `workspace:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkspaceSpec {
+    /// Mount point of the shared workspace.
+    pub base: String,
+    /// Path of the source below `base`.
+    pub path: String,
+}
+
+/// A pipeline volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VolumeSpec {
+    /// Name steps mount it by.
+    pub name: String,
+    /// A scratch volume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temp: Option<TempVolume>,
+    /// A host path (trusted repositories only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostVolume>,
+}
+
+/// `temp:` of a volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TempVolume {
+    /// `memory` for a tmpfs (trusted only); anything else is disk.
+    pub medium: String,
+    /// Size limit of a memory volume.
+    pub size_limit: ByteSize,
+}
+
+/// `host:` of a volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostVolume {
+    /// Absolute host path.
+    pub path: String,
+}
+
+/// A mount of a volume or device into a step: `{name, path}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MountSpec {
+    /// Name of a pipeline volume.
+    pub name: String,
+    /// Path inside the step.
+    pub path: String,
+}
+
+/// `when:` / `trigger:`: every key must match (§6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Conditions {
+    /// Build target branch.
+    pub branch: Condition,
+    /// Build event.
+    pub event: Condition,
+    /// Git ref.
+    #[serde(rename = "ref")]
+    pub git_ref: Condition,
+    /// Repository slug.
+    pub repo: Condition,
+    /// Server host.
+    pub instance: Condition,
+    /// Stage status so far (`success`, `failure`): becomes the run policy.
+    pub status: Condition,
+    /// Deployment target.
+    pub target: Condition,
+    /// Cron job name.
+    pub cron: Condition,
+    /// SCM action.
+    pub action: Condition,
+    /// Changed files: parsed, not evaluated (Drone does not either).
+    pub paths: Condition,
+}
+
+/// A step or service as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StepSpec {
+    /// Name, unique across clone, services and steps.
+    pub name: String,
+    /// Container image.
+    pub image: String,
+    /// `always`, `if-not-exists`, `never`, else default.
+    pub pull: String,
+    /// Shell commands.
+    #[serde(deserialize_with = "values::commands")]
+    pub commands: Vec<String>,
+    /// Entrypoint override (without `commands`).
+    #[serde(deserialize_with = "values::strings")]
+    pub entrypoint: Vec<String>,
+    /// Command override (without `commands`).
+    #[serde(deserialize_with = "values::strings")]
+    pub command: Vec<String>,
+    /// Parsed and ignored, as in Drone.
+    pub shell: String,
+    /// Environment: plain values or `from_secret`.
+    pub environment: BTreeMap<String, EnvValue>,
+    /// Plugin settings, become `PLUGIN_*`.
+    pub settings: BTreeMap<String, SettingValue>,
+    /// When the step runs.
+    pub when: Conditions,
+    /// Steps this one waits for.
+    #[serde(deserialize_with = "values::step_names")]
+    pub depends_on: Vec<String>,
+    /// `ignore`, `fast`/`fast-fail`/`fail-fast`, else fail.
+    pub failure: String,
+    /// Start and do not wait.
+    pub detach: bool,
+    /// Privileged mode (trusted only).
+    pub privileged: bool,
+    /// Volume mounts.
+    #[serde(deserialize_with = "values::mounts")]
+    pub volumes: Vec<MountSpec>,
+    /// Device mounts (trusted only).
+    #[serde(deserialize_with = "values::mounts")]
+    pub devices: Vec<MountSpec>,
+    /// Network mode (trusted only).
+    pub network_mode: String,
+    /// DNS servers (trusted only).
+    #[serde(deserialize_with = "values::strings")]
+    pub dns: Vec<String>,
+    /// DNS search domains (trusted only).
+    #[serde(deserialize_with = "values::strings")]
+    pub dns_search: Vec<String>,
+    /// Extra hosts entries (trusted only).
+    #[serde(deserialize_with = "values::strings")]
+    pub extra_hosts: Vec<String>,
+    /// User to run as.
+    pub user: String,
+    /// Working directory.
+    pub working_dir: String,
+    /// Size of `/dev/shm` (trusted only).
+    pub shm_size: ByteSize,
+    /// Memory limit.
+    pub mem_limit: ByteSize,
+    /// Memory plus swap limit.
+    pub memswap_limit: ByteSize,
+    /// CPU period in microseconds.
+    pub cpu_period: u64,
+    /// CPU quota in microseconds per period.
+    pub cpu_quota: u64,
+    /// Relative CPU weight.
+    pub cpu_shares: u64,
+    /// CPUs, e.g. `0-1`.
+    pub cpu_set: String,
+}
+
+impl Manifest {
+    /// Parses a (possibly multi-document) pipeline file.
+    ///
+    /// Run [`crate::envsubst`] over the text first when substituting variables.
+    ///
+    /// # Errors
+    /// [`ParseError::Yaml`] for the first document that is not valid YAML or
+    /// not the expected shape: an error in any document fails the file.
+    pub fn parse(text: &str) -> Result<Manifest, ParseError> {
+        let mut resources = Vec::new();
+        for (index, doc) in yaml::split_documents(text).into_iter().enumerate() {
+            let wrap = |source| ParseError::Yaml {
+                document: index + 1,
+                first_line: doc.first_line,
+                source,
+            };
+            let header: Header = doc.parse().map_err(wrap)?;
+            let resource = match header.kind.as_str() {
+                "pipeline" => {
+                    let mut pipeline: Pipeline = doc.parse().map_err(wrap)?;
+                    pipeline.line = doc.first_line;
+                    Resource::Pipeline(Box::new(pipeline))
+                }
+                "secret" => Resource::Secret(doc.parse().map_err(wrap)?),
+                "signature" => Resource::Signature(doc.parse().map_err(wrap)?),
+                other => Resource::Other(OtherResource {
+                    kind: other.to_owned(),
+                    line: doc.first_line,
+                }),
+            };
+            resources.push(resource);
+        }
+        Ok(Manifest { resources })
+    }
+
+    /// Every `kind: pipeline` document, in order.
+    pub fn pipelines(&self) -> impl Iterator<Item = &Pipeline> {
+        self.resources.iter().filter_map(|r| match r {
+            Resource::Pipeline(p) => Some(p.as_ref()),
+            _ => None,
+        })
+    }
+
+    /// Every `kind: secret` document, in order.
+    pub fn secrets(&self) -> impl Iterator<Item = &SecretResource> {
+        self.resources.iter().filter_map(|r| match r {
+            Resource::Secret(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// The pipeline named `name` (an empty name matches `default`), or the
+    /// first pipeline when `name` is `None`.
+    pub fn pipeline(&self, name: Option<&str>) -> Option<&Pipeline> {
+        match name {
+            None => self.pipelines().next(),
+            Some(name) => {
+                let name = if name.is_empty() { "default" } else { name };
+                self.pipelines().find(|p| p.display_name() == name)
+            }
+        }
+    }
+
+    /// Drone's lookup: the first pipeline named `name` whose type is `kind_type`
+    /// (an empty type counts as `docker`).
+    pub fn pipeline_of_type(&self, name: &str, kind_type: &str) -> Option<&Pipeline> {
+        let name = if name.is_empty() { "default" } else { name };
+        self.pipelines()
+            .find(|p| p.display_name() == name && p.pipeline_type() == kind_type)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MULTI: &str = "\
+kind: pipeline
+type: docker
+name: build
+
+x-common: &common
+  image: golang:1.22
+  environment:
+    GOFLAGS: -mod=vendor
+
+steps:
+- name: test
+  <<: *common
+  commands: [go test ./...]
+- name: vet
+  <<: *common
+  environment:
+    CGO: 0
+  commands: [go vet ./...]
+---
+kind: secret
+name: token
+get:
+  path: secret/data/ci
+  name: token
+---
+kind: approval
+name: whatever
+---
+kind: pipeline
+type: exec
+name: deploy
+depends_on: [build]
+steps:
+-
+- name: ship
+  commands:
+  - ./ship.sh
+---
+kind: signature
+hmac: abc123
+";
+
+    #[test]
+    fn multi_document_files_parse_into_typed_resources() {
+        let m = Manifest::parse(MULTI).unwrap();
+        assert_eq!(m.resources.len(), 5);
+        assert!(matches!(&m.resources[1], Resource::Secret(s) if s.name == "token"));
+        assert!(
+            matches!(&m.resources[2], Resource::Other(o) if o.kind == "approval" && o.line == 25)
+        );
+        assert!(matches!(&m.resources[4], Resource::Signature(s) if s.hmac == "abc123"));
+        let build = m.pipeline(Some("build")).unwrap();
+        assert_eq!(build.pipeline_type(), "docker");
+        let test = build.steps[0].value.as_ref().unwrap();
+        assert_eq!(test.image, "golang:1.22");
+        assert_eq!(
+            test.environment["GOFLAGS"],
+            EnvValue::Text("-mod=vendor".into())
+        );
+        // An explicit key replaces the merged map as a whole, as in YAML 1.1.
+        let vet = build.steps[1].value.as_ref().unwrap();
+        assert_eq!(vet.environment.len(), 1);
+        assert_eq!(vet.environment["CGO"], EnvValue::Text("0".into()));
+        assert_eq!(build.steps[1].line, 14);
+        let deploy = m.pipeline_of_type("deploy", "exec").unwrap();
+        assert_eq!(deploy.line, 28);
+        assert!(deploy.steps[0].value.is_none(), "null step kept for lint");
+        assert_eq!(deploy.steps[1].line, 35);
+        assert!(m.pipeline_of_type("deploy", "docker").is_none());
+        assert_eq!(m.pipeline(None).unwrap().name, "build");
+    }
+
+    #[test]
+    fn errors_name_document_path_and_line() {
+        let text = "kind: pipeline\nname: a\n---\nkind: pipeline\nname: b\nsteps:\n- name: one\n- name: two\n- name: three\n  depends_on:\n    one: two\n";
+        let err = Manifest::parse(text).unwrap_err();
+        assert_eq!(err.line(), 11);
+        assert_eq!(
+            err.to_string(),
+            "document 2 (line 3): steps[2].depends_on: expected a list of step names, found a map at line 11, column 5"
+        );
+    }
+
+    #[test]
+    fn an_error_in_any_document_fails_the_file() {
+        let text = "kind: pipeline\nname: a\n---\nkind: secret\nname: [x\n";
+        assert!(Manifest::parse(text).is_err());
+    }
+
+    #[test]
+    fn empty_name_and_type_take_drone_defaults() {
+        let m = Manifest::parse("kind: pipeline\nsteps:\n- name: a\n  image: alpine\n").unwrap();
+        let p = m.pipeline(Some("")).unwrap();
+        assert_eq!(p.display_name(), "default");
+        assert!(m.pipeline_of_type("default", "docker").is_some());
+    }
+}

@@ -1,0 +1,497 @@
+//! The only door to the YAML crate (`serde-saphyr`): splitting a stream into
+//! documents, deserializing one document into a typed value, and turning the
+//! crate's errors into [`YamlError`] (path, line, column, plain message).
+//!
+//! Everything else in runnerkit-manifest sees plain serde and the two
+//! wrappers defined here, [`Located`] and [`Verbatim`], so the YAML crate can
+//! be swapped by rewriting this file alone. See `docs/yaml.md` for why
+//! serde-saphyr.
+
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::de::{Deserialize, DeserializeOwned, Deserializer};
+
+/// A YAML document that failed to parse or did not have the expected shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct YamlError {
+    /// Where in the document the problem is, e.g. `steps[2].depends_on`;
+    /// empty for syntax errors and problems at the document root.
+    pub path: String,
+    /// What went wrong, e.g. `expected a list of step names, found a map`.
+    pub message: String,
+    /// 1-based line in the whole file, 0 when unknown.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+}
+
+impl YamlError {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        if !self.path.is_empty() {
+            out.push_str(&self.path);
+            out.push_str(": ");
+        }
+        out.push_str(&self.message);
+        if self.line > 0 {
+            out.push_str(&format!(" at line {}, column {}", self.line, self.column));
+        }
+        out
+    }
+}
+
+/// One document of a multi-document stream, ready to deserialize.
+#[derive(Debug, Clone)]
+pub(crate) struct DocumentText {
+    /// The document's text, preceded by as many empty lines as came before it
+    /// in the file, so that every line and column the YAML crate reports is
+    /// the one the user sees in the file.
+    padded: String,
+    /// 1-based line of the document's first line in the file.
+    pub(crate) first_line: u64,
+}
+
+/// Splits a stream into documents at YAML document markers.
+///
+/// A line that is `---` (alone or followed by a space or tab) starts a new
+/// document; a line that is `...` ends the input, as in Drone. Unlike Drone's
+/// splitter, a line that merely *starts* with `---` (`---foo`) is content:
+/// YAML forbids neither marker inside a scalar at column 0, so this split is
+/// exact. Documents holding only blanks and comments are dropped.
+pub(crate) fn split_documents(text: &str) -> Vec<DocumentText> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut start_line = 1u64;
+    let mut has_content = false;
+    let mut line_no = 0u64;
+    for line in text.split_inclusive('\n') {
+        line_no += 1;
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if is_marker(bare, "...") {
+            break;
+        }
+        if is_marker(bare, "---") {
+            if has_content {
+                docs.push(finish(&current, start_line));
+            }
+            current.clear();
+            has_content = false;
+            start_line = line_no;
+            // The marker stays in the document: `--- !tag` or `--- |` carry content.
+            current.push_str(line);
+            if !bare.trim_start_matches('-').trim().is_empty() {
+                has_content = true;
+            }
+            continue;
+        }
+        let trimmed = bare.trim();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') && !trimmed.starts_with('%') {
+            has_content = true;
+        }
+        current.push_str(line);
+    }
+    if has_content {
+        docs.push(finish(&current, start_line));
+    }
+    docs
+}
+
+fn is_marker(line: &str, marker: &str) -> bool {
+    line.strip_prefix(marker)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+}
+
+fn finish(text: &str, first_line: u64) -> DocumentText {
+    let pad = usize::try_from(first_line.saturating_sub(1)).unwrap_or(0);
+    let mut padded = String::with_capacity(pad + text.len());
+    padded.extend(std::iter::repeat_n('\n', pad));
+    padded.push_str(text);
+    DocumentText { padded, first_line }
+}
+
+thread_local! {
+    /// The text being deserialized on this thread, so [`Verbatim`] can copy a
+    /// scalar's spelling out of it. Set only for the duration of
+    /// [`DocumentText::parse`]; deserialization is synchronous, so the value
+    /// never outlives the call that set it.
+    static SOURCE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+struct SourceGuard;
+
+impl SourceGuard {
+    fn set(text: &str) -> Self {
+        SOURCE.with(|s| *s.borrow_mut() = Some(text.to_owned()));
+        SourceGuard
+    }
+}
+
+impl Drop for SourceGuard {
+    fn drop(&mut self) {
+        SOURCE.with(|s| *s.borrow_mut() = None);
+    }
+}
+
+fn source_slice(offset: u64, len: u64) -> Option<String> {
+    SOURCE.with(|s| {
+        let s = s.borrow();
+        let text = s.as_deref()?;
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        text.get(start..end).map(str::to_owned)
+    })
+}
+
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        // Drone's Go parser turns a null into an empty string.
+        null_as_string: true,
+        // We render our own message; the snippet would repeat the source.
+        with_snippet: false,
+    }
+}
+
+impl DocumentText {
+    /// Deserializes the document into `T`.
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, YamlError> {
+        let _guard = SourceGuard::set(&self.padded);
+        let mut path = String::new();
+        let result =
+            serde_saphyr::with_deserializer_from_str_with_options(&self.padded, options(), |de| {
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    path = e.path().to_string();
+                    e.into_inner()
+                })
+            });
+        result.map_err(|e| convert_error(&e, path))
+    }
+}
+
+/// Parses a whole text as one document (used by tests and small helpers).
+#[cfg(test)]
+pub(crate) fn parse_one<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    finish(text, 1).parse()
+}
+
+fn convert_error(err: &serde_saphyr::Error, path: String) -> YamlError {
+    use serde_saphyr::Error as E;
+    let err = err.without_snippet();
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    // `serde_path_to_error` marks unknown positions with `?` and the root with `.`.
+    let path = match path.as_str() {
+        "." => String::new(),
+        // `Located` wraps list items in a struct whose field is `value`.
+        p => p.trim_end_matches(".?").replace("].value", "]"),
+    };
+    let message = match err {
+        E::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        }
+        | E::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => format!(
+            "expected {expected}, found {}",
+            describe_unexpected(unexpected)
+        ),
+        E::SerdeMissingField { field, .. } => format!("missing field `{field}`"),
+        E::Unexpected { expected, .. } => {
+            format!("expected {}", describe_expected(expected))
+        }
+        E::NullIntoString { .. } => "expected a string, found nothing (null)".to_owned(),
+        other => strip_location(&other.to_string()),
+    };
+    YamlError {
+        path,
+        message,
+        line,
+        column,
+    }
+}
+
+/// serde-saphyr appends ` at line L, column C` to its messages; we print the
+/// location ourselves.
+fn strip_location(message: &str) -> String {
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let message = match message.find(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    let message = match message.find("line ") {
+        Some(0) => message
+            .split_once(": ")
+            .map(|(_, rest)| rest)
+            .unwrap_or(message),
+        _ => message,
+    };
+    message.trim().to_owned()
+}
+
+fn describe_unexpected(unexpected: &str) -> String {
+    match unexpected {
+        "map" => "a map".to_owned(),
+        "sequence" => "a list".to_owned(),
+        "unit value" => "nothing (null)".to_owned(),
+        other => other.replace('`', "").to_owned(),
+    }
+}
+
+fn describe_expected(expected: &str) -> &str {
+    match expected {
+        "sequence start" => "a list",
+        "mapping start" => "a map",
+        "string scalar" => "a string",
+        other => other,
+    }
+}
+
+/// A value with the line and column of the YAML node it came from.
+///
+/// Lint messages use it to point at a step or volume. For a value reached
+/// through an alias or a merge key, the location is where it is *used*.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Located<T> {
+    /// The value.
+    pub value: T,
+    /// 1-based line, 0 when unknown (e.g. a value built in code).
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+}
+
+impl<T> Located<T> {
+    /// A value with no known location.
+    pub fn new(value: T) -> Self {
+        Self {
+            value,
+            line: 0,
+            column: 0,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<T>::deserialize(de)?;
+        Ok(Self {
+            value: spanned.value,
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+        })
+    }
+}
+
+impl<T: serde::Serialize> serde::Serialize for Located<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(s)
+    }
+}
+
+/// A value together with the text it was written as (for scalars).
+///
+/// Drone keeps `environment` values "as written": `1.10` stays `1.10` and
+/// `yes` stays `yes`, where a typed YAML reading would give `1.1` and `true`.
+pub(crate) struct Verbatim<T> {
+    /// The value as the YAML crate typed it.
+    pub(crate) value: T,
+    /// The source text of the node where it is a plain scalar.
+    pub(crate) text: Option<String>,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Verbatim<T> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<T>::deserialize(de)?;
+        let span = spanned.defined.span();
+        let text = match (span.byte_offset(), span.byte_len()) {
+            (Some(offset), Some(len)) if len > 0 && len < 4096 => source_slice(offset, len),
+            _ => None,
+        };
+        Ok(Self {
+            value: spanned.value,
+            text,
+        })
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Verbatim<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verbatim")
+            .field("value", &self.value)
+            .field("text", &self.text)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Doc {
+        kind: String,
+        #[serde(default)]
+        steps: Vec<Step>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Step {
+        name: String,
+        #[serde(default)]
+        image: String,
+        #[serde(default)]
+        privileged: bool,
+        #[serde(default)]
+        depends_on: Vec<String>,
+        #[serde(default)]
+        environment: BTreeMap<String, String>,
+    }
+
+    #[test]
+    fn merge_keys_apply_into_structs_and_explicit_keys_win() {
+        let text = "kind: pipeline\n\
+                    defaults: &defaults\n  image: golang\n  privileged: yes\n  environment: {A: a}\n\
+                    steps:\n\
+                    - <<: *defaults\n  name: one\n\
+                    - <<: *defaults\n  name: two\n  image: rust\n";
+        let doc: Doc = parse_one(text).unwrap();
+        assert_eq!(doc.steps.len(), 2);
+        assert_eq!(doc.steps[0].image, "golang");
+        assert!(doc.steps[0].privileged, "yes is a YAML 1.1 boolean");
+        assert_eq!(doc.steps[0].environment["A"], "a");
+        assert_eq!(doc.steps[1].image, "rust");
+    }
+
+    #[test]
+    fn anchors_and_aliases_resolve() {
+        let text = "kind: pipeline\nsteps:\n- name: &n build\n  depends_on: [*n]\n";
+        let doc: Doc = parse_one(text).unwrap();
+        assert_eq!(doc.steps[0].depends_on, ["build"]);
+    }
+
+    #[test]
+    fn yaml_1_1_booleans() {
+        for (word, want) in [("on", true), ("off", false), ("yes", true), ("no", false)] {
+            let text = format!("kind: pipeline\nsteps:\n- name: a\n  privileged: {word}\n");
+            let doc: Doc = parse_one(&text).unwrap();
+            assert_eq!(doc.steps[0].privileged, want, "{word}");
+        }
+    }
+
+    #[test]
+    fn split_keeps_line_numbers_of_later_documents() {
+        let text = "kind: pipeline\nname: a\n---\nkind: pipeline\nname: b\nsteps:\n- name: x\n  privileged: maybe\n";
+        let docs = split_documents(text);
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].first_line, 3);
+        let err = docs[1].parse::<Doc>().unwrap_err();
+        assert_eq!(err.line, 8);
+        assert_eq!(err.column, 15);
+        assert_eq!(err.path, "steps[0].privileged");
+    }
+
+    #[test]
+    fn split_ignores_empty_documents_and_stops_at_end_marker() {
+        let text = "---\n# only a comment\n---\nkind: a\n--- \nkind: b\n...\nkind: c\n";
+        let docs = split_documents(text);
+        assert_eq!(docs.len(), 2);
+        let kinds: Vec<String> = docs
+            .iter()
+            .map(|d| d.parse::<BTreeMap<String, String>>().unwrap()["kind"].clone())
+            .collect();
+        assert_eq!(kinds, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_line_starting_with_dashes_is_not_a_marker() {
+        let text = "kind: a\nx: |\n  ---\n  y\n";
+        assert_eq!(split_documents(text).len(), 1);
+        assert!(is_marker("---", "---"));
+        assert!(is_marker("--- # c", "---"));
+        assert!(!is_marker("----", "---"));
+        assert!(!is_marker("---foo", "---"));
+    }
+
+    #[test]
+    fn anchors_do_not_cross_documents() {
+        let text = "kind: a\nx: &a 1\n---\nkind: b\ny: *a\n";
+        let docs = split_documents(text);
+        let err = docs[1].parse::<BTreeMap<String, String>>().unwrap_err();
+        assert_eq!(err.line, 5);
+        assert!(err.message.contains("anchor"), "{}", err.message);
+    }
+
+    #[test]
+    fn type_errors_carry_path_line_and_column() {
+        let text = "kind: pipeline\nsteps:\n- name: a\n- name: b\n  depends_on:\n    a: b\n";
+        let err = parse_one::<Doc>(text).unwrap_err();
+        assert_eq!(err.path, "steps[1].depends_on");
+        assert_eq!((err.line, err.column), (6, 5));
+        assert_eq!(err.message, "expected a list");
+        assert_eq!(
+            err.to_string(),
+            "steps[1].depends_on: expected a list at line 6, column 5"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let err =
+            parse_one::<Doc>("kind: pipeline\nsteps:\n- name: a\n  image: \"x\n").unwrap_err();
+        assert_eq!(err.line, 4);
+        assert!(err.message.contains("unclosed quote"), "{}", err.message);
+        assert!(!err.message.contains("line 4"), "{}", err.message);
+    }
+
+    #[test]
+    fn missing_fields_and_duplicate_keys_are_errors() {
+        let err = parse_one::<Doc>("kind: pipeline\nsteps:\n- image: x\n").unwrap_err();
+        assert_eq!(err.path, "steps[0]");
+        assert_eq!(err.message, "missing field `name`");
+        assert_eq!(err.line, 3);
+        let err = parse_one::<Doc>("kind: pipeline\nsteps:\n- name: a\n  name: b\n").unwrap_err();
+        assert_eq!(err.line, 4);
+        assert!(err.message.contains("duplicate"), "{}", err.message);
+    }
+
+    #[test]
+    fn null_is_an_empty_string() {
+        let doc: Doc = parse_one("kind: pipeline\nsteps:\n- name: a\n  image:\n").unwrap();
+        assert_eq!(doc.steps[0].image, "");
+    }
+
+    #[test]
+    fn located_reports_where_a_node_is() {
+        #[derive(Deserialize)]
+        struct D {
+            steps: Vec<Located<Step>>,
+        }
+        let d: D = parse_one("steps:\n- name: a\n-   name: b\n").unwrap();
+        assert_eq!((d.steps[0].line, d.steps[0].column), (2, 3));
+        assert_eq!(d.steps[1].line, 3);
+    }
+
+    #[test]
+    fn verbatim_keeps_the_spelling_of_plain_scalars() {
+        #[derive(Deserialize)]
+        struct D {
+            v: BTreeMap<String, Verbatim<serde_json::Value>>,
+        }
+        let d: D = parse_one("x: &x 010\nv:\n  a: 1.10\n  b: yes\n  c: \"q\"\n  d: *x\n").unwrap();
+        assert_eq!(d.v["a"].text.as_deref(), Some("1.10"));
+        assert_eq!(d.v["b"].text.as_deref(), Some("yes"));
+        assert_eq!(d.v["c"].value, serde_json::json!("q"));
+        assert_eq!(d.v["d"].text.as_deref(), Some("010"));
+    }
+}
