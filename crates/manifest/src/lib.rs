@@ -2,10 +2,13 @@
 //! [`runnerkit_core::Spec`].
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod envsubst;
+mod glob;
 mod model;
 mod values;
 mod yaml;
 
+pub use envsubst::{EnvsubstError, envsubst};
 pub use model::{
     CloneSettings, Concurrency, Conditions, HostVolume, Manifest, MountSpec, OtherResource,
     ParseError, Pipeline, PlatformSpec, Resource, SecretGet, SecretResource, Signature, StepSpec,
