@@ -1,0 +1,237 @@
+//! Bytes to masked [`Line`]s, with a size limit.
+
+use std::sync::Arc;
+
+use runnerkit_core::Line;
+
+use super::Masker;
+
+/// Longest line kept whole; longer output without a newline is cut into
+/// several lines (never inside a secret) so one runaway write cannot hold the
+/// whole log in memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Turns a step's output chunks into masked, numbered lines.
+///
+/// Partial lines are held until their newline (or [`finish`](Self::finish));
+/// `\r\n` ends a line like `\n`. Masking runs over complete lines only, so a
+/// secret split across any two chunks is still masked. Once the step's log
+/// passes `limit` bytes, one marker line says so and later lines are counted
+/// and dropped; [`finish`](Self::finish) then says how many.
+#[derive(Debug)]
+pub struct LineWriter {
+    masker: Arc<Masker>,
+    pending: Vec<u8>,
+    scratch: Vec<u8>,
+    next: u64,
+    limit: usize,
+    written: usize,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+}
+
+impl LineWriter {
+    /// A writer masking with `masker`, keeping at most `limit` bytes of lines.
+    pub fn new(masker: Arc<Masker>, limit: usize) -> Self {
+        Self {
+            masker,
+            pending: Vec::new(),
+            scratch: Vec::new(),
+            next: 0,
+            limit,
+            written: 0,
+            dropped_lines: 0,
+            dropped_bytes: 0,
+        }
+    }
+
+    /// Feeds one chunk; every line it completes goes to `emit`, in order,
+    /// stamped `timestamp`.
+    pub fn write(&mut self, chunk: &[u8], timestamp: u64, emit: &mut impl FnMut(Line)) {
+        match memchr::memrchr(b'\n', chunk) {
+            Some(last) => {
+                let (complete, rest) = chunk.split_at(last + 1);
+                if self.pending.is_empty() {
+                    self.lines(complete, timestamp, emit);
+                } else {
+                    let mut region = std::mem::take(&mut self.pending);
+                    region.extend_from_slice(complete);
+                    self.lines(&region, timestamp, emit);
+                    region.clear();
+                    self.pending = region;
+                }
+                self.pending.extend_from_slice(rest);
+            }
+            None => self.pending.extend_from_slice(chunk),
+        }
+        while self.pending.len() > MAX_LINE {
+            let cut = self.masker.safe_cut(&self.pending, MAX_LINE);
+            let head: Vec<u8> = self.pending.drain(..cut).collect();
+            self.line(&head, timestamp, emit);
+        }
+    }
+
+    /// Ends the stream: a held partial line is emitted, then a note of what
+    /// the limit dropped, if anything.
+    pub fn finish(&mut self, timestamp: u64, emit: &mut impl FnMut(Line)) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.line(&rest, timestamp, emit);
+        }
+        if self.dropped_lines > 0 {
+            let message = format!(
+                "[runnerkit] {} more lines ({} bytes) were dropped by the log limit",
+                self.dropped_lines, self.dropped_bytes
+            );
+            self.push(message, timestamp, emit);
+            self.dropped_lines = 0;
+        }
+    }
+
+    /// Lines emitted so far.
+    pub fn count(&self) -> u64 {
+        self.next
+    }
+
+    /// Masks a region of complete lines at once, then splits it.
+    fn lines(&mut self, region: &[u8], timestamp: u64, emit: &mut impl FnMut(Line)) {
+        let mut masked = std::mem::take(&mut self.scratch);
+        let text = if self.masker.mask_into(region, &mut masked) {
+            &masked[..]
+        } else {
+            region
+        };
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', text) {
+            self.plain_line(&text[start..end], timestamp, emit);
+            start = end + 1;
+        }
+        masked.clear();
+        self.scratch = masked;
+    }
+
+    /// One line that may still hold a secret.
+    fn line(&mut self, raw: &[u8], timestamp: u64, emit: &mut impl FnMut(Line)) {
+        let mut masked = std::mem::take(&mut self.scratch);
+        if self.masker.mask_into(raw, &mut masked) {
+            self.plain_line(&masked, timestamp, emit);
+        } else {
+            self.plain_line(raw, timestamp, emit);
+        }
+        masked.clear();
+        self.scratch = masked;
+    }
+
+    /// One already-masked line, without its `\n`.
+    fn plain_line(&mut self, text: &[u8], timestamp: u64, emit: &mut impl FnMut(Line)) {
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if self.written > self.limit {
+            self.dropped_lines += 1;
+            self.dropped_bytes += text.len() as u64 + 1;
+            return;
+        }
+        self.written += text.len() + 1;
+        if self.written > self.limit {
+            self.dropped_lines += 1;
+            self.dropped_bytes += text.len() as u64 + 1;
+            let message = format!(
+                "[runnerkit] log limit of {} bytes reached: the rest of this step's output is not kept",
+                self.limit
+            );
+            self.push(message, timestamp, emit);
+            return;
+        }
+        self.push(String::from_utf8_lossy(text).into_owned(), timestamp, emit);
+    }
+
+    fn push(&mut self, message: String, timestamp: u64, emit: &mut impl FnMut(Line)) {
+        emit(Line {
+            number: self.next,
+            message,
+            timestamp,
+        });
+        self.next += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(secrets: &[&str], chunks: &[&[u8]], limit: usize) -> Vec<String> {
+        let mut w = LineWriter::new(Arc::new(Masker::new(secrets.iter().copied())), limit);
+        let mut out = Vec::new();
+        let mut emit = |l: Line| {
+            assert_eq!(l.number, out.len() as u64, "lines are numbered in order");
+            out.push(l.message);
+        };
+        for c in chunks {
+            w.write(c, 0, &mut emit);
+        }
+        w.finish(0, &mut emit);
+        out
+    }
+
+    #[test]
+    fn partial_lines_are_held_and_crlf_folds() {
+        let out = run(&[], &[b"he", b"llo\r\nwor", b"ld\n", b"tail"], usize::MAX);
+        assert_eq!(out, ["hello", "world", "tail"]);
+    }
+
+    #[test]
+    fn empty_lines_are_kept() {
+        assert_eq!(run(&[], &[b"a\n\nb\n"], usize::MAX), ["a", "", "b"]);
+    }
+
+    #[test]
+    fn a_secret_split_at_every_byte_position_is_masked() {
+        let secret = "correct-horse-battery";
+        let text = format!("before {secret} after\nnext {secret}\n");
+        for cut in 0..=text.len() {
+            let (a, b) = text.as_bytes().split_at(cut);
+            let out = run(&[secret], &[a, b], usize::MAX);
+            assert_eq!(out, ["before ****** after", "next ******"], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_secret_split_across_three_chunks_is_masked() {
+        let out = run(&["abcdef"], &[b"x ab", b"cd", b"ef y\n"], usize::MAX);
+        assert_eq!(out, ["x ****** y"]);
+    }
+
+    #[test]
+    fn every_line_of_a_multi_line_secret_is_masked() {
+        let key = "line-one\nline-two\n";
+        let out = run(&[key], &[b"line-one\nline-two\nline-three\n"], usize::MAX);
+        assert_eq!(out, ["******", "******", "line-three"]);
+    }
+
+    #[test]
+    fn the_limit_truncates_with_a_marker_and_a_count() {
+        let out = run(&[], &[b"aaaa\nbbbb\ncccc\ndddd\n"], 10);
+        assert_eq!(out.len(), 4);
+        assert_eq!(&out[..2], ["aaaa", "bbbb"]);
+        assert!(out[2].contains("log limit of 10 bytes reached"), "{out:?}");
+        assert!(out[3].contains("2 more lines (10 bytes)"), "{out:?}");
+    }
+
+    #[test]
+    fn overlong_lines_are_cut_but_never_inside_a_secret() {
+        let secret = "s3cr3t-value";
+        let mut text = vec![b'x'; MAX_LINE - 4];
+        text.extend_from_slice(secret.as_bytes());
+        text.extend_from_slice(&[b'y'; 100]);
+        text.extend_from_slice(b"\n");
+        // The first chunk alone is over the line bound, with the secret
+        // straddling the natural cut.
+        let out = run(
+            &[secret],
+            &[&text[..MAX_LINE + 50], &text[MAX_LINE + 50..]],
+            usize::MAX,
+        );
+        assert_eq!(out.len(), 2, "one overlong line becomes two");
+        assert!(out.iter().all(|l| !l.contains("s3cr3t")), "secret leaked");
+        assert!(out[0].ends_with("******"), "the cut moved past the secret");
+    }
+}

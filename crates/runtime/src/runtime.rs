@@ -1,0 +1,484 @@
+//! [`Runtime`]: runs one spec on one engine, with hooks.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures_util::FutureExt;
+use runnerkit_core::{
+    CancellationToken, Engine, ErrorPolicy, Hook, RunPolicy, Snapshot, Spec, StateWriter, Status,
+    StepState,
+};
+use rustc_hash::FxHashMap;
+use tokio::task::{Id, JoinHandle, JoinSet};
+
+use crate::hooks::{HookSet, panic_message};
+use crate::logs::Masker;
+use crate::plan::Plan;
+use crate::step::{Action, StageContext, StepReport, finish_detached, human, run_step};
+use crate::{Error, RuntimeConfig};
+
+/// Runs stages: one [`Spec`] at a time per call, on one [`Engine`], telling
+/// every [`Hook`] what happens.
+///
+/// A `Runtime` is cheap to share: `run` takes `&self`, and one runtime may
+/// run many stages at once (each call has its own state).
+///
+/// # What `run` guarantees
+///
+/// - The spec is checked first (duplicate names, unknown dependencies,
+///   cycles); a refused spec returns [`Error`] and nothing runs, no hook is
+///   called, the engine is not touched.
+/// - Otherwise: `setup` once, steps in declaration order (serial) or as a
+///   DAG, and `destroy` exactly once at the end, whatever happened (step
+///   failures, engine errors and panics, hook errors and panics, cancellation,
+///   timeouts), with its own deadline and a fresh token.
+/// - Every step ends in a final status; the returned [`Snapshot`] is the
+///   final state, the same one the `after` hooks saw.
+///
+/// # Cancel safety
+///
+/// Cancel the token to stop a stage: running steps are killed, the rest
+/// skipped, and the engine torn down. Dropping the future instead aborts the
+/// step tasks without tearing down the engine's resources.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Arc<dyn Engine>,
+    hooks: HookSet,
+    config: RuntimeConfig,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("engine", &self.engine.name())
+            .field("hooks", &self.hooks)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Why the stage stopped starting steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stop {
+    /// The caller cancelled.
+    Cancelled,
+    /// The stage timeout passed.
+    TimedOut,
+    /// A fail-fast step failed: treated like a cancellation.
+    FailFast,
+    /// A step exited 78: the rest is skipped and the stage passes.
+    Exit78,
+    /// A hook could not follow the stage.
+    Hook(String),
+    /// `setup` failed.
+    Setup(String),
+}
+
+impl Runtime {
+    /// A runtime for `engine`, with no hooks and default settings.
+    pub fn new(engine: Arc<dyn Engine>) -> Self {
+        Self {
+            engine,
+            hooks: HookSet::default(),
+            config: RuntimeConfig::default(),
+        }
+    }
+
+    /// Adds a hook; events reach hooks in the order they were added.
+    pub fn with_hook(mut self, hook: Arc<dyn Hook>) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Replaces the settings.
+    pub fn with_config(mut self, config: RuntimeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Runs every step of `spec` and returns the final state.
+    pub async fn run(&self, spec: Arc<Spec>, cancel: CancellationToken) -> Result<Snapshot, Error> {
+        let plan = Plan::new(&spec)?;
+        Ok(self.execute(spec, plan, 0, cancel).await)
+    }
+
+    /// Runs a serial spec from the step at `start` (an index among the steps
+    /// that run, i.e. not counting `never` steps); earlier steps are reported
+    /// `skipped`.
+    pub async fn resume(
+        &self,
+        spec: Arc<Spec>,
+        start: usize,
+        cancel: CancellationToken,
+    ) -> Result<Snapshot, Error> {
+        if !spec.is_serial() {
+            return Err(Error::ResumeNotSerial);
+        }
+        let plan = Plan::new(&spec)?;
+        if start >= plan.len() {
+            return Err(Error::ResumeOutOfRange {
+                start,
+                len: plan.len(),
+            });
+        }
+        Ok(self.execute(spec, plan, start, cancel).await)
+    }
+
+    async fn execute(
+        &self,
+        spec: Arc<Spec>,
+        plan: Plan,
+        start: usize,
+        cancel: CancellationToken,
+    ) -> Snapshot {
+        let steps = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(p, &i)| {
+                let step = &spec.steps[i];
+                let mut st = StepState::pending(p, step.name.clone());
+                st.errignore = step.error_policy == ErrorPolicy::Ignore;
+                st.detached = step.detach;
+                st
+            })
+            .collect();
+        let writer = StateWriter::new(Snapshot::new(steps));
+        let state = writer.reader();
+        let ctx = Arc::new(StageContext {
+            masker: Arc::new(Masker::new(spec.masked_values())),
+            spec,
+            engine: self.engine.clone(),
+            hooks: self.hooks.clone(),
+            writer,
+            state,
+            config: self.config.clone(),
+            token: cancel.child_token(),
+        });
+        let stage_started = SystemTime::now();
+        ctx.writer.update(|s| {
+            s.stage.status = Status::Running;
+            s.stage.started = Some(stage_started);
+        });
+
+        let mut stop = None;
+        if let Err(e) = ctx.hooks.before(&ctx.state).await {
+            stop = Some(Stop::Hook(e));
+        }
+        if stop.is_none() {
+            let setup = AssertUnwindSafe(ctx.engine.setup(&ctx.spec, &ctx.token))
+                .catch_unwind()
+                .await;
+            match setup {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => stop = Some(Stop::Setup(e.to_chain_string())),
+                Err(p) => {
+                    stop = Some(Stop::Setup(format!(
+                        "the engine panicked in setup: {}",
+                        panic_message(&*p)
+                    )))
+                }
+            }
+        }
+        let mut detached = Vec::new();
+        if stop.is_none() {
+            stop = Scheduler::new(&ctx, &plan, start)
+                .run(&cancel, &mut detached)
+                .await;
+        }
+
+        self.destroy(&ctx).await;
+        for (index, handle) in detached {
+            self.drain_detached(&ctx, index, handle).await;
+        }
+        finalize(&ctx, stop.as_ref());
+        if let Err(e) = ctx.hooks.after(&ctx.state).await {
+            ctx.writer.update(|s| {
+                s.stage.error.get_or_insert(e);
+            });
+        }
+        ctx.state.snapshot()
+    }
+
+    /// Tears the stage down with a fresh token and its own deadline.
+    async fn destroy(&self, ctx: &StageContext) {
+        let token = CancellationToken::new();
+        let deadline = self.config.destroy_timeout;
+        let destroy = AssertUnwindSafe(ctx.engine.destroy(&ctx.spec, &token)).catch_unwind();
+        let problem = match tokio::time::timeout(deadline, destroy).await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(e))) => Some(format!("teardown failed: {}", e.to_chain_string())),
+            Ok(Err(p)) => Some(format!(
+                "the engine panicked in destroy: {}",
+                panic_message(&*p)
+            )),
+            Err(_) => {
+                token.cancel();
+                Some(format!(
+                    "teardown did not finish within {}",
+                    human(deadline)
+                ))
+            }
+        };
+        if let Some(problem) = problem {
+            tracing::error!(spec = %ctx.spec.id, "{problem}");
+            ctx.writer.update(|s| {
+                s.stage.error.get_or_insert(problem);
+            });
+        }
+    }
+
+    /// Waits for a detached step's output to end (the engine's teardown ends
+    /// it); past the drain timeout, stops reading and reports what arrived.
+    async fn drain_detached(&self, ctx: &StageContext, index: usize, mut handle: JoinHandle<()>) {
+        if tokio::time::timeout(self.config.drain_timeout, &mut handle)
+            .await
+            .is_err()
+        {
+            handle.abort();
+            tracing::warn!(
+                step = index,
+                "a detached step's output did not end after teardown; stopped reading it"
+            );
+            finish_detached(ctx, index, &[]).await;
+        }
+    }
+}
+
+/// The coordinator of one stage's steps: readiness, policies, limits, and
+/// stop conditions. Step work runs in tasks of its own.
+struct Scheduler<'a> {
+    ctx: &'a Arc<StageContext>,
+    plan: &'a Plan,
+    /// Per dependency group, members not finished yet.
+    remaining: Vec<u32>,
+    /// Ready steps, lowest index first so ties start in declaration order.
+    ready: BinaryHeap<Reverse<u32>>,
+    tasks: JoinSet<StepReport>,
+    task_step: FxHashMap<Id, usize>,
+    failed: bool,
+    stop: Option<Stop>,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(ctx: &'a Arc<StageContext>, plan: &'a Plan, start: usize) -> Self {
+        let remaining = (0..plan.groups() as u32)
+            .map(|g| plan.group_size(g))
+            .collect();
+        let mut s = Self {
+            ctx,
+            plan,
+            remaining,
+            ready: BinaryHeap::new(),
+            tasks: JoinSet::new(),
+            task_step: FxHashMap::default(),
+            failed: false,
+            stop: None,
+        };
+        for p in 0..plan.len() {
+            if p < start {
+                // Resumed past it: skipped, and done for its dependents.
+                ctx.writer.update(|st| st.steps[p].status = Status::Skipped);
+                s.release(p);
+            } else if plan.waits_for(p).is_none() {
+                s.ready.push(Reverse(p as u32));
+            }
+        }
+        s
+    }
+
+    async fn run(
+        mut self,
+        cancel: &CancellationToken,
+        detached: &mut Vec<(usize, JoinHandle<()>)>,
+    ) -> Option<Stop> {
+        let deadline = self
+            .ctx
+            .config
+            .stage_timeout
+            .map(|t| tokio::time::Instant::now() + t);
+        let limit = self
+            .ctx
+            .config
+            .concurrency_limit
+            .unwrap_or(usize::MAX)
+            .max(1);
+        loop {
+            while self.stop.is_none() && self.tasks.len() < limit {
+                let Some(Reverse(p)) = self.ready.pop() else {
+                    break;
+                };
+                self.launch(p as usize);
+            }
+            if self.tasks.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(done) = self.tasks.join_next_with_id() => self.complete(done, detached),
+                () = cancel.cancelled(), if self.stop.is_none() => self.halt(Stop::Cancelled),
+                () = sleep_until(deadline), if self.stop.is_none() => self.halt(Stop::TimedOut),
+            }
+        }
+        self.stop
+    }
+
+    fn launch(&mut self, p: usize) {
+        let spec_index = self.plan.steps[p];
+        let step = &self.ctx.spec.steps[spec_index];
+        let runs = match step.run_policy {
+            RunPolicy::OnSuccess => !self.failed,
+            RunPolicy::OnFailure => self.failed,
+            RunPolicy::Always => true,
+            RunPolicy::Never => false,
+        };
+        let action = if runs { Action::Run } else { Action::Skip };
+        let handle = self
+            .tasks
+            .spawn(run_step(self.ctx.clone(), p, spec_index, action));
+        self.task_step.insert(handle.id(), p);
+    }
+
+    fn complete(
+        &mut self,
+        done: Result<(Id, StepReport), tokio::task::JoinError>,
+        detached: &mut Vec<(usize, JoinHandle<()>)>,
+    ) {
+        let report = match done {
+            Ok((id, report)) => {
+                self.task_step.remove(&id);
+                report
+            }
+            Err(e) => {
+                // Engine and hook panics are caught inside the task; this is
+                // the last line of defence.
+                let index = self.task_step.remove(&e.id()).unwrap_or_default();
+                let msg = format!("the step's task failed: {e}");
+                self.ctx.writer.update(|s| {
+                    let st = &mut s.steps[index];
+                    st.status = Status::Error;
+                    st.exit_code = 255;
+                    st.error = Some(msg);
+                    st.stopped = Some(SystemTime::now());
+                });
+                StepReport {
+                    index,
+                    status: Status::Error,
+                    exit_code: 255,
+                    hook_error: None,
+                    detached: None,
+                }
+            }
+        };
+        let step = &self.ctx.spec.steps[self.plan.steps[report.index]];
+        if let Some(handle) = report.detached {
+            detached.push((report.index, handle));
+        }
+        let fails = match report.status {
+            Status::Error => true,
+            Status::Failure | Status::Killed => step.error_policy != ErrorPolicy::Ignore,
+            _ => false,
+        };
+        self.failed |= fails;
+        if let Some(e) = report.hook_error {
+            self.halt(Stop::Hook(e));
+        }
+        if report.status == Status::Failure && step.error_policy == ErrorPolicy::FailFast {
+            self.halt(Stop::FailFast);
+        }
+        if report.status == Status::Success && report.exit_code == 78 {
+            self.halt(Stop::Exit78);
+        }
+        self.release(report.index);
+    }
+
+    /// Marks step `p` finished for the steps waiting on it.
+    fn release(&mut self, p: usize) {
+        for &g in self.plan.member_of(p) {
+            let left = &mut self.remaining[g as usize];
+            *left -= 1;
+            if *left == 0 {
+                self.ready
+                    .extend(self.plan.waiters(g).iter().map(|&w| Reverse(w)));
+            }
+        }
+    }
+
+    fn halt(&mut self, reason: Stop) {
+        if self.stop.is_some() {
+            return;
+        }
+        if matches!(reason, Stop::Cancelled | Stop::TimedOut | Stop::FailFast) {
+            self.ctx.token.cancel();
+        }
+        self.stop = Some(reason);
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Gives every step a final status and the stage its outcome: the first step
+/// in order that failed the stage decides; else the stop reason; else success.
+fn finalize(ctx: &StageContext, stop: Option<&Stop>) {
+    let now = SystemTime::now();
+    let timeout = ctx.config.stage_timeout.unwrap_or_default();
+    ctx.writer.update(|s| {
+        for st in &mut s.steps {
+            match st.status {
+                Status::Pending => {
+                    st.status = Status::Skipped;
+                    st.stopped = Some(now);
+                }
+                Status::Running => {
+                    // A detached step whose pump was lost, or a step whose
+                    // task could not report: it ended with the stage.
+                    st.status = if st.detached {
+                        Status::Success
+                    } else {
+                        Status::Killed
+                    };
+                    st.exit_code = if st.detached { 0 } else { 137 };
+                    st.stopped = Some(now);
+                }
+                _ => {}
+            }
+        }
+        let stop_message = match stop {
+            Some(Stop::Cancelled) => Some("cancelled".to_owned()),
+            Some(Stop::TimedOut) => Some(format!("stage timed out after {}", human(timeout))),
+            Some(Stop::Hook(e) | Stop::Setup(e)) => Some(e.clone()),
+            Some(Stop::FailFast | Stop::Exit78) | None => None,
+        };
+        let decisive = s.steps.iter().find(|st| st.fails_stage());
+        let (status, exit_code, error) = match (decisive, stop) {
+            (Some(st), _) => match st.status {
+                Status::Killed => (Status::Killed, 137, st.error.clone().or(stop_message)),
+                Status::Error => (Status::Error, 255, st.error.clone()),
+                _ => (Status::Failure, st.exit_code.max(1), None),
+            },
+            (None, Some(Stop::Cancelled | Stop::TimedOut)) => (Status::Killed, 137, stop_message),
+            (None, Some(Stop::Hook(_) | Stop::Setup(_))) => (Status::Error, 255, stop_message),
+            (None, Some(Stop::FailFast | Stop::Exit78) | None) => (Status::Success, 0, None),
+        };
+        s.stage.status = status;
+        s.stage.exit_code = exit_code;
+        s.stage.stopped = Some(now);
+        // A teardown problem recorded earlier stays unless there is a cause
+        // that matters more.
+        if error.is_some() {
+            s.stage.error = error;
+        }
+    });
+}

@@ -1,0 +1,356 @@
+//! One step, from `before_each` to `after_each`, as a task of its own.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::{FutureExt, StreamExt};
+use runnerkit_core::{
+    CancellationToken, Engine, EngineError, ExitState, Line, LogStream, Spec, State, StateWriter,
+    Status, Step, StepDecision, StepState,
+};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::RuntimeConfig;
+use crate::hooks::{HookSet, panic_message};
+use crate::logs::{LineWriter, Masker};
+
+/// What the stage shares with its step tasks.
+pub(crate) struct StageContext {
+    pub(crate) spec: Arc<Spec>,
+    pub(crate) engine: Arc<dyn Engine>,
+    pub(crate) hooks: HookSet,
+    pub(crate) writer: StateWriter,
+    pub(crate) state: State,
+    pub(crate) masker: Arc<Masker>,
+    pub(crate) config: RuntimeConfig,
+    /// Cancelled on a stage cancel, timeout or fail-fast.
+    pub(crate) token: CancellationToken,
+}
+
+/// What the coordinator decided for a step that became ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    Run,
+    /// Skipped by its run policy: reported through `after_each` only.
+    Skip,
+}
+
+/// What a step task tells the coordinator.
+pub(crate) struct StepReport {
+    pub(crate) index: usize,
+    pub(crate) status: Status,
+    pub(crate) exit_code: i32,
+    /// A hook failed: the stage must stop starting steps.
+    pub(crate) hook_error: Option<String>,
+    /// A detached step's log pump, still running.
+    pub(crate) detached: Option<JoinHandle<()>>,
+}
+
+/// How running the step on the engine ended.
+enum Ran {
+    Exited(ExitState),
+    Failed(EngineError),
+    Panicked(String),
+    /// The engine ignored cancellation past the kill grace.
+    Abandoned,
+}
+
+/// A step either ran to its end, or is detached and goes on in the background.
+enum Executed {
+    Ran(Ran),
+    Detached(JoinHandle<()>),
+}
+
+impl StageContext {
+    fn finish(
+        &self,
+        index: usize,
+        status: Status,
+        exit_code: i32,
+        error: Option<String>,
+    ) -> StepState {
+        let now = SystemTime::now();
+        self.writer.update(|s| {
+            let st = &mut s.steps[index];
+            st.status = status;
+            st.exit_code = exit_code;
+            st.stopped = Some(now);
+            if st.started.is_none() {
+                st.started = Some(now);
+            }
+            if error.is_some() {
+                st.error = error;
+            }
+            st.clone()
+        })
+    }
+}
+
+/// Runs (or skips) the step at plan position `index`, spec position `spec_index`.
+pub(crate) async fn run_step(
+    ctx: Arc<StageContext>,
+    index: usize,
+    spec_index: usize,
+    action: Action,
+) -> StepReport {
+    let report = |status, exit_code, hook_error| StepReport {
+        index,
+        status,
+        exit_code,
+        hook_error,
+        detached: None,
+    };
+    if action == Action::Skip {
+        let st = ctx.finish(index, Status::Skipped, 0, None);
+        let hook_error = ctx.hooks.after_each(&ctx.state, &st).await.err();
+        return report(Status::Skipped, 0, hook_error);
+    }
+    let step = &ctx.spec.steps[spec_index];
+    let started = Instant::now();
+    let now = SystemTime::now();
+    let running = ctx.writer.update(|s| {
+        let st = &mut s.steps[index];
+        st.status = Status::Running;
+        st.started = Some(now);
+        st.clone()
+    });
+    match ctx.hooks.before_each(&ctx.state, &running).await {
+        Ok(StepDecision::Run) => {}
+        Ok(StepDecision::Skip) => {
+            let st = ctx.finish(index, Status::Skipped, 0, None);
+            let hook_error = ctx.hooks.after_each(&ctx.state, &st).await.err();
+            return report(Status::Skipped, 0, hook_error);
+        }
+        Err(e) => {
+            ctx.finish(index, Status::Skipped, 0, Some(e.clone()));
+            return report(Status::Skipped, 0, Some(e));
+        }
+    }
+
+    let token = ctx.token.child_token();
+    let limit = step.timeout.or(ctx.config.step_timeout);
+    let mut lines = Vec::new();
+    let mut writer = LineWriter::new(ctx.masker.clone(), ctx.config.log_limit);
+    let (ran, timed_out) = {
+        let work = execute(
+            &ctx,
+            step,
+            &running,
+            &token,
+            started,
+            &mut writer,
+            &mut lines,
+        );
+        let mut work = pin!(AssertUnwindSafe(work).catch_unwind());
+        let deadline = async {
+            match limit {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = &mut work => (r, false),
+            () = deadline => {
+                token.cancel();
+                (work.await, true)
+            }
+        }
+    };
+    let ran = match ran {
+        Ok(Executed::Ran(ran)) => ran,
+        Ok(Executed::Detached(handle)) => {
+            return StepReport {
+                detached: Some(handle),
+                ..report(Status::Running, 0, None)
+            };
+        }
+        Err(panic) => Ran::Panicked(panic_message(&*panic)),
+    };
+    let ts = started.elapsed().as_secs();
+    writer.finish(ts, &mut |line| {
+        ctx.hooks.got_line(&ctx.state, &running, &line);
+        lines.push(line);
+    });
+
+    let cancelled = token.is_cancelled();
+    let (status, exit_code, error) = match ran {
+        _ if timed_out => (
+            Status::Killed,
+            137,
+            Some(format!(
+                "step timed out after {}",
+                human(limit.unwrap_or_default())
+            )),
+        ),
+        Ran::Abandoned => (
+            Status::Killed,
+            137,
+            Some(format!(
+                "the {} engine did not stop the step within {} of its cancellation",
+                ctx.engine.name(),
+                human(ctx.config.kill_grace)
+            )),
+        ),
+        _ if cancelled => (Status::Killed, 137, None),
+        Ran::Exited(exit) if exit.oom_killed => (
+            Status::Failure,
+            137,
+            Some("killed by the out-of-memory killer".to_owned()),
+        ),
+        Ran::Exited(exit) if exit.exit_code == 0 || exit.exit_code == 78 => {
+            (Status::Success, exit.exit_code, None)
+        }
+        Ran::Exited(exit) => (Status::Failure, exit.exit_code, None),
+        Ran::Failed(e) => (Status::Error, 255, Some(e.to_chain_string())),
+        Ran::Panicked(msg) => (
+            Status::Error,
+            255,
+            Some(format!("the {} engine panicked: {msg}", ctx.engine.name())),
+        ),
+    };
+    let st = ctx.finish(index, status, exit_code, error);
+    let logs_error = ctx.hooks.got_logs(&ctx.state, &st, &lines).await.err();
+    let after_error = ctx.hooks.after_each(&ctx.state, &st).await.err();
+    report(status, exit_code, after_error.or(logs_error))
+}
+
+/// Create, start, tail and wait; the log pump runs beside `wait`.
+async fn execute(
+    ctx: &Arc<StageContext>,
+    step: &Step,
+    running: &StepState,
+    token: &CancellationToken,
+    started: Instant,
+    writer: &mut LineWriter,
+    lines: &mut Vec<Line>,
+) -> Executed {
+    let engine = &ctx.engine;
+    let spec = &ctx.spec;
+    let stream = match async {
+        engine.create(spec, step, token).await?;
+        engine.start(spec, step, token).await?;
+        engine.tail(spec, step, token).await
+    }
+    .await
+    {
+        Ok(stream) => stream,
+        Err(e) => return Executed::Ran(Ran::Failed(e)),
+    };
+    if step.detach {
+        let pump = detached_pump(ctx.clone(), running.clone(), stream, started);
+        return Executed::Detached(tokio::spawn(pump));
+    }
+
+    let grace = ctx.config.kill_grace;
+    let wait = async {
+        tokio::select! {
+            r = engine.wait(spec, step, token) => Some(r),
+            () = async { token.cancelled().await; tokio::time::sleep(grace).await } => None,
+        }
+    };
+    let mut wait = pin!(wait);
+    let exit = {
+        let mut pump = pin!(pump(ctx, running, stream, started, writer, lines));
+        let mut pumped = false;
+        let exit = loop {
+            tokio::select! {
+                () = &mut pump, if !pumped => pumped = true,
+                exit = &mut wait => break exit,
+            }
+        };
+        if !pumped
+            && tokio::time::timeout(ctx.config.drain_timeout, &mut pump)
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                step = %step.name,
+                "the log stream did not end within {} after the step exited; the rest is not read",
+                human(ctx.config.drain_timeout)
+            );
+        }
+        exit
+    };
+    Executed::Ran(match exit {
+        Some(Ok(exit)) => Ran::Exited(exit),
+        Some(Err(e)) => Ran::Failed(e),
+        None => Ran::Abandoned,
+    })
+}
+
+/// Reads the stream into lines, handing each to the hooks as it comes.
+async fn pump(
+    ctx: &StageContext,
+    running: &StepState,
+    mut stream: LogStream,
+    started: Instant,
+    writer: &mut LineWriter,
+    lines: &mut Vec<Line>,
+) {
+    let mut emit = |line: Line| {
+        ctx.hooks.got_line(&ctx.state, running, &line);
+        lines.push(line);
+    };
+    while let Some(chunk) = stream.next().await {
+        let ts = started.elapsed().as_secs();
+        match chunk {
+            Ok(bytes) => writer.write(&bytes, ts, &mut emit),
+            Err(e) => {
+                let msg = format!(
+                    "[runnerkit] reading the step's output failed: {}",
+                    e.to_chain_string()
+                );
+                tracing::warn!(step = %running.name, "{msg}");
+                writer.write(b"\n", ts, &mut emit);
+                writer.write(ctx.masker.mask_str(&msg).as_bytes(), ts, &mut emit);
+                writer.write(b"\n", ts, &mut emit);
+                break;
+            }
+        }
+    }
+}
+
+/// A detached step's log pump: reads until the output ends (at the latest
+/// when `destroy` removes the step), then reports the step done.
+async fn detached_pump(
+    ctx: Arc<StageContext>,
+    running: StepState,
+    stream: LogStream,
+    started: Instant,
+) {
+    let mut writer = LineWriter::new(ctx.masker.clone(), ctx.config.log_limit);
+    let mut lines = Vec::new();
+    pump(&ctx, &running, stream, started, &mut writer, &mut lines).await;
+    let ts = started.elapsed().as_secs();
+    writer.finish(ts, &mut |line| {
+        ctx.hooks.got_line(&ctx.state, &running, &line);
+        lines.push(line);
+    });
+    finish_detached(&ctx, running.index, &lines).await;
+}
+
+/// Detached steps end `success`, exit 0: their own exit is not the stage's
+/// business (as in Drone).
+pub(crate) async fn finish_detached(ctx: &StageContext, index: usize, lines: &[Line]) {
+    let st = ctx.finish(index, Status::Success, 0, None);
+    if let Err(e) = ctx.hooks.got_logs(&ctx.state, &st, lines).await {
+        tracing::warn!(step = %st.name, "got_logs failed for a detached step: {e}");
+    }
+    if let Err(e) = ctx.hooks.after_each(&ctx.state, &st).await {
+        tracing::warn!(step = %st.name, "after_each failed for a detached step: {e}");
+    }
+}
+
+/// `90s` → `1m30s`, for messages.
+pub(crate) fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) if d.subsec_millis() > 0 && s < 10 => format!("{:.1}s", d.as_secs_f64()),
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
