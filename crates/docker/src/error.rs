@@ -1,0 +1,157 @@
+//! The crate's [`Error`] (connecting, pruning) and the mapping of Docker API
+//! failures to the [`EngineError`]s the `Engine` calls return.
+//!
+//! "Already gone" and "does not exist" are recognised here, in one place, so
+//! teardown stays idempotent and a missing image is reported as `NotFound`.
+
+use bollard::errors::Error as ApiError;
+use runnerkit_core::{EngineError, EngineErrorKind};
+
+/// The name this engine reports in every [`EngineError`].
+pub(crate) const ENGINE_NAME: &str = "docker";
+
+/// Why connecting to the daemon or pruning failed.
+///
+/// Failures of the six `Engine` calls are [`EngineError`]s instead, as the
+/// trait requires; this type covers what happens outside a stage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `DOCKER_HOST` (or the address given) is not something we can connect
+    /// to: an unknown scheme, or TLS files that cannot be read.
+    #[error("invalid Docker host {address:?}")]
+    InvalidHost {
+        /// The address as given.
+        address: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The daemon at `address` did not answer: it is down, the socket is
+    /// missing, or the ping timed out.
+    #[error("cannot reach the Docker daemon at {address}")]
+    Unreachable {
+        /// The address tried (a socket path or a URL).
+        address: String,
+        /// The transport's error, or the timeout.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A Docker API call failed; `operation` names the call and its object.
+    #[error("{operation}")]
+    Api {
+        /// What was attempted, e.g. `remove network "rk-1"`.
+        operation: String,
+        /// The daemon's answer.
+        #[source]
+        source: ApiError,
+    },
+    /// A local file could not be read (e.g. a test fixture's input).
+    #[error("{operation}")]
+    Io {
+        /// What was attempted, naming the file.
+        operation: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operation stopped because its token was cancelled.
+    #[error("{operation}: cancelled")]
+    Cancelled {
+        /// What was interrupted.
+        operation: String,
+    },
+}
+
+/// A ping or version request that got no answer in time.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer within {0:?}")]
+pub(crate) struct NoAnswer(pub(crate) std::time::Duration);
+
+/// The daemon answered "no such object".
+pub(crate) fn is_not_found(err: &ApiError) -> bool {
+    matches!(
+        err,
+        ApiError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// The request never got an answer from the daemon (the transport failed).
+fn is_transport(err: &ApiError) -> bool {
+    matches!(
+        err,
+        ApiError::HyperResponseError { .. }
+            | ApiError::HttpClientError { .. }
+            | ApiError::IOError { .. }
+            | ApiError::RequestTimeoutError
+            | ApiError::SocketNotFoundError(_)
+    )
+}
+
+/// An [`EngineError`] for a failed API call: `operation` says what was
+/// attempted on which object; the kind follows the daemon's answer.
+pub(crate) fn api_error(operation: impl Into<String>, err: ApiError) -> EngineError {
+    let kind = if is_not_found(&err) {
+        EngineErrorKind::NotFound
+    } else if is_transport(&err) {
+        EngineErrorKind::Unavailable
+    } else {
+        EngineErrorKind::Other
+    };
+    EngineError::new(ENGINE_NAME, kind, operation).with_source(err)
+}
+
+/// An [`EngineError`] of `kind` with no underlying cause.
+pub(crate) fn engine_error(kind: EngineErrorKind, message: impl Into<String>) -> EngineError {
+    EngineError::new(ENGINE_NAME, kind, message)
+}
+
+/// The call was cancelled through its token.
+pub(crate) fn cancelled(operation: impl std::fmt::Display) -> EngineError {
+    engine_error(
+        EngineErrorKind::Cancelled,
+        format!("{operation}: cancelled"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(status_code: u16) -> ApiError {
+        ApiError::DockerResponseServerError {
+            status_code,
+            message: "x".into(),
+        }
+    }
+
+    #[test]
+    fn daemon_answers_map_to_kinds() {
+        assert_eq!(
+            api_error("inspect image \"a\"", server(404)).kind(),
+            EngineErrorKind::NotFound
+        );
+        assert_eq!(
+            api_error("start", server(500)).kind(),
+            EngineErrorKind::Other
+        );
+        assert_eq!(
+            api_error("start", ApiError::RequestTimeoutError).kind(),
+            EngineErrorKind::Unavailable
+        );
+        assert!(!is_not_found(&server(409)));
+    }
+
+    #[test]
+    fn message_names_the_object_once() {
+        let e = api_error("create container \"rk-1-build\"", server(500));
+        assert_eq!(e.to_string(), "docker: create container \"rk-1-build\"");
+        assert!(
+            e.to_chain_string()
+                .ends_with(": Docker responded with status code 500: x")
+        );
+    }
+}

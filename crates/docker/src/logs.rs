@@ -1,0 +1,144 @@
+//! A step's output: copied from the container's attach stream (opened before
+//! the container starts, so no byte is missed) into a buffer the `tail`
+//! stream reads.
+//!
+//! The copy runs in its own task and never waits for the reader: the daemon
+//! writes attached output synchronously, so a reader that lags must not slow
+//! the container down. The buffer is unbounded for that reason; the runtime
+//! reads `tail` while the step runs, so it stays small in practice.
+
+use std::pin::Pin;
+
+use bollard::container::LogOutput;
+use bollard::errors::Error as ApiError;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, stream};
+use runnerkit_core::{CancellationToken, EngineError, LogStream};
+use tokio::sync::mpsc;
+
+use crate::error::api_error;
+
+/// A chunk of output, or the error that ended it.
+pub(crate) type Chunk = Result<Bytes, EngineError>;
+
+/// The attach stream's output, as bollard decodes it.
+pub(crate) type AttachOutput = Pin<Box<dyn Stream<Item = Result<LogOutput, ApiError>> + Send>>;
+
+/// Starts copying `output` (stdout and stderr frames, in the order the
+/// daemon sent them) into a buffer and returns its reading end. The copy
+/// ends with the output, on a read error (passed on), or when `stop` fires.
+pub(crate) fn forward(
+    mut output: AttachOutput,
+    container: String,
+    stop: CancellationToken,
+) -> mpsc::UnboundedReceiver<Chunk> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                biased;
+                next = output.next() => next,
+                () = stop.cancelled() => break,
+            };
+            let chunk = match next {
+                None => break,
+                Some(Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message }))
+                | Some(Ok(LogOutput::Console { message })) => Ok(message),
+                Some(Ok(LogOutput::StdIn { .. })) => continue,
+                Some(Err(e)) => Err(api_error(
+                    format!("read the output of container {container:?}"),
+                    e,
+                )),
+            };
+            let failed = chunk.is_err();
+            if tx.send(chunk).is_err() || failed {
+                break;
+            }
+        }
+        tracing::trace!(%container, "output copy ended");
+    });
+    rx
+}
+
+/// The `tail` stream: `preamble` (pull progress) first, then the buffered
+/// output, ending when the output ends or `cancel` fires.
+pub(crate) fn tail_stream(
+    preamble: Vec<Bytes>,
+    output: mpsc::UnboundedReceiver<Chunk>,
+    cancel: CancellationToken,
+) -> LogStream {
+    let buffered = stream::unfold(output, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let all = stream::iter(preamble.into_iter().map(Ok)).chain(buffered);
+    Box::pin(all.take_until(cancel.cancelled_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(items: Vec<Result<LogOutput, ApiError>>) -> AttachOutput {
+        Box::pin(stream::iter(items))
+    }
+
+    async fn collect(s: LogStream) -> Vec<Result<Bytes, String>> {
+        s.map(|c| c.map_err(|e| e.to_string())).collect().await
+    }
+
+    #[tokio::test]
+    async fn preamble_then_stdout_and_stderr_in_order() {
+        let out = frames(vec![
+            Ok(LogOutput::StdOut {
+                message: Bytes::from("a\n"),
+            }),
+            Ok(LogOutput::StdErr {
+                message: Bytes::from("b\n"),
+            }),
+            Ok(LogOutput::StdOut {
+                message: Bytes::from("c"),
+            }),
+        ]);
+        let rx = forward(out, "c1".into(), CancellationToken::new());
+        let s = tail_stream(vec![Bytes::from("pulled\n")], rx, CancellationToken::new());
+        let got = collect(s).await;
+        let want: Vec<Result<Bytes, String>> = ["pulled\n", "a\n", "b\n", "c"]
+            .into_iter()
+            .map(|s| Ok(Bytes::from(s)))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_read_error_is_passed_on_and_ends_the_stream() {
+        let out = frames(vec![
+            Ok(LogOutput::StdOut {
+                message: Bytes::from("a\n"),
+            }),
+            Err(ApiError::RequestTimeoutError),
+            Ok(LogOutput::StdOut {
+                message: Bytes::from("never\n"),
+            }),
+        ]);
+        let rx = forward(out, "c1".into(), CancellationToken::new());
+        let got = collect(tail_stream(Vec::new(), rx, CancellationToken::new())).await;
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[1].as_ref().unwrap_err(),
+            "docker: read the output of container \"c1\""
+        );
+    }
+
+    #[tokio::test]
+    async fn cancelling_ends_a_stream_that_would_never_end() {
+        let out: AttachOutput = Box::pin(stream::pending());
+        let stop = CancellationToken::new();
+        let rx = forward(out, "c1".into(), stop.clone());
+        let cancel = CancellationToken::new();
+        let s = tail_stream(Vec::new(), rx, cancel.clone());
+        cancel.cancel();
+        assert!(collect(s).await.is_empty());
+        // Stopping the copy drops the sender: a fresh reader sees the end.
+        stop.cancel();
+    }
+}

@@ -1,0 +1,206 @@
+//! Helpers for tests that need a Docker daemon (feature `testing`).
+//!
+//! No registry is reachable where runnerkit is tested, so the test image,
+//! [`TEST_IMAGE`], is built here `FROM scratch` with the host's static
+//! busybox (Debian's `busybox-static`) when the daemon lacks it.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use runnerkit_docker::testing::docker_or_skip;
+//! let Some(engine) = docker_or_skip().await else { return };
+//! # let _ = engine;
+//! # }
+//! ```
+
+use std::path::Path;
+
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use futures_util::StreamExt;
+
+use crate::engine::DockerEngine;
+use crate::error::{Error, is_not_found};
+use crate::labels;
+use crate::teardown;
+
+/// The image the tests run: busybox on `FROM scratch`, every applet linked
+/// into `/bin`.
+pub const TEST_IMAGE: &str = "runnerkit-test:busybox";
+
+/// Set to `1` where a daemon must be present (CI): [`docker_or_skip`] then
+/// fails instead of skipping.
+pub const REQUIRE_DOCKER_ENV: &str = "RUNNERKIT_REQUIRE_DOCKER";
+
+/// Where Debian's static busybox may be installed.
+const BUSYBOX_PATHS: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
+
+/// An engine on the environment's daemon with [`TEST_IMAGE`] present, or
+/// `None` after printing why the test is skipped (no daemon, no busybox).
+///
+/// # Panics
+/// Instead of skipping, when `RUNNERKIT_REQUIRE_DOCKER=1`; and when the
+/// image cannot be built although a daemon answers.
+pub async fn docker_or_skip() -> Option<DockerEngine> {
+    let required = std::env::var(REQUIRE_DOCKER_ENV).is_ok_and(|v| v == "1");
+    let engine = match DockerEngine::connect().await {
+        Ok(engine) => engine,
+        Err(e) => {
+            let reason = error_chain(&e);
+            assert!(
+                !required,
+                "{REQUIRE_DOCKER_ENV}=1 but no Docker daemon: {reason}"
+            );
+            println!("skipped: no Docker daemon ({reason})");
+            return None;
+        }
+    };
+    if let Err(e) = ensure_test_image(&engine).await {
+        let reason = error_chain(&e);
+        assert!(
+            !required,
+            "{REQUIRE_DOCKER_ENV}=1 but the test image is unavailable: {reason}"
+        );
+        println!("skipped: test image {TEST_IMAGE} unavailable ({reason})");
+        return None;
+    }
+    Some(engine)
+}
+
+/// Builds [`TEST_IMAGE`] unless the daemon already has it.
+///
+/// # Errors
+/// No static busybox on this host, or the daemon refused the build.
+pub async fn ensure_test_image(engine: &DockerEngine) -> Result<(), Error> {
+    let docker = engine.docker();
+    match docker.inspect_image(TEST_IMAGE).await {
+        Ok(_) => return Ok(()),
+        Err(e) if is_not_found(&e) => {}
+        Err(source) => {
+            return Err(Error::Api {
+                operation: format!("inspect image {TEST_IMAGE:?}"),
+                source,
+            });
+        }
+    }
+    let busybox = BUSYBOX_PATHS
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::Io {
+            operation: format!(
+                "build {TEST_IMAGE:?}: find a static busybox at {} (package busybox-static)",
+                BUSYBOX_PATHS.join(" or ")
+            ),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
+    let binary = std::fs::read(busybox).map_err(|source| Error::Io {
+        operation: format!("read {}", busybox.display()),
+        source,
+    })?;
+    let dockerfile = b"FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    let context = tar(&[
+        ("Dockerfile", 0o644, dockerfile),
+        ("busybox", 0o755, &binary),
+    ]);
+    let options = BuildImageOptionsBuilder::new()
+        .dockerfile("Dockerfile")
+        .t(TEST_IMAGE)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    let operation = format!("build image {TEST_IMAGE:?}");
+    let mut build = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    while let Some(step) = build.next().await {
+        match step {
+            Ok(info) => {
+                if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                    return Err(Error::Api {
+                        operation,
+                        source: bollard::errors::Error::DockerStreamError { error: detail },
+                    });
+                }
+            }
+            Err(source) => return Err(Error::Api { operation, source }),
+        }
+    }
+    Ok(())
+}
+
+/// Names (`kind name`) of every container, network and volume still
+/// labelled with the stage `stage_id`: empty after a complete `destroy`.
+///
+/// # Errors
+/// The daemon could not list them.
+pub async fn stage_leftovers(engine: &DockerEngine, stage_id: &str) -> Result<Vec<String>, Error> {
+    let found = teardown::list(engine.docker(), &labels::stage_filter(stage_id))
+        .await
+        .map_err(|f| Error::Api {
+            operation: f.operation,
+            source: f.source,
+        })?;
+    Ok(found
+        .into_iter()
+        .map(|o| format!("{} {}", o.kind, o.name))
+        .collect())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// A ustar archive of regular files: the build context.
+fn tar(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    const BLOCK: usize = 512;
+    let mut out = Vec::new();
+    for (name, mode, data) in files {
+        let mut header = [0u8; BLOCK];
+        header[..name.len()].copy_from_slice(name.as_bytes());
+        let mut field = |offset: usize, width: usize, value: u64| {
+            // Octal, zero-padded, NUL-terminated.
+            let text = format!("{value:0w$o}\0", w = width - 1);
+            header[offset..offset + width].copy_from_slice(text.as_bytes());
+        };
+        field(100, 8, u64::from(*mode));
+        field(108, 8, 0);
+        field(116, 8, 0);
+        field(124, 12, data.len() as u64);
+        field(136, 12, 0);
+        header[156] = b'0';
+        header[257..263].copy_from_slice(b"ustar\0");
+        header[263..265].copy_from_slice(b"00");
+        // The checksum is computed with its own field read as spaces.
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+        header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+    }
+    out.resize(out.len() + 2 * BLOCK, 0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tar_headers_are_well_formed() {
+        let archive = tar(&[("a.txt", 0o644, b"hello")]);
+        assert_eq!(archive.len(), 512 * 4);
+        assert_eq!(&archive[..5], b"a.txt");
+        assert_eq!(&archive[124..136], b"00000000005\0");
+        assert_eq!(&archive[512..517], b"hello");
+        let stored = std::str::from_utf8(&archive[148..154]).unwrap();
+        let mut header = archive[..512].to_vec();
+        header[148..156].copy_from_slice(b"        ");
+        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+        assert_eq!(u32::from_str_radix(stored, 8).unwrap(), sum);
+    }
+}
