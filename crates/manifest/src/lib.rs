@@ -2,13 +2,17 @@
 //! [`runnerkit_core::Spec`].
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod conditions;
 mod envsubst;
 mod glob;
+mod lint;
 mod model;
 mod values;
 mod yaml;
 
+pub use conditions::MatchInput;
 pub use envsubst::{EnvsubstError, envsubst};
+pub use lint::{LintError, LintRule, lint, lint_manifest};
 pub use model::{
     CloneSettings, Concurrency, Conditions, HostVolume, Manifest, MountSpec, OtherResource,
     ParseError, Pipeline, PlatformSpec, Resource, SecretGet, SecretResource, Signature, StepSpec,

@@ -1,0 +1,559 @@
+//! The linter (reference §15): every rule of Drone's, all problems at once,
+//! each naming the pipeline, the step and the line where known.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::model::{Manifest, Pipeline, StepSpec};
+
+/// One problem found by [`lint`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LintError {
+    /// The pipeline's name (`default` when it has none).
+    pub pipeline: String,
+    /// The step or service, when the problem is in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// 1-based line of the step or volume, 0 when unknown.
+    pub line: u64,
+    /// Which rule was broken.
+    pub rule: LintRule,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl fmt::Display for LintError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pipeline {:?}", self.pipeline)?;
+        if let Some(step) = &self.step {
+            write!(f, ", step {step:?}")?;
+        }
+        if self.line > 0 {
+            write!(f, " (line {})", self.line)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for LintError {}
+
+/// The rules [`lint`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LintRule {
+    /// A step written as `-` alone.
+    NullStep,
+    /// A step without a name.
+    MissingName,
+    /// A step name over 100 characters.
+    NameTooLong,
+    /// Two steps (or a step and `clone`) with one name.
+    DuplicateName,
+    /// Two pipelines with one name.
+    DuplicatePipeline,
+    /// A Docker step without an image.
+    MissingImage,
+    /// `depends_on` naming no step.
+    UnknownDependency,
+    /// `depends_on` forming a cycle.
+    CyclicalDependency,
+    /// A trusted-only feature in an untrusted repository.
+    Untrusted,
+    /// A volume without a name, with a reserved name, or declared twice.
+    InvalidVolume,
+    /// A mount of a reserved volume, or under `/run/drone`.
+    InvalidMount,
+}
+
+const MAX_NAME: usize = 100;
+const RESERVED_VOLUMES: [&str; 3] = ["workspace", "_workspace", "_docker_socket"];
+
+struct Linter<'a> {
+    pipeline: &'a Pipeline,
+    errors: Vec<LintError>,
+}
+
+impl Linter<'_> {
+    fn push(&mut self, step: Option<&str>, line: u64, rule: LintRule, message: String) {
+        self.errors.push(LintError {
+            pipeline: self.pipeline.display_name().to_owned(),
+            step: step.map(str::to_owned),
+            line,
+            rule,
+            message,
+        });
+    }
+}
+
+/// Lints one pipeline. `trusted` is the repository's trusted flag: without
+/// it, privileged mode, devices, DNS settings, extra hosts, network mode,
+/// shared memory size, host volumes and memory volumes are refused.
+///
+/// Returns every problem found, in file order; empty means clean.
+pub fn lint(pipeline: &Pipeline, trusted: bool) -> Vec<LintError> {
+    let mut l = Linter {
+        pipeline,
+        errors: Vec::new(),
+    };
+    let docker = pipeline.pipeline_type() == "docker";
+    lint_volumes(&mut l, trusted);
+
+    let mut names: BTreeMap<&str, u64> = BTreeMap::new();
+    if !pipeline.clone.disable {
+        names.insert("clone", 0);
+    }
+    for (entry, _service) in pipeline.all_steps() {
+        let line = entry.line;
+        let Some(step) = &entry.value else {
+            l.push(
+                None,
+                line,
+                LintRule::NullStep,
+                "null step (a `-` with nothing after it)".into(),
+            );
+            continue;
+        };
+        let name = step.name.as_str();
+        let label = (!name.is_empty()).then_some(name);
+        if name.is_empty() {
+            l.push(
+                None,
+                line,
+                LintRule::MissingName,
+                "missing step name".into(),
+            );
+        } else if name.chars().count() > MAX_NAME {
+            l.push(
+                label,
+                line,
+                LintRule::NameTooLong,
+                format!("step name cannot exceed {MAX_NAME} characters"),
+            );
+        }
+        if !name.is_empty() {
+            if let Some(&first) = names.get(name) {
+                let at = if first > 0 {
+                    format!(" (first at line {first})")
+                } else {
+                    " (clone is the clone step's name)".to_owned()
+                };
+                l.push(
+                    label,
+                    line,
+                    LintRule::DuplicateName,
+                    format!("duplicate step name {name:?}{at}"),
+                );
+            } else {
+                names.insert(name, line);
+            }
+        }
+        if docker && step.image.trim().is_empty() {
+            l.push(label, line, LintRule::MissingImage, "missing image".into());
+        }
+        if !trusted {
+            lint_untrusted_step(&mut l, label, line, step);
+        }
+        lint_mounts(&mut l, label, line, step);
+    }
+    lint_dependencies(&mut l);
+    l.errors
+}
+
+fn lint_untrusted_step(l: &mut Linter<'_>, label: Option<&str>, line: u64, step: &StepSpec) {
+    let refused = [
+        (step.privileged, "privileged mode"),
+        (!step.devices.is_empty(), "devices"),
+        (!step.dns.is_empty(), "dns"),
+        (!step.dns_search.is_empty(), "dns_search"),
+        (!step.extra_hosts.is_empty(), "extra_hosts"),
+        (!step.network_mode.is_empty(), "network_mode"),
+        (step.shm_size.0 > 0, "shm_size"),
+    ];
+    for (used, what) in refused {
+        if used {
+            l.push(
+                label,
+                line,
+                LintRule::Untrusted,
+                format!("untrusted repositories cannot use {what} (mark the repository trusted)"),
+            );
+        }
+    }
+}
+
+fn lint_mounts(l: &mut Linter<'_>, label: Option<&str>, line: u64, step: &StepSpec) {
+    for mount in step.volumes.iter().chain(&step.devices) {
+        if RESERVED_VOLUMES.contains(&mount.name.as_str()) {
+            l.push(
+                label,
+                line,
+                LintRule::InvalidMount,
+                format!("invalid volume name: {}", mount.name),
+            );
+        }
+        if is_under_run_drone(&mount.path) {
+            l.push(
+                label,
+                line,
+                LintRule::InvalidMount,
+                format!("cannot mount volume at {} (under /run/drone)", mount.path),
+            );
+        }
+    }
+}
+
+/// `path`, cleaned (`.`/`..`/repeated slashes), is `/run/drone` or below.
+fn is_under_run_drone(path: &str) -> bool {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.len() >= 2 && parts[0] == "run" && parts[1] == "drone"
+}
+
+fn lint_volumes(l: &mut Linter<'_>, trusted: bool) {
+    let mut seen = BTreeSet::new();
+    for entry in &l.pipeline.volumes {
+        let (v, line) = (&entry.value, entry.line);
+        let mut problems = Vec::new();
+        if v.name.is_empty() {
+            problems.push((LintRule::InvalidVolume, "missing volume name".to_owned()));
+        } else if RESERVED_VOLUMES.contains(&v.name.as_str()) {
+            problems.push((
+                LintRule::InvalidVolume,
+                format!("invalid volume name: {} (reserved)", v.name),
+            ));
+        } else if !seen.insert(v.name.as_str()) {
+            problems.push((
+                LintRule::InvalidVolume,
+                format!("duplicate volume name: {}", v.name),
+            ));
+        }
+        if !trusted && v.host.is_some() {
+            problems.push((
+                LintRule::Untrusted,
+                format!(
+                    "untrusted repositories cannot mount host volumes ({})",
+                    v.name
+                ),
+            ));
+        }
+        if !trusted && v.temp.as_ref().is_some_and(|t| t.medium == "memory") {
+            problems.push((
+                LintRule::Untrusted,
+                format!(
+                    "untrusted repositories cannot mount in-memory volumes ({})",
+                    v.name
+                ),
+            ));
+        }
+        for (rule, message) in problems {
+            l.push(None, line, rule, message);
+        }
+    }
+}
+
+/// Unknown dependencies, then cycles (each cycle reported once).
+fn lint_dependencies(l: &mut Linter<'_>) {
+    let pipeline = l.pipeline;
+    let steps: Vec<(&StepSpec, u64)> = pipeline
+        .all_steps()
+        .filter_map(|(e, _)| e.value.as_ref().map(|s| (s, e.line)))
+        .filter(|(s, _)| !s.name.is_empty())
+        .collect();
+    let known: BTreeSet<&str> = steps.iter().map(|(s, _)| s.name.as_str()).collect();
+    for (step, line) in &steps {
+        for dep in &step.depends_on {
+            // `clone` is always a valid dependency: with clone disabled Drone drops it.
+            if dep != "clone" && !known.contains(dep.as_str()) {
+                l.push(
+                    Some(&step.name),
+                    *line,
+                    LintRule::UnknownDependency,
+                    format!("unknown step dependency: {} references {dep}", step.name),
+                );
+            }
+        }
+    }
+    // Depth-first search for back edges.
+    let graph: BTreeMap<&str, (&StepSpec, u64)> = steps
+        .iter()
+        .map(|(s, line)| (s.name.as_str(), (*s, *line)))
+        .collect();
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new(); // 1 = on stack, 2 = done
+    let mut reported = BTreeSet::new();
+    for (start, _) in &steps {
+        visit(
+            &start.name,
+            &graph,
+            &mut state,
+            &mut Vec::new(),
+            &mut |cycle| {
+                let mut key: Vec<&str> = cycle.to_vec();
+                key.sort_unstable();
+                if reported.insert(key) {
+                    let first = cycle[0];
+                    let line = graph.get(first).map_or(0, |(_, line)| *line);
+                    let mut path = cycle.join(" -> ");
+                    path.push_str(" -> ");
+                    path.push_str(first);
+                    l.push(
+                        Some(first),
+                        line,
+                        LintRule::CyclicalDependency,
+                        format!("cyclical step dependency: {path}"),
+                    );
+                }
+            },
+        );
+    }
+}
+
+fn visit<'a>(
+    name: &'a str,
+    graph: &BTreeMap<&'a str, (&'a StepSpec, u64)>,
+    state: &mut BTreeMap<&'a str, u8>,
+    stack: &mut Vec<&'a str>,
+    on_cycle: &mut dyn FnMut(&[&'a str]),
+) {
+    match state.get(name) {
+        Some(2) => return,
+        Some(1) => {
+            if let Some(pos) = stack.iter().position(|n| *n == name) {
+                on_cycle(&stack[pos..]);
+            }
+            return;
+        }
+        _ => {}
+    }
+    let Some((step, _)) = graph.get(name) else {
+        return;
+    };
+    state.insert(name, 1);
+    stack.push(name);
+    for dep in &step.depends_on {
+        if let Some((key, _)) = graph.get_key_value(dep.as_str()) {
+            visit(key, graph, state, stack, on_cycle);
+        }
+    }
+    stack.pop();
+    state.insert(name, 2);
+}
+
+/// Lints what spans pipelines: two pipelines with one name.
+pub fn lint_manifest(manifest: &Manifest) -> Vec<LintError> {
+    let mut seen = BTreeMap::new();
+    let mut errors = Vec::new();
+    for p in manifest.pipelines() {
+        if let Some(first) = seen.insert(p.display_name(), p.line) {
+            errors.push(LintError {
+                pipeline: p.display_name().to_owned(),
+                step: None,
+                line: p.line,
+                rule: LintRule::DuplicatePipeline,
+                message: format!("duplicate pipeline name (first at line {first})"),
+            });
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lint_text(text: &str, trusted: bool) -> Vec<LintError> {
+        let m = Manifest::parse(text).unwrap();
+        lint(m.pipeline(None).unwrap(), trusted)
+    }
+
+    fn rules(errors: &[LintError]) -> Vec<LintRule> {
+        errors.iter().map(|e| e.rule).collect()
+    }
+
+    const HEAD: &str = "kind: pipeline\ntype: docker\nname: ci\n";
+
+    #[test]
+    fn clean_pipeline_has_no_errors() {
+        let text = format!(
+            "{HEAD}steps:\n- name: a\n  image: alpine\n- name: b\n  image: alpine\n  depends_on: [a, clone]\n"
+        );
+        assert_eq!(lint_text(&text, false), []);
+    }
+
+    #[test]
+    fn null_step() {
+        let e = lint_text(&format!("{HEAD}steps:\n-\n- name: a\n  image: x\n"), true);
+        assert_eq!(rules(&e), [LintRule::NullStep]);
+        assert_eq!(e[0].line, 5);
+    }
+
+    #[test]
+    fn missing_name() {
+        let e = lint_text(&format!("{HEAD}steps:\n- image: x\n"), true);
+        assert_eq!(rules(&e), [LintRule::MissingName]);
+    }
+
+    #[test]
+    fn name_too_long() {
+        let name = "n".repeat(101);
+        let e = lint_text(&format!("{HEAD}steps:\n- name: {name}\n  image: x\n"), true);
+        assert_eq!(rules(&e), [LintRule::NameTooLong]);
+        let ok = "n".repeat(100);
+        assert_eq!(
+            lint_text(&format!("{HEAD}steps:\n- name: {ok}\n  image: x\n"), true),
+            []
+        );
+    }
+
+    #[test]
+    fn duplicate_names_across_services_steps_and_clone() {
+        let text = format!(
+            "{HEAD}services:\n- name: db\n  image: x\nsteps:\n- name: db\n  image: x\n- name: clone\n  image: x\n"
+        );
+        let e = lint_text(&text, true);
+        assert_eq!(
+            rules(&e),
+            [LintRule::DuplicateName, LintRule::DuplicateName]
+        );
+        assert_eq!(e[0].step.as_deref(), Some("db"));
+        assert_eq!(e[0].line, 8);
+        assert!(e[0].message.contains("first at line 5"), "{}", e[0].message);
+        let disabled =
+            format!("{HEAD}clone:\n  disable: true\nsteps:\n- name: clone\n  image: x\n");
+        assert_eq!(lint_text(&disabled, true), []);
+    }
+
+    #[test]
+    fn missing_image_only_for_docker() {
+        let e = lint_text(
+            &format!("{HEAD}steps:\n- name: a\n  commands: [ls]\n"),
+            true,
+        );
+        assert_eq!(rules(&e), [LintRule::MissingImage]);
+        let exec = "kind: pipeline\ntype: exec\nsteps:\n- name: a\n  commands: [ls]\n";
+        assert_eq!(lint_text(exec, true), []);
+    }
+
+    #[test]
+    fn unknown_dependency() {
+        let e = lint_text(
+            &format!("{HEAD}steps:\n- name: a\n  image: x\n  depends_on: [nope]\n"),
+            true,
+        );
+        assert_eq!(rules(&e), [LintRule::UnknownDependency]);
+        assert_eq!(e[0].message, "unknown step dependency: a references nope");
+    }
+
+    #[test]
+    fn cyclical_dependencies_self_and_longer() {
+        let e = lint_text(
+            &format!("{HEAD}steps:\n- name: a\n  image: x\n  depends_on: [a]\n"),
+            true,
+        );
+        assert_eq!(rules(&e), [LintRule::CyclicalDependency]);
+        let text = format!(
+            "{HEAD}steps:\n- name: a\n  image: x\n  depends_on: [c]\n- name: b\n  image: x\n  depends_on: [a]\n- name: c\n  image: x\n  depends_on: [b]\n"
+        );
+        let e = lint_text(&text, true);
+        assert_eq!(rules(&e), [LintRule::CyclicalDependency]);
+        assert_eq!(e[0].message, "cyclical step dependency: a -> c -> b -> a");
+    }
+
+    #[test]
+    fn forward_references_without_cycles_are_fine() {
+        let text = format!(
+            "{HEAD}steps:\n- name: a\n  image: x\n  depends_on: [b]\n- name: b\n  image: x\n"
+        );
+        assert_eq!(lint_text(&text, true), []);
+    }
+
+    #[test]
+    fn trusted_only_step_features() {
+        let text = format!(
+            "{HEAD}volumes:\n- name: dev\n  host: {{path: /dev/kvm}}\nsteps:\n- name: a\n  image: x\n  privileged: true\n  devices: [{{name: dev, path: /dev/kvm}}]\n  dns: [1.1.1.1]\n  dns_search: [x]\n  extra_hosts: [\"a:1.2.3.4\"]\n  network_mode: host\n  shm_size: 1gb\n"
+        );
+        let e = lint_text(&text, false);
+        assert_eq!(e.len(), 8, "{e:#?}");
+        assert!(e.iter().all(|e| e.rule == LintRule::Untrusted));
+        for what in [
+            "privileged",
+            "devices",
+            "dns",
+            "dns_search",
+            "extra_hosts",
+            "network_mode",
+            "shm_size",
+            "host volumes",
+        ] {
+            assert!(e.iter().any(|e| e.message.contains(what)), "{what}");
+        }
+        assert_eq!(lint_text(&text, true), []);
+    }
+
+    #[test]
+    fn memory_volumes_are_trusted_only() {
+        let text = format!(
+            "{HEAD}volumes:\n- name: ram\n  temp: {{medium: memory}}\n- name: disk\n  temp: {{}}\nsteps:\n- name: a\n  image: x\n"
+        );
+        let e = lint_text(&text, false);
+        assert_eq!(rules(&e), [LintRule::Untrusted]);
+        assert_eq!(e[0].line, 5);
+        assert_eq!(lint_text(&text, true), []);
+    }
+
+    #[test]
+    fn volume_names() {
+        let text = format!(
+            "{HEAD}volumes:\n- temp: {{}}\n- name: workspace\n  temp: {{}}\n- name: c\n  temp: {{}}\n- name: c\n  temp: {{}}\nsteps:\n- name: a\n  image: x\n"
+        );
+        let e = lint_text(&text, true);
+        assert_eq!(rules(&e), [LintRule::InvalidVolume; 3]);
+    }
+
+    #[test]
+    fn reserved_mounts_and_run_drone() {
+        let text = format!(
+            "{HEAD}steps:\n- name: a\n  image: x\n  volumes:\n  - name: _docker_socket\n    path: /var/run/docker.sock\n  - name: c\n    path: /run/./drone/x\n"
+        );
+        let e = lint_text(&text, true);
+        assert_eq!(rules(&e), [LintRule::InvalidMount, LintRule::InvalidMount]);
+        assert!(!is_under_run_drone("/run/dronex"));
+        assert!(is_under_run_drone("/run/drone"));
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once_with_pipeline_and_step() {
+        let text = format!(
+            "{HEAD}steps:\n- name: a\n  privileged: true\n- name: a\n  image: x\n  depends_on: [z]\n"
+        );
+        let e = lint_text(&text, false);
+        assert_eq!(
+            rules(&e),
+            [
+                LintRule::MissingImage,
+                LintRule::Untrusted,
+                LintRule::DuplicateName,
+                LintRule::UnknownDependency
+            ]
+        );
+        assert_eq!(
+            e[0].to_string(),
+            "pipeline \"ci\", step \"a\" (line 5): missing image"
+        );
+    }
+
+    #[test]
+    fn duplicate_pipelines() {
+        let m = Manifest::parse("kind: pipeline\nname: a\n---\nkind: pipeline\nname: a\n").unwrap();
+        let e = lint_manifest(&m);
+        assert_eq!(rules(&e), [LintRule::DuplicatePipeline]);
+        assert_eq!(e[0].line, 3);
+    }
+}
