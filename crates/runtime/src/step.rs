@@ -176,6 +176,7 @@ pub(crate) async fn run_step(
     });
 
     let cancelled = token.is_cancelled();
+    let oom = matches!(ran, Ran::Exited(exit) if exit.oom_killed);
     let (status, exit_code, error) = match ran {
         _ if timed_out => (
             Status::Killed,
@@ -195,7 +196,7 @@ pub(crate) async fn run_step(
             )),
         ),
         _ if cancelled => (Status::Killed, 137, None),
-        Ran::Exited(exit) if exit.oom_killed => (
+        Ran::Exited(_) if oom => (
             Status::Failure,
             137,
             Some("killed by the out-of-memory killer".to_owned()),
@@ -211,7 +212,13 @@ pub(crate) async fn run_step(
             Some(format!("the {} engine panicked: {msg}", ctx.engine.name())),
         ),
     };
-    let st = ctx.finish(index, status, exit_code, error);
+    let mut st = ctx.finish(index, status, exit_code, error);
+    if oom {
+        st = ctx.writer.update(|s| {
+            s.steps[index].oom_killed = true;
+            s.steps[index].clone()
+        });
+    }
     let logs_error = ctx.hooks.got_logs(&ctx.state, &st, &lines).await.err();
     let after_error = ctx.hooks.after_each(&ctx.state, &st).await.err();
     report(status, exit_code, after_error.or(logs_error))
