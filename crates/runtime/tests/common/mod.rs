@@ -1,12 +1,15 @@
 //! A hook that records every event, for assertions on order.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use runnerkit_core::{Hook, HookError, Line, State, Status, StepDecision, StepState};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Event {
     Before,
     BeforeEach(String),
@@ -20,6 +23,9 @@ pub enum Event {
 pub struct Recorder {
     pub events: Mutex<Vec<Event>>,
     pub running: Mutex<(usize, usize)>,
+    /// Virtual time of each step's before_each and after_each.
+    pub started_at: Mutex<HashMap<String, Instant>>,
+    pub ended_at: Mutex<HashMap<String, Instant>>,
     pub skip: Vec<String>,
     pub fail_before_each: Option<String>,
     pub panic_before_each: Option<String>,
@@ -68,6 +74,10 @@ impl Hook for Recorder {
             "before_each sees the step running"
         );
         self.push(Event::BeforeEach(step.name.clone()));
+        self.started_at
+            .lock()
+            .unwrap()
+            .insert(step.name.clone(), Instant::now());
         if self.panic_before_each.as_deref() == Some(&step.name) {
             panic!("recorder told to panic");
         }
@@ -91,6 +101,10 @@ impl Hook for Recorder {
             self.running.lock().unwrap().0 -= 1;
         }
         self.push(Event::AfterEach(step.name.clone(), step.status));
+        self.ended_at
+            .lock()
+            .unwrap()
+            .insert(step.name.clone(), Instant::now());
         Ok(())
     }
     async fn after(&self, state: &State) -> Result<(), HookError> {
