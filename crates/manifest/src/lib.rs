@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod conditions;
+pub mod environ;
 mod envsubst;
 mod glob;
 mod lint;
