@@ -455,19 +455,21 @@ mod tests {
 
     #[test]
     fn failing_stages_and_steps_are_listed() {
-        let mut build = Build::default();
-        build.stages = vec![
-            Stage {
-                name: "a".into(),
-                status: Status::Failure,
-                ..Stage::default()
-            },
-            Stage {
-                name: "b".into(),
-                status: Status::Success,
-                ..Stage::default()
-            },
-        ];
+        let build = Build {
+            stages: vec![
+                Stage {
+                    name: "a".into(),
+                    status: Status::Failure,
+                    ..Stage::default()
+                },
+                Stage {
+                    name: "b".into(),
+                    status: Status::Success,
+                    ..Stage::default()
+                },
+            ],
+            ..Build::default()
+        };
         let env = build_environ(&build);
         assert_eq!(env["DRONE_BUILD_STATUS"], "failure");
         assert_eq!(env["DRONE_FAILED_STAGES"], "a");

@@ -8,6 +8,8 @@ mod envsubst;
 mod glob;
 mod lint;
 mod model;
+mod registry;
+mod secrets;
 mod values;
 mod yaml;
 
@@ -18,6 +20,14 @@ pub use model::{
     CloneSettings, Concurrency, Conditions, HostVolume, Manifest, MountSpec, OtherResource,
     ParseError, Pipeline, PlatformSpec, Resource, SecretGet, SecretResource, Signature, StepSpec,
     TempVolume, VolumeSpec, WorkspaceSpec,
+};
+pub use registry::{
+    CombinedRegistries, DockerConfig, RegistryError, RegistryProvider, StaticRegistries,
+    find_credentials, image_registry, normalize_host,
+};
+pub use secrets::{
+    CombinedSecrets, EnvSecrets, SecretError, SecretProvider, SecretRequest, ServerSecrets,
+    StaticSecrets,
 };
 pub use values::{ByteSize, Condition, EnvValue, SettingValue};
 pub use yaml::{Located, YamlError};
