@@ -99,6 +99,7 @@ async fn handle(
                 .collect(),
             body: body.clone(),
             status: None,
+            received: Instant::now(),
         });
         requests.len() - 1
     };

@@ -151,6 +151,9 @@ pub struct RecordedRequest {
     /// The status answered; `None` while in progress or when the connection
     /// was dropped without an answer.
     pub status: Option<u16>,
+    /// When it arrived, on Tokio's clock (so a paused clock in tests gives
+    /// exact, virtual times).
+    pub received: tokio::time::Instant,
 }
 
 impl RecordedRequest {
