@@ -44,13 +44,23 @@ impl Engine for NoopEngine {
     async fn start(&self, _: &Spec, _: &Step, _: &CancellationToken) -> Result<(), EngineError> {
         Ok(())
     }
-    async fn tail(&self, _: &Spec, _: &Step, _: &CancellationToken) -> Result<LogStream, EngineError> {
+    async fn tail(
+        &self,
+        _: &Spec,
+        _: &Step,
+        _: &CancellationToken,
+    ) -> Result<LogStream, EngineError> {
         let chunks = std::iter::repeat_n(self.line.clone(), self.lines).map(Ok);
         let s: Pin<Box<dyn futures_core::Stream<Item = Result<Bytes, EngineError>> + Send>> =
             Box::pin(stream::iter(chunks));
         Ok(s)
     }
-    async fn wait(&self, _: &Spec, _: &Step, _: &CancellationToken) -> Result<ExitState, EngineError> {
+    async fn wait(
+        &self,
+        _: &Spec,
+        _: &Step,
+        _: &CancellationToken,
+    ) -> Result<ExitState, EngineError> {
         Ok(ExitState::code(0))
     }
     async fn destroy(&self, _: &Spec, _: &CancellationToken) -> Result<(), EngineError> {
@@ -103,7 +113,9 @@ impl Workload {
                     Self::Layered => Vec::new(),
                     Self::Random if i > 0 => {
                         let k = (next() % 4) as usize;
-                        let mut deps: Vec<String> = (0..k).map(|_| names[(next() % i as u64) as usize].clone()).collect();
+                        let mut deps: Vec<String> = (0..k)
+                            .map(|_| names[(next() % i as u64) as usize].clone())
+                            .collect();
                         deps.sort();
                         deps.dedup();
                         deps
@@ -143,7 +155,13 @@ fn runtime_for(lines: usize) -> Runtime {
 fn measure(rt: &tokio::runtime::Runtime, w: Workload, n: usize, lines: usize) -> Duration {
     let spec = Arc::new(w.spec(n));
     let runtime = runtime_for(lines);
-    let runs = if n >= 10_000 { 5 } else if n >= 1_000 { 11 } else { 51 };
+    let runs = if n >= 10_000 {
+        5
+    } else if n >= 1_000 {
+        11
+    } else {
+        51
+    };
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let t = Instant::now();
@@ -187,20 +205,38 @@ fn memory(rt: &tokio::runtime::Runtime) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    // RK_BENCH_THREADS=1 measures on a current-thread runtime.
+    let threads: usize = std::env::var("RK_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2);
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime");
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "memory") {
         memory(&rt);
         return;
     }
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-')).cloned();
-    println!("| workload | log lines/step | N=100 µs/step | N=1,000 µs/step | N=10,000 µs/step | growth 1k→10k |");
+    println!(
+        "| workload | log lines/step | N=100 µs/step | N=1,000 µs/step | N=10,000 µs/step | growth 1k→10k |"
+    );
     println!("|---|---|---|---|---|---|");
-    for w in [Workload::Chain, Workload::FanOut, Workload::Layered, Workload::Random] {
+    for w in [
+        Workload::Chain,
+        Workload::FanOut,
+        Workload::Layered,
+        Workload::Random,
+    ] {
         if filter.as_deref().is_some_and(|f| !w.name().contains(f)) {
             continue;
         }
