@@ -1,0 +1,939 @@
+//! Compiling a `type: docker` or `type: exec` pipeline into a
+//! [`runnerkit_core::Spec`] (reference §7-§9, §13-§14, §16).
+
+mod script;
+mod settings;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use runnerkit_core::drone::{Build, Netrc, Repo, Stage, System};
+use runnerkit_core::{
+    Device, ErrorPolicy, Mount, Platform, PullPolicy, RegistryAuth, Resources, RunPolicy, Script,
+    Secret, SecretVar, Spec, Step, Volume, VolumeSource, Workspace,
+};
+
+use crate::conditions::MatchInput;
+use crate::environ::{self, Environ};
+use crate::model::{Pipeline, StepSpec};
+use crate::registry::{CombinedRegistries, DockerConfig, RegistryError, RegistryProvider};
+use crate::secrets::{CombinedSecrets, SecretError, SecretProvider, SecretRequest};
+use crate::values::{EnvValue, SettingValue};
+
+/// Why a pipeline could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The pipeline's type is not `docker` or `exec`.
+    #[error(
+        "pipeline {pipeline:?}: type {kind_type:?} cannot be compiled here (docker and exec can)"
+    )]
+    UnsupportedType {
+        /// The pipeline.
+        pipeline: String,
+        /// Its type.
+        kind_type: String,
+    },
+    /// A secret provider failed (not "not found", which is a warning).
+    #[error("pipeline {pipeline:?}: {source}")]
+    Secret {
+        /// The pipeline.
+        pipeline: String,
+        /// The provider's error.
+        #[source]
+        source: SecretError,
+    },
+    /// A registry credential source failed, or an `image_pull_secrets`
+    /// value is not a Docker `config.json`.
+    #[error("pipeline {pipeline:?}: {source}")]
+    Registry {
+        /// The pipeline.
+        pipeline: String,
+        /// What failed.
+        #[source]
+        source: RegistryError,
+    },
+}
+
+/// Something the user should see but that does not stop the stage: a
+/// `from_secret` nobody knows, a mount of an undeclared volume.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CompileWarning {
+    /// The step it concerns; `None` for the whole stage. Runners print it
+    /// at the top of that step's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// What happened.
+    pub message: String,
+}
+
+/// The result of [`Compiler::compile`].
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// What the engine runs.
+    pub spec: Spec,
+    /// Problems that did not stop the compile, in step order.
+    pub warnings: Vec<CompileWarning>,
+}
+
+impl Compiled {
+    /// The warnings of one step, to print at the top of its log.
+    pub fn warnings_for<'a>(&'a self, step: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.warnings
+            .iter()
+            .filter(move |w| w.step.as_deref() == Some(step))
+            .map(|w| w.message.as_str())
+    }
+}
+
+/// Everything about one run of a stage that is not in the YAML.
+#[derive(Clone)]
+pub struct CompileContext {
+    /// Unique id of this run; becomes `Spec.id`, and step ids are `{spec_id}-{n}`.
+    pub spec_id: String,
+    /// The build.
+    pub build: Build,
+    /// The repository.
+    pub repo: Repo,
+    /// The stage.
+    pub stage: Stage,
+    /// The server.
+    pub system: System,
+    /// Clone credentials.
+    pub netrc: Option<Netrc>,
+    /// Where `from_secret` and `image_pull_secrets` values come from.
+    pub secrets: Arc<dyn SecretProvider>,
+    /// Registry credentials beyond `image_pull_secrets`.
+    pub registries: Arc<dyn RegistryProvider>,
+    /// The runner's global environment (lowest precedence; envsubst sees it too).
+    pub environ: Environ,
+    /// A host directory to use as the workspace (`runnerkit exec` passes the
+    /// pipeline file's directory): container engines bind-mount it, the host
+    /// engine runs steps in it.
+    pub host_workspace: Option<String>,
+    /// Add a clone step (unless the pipeline disables it). `false` when the
+    /// source is already in place, as with `runnerkit exec`.
+    pub clone: bool,
+    /// Unix seconds used for the `io.drone.created`/`expires` labels; 0 = now.
+    pub now: i64,
+}
+
+impl Default for CompileContext {
+    fn default() -> Self {
+        Self {
+            spec_id: String::new(),
+            build: Build::default(),
+            repo: Repo::default(),
+            stage: Stage::default(),
+            system: System::default(),
+            netrc: None,
+            secrets: Arc::new(CombinedSecrets::new()),
+            registries: Arc::new(CombinedRegistries::new()),
+            environ: Environ::new(),
+            host_workspace: None,
+            clone: true,
+            now: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for CompileContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompileContext")
+            .field("spec_id", &self.spec_id)
+            .field("repo", &self.repo)
+            .field("stage", &self.stage.name)
+            .field("netrc", &self.netrc)
+            .field("host_workspace", &self.host_workspace)
+            .field("clone", &self.clone)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompileContext {
+    /// The variables envsubst substitutes for this run (reference §11).
+    pub fn substitution_environ(&self) -> Environ {
+        environ::substitution_environ(
+            &self.environ,
+            &self.system,
+            &self.repo,
+            &self.build,
+            &self.stage,
+        )
+    }
+
+    fn match_input(&self) -> MatchInput<'_> {
+        MatchInput {
+            build: &self.build,
+            repo: &self.repo,
+            system: &self.system,
+        }
+    }
+}
+
+/// Runner-wide compile settings (Drone's `DRONE_RUNNER_*` knobs).
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    /// Image of the Docker clone step (`DRONE_RUNNER_CLONE_IMAGE`).
+    pub clone_image: String,
+    /// Images made privileged automatically when used as plain plugins (§9.4).
+    pub privileged_images: Vec<String>,
+    /// Give the netrc variables to the clone step only (`DRONE_NETRC_CLONE_ONLY`).
+    pub netrc_clone_only: bool,
+    /// Limits applied where a step sets none (`DRONE_MEMORY_LIMIT`, `DRONE_CPU_*`...).
+    pub default_resources: Resources,
+    /// Extra labels put on everything the engine creates.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for Compiler {
+    fn default() -> Self {
+        Self {
+            clone_image: "drone/git:latest".into(),
+            privileged_images: [
+                "plugins/docker",
+                "plugins/acr",
+                "plugins/ecr",
+                "plugins/gcr",
+                "plugins/heroku",
+                "plugins/gar",
+            ]
+            .map(String::from)
+            .to_vec(),
+            netrc_clone_only: false,
+            default_resources: Resources::default(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+const DEFAULT_BASE: &str = "/drone/src";
+
+/// Paths a workspace may not be (§14): exactly these, or below the second list.
+const RESTRICTED_EXACT: [&str; 3] = ["/", "/etc", "/var"];
+const RESTRICTED_TREES: [&str; 13] = [
+    "/etc/docker",
+    "/var/run",
+    "/proc",
+    "/usr/local/bin",
+    "/usr/local/sbin",
+    "/usr/bin",
+    "/bin",
+    "/mnt",
+    "/mount",
+    "/media",
+    "/sys",
+    "/dev",
+    "/run/drone",
+];
+
+fn is_restricted(path: &str) -> bool {
+    let lower = path.to_lowercase();
+    let clean = lower.trim_end_matches('/');
+    let clean = if clean.is_empty() { "/" } else { clean };
+    RESTRICTED_EXACT.contains(&clean)
+        || RESTRICTED_TREES
+            .iter()
+            .any(|t| clean == *t || clean.starts_with(&format!("{t}/")))
+}
+
+/// Go's duration format for whole minutes: `1h0m0s`, `30m0s`, `0s`.
+fn go_duration(minutes: i64) -> String {
+    if minutes <= 0 {
+        return "0s".into();
+    }
+    let (h, m) = (minutes / 60, minutes % 60);
+    if h > 0 {
+        format!("{h}h{m}m0s")
+    } else {
+        format!("{m}m0s")
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Secrets looked up once per name for the whole stage.
+struct SecretCache<'a> {
+    ctx: &'a CompileContext,
+    pipeline: String,
+    found: BTreeMap<String, Option<String>>,
+}
+
+impl SecretCache<'_> {
+    fn get(&mut self, name: &str) -> Result<Option<String>, CompileError> {
+        if let Some(v) = self.found.get(name) {
+            return Ok(v.clone());
+        }
+        let value = self
+            .ctx
+            .secrets
+            .find(&SecretRequest {
+                name,
+                build: &self.ctx.build,
+                repo: &self.ctx.repo,
+            })
+            .map_err(|source| CompileError::Secret {
+                pipeline: self.pipeline.clone(),
+                source,
+            })?
+            .filter(|v| !v.is_empty());
+        self.found.insert(name.to_owned(), value.clone());
+        Ok(value)
+    }
+}
+
+struct Assembly<'a> {
+    compiler: &'a Compiler,
+    ctx: &'a CompileContext,
+    pipeline: &'a Pipeline,
+    docker: bool,
+    windows: bool,
+    workspace: Workspace,
+    base_env: Environ,
+    secrets: SecretCache<'a>,
+    warnings: Vec<CompileWarning>,
+    volumes: BTreeSet<String>,
+}
+
+impl Compiler {
+    /// Compiles `pipeline` for the run described by `ctx`.
+    ///
+    /// Lint first ([`crate::lint`]): this does not check names, images or
+    /// trust. Null steps are skipped.
+    ///
+    /// # Errors
+    /// [`CompileError`] for an unsupported type, a failing secret or registry
+    /// source, or an `image_pull_secrets` value that is not a `config.json`.
+    pub fn compile(
+        &self,
+        pipeline: &Pipeline,
+        ctx: &CompileContext,
+    ) -> Result<Compiled, CompileError> {
+        let kind_type = pipeline.pipeline_type();
+        let docker = match kind_type {
+            "docker" => true,
+            "exec" => false,
+            other => {
+                return Err(CompileError::UnsupportedType {
+                    pipeline: pipeline.display_name().to_owned(),
+                    kind_type: other.to_owned(),
+                });
+            }
+        };
+        let platform = platform(pipeline, &ctx.stage);
+        let windows = platform.os == "windows";
+        let workspace = workspace(pipeline, ctx, docker);
+        let mut b = Assembly {
+            compiler: self,
+            ctx,
+            pipeline,
+            docker,
+            windows,
+            base_env: Environ::new(),
+            workspace,
+            secrets: SecretCache {
+                ctx,
+                pipeline: pipeline.display_name().to_owned(),
+                found: BTreeMap::new(),
+            },
+            warnings: Vec::new(),
+            volumes: pipeline
+                .volumes
+                .iter()
+                .map(|v| v.value.name.clone())
+                .collect(),
+        };
+        b.base_env = b.stage_environ();
+
+        let mut spec = Spec {
+            id: ctx.spec_id.clone(),
+            platform,
+            workspace: b.workspace.clone(),
+            labels: b.stage_labels(),
+            volumes: spec_volumes(pipeline),
+            ..Spec::default()
+        };
+        spec.registries = b.registries()?;
+
+        let with_clone = ctx.clone && !pipeline.clone.disable;
+        if with_clone {
+            spec.steps.push(b.clone_step());
+        }
+        for (entry, service) in pipeline.all_steps() {
+            if let Some(step) = &entry.value {
+                let compiled = b.step(step, service)?;
+                spec.steps.push(compiled);
+            }
+        }
+        finish_steps(&mut spec, with_clone, &ctx.spec_id);
+        for step in &spec.steps {
+            for var in &step.secrets {
+                if var.mask && !spec.secrets.iter().any(|s| s.value == var.value) {
+                    spec.secrets.push(Secret {
+                        name: var.env.clone(),
+                        value: var.value.clone(),
+                        mask: true,
+                    });
+                }
+            }
+        }
+        // Name stage secrets after `from_secret` names where known.
+        for secret in &mut spec.secrets {
+            if let Some((name, _)) = b
+                .secrets
+                .found
+                .iter()
+                .find(|(_, v)| v.as_deref() == Some(secret.value.as_str()))
+            {
+                secret.name.clone_from(name);
+            }
+        }
+        tracing::debug!(
+            pipeline = pipeline.display_name(),
+            steps = spec.steps.len(),
+            warnings = b.warnings.len(),
+            "compiled pipeline"
+        );
+        Ok(Compiled {
+            spec,
+            warnings: b.warnings,
+        })
+    }
+}
+
+fn platform(pipeline: &Pipeline, stage: &Stage) -> Platform {
+    let p = &pipeline.platform;
+    let or = |a: &str, b: &str| {
+        if a.is_empty() {
+            b.to_owned()
+        } else {
+            a.to_owned()
+        }
+    };
+    Platform {
+        os: or(&p.os, &stage.os),
+        arch: or(&p.arch, &stage.arch),
+        variant: or(&p.variant, &stage.variant),
+        version: or(&p.version, &stage.kernel),
+    }
+}
+
+fn workspace(pipeline: &Pipeline, ctx: &CompileContext, docker: bool) -> Workspace {
+    let ws = &pipeline.workspace;
+    if !docker {
+        return match &ctx.host_workspace {
+            Some(host) => Workspace {
+                base: host.clone(),
+                path: String::new(),
+                host_path: Some(host.clone()),
+            },
+            None => Workspace {
+                base: ws.base.clone(),
+                path: ws.path.clone(),
+                host_path: None,
+            },
+        };
+    }
+    let (mut base, mut path) = if !ws.base.is_empty() {
+        (ws.base.clone(), ws.path.clone())
+    } else if ws.path.starts_with('/') {
+        (ws.path.clone(), String::new())
+    } else {
+        (DEFAULT_BASE.to_owned(), ws.path.clone())
+    };
+    let full = Workspace {
+        base: base.clone(),
+        path: path.clone(),
+        host_path: None,
+    }
+    .full_path();
+    if is_restricted(&full) {
+        tracing::warn!(workspace = %full, "restricted workspace path reset to {DEFAULT_BASE}");
+        base = DEFAULT_BASE.to_owned();
+        path.clear();
+    }
+    Workspace {
+        base,
+        path,
+        host_path: ctx.host_workspace.clone(),
+    }
+}
+
+fn spec_volumes(pipeline: &Pipeline) -> Vec<Volume> {
+    pipeline
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            let v = &v.value;
+            let source = if let Some(host) = &v.host {
+                VolumeSource::Host {
+                    path: host.path.clone(),
+                }
+            } else {
+                let temp = v.temp.clone().unwrap_or_default();
+                VolumeSource::Temp {
+                    memory: temp.medium == "memory",
+                    size_limit: temp.size_limit.0,
+                }
+            };
+            (!v.name.is_empty()).then(|| Volume {
+                name: v.name.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Ids, step numbers and the DAG's implicit dependency on `clone`.
+fn finish_steps(spec: &mut Spec, with_clone: bool, spec_id: &str) {
+    let dag = spec.steps.iter().any(|s| !s.depends_on.is_empty());
+    for (i, step) in spec.steps.iter_mut().enumerate() {
+        let n = i + 1;
+        step.id = format!("{spec_id}-{n}");
+        step.environment
+            .insert("DRONE_STEP_NAME".into(), step.name.clone());
+        step.environment
+            .insert("DRONE_STEP_NUMBER".into(), n.to_string());
+        step.labels
+            .insert("io.drone.step.name".into(), step.name.clone());
+        step.labels
+            .insert("io.drone.step.number".into(), n.to_string());
+        if !dag || step.name == "clone" && with_clone && i == 0 {
+            continue;
+        }
+        if !with_clone {
+            step.depends_on.retain(|d| d != "clone");
+        } else if step.depends_on.is_empty() {
+            step.depends_on.push("clone".into());
+        }
+    }
+}
+
+impl Assembly<'_> {
+    fn warn(&mut self, step: Option<&str>, message: String) {
+        tracing::warn!(step = step.unwrap_or(""), "{message}");
+        self.warnings.push(CompileWarning {
+            step: step.map(str::to_owned),
+            message,
+        });
+    }
+
+    /// Variables every step starts from (§10), later wins.
+    fn stage_environ(&self) -> Environ {
+        let ctx = self.ctx;
+        let mut env = ctx.environ.clone();
+        env.extend(ctx.build.params.clone());
+        env.extend(self.pipeline.environment.clone());
+        env.extend(environ::system_environ(&ctx.system));
+        env.extend(environ::repo_environ(&ctx.repo));
+        env.extend(environ::build_environ(&ctx.build));
+        env.extend(environ::stage_environ(&ctx.stage));
+        env.extend(environ::link_environ(&ctx.system, &ctx.repo, &ctx.build));
+        env.extend(environ::git_environ(&ctx.build));
+        if !self.workspace.base.is_empty() {
+            env.insert("DRONE_WORKSPACE".into(), self.workspace.full_path());
+            env.insert("DRONE_WORKSPACE_BASE".into(), self.workspace.base.clone());
+            env.insert("DRONE_WORKSPACE_PATH".into(), self.workspace.path.clone());
+        }
+        if self.windows {
+            env.insert("SHELL".into(), "powershell.exe".into());
+        }
+        env
+    }
+
+    fn stage_labels(&self) -> BTreeMap<String, String> {
+        let ctx = self.ctx;
+        let now = if ctx.now == 0 { unix_now() } else { ctx.now };
+        let expires = now + ctx.repo.timeout.max(0) * 60 + 3600;
+        let mut labels: BTreeMap<String, String> = [
+            ("io.drone", "true".to_owned()),
+            ("io.drone.protected", "false".to_owned()),
+            ("io.drone.system.host", ctx.system.host.clone()),
+            ("io.drone.system.proto", ctx.system.proto.clone()),
+            ("io.drone.system.version", ctx.system.version.clone()),
+            ("io.drone.repo.namespace", ctx.repo.namespace.clone()),
+            ("io.drone.repo.name", ctx.repo.name.clone()),
+            ("io.drone.repo.slug", ctx.repo.slug.clone()),
+            ("io.drone.build.number", ctx.build.number.to_string()),
+            ("io.drone.stage.name", ctx.stage.name.clone()),
+            ("io.drone.stage.number", ctx.stage.number.to_string()),
+            ("io.drone.ttl", go_duration(ctx.repo.timeout)),
+            ("io.drone.created", now.to_string()),
+            ("io.drone.expires", expires.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        labels.extend(self.compiler.labels.clone());
+        labels
+    }
+
+    /// `image_pull_secrets` (each a `config.json`), then the registry provider.
+    fn registries(&mut self) -> Result<Vec<RegistryAuth>, CompileError> {
+        let pipeline_name = self.pipeline.display_name().to_owned();
+        let mut out = Vec::new();
+        for name in &self.pipeline.image_pull_secrets {
+            match self.secrets.get(name)? {
+                Some(json) => {
+                    let config = DockerConfig::parse(&json, name).map_err(|source| {
+                        CompileError::Registry {
+                            pipeline: pipeline_name.clone(),
+                            source,
+                        }
+                    })?;
+                    out.extend(config.into_auths());
+                }
+                None => self.warn(
+                    None,
+                    format!("image_pull_secrets: secret {name:?} not found, pulling without it"),
+                ),
+            }
+        }
+        let more = self
+            .ctx
+            .registries
+            .registries()
+            .map_err(|source| CompileError::Registry {
+                pipeline: pipeline_name,
+                source,
+            })?;
+        out.extend(more);
+        Ok(out)
+    }
+
+    fn netrc(&self, step: &mut Step, is_clone: bool) {
+        let Some(netrc) = &self.ctx.netrc else {
+            return;
+        };
+        if netrc.machine.is_empty() || (self.compiler.netrc_clone_only && !is_clone) {
+            return;
+        }
+        step.environment
+            .insert("DRONE_NETRC_MACHINE".into(), netrc.machine.clone());
+        step.environment
+            .insert("DRONE_NETRC_USERNAME".into(), netrc.login.clone());
+        step.secrets.push(SecretVar {
+            env: "DRONE_NETRC_PASSWORD".into(),
+            value: netrc.password.clone(),
+            mask: true,
+        });
+        step.secrets.push(SecretVar {
+            env: "DRONE_NETRC_FILE".into(),
+            value: format!(
+                "machine {} login {} password {}",
+                netrc.machine, netrc.login, netrc.password
+            ),
+            mask: true,
+        });
+    }
+
+    fn clone_step(&mut self) -> Step {
+        let settings = &self.pipeline.clone;
+        let mut env = self.base_env.clone();
+        if settings.depth > 0 {
+            env.insert("PLUGIN_DEPTH".into(), settings.depth.to_string());
+        }
+        if settings.retries > 0 {
+            env.insert("PLUGIN_RETRIES".into(), settings.retries.to_string());
+        }
+        if settings.skip_verify {
+            env.insert("PLUGIN_SKIP_VERIFY".into(), "true".into());
+            env.insert("GIT_SSL_NO_VERIFY".into(), "true".into());
+        }
+        if settings.trace {
+            env.insert("GIT_TRACE".into(), "true".into());
+        }
+        env.retain(|_, v| !v.is_empty());
+        let mut step = Step {
+            name: "clone".into(),
+            environment: env,
+            run_policy: RunPolicy::Always,
+            ..Step::default()
+        };
+        if self.docker {
+            step.image.clone_from(&self.compiler.clone_image);
+            step.pull = PullPolicy::IfNotExists;
+            step.working_dir = self.workspace.full_path();
+        } else {
+            let repo = &self.ctx.repo;
+            let remote = if repo.git_http_url.is_empty() {
+                &repo.git_ssh_url
+            } else {
+                &repo.git_http_url
+            };
+            step.script = Some(Script {
+                shell: "/bin/sh".into(),
+                body: script::host_clone(&self.ctx.build, remote, settings.depth),
+            });
+        }
+        self.netrc(&mut step, true);
+        step
+    }
+
+    fn step(&mut self, spec: &StepSpec, service: bool) -> Result<Step, CompileError> {
+        let name = spec.name.clone();
+        let detach = service || spec.detach;
+        let mut env = self.base_env.clone();
+        let mut secrets = Vec::new();
+        for (key, value) in &spec.environment {
+            match value {
+                EnvValue::Text(text) => {
+                    env.insert(key.clone(), text.clone());
+                }
+                EnvValue::FromSecret(secret) => {
+                    env.remove(key);
+                    self.secret_var(&name, key, secret, &mut secrets)?;
+                }
+            }
+        }
+        for (key, value) in &spec.settings {
+            let var = settings::plugin_key(key);
+            match value {
+                SettingValue::Value(v) => {
+                    if let Some(text) = settings::plugin_value(v) {
+                        env.insert(var, text);
+                    }
+                }
+                SettingValue::FromSecret(secret) => {
+                    self.secret_var(&name, &var, secret, &mut secrets)?;
+                }
+            }
+        }
+        env.retain(|_, v| !v.is_empty());
+
+        let mut step = Step {
+            name: name.clone(),
+            environment: env,
+            secrets,
+            depends_on: spec.depends_on.clone(),
+            run_policy: spec.when.run_policy(self.ctx.match_input()),
+            error_policy: error_policy(&spec.failure),
+            detach,
+            user: spec.user.clone(),
+            ..Step::default()
+        };
+        if !spec.commands.is_empty() {
+            step.script = Some(self.script(&spec.commands));
+        } else {
+            step.entrypoint.clone_from(&spec.entrypoint);
+            step.command.clone_from(&spec.command);
+        }
+        step.working_dir = if !spec.working_dir.is_empty() {
+            spec.working_dir.clone()
+        } else if !self.docker || (detach && spec.commands.is_empty()) {
+            String::new()
+        } else {
+            self.workspace.full_path()
+        };
+        if self.docker {
+            self.container_fields(spec, &mut step);
+        }
+        self.netrc(&mut step, false);
+        Ok(step)
+    }
+
+    fn script(&self, commands: &[String]) -> Script {
+        if self.windows {
+            Script {
+                shell: "powershell".into(),
+                body: script::powershell(commands),
+            }
+        } else if self.docker {
+            Script {
+                shell: "/bin/sh".into(),
+                body: script::posix_container(commands),
+            }
+        } else {
+            Script {
+                shell: "/bin/sh".into(),
+                body: script::posix_host(commands),
+            }
+        }
+    }
+
+    fn secret_var(
+        &mut self,
+        step: &str,
+        env: &str,
+        secret: &str,
+        out: &mut Vec<SecretVar>,
+    ) -> Result<(), CompileError> {
+        match self.secrets.get(secret)? {
+            Some(value) => out.push(SecretVar {
+                env: env.to_owned(),
+                value,
+                mask: true,
+            }),
+            None => self.warn(
+                Some(step),
+                format!("secret {secret:?} not found: {env} is not set"),
+            ),
+        }
+        Ok(())
+    }
+
+    /// Image, pull policy, mounts, devices, resources, networking, privileges.
+    fn container_fields(&mut self, spec: &StepSpec, step: &mut Step) {
+        step.image.clone_from(&spec.image);
+        step.pull = pull_policy(&spec.pull);
+        for mount in &spec.volumes {
+            if self.volumes.contains(&mount.name) {
+                step.volumes.push(Mount {
+                    name: mount.name.clone(),
+                    path: mount.path.clone(),
+                    read_only: false,
+                });
+            } else {
+                self.warn(
+                    Some(&spec.name),
+                    format!(
+                        "volume {:?} is not declared by the pipeline: not mounted at {}",
+                        mount.name, mount.path
+                    ),
+                );
+            }
+        }
+        for device in &spec.devices {
+            step.devices.push(Device {
+                name: device.name.clone(),
+                path: device.path.clone(),
+            });
+        }
+        let defaults = &self.compiler.default_resources;
+        let pick = |own: u64, default: u64| if own > 0 { own } else { default };
+        step.resources = Resources {
+            mem_limit: pick(spec.mem_limit.0, defaults.mem_limit),
+            memswap_limit: pick(spec.memswap_limit.0, defaults.memswap_limit),
+            shm_size: pick(spec.shm_size.0, defaults.shm_size),
+            cpu_quota: pick(spec.cpu_quota, defaults.cpu_quota),
+            cpu_period: pick(spec.cpu_period, defaults.cpu_period),
+            cpu_shares: pick(spec.cpu_shares, defaults.cpu_shares),
+            cpu_set: if spec.cpu_set.is_empty() {
+                defaults.cpu_set.clone()
+            } else {
+                spec.cpu_set.clone()
+            },
+        };
+        step.network_mode.clone_from(&spec.network_mode);
+        step.dns.clone_from(&spec.dns);
+        step.dns_search.clone_from(&spec.dns_search);
+        step.extra_hosts.clone_from(&spec.extra_hosts);
+        step.privileged = spec.privileged || self.is_privileged_plugin(spec);
+    }
+
+    /// §9.4: a known Docker-building plugin image used as a plain plugin.
+    fn is_privileged_plugin(&self, spec: &StepSpec) -> bool {
+        const BLOCKED_ENV: [&str; 5] = [
+            "XDG_RUNTIME_DIR",
+            "DOCKER_OPTS",
+            "DOCKER_HOST",
+            "PATH",
+            "HOME",
+        ];
+        let image = image_without_tag(&spec.image);
+        self.compiler
+            .privileged_images
+            .iter()
+            .any(|p| image_without_tag(p) == image)
+            && spec.commands.is_empty()
+            && spec.command.is_empty()
+            && spec.entrypoint.is_empty()
+            && spec.volumes.is_empty()
+            && !spec
+                .environment
+                .keys()
+                .any(|k| BLOCKED_ENV.contains(&k.as_str()))
+    }
+}
+
+/// `docker.io/plugins/docker:20` ⇒ `plugins/docker`.
+fn image_without_tag(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    let image = match image.rfind(':') {
+        Some(i) if !image[i..].contains('/') => &image[..i],
+        _ => image,
+    };
+    image
+        .strip_prefix("docker.io/")
+        .or_else(|| image.strip_prefix("index.docker.io/"))
+        .unwrap_or(image)
+}
+
+fn pull_policy(text: &str) -> PullPolicy {
+    match text.to_ascii_lowercase().as_str() {
+        "always" => PullPolicy::Always,
+        "if-not-exists" => PullPolicy::IfNotExists,
+        "never" => PullPolicy::Never,
+        _ => PullPolicy::Default,
+    }
+}
+
+fn error_policy(text: &str) -> ErrorPolicy {
+    match text {
+        "ignore" => ErrorPolicy::Ignore,
+        "fast" | "fast-fail" | "fail-fast" => ErrorPolicy::FailFast,
+        _ => ErrorPolicy::Fail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restricted_paths() {
+        for p in [
+            "/",
+            "/etc",
+            "/var/",
+            "/var/run/x",
+            "/DEV/shm",
+            "/usr/bin",
+            "/run/drone",
+        ] {
+            assert!(is_restricted(p), "{p}");
+        }
+        for p in ["/drone/src", "/var/lib/x", "/etc2", "/go/src"] {
+            assert!(!is_restricted(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration(60), "1h0m0s");
+        assert_eq!(go_duration(90), "1h30m0s");
+        assert_eq!(go_duration(30), "30m0s");
+        assert_eq!(go_duration(0), "0s");
+    }
+
+    #[test]
+    fn policies_from_text() {
+        assert_eq!(pull_policy("Always"), PullPolicy::Always);
+        assert_eq!(pull_policy("IF-NOT-EXISTS"), PullPolicy::IfNotExists);
+        assert_eq!(pull_policy("never"), PullPolicy::Never);
+        assert_eq!(pull_policy("sometimes"), PullPolicy::Default);
+        assert_eq!(error_policy("ignore"), ErrorPolicy::Ignore);
+        for fast in ["fast", "fast-fail", "fail-fast"] {
+            assert_eq!(error_policy(fast), ErrorPolicy::FailFast);
+        }
+        assert_eq!(error_policy("whatever"), ErrorPolicy::Fail);
+    }
+
+    #[test]
+    fn image_names_without_tags() {
+        assert_eq!(image_without_tag("plugins/docker:20"), "plugins/docker");
+        assert_eq!(
+            image_without_tag("docker.io/plugins/docker"),
+            "plugins/docker"
+        );
+        assert_eq!(
+            image_without_tag("host:5000/plugins/docker"),
+            "host:5000/plugins/docker"
+        );
+        assert_eq!(image_without_tag("plugins/ecr@sha256:abc"), "plugins/ecr");
+    }
+}
