@@ -578,3 +578,108 @@ fn write_step(row: &mut Step, body: &Step) -> Result<(), Reject> {
     row.version += 1;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with one accepted stage reported running with `steps` steps.
+    fn running_store(steps: i32) -> (Store, Stage) {
+        let mut store = Store::default();
+        let id = store.enqueue(Details::default());
+        let accepted = store.accept(id, "runner").unwrap();
+        let mut body = accepted.clone();
+        body.status = Status::Running;
+        body.steps = (1..=steps)
+            .map(|number| Step {
+                step_id: id,
+                number,
+                name: format!("step-{number}"),
+                ..Step::default()
+            })
+            .collect();
+        let answer = store.update_stage(id, body).unwrap();
+        (store, answer)
+    }
+
+    #[test]
+    fn errors_are_cut_to_500_characters() {
+        let (mut store, stage) = running_store(1);
+        let mut step = stage.steps[0].clone();
+        step.status = Status::Error;
+        step.error = "é".repeat(800);
+        let answer = store.update_step(step.id, step).unwrap();
+        assert_eq!(answer.error.chars().count(), 500);
+    }
+
+    #[test]
+    fn a_before_update_opens_the_stream_even_when_it_conflicts() {
+        let (mut store, stage) = running_store(1);
+        let mut step = stage.steps[0].clone();
+        step.status = Status::Running;
+        step.version = 99;
+        assert_eq!(
+            store.update_step(step.id, step.clone()),
+            Err(Reject::conflict())
+        );
+        assert!(store.is_stream_open(step.id));
+        assert!(
+            store.step_updates().is_empty(),
+            "only applied updates are listed"
+        );
+    }
+
+    #[test]
+    fn an_update_of_an_unknown_step_is_a_conflict() {
+        let (mut store, _) = running_store(1);
+        let step = Step {
+            id: 0,
+            status: Status::Running,
+            ..Step::default()
+        };
+        assert_eq!(store.update_step(0, step), Err(Reject::conflict()));
+    }
+
+    #[test]
+    fn after_all_keeps_the_steps_updated_before_a_conflict() {
+        let (mut store, stage) = running_store(2);
+        let mut body = stage.clone();
+        body.status = Status::Failure;
+        body.steps[0].status = Status::Success;
+        body.steps[1].status = Status::Failure;
+        body.steps[1].version = 42;
+        assert_eq!(store.update_stage(stage.id, body), Err(Reject::conflict()));
+        let now = store.stage_with_steps(stage.id).unwrap();
+        assert_eq!(
+            now.steps[0].status,
+            Status::Success,
+            "Drone does not roll back"
+        );
+        assert_eq!(now.steps[1].status, Status::Pending);
+        assert_eq!(now.status, Status::Running);
+    }
+
+    #[test]
+    fn enqueue_fills_drones_defaults() {
+        let mut store = Store::default();
+        let id = store.enqueue(Details::default());
+        let stage = store.stage_with_steps(id).unwrap();
+        assert_eq!(stage.name, "default");
+        assert_eq!(
+            (stage.kind.as_str(), stage.kind_type.as_str()),
+            ("pipeline", "docker")
+        );
+        assert_eq!((stage.os.as_str(), stage.arch.as_str()), ("linux", "amd64"));
+        assert!(stage.on_success);
+        assert_eq!(stage.number, 1);
+        assert!(stage.build_id > 0);
+        let second = store.enqueue(Details {
+            build: Build {
+                id: stage.build_id,
+                ..Build::default()
+            },
+            ..Details::default()
+        });
+        assert_eq!(store.stage_with_steps(second).unwrap().number, 2);
+    }
+}
