@@ -108,7 +108,6 @@ pub(crate) async fn run_step(
         let hook_error = ctx.hooks.after_each(&ctx.state, &st).await.err();
         return report(Status::Skipped, 0, hook_error);
     }
-    let step = &ctx.spec.steps[spec_index];
     let started = Instant::now();
     let now = SystemTime::now();
     let running = ctx.writer.update(|s| {
@@ -130,6 +129,28 @@ pub(crate) async fn run_step(
         }
     }
 
+    // The rest is boxed so that a launched, not yet polled step stays small:
+    // with thousands of ready steps, the bulk of a step's state is allocated
+    // only once it really runs (and recycled at once when it is quick).
+    Box::pin(run_started(ctx, index, spec_index, running, started)).await
+}
+
+/// The step is running: execute it on the engine and report how it ended.
+async fn run_started(
+    ctx: Arc<StageContext>,
+    index: usize,
+    spec_index: usize,
+    running: StepState,
+    started: Instant,
+) -> StepReport {
+    let step = &ctx.spec.steps[spec_index];
+    let report = |status, exit_code, hook_error| StepReport {
+        index,
+        status,
+        exit_code,
+        hook_error,
+        detached: None,
+    };
     let token = ctx.token.child_token();
     let limit = step.timeout.or(ctx.config.step_timeout);
     let mut lines = Vec::new();
