@@ -1,6 +1,6 @@
 //! Secret masking with one Aho-Corasick automaton over every secret.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// What a masked secret is replaced by (Drone's mask).
 pub const MASK: &str = "******";
@@ -36,9 +36,17 @@ impl Masker {
         let automaton = if parts.is_empty() {
             None
         } else {
+            // A full DFA: secrets are few and short, so its memory is small,
+            // and it scans the log a byte per step with no fallback path.
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(&parts)
+                .or_else(|_| {
+                    AhoCorasickBuilder::new()
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .build(&parts)
+                })
                 .ok()
         };
         Self { automaton, longest }
