@@ -326,7 +326,7 @@ impl Compiler {
         };
         let platform = platform(pipeline, &ctx.stage);
         let windows = platform.os == "windows";
-        let workspace = workspace(pipeline, ctx, docker);
+        let workspace = workspace(pipeline, ctx, docker, windows);
         let mut b = Assembly {
             compiler: self,
             ctx,
@@ -422,7 +422,7 @@ fn platform(pipeline: &Pipeline, stage: &Stage) -> Platform {
     }
 }
 
-fn workspace(pipeline: &Pipeline, ctx: &CompileContext, docker: bool) -> Workspace {
+fn workspace(pipeline: &Pipeline, ctx: &CompileContext, docker: bool, windows: bool) -> Workspace {
     let ws = &pipeline.workspace;
     if !docker {
         return match &ctx.host_workspace {
@@ -455,6 +455,11 @@ fn workspace(pipeline: &Pipeline, ctx: &CompileContext, docker: bool) -> Workspa
         tracing::warn!(workspace = %full, "restricted workspace path reset to {DEFAULT_BASE}");
         base = DEFAULT_BASE.to_owned();
         path.clear();
+    }
+    if windows {
+        // Windows containers: `c:` plus backslashes (§8).
+        base = format!("c:{}", base.replace('/', "\\"));
+        path = path.replace('/', "\\");
     }
     Workspace {
         base,
@@ -514,6 +519,16 @@ fn finish_steps(spec: &mut Spec, with_clone: bool, spec_id: &str) {
 }
 
 impl Assembly<'_> {
+    /// The workspace's full path, joined with the platform's separator.
+    fn full_path(&self) -> String {
+        let ws = &self.workspace;
+        if self.windows && !ws.path.is_empty() {
+            format!("{}\\{}", ws.base.trim_end_matches('\\'), ws.path)
+        } else {
+            ws.full_path()
+        }
+    }
+
     fn warn(&mut self, step: Option<&str>, message: String) {
         tracing::warn!(step = step.unwrap_or(""), "{message}");
         self.warnings.push(CompileWarning {
@@ -535,7 +550,7 @@ impl Assembly<'_> {
         env.extend(environ::link_environ(&ctx.system, &ctx.repo, &ctx.build));
         env.extend(environ::git_environ(&ctx.build));
         if !self.workspace.base.is_empty() {
-            env.insert("DRONE_WORKSPACE".into(), self.workspace.full_path());
+            env.insert("DRONE_WORKSPACE".into(), self.full_path());
             env.insert("DRONE_WORKSPACE_BASE".into(), self.workspace.base.clone());
             env.insert("DRONE_WORKSPACE_PATH".into(), self.workspace.path.clone());
         }
@@ -657,7 +672,7 @@ impl Assembly<'_> {
         if self.docker {
             step.image.clone_from(&self.compiler.clone_image);
             step.pull = PullPolicy::IfNotExists;
-            step.working_dir = self.workspace.full_path();
+            step.working_dir = self.full_path();
         } else {
             let repo = &self.ctx.repo;
             let remote = if repo.git_http_url.is_empty() {
@@ -727,7 +742,7 @@ impl Assembly<'_> {
         } else if !self.docker || (detach && spec.commands.is_empty()) {
             String::new()
         } else {
-            self.workspace.full_path()
+            self.full_path()
         };
         if self.docker {
             self.container_fields(spec, &mut step);
