@@ -10,6 +10,9 @@
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
+/// The smallest delay ceiling, whatever the policy says.
+const MIN_DELAY: Duration = Duration::from_millis(1);
+
 /// How a [`DroneManager`](crate::DroneManager) retries transient failures
 /// (transport errors, HTTP 502–504, an empty 204 answer where a body was due).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +40,15 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The upper bound of the delay before retry number `attempt + 1`:
-    /// `initial_delay * 2^attempt`, capped at `max_delay`.
+    /// `initial_delay * 2^attempt`, capped at `max_delay`, and never under
+    /// 1 ms, so zero settings never make a hot loop.
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
         self.initial_delay
             .checked_mul(factor)
             .unwrap_or(self.max_delay)
             .min(self.max_delay)
+            .max(MIN_DELAY)
     }
 
     /// The delay before retry number `attempt + 1`: a random point in the upper
@@ -98,6 +103,22 @@ mod tests {
                 assert!(delay <= policy.max_delay);
             }
         }
+    }
+
+    #[test]
+    fn zero_settings_still_pause() {
+        let policy = RetryPolicy {
+            initial_delay: Duration::ZERO,
+            max_delay: Duration::from_secs(1),
+            max_elapsed: None,
+        };
+        assert_eq!(policy.ceiling(0), MIN_DELAY);
+        assert_eq!(policy.ceiling(10), MIN_DELAY);
+        let no_cap = RetryPolicy {
+            max_delay: Duration::ZERO,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(no_cap.ceiling(3), MIN_DELAY);
     }
 
     #[test]
