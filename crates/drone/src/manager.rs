@@ -25,7 +25,8 @@ use crate::{DroneConfig, Error};
 ///
 /// A retried update whose first attempt did reach the server (the proxy
 /// timed out after forwarding it) meets a 409 on the retry: the protocol
-/// cannot tell the two apart, so that is reported as a conflict.
+/// cannot tell the two apart, so that is reported as a conflict. Likewise a
+/// retried Batch may append its lines twice; a lost one is worse.
 ///
 /// # Merge-back
 ///
@@ -62,6 +63,14 @@ impl DroneManager {
         Ok(Self {
             rpc: Rpc::new(config)?,
         })
+    }
+
+    /// A client configured from `DRONE_RPC_*` ([`DroneConfig::from_env`]).
+    ///
+    /// # Errors
+    /// As [`DroneConfig::from_env`] and [`new`](Self::new).
+    pub fn from_env() -> Result<Self, Error> {
+        Self::new(&DroneConfig::from_env()?)
     }
 
     /// The server's base URL, `proto://host`.

@@ -361,3 +361,24 @@ async fn injected_faults_hit_only_their_endpoint_and_run_out() {
     ));
     manager.accept(stage_id, "r").await.unwrap();
 }
+
+#[tokio::test]
+async fn enqueue_yaml_serves_the_pipeline_file() {
+    let server = server().await;
+    let yaml = "kind: pipeline\nname: lint\nsteps: []\n";
+    let stage_id = server.enqueue_yaml(yaml, Some("lint"));
+    let manager = manager(&server);
+    let details = manager.details(stage_id).await.unwrap();
+    assert_eq!(details.config.data, yaml.as_bytes());
+    assert_eq!(details.stage.name, "lint");
+    assert_eq!(details.repository.slug, "runnerkit/test");
+    assert_eq!(details.repository.timeout, 60);
+    assert_eq!(details.build.event, "push");
+    assert_eq!(details.system.host, server.host());
+    let next = server.enqueue_yaml(yaml, None);
+    assert_ne!(
+        server.stage(next).unwrap().build_id,
+        server.stage(stage_id).unwrap().build_id,
+        "each call is a new build"
+    );
+}

@@ -83,7 +83,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use runnerkit_core::CancellationToken;
-use runnerkit_core::drone::{Build, Details, Line, Stage, Step};
+use runnerkit_core::Status;
+use runnerkit_core::drone::{Build, ConfigFile, Details, Line, Repo, Stage, Step, System};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -269,6 +270,54 @@ impl DroneServer {
         let id = lock(&self.shared.store).enqueue(details);
         self.shared.queue_changed.notify_waiters();
         id
+    }
+
+    /// Queues a stage of a new push build of `runnerkit/test` (repository
+    /// id 1, 60-minute timeout, branch `main`) whose pipeline file is `yaml`,
+    /// named like the stage: `default` unless `name` is given. Returns the
+    /// stage id.
+    pub fn enqueue_yaml(&self, yaml: &str, name: Option<&str>) -> i64 {
+        self.enqueue(Details {
+            repository: Repo {
+                id: 1,
+                namespace: "runnerkit".to_owned(),
+                name: "test".to_owned(),
+                slug: "runnerkit/test".to_owned(),
+                default_branch: "main".to_owned(),
+                visibility: "public".to_owned(),
+                active: true,
+                timeout: 60,
+                ..Repo::default()
+            },
+            build: Build {
+                trigger: "@hook".to_owned(),
+                event: "push".to_owned(),
+                git_ref: "refs/heads/main".to_owned(),
+                source: "main".to_owned(),
+                target: "main".to_owned(),
+                after: "0000000000000000000000000000000000000001".to_owned(),
+                message: "test build".to_owned(),
+                author_login: "runnerkit".to_owned(),
+                sender: "runnerkit".to_owned(),
+                status: Status::Pending,
+                ..Build::default()
+            },
+            stage: Stage {
+                name: name.unwrap_or("default").to_owned(),
+                ..Stage::default()
+            },
+            config: ConfigFile {
+                data: yaml.as_bytes().to_vec(),
+                hash: None,
+            },
+            secrets: Vec::new(),
+            system: System {
+                proto: "http".to_owned(),
+                host: self.host(),
+                ..System::default()
+            },
+            netrc: None,
+        })
     }
 
     /// Cancels build `build_id` as a user would in the UI (§5.7) and releases
