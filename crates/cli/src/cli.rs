@@ -1,0 +1,242 @@
+//! The command line: what `runnerkit` accepts, and the help it prints.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run Drone pipelines on this machine: no server, nothing cloned.
+///
+/// The directory holding the pipeline file is the workspace: `type: exec`
+/// steps run in it, `type: docker` steps get it mounted at the pipeline's
+/// workspace path.
+#[derive(Debug, Parser)]
+#[command(name = "runnerkit", version, propagate_version = true)]
+#[command(
+    after_help = "Examples:\n  runnerkit exec\n  runnerkit exec ci/.drone.yml --pipeline test --secret TOKEN=abc\n  runnerkit lint --trusted\n  runnerkit compile --pipeline build > spec.json"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one pipeline of a .drone.yml locally and report how it went.
+    ///
+    /// `type: exec` pipelines run as processes on this machine, `type: docker`
+    /// pipelines on the Docker daemon (DOCKER_HOST, or the default socket).
+    /// Exit status: 0 the pipeline passed, 1 it failed, errored or was
+    /// interrupted, 2 the input was refused (unreadable file, YAML or lint
+    /// error, unknown pipeline, engine not available). Ctrl-C stops the steps
+    /// and cleans up; a second Ctrl-C quits at once.
+    #[command(
+        after_help = "Examples:\n  runnerkit exec\n  runnerkit exec examples/pipelines/exec-hello.drone.yml --secret demo_token=hunter2\n  runnerkit exec --pipeline test --branch main --event push --env GOFLAGS=-mod=vendor\n  runnerkit exec --json | jq .status"
+    )]
+    Exec(ExecArgs),
+    /// Print the compiled pipeline (the engine-facing Spec) as JSON.
+    #[command(
+        after_help = "Examples:\n  runnerkit compile\n  runnerkit compile ci/.drone.yml --pipeline build | jq '.steps[].name'"
+    )]
+    Compile(CompileArgs),
+    /// Check a .drone.yml; print one line per problem.
+    ///
+    /// Exit status: 0 no problem, 2 problems found (or the file could not be
+    /// read or parsed). Each message names the pipeline, the step and, where
+    /// known, the line.
+    #[command(after_help = "Examples:\n  runnerkit lint\n  runnerkit lint ci/.drone.yml --trusted")]
+    Lint(LintArgs),
+}
+
+/// The pipeline file and which pipeline of it.
+#[derive(Debug, Args)]
+pub struct Source {
+    /// The pipeline file. Its directory is the workspace.
+    ///
+    /// Example: `runnerkit exec ci/.drone.yml`
+    #[arg(value_name = "FILE", default_value = ".drone.yml")]
+    pub file: PathBuf,
+    /// The pipeline to use, by name; default: the first pipeline of the file.
+    ///
+    /// Example: `--pipeline test`
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+}
+
+/// What the build looks like to `when` conditions and `DRONE_*` variables.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BuildArgs {
+    /// The branch being built (`when: branch`, `DRONE_BRANCH`).
+    ///
+    /// Example: `--branch main`
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// The event that triggered the build: push, pull_request, tag,
+    /// promote, rollback, cron, custom (`when: event`, `DRONE_BUILD_EVENT`).
+    ///
+    /// Example: `--event pull_request`
+    #[arg(long, value_name = "EVENT")]
+    pub event: Option<String>,
+    /// The git reference (`when: ref`, `DRONE_COMMIT_REF`).
+    ///
+    /// Example: `--ref refs/tags/v1.2.0`
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+    /// The commit SHA (`DRONE_COMMIT_SHA`).
+    ///
+    /// Example: `--commit 9f2c1e0`
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+}
+
+/// `runnerkit exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The pipeline file and pipeline.
+    #[command(flatten)]
+    pub source: Source,
+    /// Treat the repository as trusted: allow privileged steps, host
+    /// volumes, devices and the other trusted-only settings.
+    ///
+    /// Example: `--trusted`
+    #[arg(long)]
+    pub trusted: bool,
+    /// Set an environment variable in every step (repeatable); also
+    /// available to `${VAR}` substitution in the file.
+    ///
+    /// Example: `--env GOFLAGS=-mod=vendor --env CI=true`
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub env: Vec<(String, String)>,
+    /// Provide a secret for `from_secret` (repeatable). Its value is masked
+    /// in everything printed.
+    ///
+    /// Example: `--secret docker_password=hunter2`
+    #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = key_value)]
+    pub secrets: Vec<(String, String)>,
+    /// Print one JSON object with the result on stdout; the logs and the
+    /// summary then go to stderr.
+    ///
+    /// Example: `runnerkit exec --json | jq '.steps[] | select(.status != "success")'`
+    #[arg(long)]
+    pub json: bool,
+    /// The build, as `when` conditions and `DRONE_*` variables see it.
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// `runnerkit compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// The pipeline file and pipeline.
+    #[command(flatten)]
+    pub source: Source,
+}
+
+/// `runnerkit lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// The pipeline file.
+    ///
+    /// Example: `runnerkit lint ci/.drone.yml`
+    #[arg(value_name = "FILE", default_value = ".drone.yml")]
+    pub file: PathBuf,
+    /// Lint as a trusted repository: the trusted-only settings are allowed.
+    ///
+    /// Example: `--trusted`
+    #[arg(long)]
+    pub trusted: bool,
+}
+
+/// Parses `KEY=VALUE`; the value may be empty and may contain `=`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some(("", _)) => Err(format!("{text:?}: the name before '=' is empty")),
+        Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
+        None => Err(format!("{text:?}: expected NAME=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn key_values_split_at_the_first_equals() {
+        assert_eq!(key_value("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert_eq!(key_value("A=").unwrap(), ("A".into(), String::new()));
+        assert!(key_value("A").is_err());
+        assert!(key_value("=x").is_err());
+    }
+
+    #[test]
+    fn exec_takes_every_documented_flag() {
+        let cli = Cli::try_parse_from([
+            "runnerkit",
+            "exec",
+            "ci.yml",
+            "--pipeline",
+            "p",
+            "--trusted",
+            "--env",
+            "A=1",
+            "--env",
+            "B=2",
+            "--secret",
+            "S=x",
+            "--json",
+            "--branch",
+            "main",
+            "--event",
+            "push",
+            "--ref",
+            "refs/heads/main",
+            "--commit",
+            "abc",
+        ])
+        .unwrap();
+        let Command::Exec(args) = cli.command else {
+            panic!("not exec");
+        };
+        assert_eq!(args.source.file, PathBuf::from("ci.yml"));
+        assert_eq!(args.source.pipeline.as_deref(), Some("p"));
+        assert!(args.trusted && args.json);
+        assert_eq!(args.env.len(), 2);
+        assert_eq!(args.secrets, [("S".to_owned(), "x".to_owned())]);
+        assert_eq!(args.build.git_ref.as_deref(), Some("refs/heads/main"));
+        let cli = Cli::try_parse_from(["runnerkit", "lint"]).unwrap();
+        let Command::Lint(args) = cli.command else {
+            panic!("not lint");
+        };
+        assert_eq!(args.file, PathBuf::from(".drone.yml"));
+    }
+
+    #[test]
+    fn every_flag_has_help_with_an_example() {
+        let mut cli = Cli::command();
+        cli.build();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                if matches!(arg.get_id().as_str(), "help" | "version") {
+                    continue;
+                }
+                let help = arg
+                    .get_long_help()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                assert!(
+                    help.contains("Example"),
+                    "{} --{}: no example in {help:?}",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
+}

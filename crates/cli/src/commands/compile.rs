@@ -1,0 +1,28 @@
+//! `runnerkit compile`: the Spec an engine would run, as JSON.
+
+use std::io::Write;
+
+use crate::cli::CompileArgs;
+use crate::output::exit::Outcome;
+use crate::pipeline::{self, RunInputs};
+
+/// Compiles the pipeline as `exec` would (trusted, since only the shape is
+/// shown) and prints the Spec; warnings go to stderr.
+pub fn run(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let source = pipeline::read(&args.source.file)?;
+    let inputs = RunInputs {
+        pipeline: args.source.pipeline.as_deref(),
+        trusted: true,
+        ..RunInputs::default()
+    };
+    let prepared = pipeline::prepare(&source, &inputs)?;
+    for warning in &prepared.compiled.warnings {
+        match &warning.step {
+            Some(step) => eprintln!("warning: step {step:?}: {}", warning.message),
+            None => eprintln!("warning: {}", warning.message),
+        }
+    }
+    serde_json::to_writer_pretty(&mut *out, &prepared.compiled.spec)?;
+    writeln!(out)?;
+    Ok(Outcome::Clean)
+}

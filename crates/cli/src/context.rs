@@ -1,0 +1,162 @@
+//! The build a local run pretends to be: Drone's `Build`, `Repo`, `Stage` and
+//! `System` made from the command line and the workspace, so `when`
+//! conditions, `${VAR}` substitution and the `DRONE_*` variables work as on a
+//! server.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use runnerkit_core::drone::{Build, Repo, Stage, System};
+
+use crate::cli::BuildArgs;
+
+/// The event when `--event` is not given.
+const DEFAULT_EVENT: &str = "push";
+/// The branch when neither `--branch` nor the workspace's git checkout says.
+const DEFAULT_BRANCH: &str = "main";
+
+/// Drone's view of a local run.
+#[derive(Debug, Clone)]
+pub struct LocalBuild {
+    /// The build: event, branch, ref, commit.
+    pub build: Build,
+    /// The repository: named after the workspace directory.
+    pub repo: Repo,
+    /// The stage: the pipeline that runs.
+    pub stage: Stage,
+    /// The "server": this machine.
+    pub system: System,
+}
+
+/// The build described by `args` for the workspace `dir`, running pipeline
+/// `pipeline` (its name, when known) of type `kind_type`.
+pub fn local_build(
+    args: &BuildArgs,
+    dir: &Path,
+    trusted: bool,
+    pipeline: &str,
+    kind_type: &str,
+) -> LocalBuild {
+    let branch = args
+        .branch
+        .clone()
+        .or_else(|| checked_out_branch(dir))
+        .unwrap_or_else(|| DEFAULT_BRANCH.to_owned());
+    let event = args
+        .event
+        .clone()
+        .unwrap_or_else(|| DEFAULT_EVENT.to_owned());
+    let git_ref = args
+        .git_ref
+        .clone()
+        .unwrap_or_else(|| format!("refs/heads/{branch}"));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let name = dir.file_name().map_or_else(
+        || "workspace".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let build = Build {
+        number: 1,
+        event,
+        git_ref,
+        source: branch.clone(),
+        target: branch.clone(),
+        after: args.commit.clone().unwrap_or_default(),
+        trigger: "@local".into(),
+        timestamp: now,
+        started: now,
+        created: now,
+        ..Build::default()
+    };
+    let repo = Repo {
+        namespace: "local".into(),
+        slug: format!("local/{name}"),
+        name,
+        default_branch: branch,
+        trusted,
+        ..Repo::default()
+    };
+    let stage = Stage {
+        number: 1,
+        name: pipeline.to_owned(),
+        kind: "pipeline".into(),
+        kind_type: kind_type.to_owned(),
+        os: std::env::consts::OS.to_owned(),
+        arch: drone_arch(std::env::consts::ARCH).to_owned(),
+        started: now,
+        created: now,
+        ..Stage::default()
+    };
+    let system = System {
+        proto: "http".into(),
+        host: "localhost".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        ..System::default()
+    };
+    LocalBuild {
+        build,
+        repo,
+        stage,
+        system,
+    }
+}
+
+/// Go's name for Rust's architecture names, as Drone spells platforms.
+fn drone_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        other => other,
+    }
+}
+
+/// The branch checked out in `dir`, from `.git/HEAD`, if it is a plain git
+/// checkout on a branch.
+fn checked_out_branch(dir: &Path) -> Option<String> {
+    let head = std::fs::read_to_string(dir.join(".git").join("HEAD")).ok()?;
+    head.trim()
+        .strip_prefix("ref: refs/heads/")
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_and_defaults_fill_in() {
+        let dir = std::env::temp_dir().join(format!("rk-ctx-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".git")).unwrap();
+        std::fs::write(dir.join(".git/HEAD"), "ref: refs/heads/feature/x\n").unwrap();
+        let b = local_build(&BuildArgs::default(), &dir, false, "default", "exec");
+        assert_eq!(b.build.target, "feature/x");
+        assert_eq!(b.build.git_ref, "refs/heads/feature/x");
+        assert_eq!(b.build.event, "push");
+        assert!(b.repo.slug.starts_with("local/rk-ctx-"));
+        let args = BuildArgs {
+            branch: Some("main".into()),
+            event: Some("tag".into()),
+            git_ref: Some("refs/tags/v1.0.0".into()),
+            commit: Some("abc".into()),
+        };
+        let b = local_build(&args, &dir, true, "p", "docker");
+        assert_eq!(
+            (
+                b.build.target.as_str(),
+                b.build.event.as_str(),
+                b.build.git_ref.as_str(),
+                b.build.after.as_str()
+            ),
+            ("main", "tag", "refs/tags/v1.0.0", "abc")
+        );
+        assert!(b.repo.trusted);
+        assert_eq!(b.stage.kind_type, "docker");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let b = local_build(&BuildArgs::default(), Path::new("/"), false, "", "exec");
+        assert_eq!(b.build.target, "main");
+    }
+}

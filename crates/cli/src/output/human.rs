@@ -1,0 +1,408 @@
+//! Output for people: every log line prefixed with its step's name, a line
+//! when each step starts and ends, and a summary table at the end.
+//!
+//! ```text
+//! build | --> running
+//! build | + make
+//! build | <-- success (exit 0) in 1.20s
+//! test  | --> running
+//! test  | <-- failure (exit 2) in 0.31s
+//!
+//! STEP   STATUS   EXIT  DURATION
+//! build  success     0  1.20s
+//! test   failure     2  0.31s
+//!
+//! pipeline failure in 1.52s
+//! ```
+//!
+//! Names are padded to the longest so the logs line up; on a terminal each
+//! step's prefix has its own colour and statuses are coloured, elsewhere the
+//! text is plain. The duration is the last column so tests can redact it.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use runnerkit_core::{
+    HookError, Line, RunPolicy, Snapshot, Spec, State, Status, StepDecision, StepState,
+};
+
+use runnerkit_manifest::CompileWarning;
+
+use crate::mask::Masker;
+
+/// Colours for step prefixes, by step position.
+const PALETTE: [&str; 6] = ["36", "33", "35", "34", "32", "96"];
+const RESET: &str = "\x1b[0m";
+
+/// How the reporter styles its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// Use ANSI colours (only when the output is a terminal).
+    pub color: bool,
+}
+
+/// A [`Hook`](runnerkit_core::Hook) that prints a stage for people to read.
+pub struct HumanReporter {
+    out: Mutex<Box<dyn Write + Send>>,
+    width: usize,
+    style: Style,
+    masker: Masker,
+    /// Compile warnings by step name; `None` for the whole stage.
+    warnings: BTreeMap<Option<String>, Vec<String>>,
+}
+
+impl std::fmt::Debug for HumanReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HumanReporter")
+            .field("width", &self.width)
+            .field("style", &self.style)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HumanReporter {
+    /// A reporter for the steps of `spec` writing to `out`. Everything it
+    /// prints besides log lines (which the runtime already masked) goes
+    /// through `masker`.
+    pub fn new(out: Box<dyn Write + Send>, spec: &Spec, style: Style, masker: Masker) -> Self {
+        let width = spec
+            .steps
+            .iter()
+            .filter(|s| s.run_policy != RunPolicy::Never)
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        Self {
+            out: Mutex::new(out),
+            width,
+            style,
+            masker,
+            warnings: BTreeMap::new(),
+        }
+    }
+
+    /// Shows compile warnings: a step's at the top of its log, the stage's
+    /// before anything runs.
+    pub fn with_warnings(mut self, warnings: Vec<CompileWarning>) -> Self {
+        for w in warnings {
+            self.warnings.entry(w.step).or_default().push(w.message);
+        }
+        self
+    }
+
+    /// Writes `text` at once, so lines of concurrent steps never interleave
+    /// within a line. A reader that went away (a closed pipe) is not an
+    /// error worth stopping a pipeline for: the text is dropped.
+    fn emit(&self, text: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+
+    fn prefix(&self, step: &StepState) -> String {
+        let name = format!("{:<width$} |", step.name, width = self.width);
+        if self.style.color {
+            let colour = PALETTE[step.index % PALETTE.len()];
+            format!("\x1b[{colour}m{name}{RESET} ")
+        } else {
+            format!("{name} ")
+        }
+    }
+
+    fn status(&self, status: Status) -> String {
+        if !self.style.color {
+            return status.to_string();
+        }
+        let colour = match status {
+            Status::Success => "32",
+            Status::Failure | Status::Error | Status::Killed => "31",
+            _ => "2",
+        };
+        format!("\x1b[{colour}m{status}{RESET}")
+    }
+
+    fn end_line(&self, step: &StepState) -> String {
+        let mut line = format!("{}<-- {}", self.prefix(step), self.status(step.status));
+        if step.status != Status::Skipped {
+            line.push_str(&format!(" (exit {})", step.exit_code));
+        }
+        if let Some(d) = step.duration().filter(|_| step.status != Status::Skipped) {
+            line.push_str(&format!(" in {}", duration(d)));
+        }
+        if let Some(error) = &step.error {
+            line.push_str(": ");
+            line.push_str(&self.masker.mask(error));
+        }
+        line.push('\n');
+        line
+    }
+
+    /// The summary table and the stage's last word.
+    fn summary(&self, snapshot: &Snapshot) -> String {
+        let name_w = snapshot
+            .steps
+            .iter()
+            .map(|s| s.name.chars().count())
+            .chain(["STEP".len()])
+            .max()
+            .unwrap_or(4);
+        let status_w = snapshot
+            .steps
+            .iter()
+            .map(|s| s.status.as_str().len())
+            .chain(["STATUS".len()])
+            .max()
+            .unwrap_or(6);
+        let mut text = format!(
+            "\n{:<name_w$}  {:<status_w$}  {:>4}  DURATION\n",
+            "STEP", "STATUS", "EXIT"
+        );
+        for step in &snapshot.steps {
+            let ran = step.started.is_some() && step.status != Status::Skipped;
+            let exit = if ran {
+                step.exit_code.to_string()
+            } else {
+                "-".to_owned()
+            };
+            let took = step
+                .duration()
+                .filter(|_| ran)
+                .map_or_else(|| "-".to_owned(), duration);
+            // Pad before colouring: escape codes have no width on screen.
+            let status = format!("{:<status_w$}", step.status.as_str());
+            let status = if self.style.color {
+                status.replace(step.status.as_str(), &self.status(step.status))
+            } else {
+                status
+            };
+            text.push_str(&format!(
+                "{:<name_w$}  {status}  {exit:>4}  {took}\n",
+                step.name
+            ));
+        }
+        let stage = &snapshot.stage;
+        text.push_str(&format!("\npipeline {}", self.status(stage.status)));
+        if let (Some(start), Some(stop)) = (stage.started, stage.stopped) {
+            let took = stop.duration_since(start).unwrap_or_default();
+            text.push_str(&format!(" in {}", duration(took)));
+        }
+        text.push('\n');
+        if let Some(error) = &stage.error {
+            text.push_str(&format!("error: {}\n", self.masker.mask(error)));
+        }
+        text
+    }
+}
+
+/// `0.42s`, `12.30s`, `2m05s`, `1h02m`.
+fn duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        format!("{:.2}s", d.as_secs_f64())
+    } else if secs < 3600 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+    }
+}
+
+#[async_trait]
+impl runnerkit_core::Hook for HumanReporter {
+    async fn before(&self, _state: &State) -> Result<(), HookError> {
+        for warning in self.warnings.get(&None).into_iter().flatten() {
+            self.emit(&format!("warning: {}\n", self.masker.mask(warning)));
+        }
+        Ok(())
+    }
+
+    async fn before_each(
+        &self,
+        _state: &State,
+        step: &StepState,
+    ) -> Result<StepDecision, HookError> {
+        let kind = if step.detached {
+            "--> running (detached)"
+        } else {
+            "--> running"
+        };
+        let prefix = self.prefix(step);
+        let mut text = format!("{prefix}{kind}\n");
+        for warning in self
+            .warnings
+            .get(&Some(step.name.clone()))
+            .into_iter()
+            .flatten()
+        {
+            text.push_str(&format!("{prefix}warning: {}\n", self.masker.mask(warning)));
+        }
+        self.emit(&text);
+        Ok(StepDecision::Run)
+    }
+
+    async fn after_each(&self, _state: &State, step: &StepState) -> Result<(), HookError> {
+        self.emit(&self.end_line(step));
+        Ok(())
+    }
+
+    async fn after(&self, state: &State) -> Result<(), HookError> {
+        self.emit(&self.summary(&state.snapshot()));
+        Ok(())
+    }
+
+    fn got_line(&self, _state: &State, step: &StepState, line: &Line) {
+        self.emit(&format!("{}{}\n", self.prefix(step), line.message));
+    }
+
+    async fn got_logs(
+        &self,
+        _state: &State,
+        _step: &StepState,
+        _lines: &[Line],
+    ) -> Result<(), HookError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use runnerkit_core::{Hook, Snapshot, StateWriter, Step};
+
+    /// A writer the test keeps a handle on.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buffer {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn spec() -> Spec {
+        let mut never = Step::named("a-very-long-never-step");
+        never.run_policy = RunPolicy::Never;
+        Spec {
+            steps: vec![Step::named("build"), Step::named("test"), never],
+            ..Spec::default()
+        }
+    }
+
+    fn finished(index: usize, name: &str, status: Status, code: i32, ms: u64) -> StepState {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut s = StepState::pending(index, name);
+        s.status = status;
+        s.exit_code = code;
+        if status != Status::Skipped {
+            s.started = Some(start);
+            s.stopped = Some(start + Duration::from_millis(ms));
+        }
+        s
+    }
+
+    fn line(message: &str) -> Line {
+        Line {
+            number: 0,
+            message: message.into(),
+            timestamp: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_output_is_prefixed_aligned_and_summarised() {
+        let buf = Buffer::default();
+        let reporter = HumanReporter::new(
+            Box::new(buf.clone()),
+            &spec(),
+            Style { color: false },
+            Masker::new(["s3cr3t"]),
+        );
+        let build = finished(0, "build", Status::Success, 0, 1200);
+        let mut test = finished(1, "test", Status::Error, 255, 10);
+        test.error = Some("local: start step \"test\" (/bin/s3cr3t)".into());
+        let mut snap = Snapshot::new(vec![build.clone(), test.clone()]);
+        snap.stage.status = Status::Error;
+        snap.stage.started = build.started;
+        snap.stage.stopped = Some(build.started.unwrap() + Duration::from_secs(125));
+        let state = StateWriter::new(snap).reader();
+
+        reporter.before_each(&state, &build).await.unwrap();
+        reporter.got_line(&state, &build, &line("+ make"));
+        reporter.after_each(&state, &build).await.unwrap();
+        reporter.before_each(&state, &test).await.unwrap();
+        reporter.after_each(&state, &test).await.unwrap();
+        reporter.after(&state).await.unwrap();
+
+        assert_eq!(
+            buf.text(),
+            "build | --> running\n\
+             build | + make\n\
+             build | <-- success (exit 0) in 1.20s\n\
+             test  | --> running\n\
+             test  | <-- error (exit 255) in 0.01s: local: start step \"test\" (/bin/******)\n\
+             \n\
+             STEP   STATUS   EXIT  DURATION\n\
+             build  success     0  1.20s\n\
+             test   error     255  0.01s\n\
+             \n\
+             pipeline error in 2m05s\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn skipped_steps_show_no_exit_or_duration() {
+        let buf = Buffer::default();
+        let reporter = HumanReporter::new(
+            Box::new(buf.clone()),
+            &spec(),
+            Style { color: false },
+            Masker::default(),
+        );
+        let skipped = finished(1, "test", Status::Skipped, 0, 0);
+        let state = StateWriter::new(Snapshot::new(vec![skipped.clone()])).reader();
+        reporter.after_each(&state, &skipped).await.unwrap();
+        reporter.after(&state).await.unwrap();
+        let text = buf.text();
+        assert!(text.starts_with("test  | <-- skipped\n"), "{text}");
+        assert!(text.contains("test  skipped     -  -\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn colours_only_when_asked() {
+        let buf = Buffer::default();
+        let reporter = HumanReporter::new(
+            Box::new(buf.clone()),
+            &spec(),
+            Style { color: true },
+            Masker::default(),
+        );
+        let build = finished(0, "build", Status::Success, 0, 5);
+        let test = finished(1, "test", Status::Success, 0, 5);
+        let state = StateWriter::new(Snapshot::new(vec![build.clone()])).reader();
+        reporter.got_line(&state, &build, &line("x"));
+        reporter.got_line(&state, &test, &line("y"));
+        let text = buf.text();
+        assert_eq!(text, "\x1b[36mbuild |\x1b[0m x\n\x1b[33mtest  |\x1b[0m y\n");
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(Duration::from_millis(420)), "0.42s");
+        assert_eq!(duration(Duration::from_secs(125)), "2m05s");
+        assert_eq!(duration(Duration::from_secs(3720)), "1h02m");
+    }
+}
