@@ -1,0 +1,284 @@
+//! The reporting hook: step updates and live logs to the [`Manager`].
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use runnerkit_core::drone;
+use runnerkit_core::{
+    CancellationToken, Hook, HookError, Line, Manager, ManagerError, State, Status, StepDecision,
+    StepState,
+};
+use tokio::sync::Notify;
+
+/// How live logs are batched toward the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Pending lines are sent at least this often.
+    pub batch_interval: Duration,
+    /// A batch is sent early once it holds this many lines.
+    pub batch_lines: usize,
+    /// At most this many lines wait per step (a server that cannot keep up);
+    /// past it, lines are counted instead and the next batch says how many
+    /// were not streamed live. The uploaded log always has them all.
+    pub buffer_lines: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            batch_interval: Duration::from_secs(1),
+            batch_lines: 500,
+            buffer_lines: 10_000,
+        }
+    }
+}
+
+pub(crate) fn unix(t: Option<SystemTime>) -> i64 {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Drone keeps 500 characters of an error.
+pub(crate) fn truncate_error(e: &str) -> String {
+    e.chars().take(500).collect()
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    lines: Vec<Line>,
+    cut: u64,
+    closed: bool,
+}
+
+/// One step's live log: lines waiting to be sent, and a lock that keeps the
+/// batches of one step in order and before its upload.
+#[derive(Debug, Default)]
+struct StepLog {
+    pending: Mutex<Pending>,
+    sending: tokio::sync::Mutex<()>,
+    /// Lines to show first: compile warnings for this step.
+    preamble: Vec<String>,
+}
+
+/// Sends every state change of one stage to the server: `before`/`after` per
+/// step, live log batches, the full log, with ids and versions merged back.
+pub(crate) struct Reporter {
+    manager: Arc<dyn Manager>,
+    steps: Mutex<Vec<drone::Step>>,
+    logs: Vec<StepLog>,
+    config: LogConfig,
+    wake: Notify,
+    /// Cancelled when the server refuses a report with a conflict: the stage
+    /// was cancelled or taken over there, so its running steps are stopped.
+    stage: CancellationToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Reporter {
+    /// Reports for the registered `steps` (spec order, `never` left out),
+    /// with each step's warnings to open its log.
+    pub(crate) fn new(
+        manager: Arc<dyn Manager>,
+        steps: Vec<drone::Step>,
+        warnings: Vec<Vec<String>>,
+        config: LogConfig,
+        stage: CancellationToken,
+    ) -> Arc<Self> {
+        let logs = warnings
+            .into_iter()
+            .map(|preamble| StepLog {
+                preamble,
+                ..StepLog::default()
+            })
+            .collect();
+        Arc::new(Self {
+            manager,
+            steps: Mutex::new(steps),
+            logs,
+            config,
+            wake: Notify::new(),
+            stage,
+        })
+    }
+
+    /// The registered steps as last merged back from the server.
+    pub(crate) fn steps(&self) -> Vec<drone::Step> {
+        lock(&self.steps).clone()
+    }
+
+    /// Sends pending lines every `batch_interval`, or sooner when a step has
+    /// a full batch, until `stop` fires.
+    pub(crate) async fn flush_loop(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.config.batch_interval) => {}
+            }
+            for index in 0..self.logs.len() {
+                self.flush(index).await;
+            }
+        }
+    }
+
+    /// Sends step `index`'s pending lines, if any.
+    async fn flush(&self, index: usize) {
+        let log = &self.logs[index];
+        let _order = log.sending.lock().await;
+        let (mut lines, cut) = {
+            let mut p = lock(&log.pending);
+            (std::mem::take(&mut p.lines), std::mem::take(&mut p.cut))
+        };
+        if cut > 0 {
+            let number = lines.first().map_or(0, |l| l.number);
+            lines.insert(
+                0,
+                Line {
+                    number,
+                    message: format!(
+                        "[runnerkit] {cut} lines were not streamed live (the server did not keep up); the full log is uploaded when the step ends"
+                    ),
+                    timestamp: lines.first().map_or(0, |l| l.timestamp),
+                },
+            );
+        }
+        if lines.is_empty() {
+            return;
+        }
+        let step_id = lock(&self.steps)[index].id;
+        if let Err(e) = self.manager.write(step_id, &lines).await {
+            // Live batches are best effort: the upload at the end carries
+            // every line. Count what was lost so the next batch says so.
+            tracing::warn!(step_id, error = %e, "sending a live log batch failed");
+            lock(&log.pending).cut += lines.len() as u64;
+        }
+    }
+
+    fn numbered(&self, index: usize, line: &Line) -> Line {
+        let offset = self.logs[index].preamble.len() as u64;
+        Line {
+            number: line.number + offset,
+            message: line.message.clone(),
+            timestamp: line.timestamp,
+        }
+    }
+
+    fn refused(&self, what: &str, e: ManagerError) -> HookError {
+        if matches!(e, ManagerError::Conflict) {
+            self.stage.cancel();
+            return HookError::new(format!(
+                "the server refused the {what}: the stage was cancelled or taken over"
+            ));
+        }
+        HookError::new(format!("reporting the {what} failed: {e}")).with_source(e)
+    }
+
+    /// Sends one step update and merges the answer back.
+    async fn update(
+        &self,
+        index: usize,
+        before: bool,
+        edit: impl FnOnce(&mut drone::Step),
+    ) -> Result<(), HookError> {
+        let mut step = lock(&self.steps)[index].clone();
+        edit(&mut step);
+        let result = if before {
+            self.manager.before(&mut step).await
+        } else {
+            self.manager.after(&mut step).await
+        };
+        match result {
+            Ok(()) => {
+                lock(&self.steps)[index] = step;
+                Ok(())
+            }
+            Err(e) => Err(self.refused("step update", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Hook for Reporter {
+    async fn before_each(&self, _: &State, step: &StepState) -> Result<StepDecision, HookError> {
+        let started = unix(step.started);
+        self.update(step.index, true, |s| {
+            s.status = Status::Running;
+            s.started = started;
+            s.stopped = 0;
+            s.exit_code = 0;
+        })
+        .await?;
+        let log = &self.logs[step.index];
+        let mut p = lock(&log.pending);
+        for (i, warning) in log.preamble.iter().enumerate() {
+            p.lines.push(Line {
+                number: i as u64,
+                message: warning.clone(),
+                timestamp: 0,
+            });
+        }
+        Ok(StepDecision::Run)
+    }
+
+    fn got_line(&self, _: &State, step: &StepState, line: &Line) {
+        let Some(log) = self.logs.get(step.index) else {
+            return;
+        };
+        let mut p = lock(&log.pending);
+        if p.closed {
+            return;
+        }
+        if p.lines.len() >= self.config.buffer_lines {
+            p.cut += 1;
+            return;
+        }
+        p.lines.push(self.numbered(step.index, line));
+        if p.lines.len() >= self.config.batch_lines {
+            self.wake.notify_one();
+        }
+    }
+
+    async fn got_logs(&self, _: &State, step: &StepState, lines: &[Line]) -> Result<(), HookError> {
+        self.flush(step.index).await;
+        let log = &self.logs[step.index];
+        lock(&log.pending).closed = true;
+        let mut all: Vec<Line> = log
+            .preamble
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Line {
+                number: i as u64,
+                message: w.clone(),
+                timestamp: 0,
+            })
+            .collect();
+        all.extend(lines.iter().map(|l| self.numbered(step.index, l)));
+        let step_id = lock(&self.steps)[step.index].id;
+        let _order = log.sending.lock().await;
+        self.manager
+            .upload(step_id, &all)
+            .await
+            .map_err(|e| self.refused("log upload", e))
+    }
+
+    async fn after_each(&self, _: &State, step: &StepState) -> Result<(), HookError> {
+        let (started, stopped) = (unix(step.started), unix(step.stopped));
+        let error = step
+            .error
+            .as_deref()
+            .map(truncate_error)
+            .unwrap_or_default();
+        self.update(step.index, false, |s| {
+            s.status = step.status;
+            s.exit_code = step.exit_code;
+            s.started = if started == 0 { stopped } else { started };
+            s.stopped = stopped;
+            s.error = error;
+        })
+        .await
+    }
+}

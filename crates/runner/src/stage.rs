@@ -1,0 +1,403 @@
+//! [`StageRunner`]: the server-side flow of one stage, start to end.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use runnerkit_core::drone::{self, Details, Stage};
+use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError, Snapshot, Status};
+use runnerkit_manifest::{
+    CombinedSecrets, CompileContext, Compiled, Compiler, RegistryProvider, SecretError,
+    SecretProvider, SecretRequest, ServerSecrets,
+};
+use runnerkit_runtime::{Runtime, RuntimeConfig};
+
+use crate::report::{LogConfig, Reporter, truncate_error, unix};
+use crate::{Backoff, Error, Limits};
+
+/// What a [`StageRunner`] needs beyond the manager and the engine.
+#[derive(Clone)]
+pub struct RunnerConfig {
+    /// The runner's name: `machine` on accept, `DRONE_STAGE_MACHINE`.
+    pub machine: String,
+    /// Variables every stage sees (`DRONE_RUNNER_ENVIRON`), lowest precedence.
+    pub environ: std::collections::BTreeMap<String, String>,
+    /// The runner's own secret providers, asked after the server's secrets.
+    pub secrets: Vec<Arc<dyn SecretProvider>>,
+    /// Registry credentials beyond a pipeline's `image_pull_secrets`.
+    pub registries: Option<Arc<dyn RegistryProvider>>,
+    /// Which repositories and events this runner accepts.
+    pub limits: Limits,
+    /// How pipelines are compiled (clone image and the like).
+    pub compiler: Compiler,
+    /// Runtime settings; `stage_timeout` is replaced by the repository's.
+    pub runtime: RuntimeConfig,
+    /// Live log batching.
+    pub logs: LogConfig,
+    /// Stage deadline when the repository gives none (its timeout is 0).
+    pub default_timeout: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            machine: "runnerkit".into(),
+            environ: Default::default(),
+            secrets: Vec::new(),
+            registries: None,
+            limits: Limits::default(),
+            compiler: Compiler::default(),
+            runtime: RuntimeConfig::default(),
+            logs: LogConfig::default(),
+            default_timeout: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+impl std::fmt::Debug for RunnerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerConfig")
+            .field("machine", &self.machine)
+            .field("environ", &self.environ.keys().collect::<Vec<_>>())
+            .field("secrets", &self.secrets.len())
+            .field("limits", &self.limits)
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one stage ended, from the runner's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageOutcome {
+    /// Another runner accepted it first; nothing was reported.
+    Taken,
+    /// The build was already killed or skipped on the server; nothing ran.
+    AlreadyDone,
+    /// It could not be run (refused repository, bad YAML, lint, ...) and was
+    /// reported `error` with this message.
+    Refused(String),
+    /// It ran; the final stage status as reported.
+    Ran(Status),
+}
+
+/// A provider shared behind an `Arc`, as the combinator wants an owned one.
+struct Shared(Arc<dyn SecretProvider>);
+
+impl SecretProvider for Shared {
+    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+        self.0.find(request)
+    }
+}
+
+/// Runs one stage the way Drone's runner does, and better: accept, watch for
+/// cancellation, details, environment, envsubst, parse, lint, secrets,
+/// compile, register the steps, run them on the engine while reporting every
+/// change and streaming logs, report the end.
+///
+/// Every failure before the run is reported as the stage's `error`, with the
+/// message, so the user sees why in the UI; nothing is left claimed and
+/// silent.
+pub struct StageRunner {
+    manager: Arc<dyn Manager>,
+    engine: Arc<dyn Engine>,
+    config: RunnerConfig,
+}
+
+impl std::fmt::Debug for StageRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageRunner")
+            .field("engine", &self.engine.name())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StageRunner {
+    /// A runner taking stages from `manager` and running them on `engine`.
+    pub fn new(manager: Arc<dyn Manager>, engine: Arc<dyn Engine>, config: RunnerConfig) -> Self {
+        Self {
+            manager,
+            engine,
+            config,
+        }
+    }
+
+    /// The runner's settings.
+    pub fn config(&self) -> &RunnerConfig {
+        &self.config
+    }
+
+    /// Runs `stage` (as `request` returned it) to its end. `cancel` kills
+    /// it (a runner shutting down); a cancel on the server does too.
+    ///
+    /// # Errors
+    /// Only when the server cannot be told about the stage at all (the
+    /// accept or the first report failed for another reason than a
+    /// conflict): the stage is then the server's to reschedule.
+    pub async fn run(
+        &self,
+        stage: Stage,
+        cancel: CancellationToken,
+    ) -> Result<StageOutcome, Error> {
+        let stage = match self.manager.accept(stage.id, &self.config.machine).await {
+            Ok(stage) => stage,
+            Err(ManagerError::Conflict) => {
+                tracing::debug!(stage = stage.id, "another runner accepted the stage");
+                return Ok(StageOutcome::Taken);
+            }
+            Err(e) => {
+                return Err(Error::Accept {
+                    stage: stage.id,
+                    source: e,
+                });
+            }
+        };
+        let stage_cancel = cancel.child_token();
+        let watching = stage_cancel.child_token();
+        let watcher = tokio::spawn(watch(
+            self.manager.clone(),
+            stage.build_id,
+            stage_cancel.clone(),
+            watching.clone(),
+        ));
+        let outcome = self.run_accepted(stage, stage_cancel).await;
+        watching.cancel();
+        watcher.abort();
+        outcome
+    }
+
+    async fn run_accepted(
+        &self,
+        mut stage: Stage,
+        cancel: CancellationToken,
+    ) -> Result<StageOutcome, Error> {
+        let details = match self.manager.details(stage.id).await {
+            Ok(d) => d,
+            Err(e) => {
+                let msg = format!("cannot get the stage's details from the server: {e}");
+                return self.refuse(stage, msg).await;
+            }
+        };
+        if matches!(details.build.status, Status::Killed | Status::Skipped) {
+            tracing::info!(
+                stage = stage.id,
+                "the build is already {}; not running",
+                details.build.status
+            );
+            return Ok(StageOutcome::AlreadyDone);
+        }
+        if let Err(msg) = self.config.limits.check(&details) {
+            return self.refuse(stage, msg).await;
+        }
+        stage.machine = self.config.machine.clone();
+        let compiled = match self.compile(&stage, &details) {
+            Ok(c) => c,
+            Err(msg) => return self.refuse(stage, msg).await,
+        };
+        let spec = Arc::new(compiled.spec.clone());
+
+        // Register every step that runs: number 1..n, pending.
+        let registered: Vec<drone::Step> = spec
+            .steps
+            .iter()
+            .filter(|s| s.run_policy != runnerkit_core::RunPolicy::Never)
+            .enumerate()
+            .map(|(i, s)| drone::Step {
+                step_id: stage.id,
+                number: i as i32 + 1,
+                name: s.name.clone(),
+                status: Status::Pending,
+                errignore: s.error_policy == runnerkit_core::ErrorPolicy::Ignore,
+                image: s.image.clone(),
+                detached: s.detach,
+                depends_on: s.depends_on.clone(),
+                ..drone::Step::default()
+            })
+            .collect();
+        stage.status = Status::Running;
+        stage.started = unix(Some(SystemTime::now()));
+        stage.steps = registered;
+        match self.manager.before_all(&mut stage).await {
+            Ok(()) => {}
+            Err(ManagerError::Conflict) => {
+                tracing::info!(
+                    stage = stage.id,
+                    "the server refused the stage start: cancelled or taken over"
+                );
+                return Ok(StageOutcome::Taken);
+            }
+            Err(e) => {
+                return Err(Error::Report {
+                    stage: stage.id,
+                    source: e,
+                });
+            }
+        }
+
+        let warnings = stage
+            .steps
+            .iter()
+            .map(|s| compiled.warnings_for(&s.name).map(str::to_owned).collect())
+            .collect();
+        let reporter = Reporter::new(
+            self.manager.clone(),
+            stage.steps.clone(),
+            warnings,
+            self.config.logs.clone(),
+            cancel.clone(),
+        );
+        let flushing = CancellationToken::new();
+        let flusher = tokio::spawn(reporter.clone().flush_loop(flushing.clone()));
+
+        let timeout = match details.repository.timeout {
+            t if t > 0 => Duration::from_secs(t as u64 * 60),
+            _ => self.config.default_timeout,
+        };
+        let runtime = Runtime::new(self.engine.clone())
+            .with_hook(reporter.clone())
+            .with_config(RuntimeConfig {
+                stage_timeout: Some(timeout),
+                ..self.config.runtime.clone()
+            });
+        let result = runtime.run(spec, cancel).await;
+        flushing.cancel();
+        let _ = flusher.await;
+
+        let snapshot = match result {
+            Ok(snapshot) => snapshot,
+            // The compiler checked dependencies already; this is a bug, but
+            // the user must still see it.
+            Err(e) => return self.refuse(stage, e.to_string()).await,
+        };
+        stage.steps = reporter.steps();
+        self.report_end(stage, &snapshot).await
+    }
+
+    /// Reports the final stage and every step from the runtime's snapshot.
+    async fn report_end(
+        &self,
+        mut stage: Stage,
+        snapshot: &Snapshot,
+    ) -> Result<StageOutcome, Error> {
+        for (step, st) in stage.steps.iter_mut().zip(&snapshot.steps) {
+            step.status = st.status;
+            step.exit_code = st.exit_code;
+            step.stopped = unix(st.stopped);
+            step.started = match unix(st.started) {
+                0 => step.stopped,
+                t => t,
+            };
+            step.error = st.error.as_deref().map(truncate_error).unwrap_or_default();
+        }
+        stage.status = snapshot.stage.status;
+        stage.exit_code = snapshot.stage.exit_code;
+        stage.error = snapshot
+            .stage
+            .error
+            .as_deref()
+            .map(truncate_error)
+            .unwrap_or_default();
+        stage.stopped = unix(snapshot.stage.stopped);
+        let status = stage.status;
+        match self.manager.after_all(&mut stage).await {
+            Ok(()) | Err(ManagerError::Conflict) => Ok(StageOutcome::Ran(status)),
+            Err(e) => Err(Error::Report {
+                stage: stage.id,
+                source: e,
+            }),
+        }
+    }
+
+    /// Reports a stage that cannot run as `error`, with `msg`.
+    async fn refuse(&self, mut stage: Stage, msg: String) -> Result<StageOutcome, Error> {
+        tracing::warn!(stage = stage.id, "stage not run: {msg}");
+        let now = unix(Some(SystemTime::now()));
+        stage.status = Status::Error;
+        stage.error = truncate_error(&msg);
+        stage.exit_code = 255;
+        if stage.started == 0 {
+            stage.started = now;
+        }
+        stage.stopped = now;
+        match self.manager.after_all(&mut stage).await {
+            Ok(()) | Err(ManagerError::Conflict) => Ok(StageOutcome::Refused(msg)),
+            Err(e) => Err(Error::Report {
+                stage: stage.id,
+                source: e,
+            }),
+        }
+    }
+
+    fn compile(&self, stage: &Stage, details: &Details) -> Result<Compiled, String> {
+        let text = String::from_utf8(details.config.data.clone())
+            .map_err(|_| "the pipeline file is not valid UTF-8".to_owned())?;
+        let mut secrets = CombinedSecrets::new().with(ServerSecrets::new(details.secrets.clone()));
+        for provider in &self.config.secrets {
+            secrets = secrets.with(Shared(provider.clone()));
+        }
+        let mut environ = self.config.environ.clone();
+        environ.extend(details.build.params.clone());
+        let mut ctx = CompileContext {
+            spec_id: format!("rk{}-{}", stage.id, unix(Some(SystemTime::now()))),
+            build: details.build.clone(),
+            repo: details.repository.clone(),
+            stage: stage.clone(),
+            system: details.system.clone(),
+            netrc: details.netrc.clone(),
+            secrets: Arc::new(secrets),
+            environ,
+            ..CompileContext::default()
+        };
+        if let Some(registries) = &self.config.registries {
+            ctx.registries = registries.clone();
+        }
+        let name = if stage.name.is_empty() {
+            "default"
+        } else {
+            stage.name.as_str()
+        };
+        runnerkit_manifest::prepare(
+            &text,
+            Some(name),
+            details.repository.trusted,
+            &self.config.compiler,
+            &ctx,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Watches the build until it is cancelled (then cancels the stage) or
+/// `done` fires. Errors back off and retry: a cancel must not be missed
+/// because the server hiccuped once.
+async fn watch(
+    manager: Arc<dyn Manager>,
+    build_id: i64,
+    cancel: CancellationToken,
+    done: CancellationToken,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        let answer = tokio::select! {
+            () = done.cancelled() => return,
+            answer = manager.watch(build_id) => answer,
+        };
+        match answer {
+            Ok(true) => {
+                tracing::info!(build = build_id, "the build was cancelled on the server");
+                cancel.cancel();
+                return;
+            }
+            Ok(false) => backoff.reset(),
+            Err(e) => {
+                let delay = backoff.next_delay();
+                if backoff.attempts() == 1 {
+                    tracing::warn!(build = build_id, error = %e, "watching the build failed; retrying");
+                }
+                tokio::select! {
+                    () = done.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The whole runner flow on the in-memory manager and the mock engine.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnerkit_core::drone::{Build, Filter, Repo};
+use runnerkit_core::{CancellationToken, Manager, Status};
+use runnerkit_mock::{MockEngine, StepScript};
+use runnerkit_runner::{
+    LogConfig, MemoryManager, Poller, Report, RunnerConfig, StageOutcome, StageRunner,
+};
+
+const PIPELINE: &str = "\
+kind: pipeline
+type: exec
+name: ci
+clone:
+  disable: true
+steps:
+- name: build
+  commands: [make]
+- name: flaky
+  failure: ignore
+  commands: [make flaky]
+- name: test
+  commands: [make test]
+";
+
+fn filter() -> Filter {
+    Filter {
+        kind: "pipeline".into(),
+        kind_type: "exec".into(),
+        ..Filter::default()
+    }
+}
+
+fn repo() -> Repo {
+    Repo {
+        id: 1,
+        slug: "octocat/hello".into(),
+        namespace: "octocat".into(),
+        name: "hello".into(),
+        timeout: 60,
+        ..Repo::default()
+    }
+}
+
+fn build() -> Build {
+    Build {
+        event: "push".into(),
+        git_ref: "refs/heads/main".into(),
+        target: "main".into(),
+        ..Build::default()
+    }
+}
+
+fn config() -> RunnerConfig {
+    RunnerConfig {
+        machine: "runner-1".into(),
+        logs: LogConfig {
+            batch_interval: Duration::from_millis(100),
+            ..LogConfig::default()
+        },
+        ..RunnerConfig::default()
+    }
+}
+
+async fn next_stage(manager: &MemoryManager) -> runnerkit_core::drone::Stage {
+    manager
+        .request(&filter())
+        .await
+        .unwrap()
+        .expect("a queued stage")
+}
+
+fn step_reports(manager: &MemoryManager, stage: i64) -> Vec<(String, Status)> {
+    manager
+        .reports()
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Step(s, name, status) if s == stage => Some((name, status)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stage_is_reported_step_by_step_with_its_logs() {
+    let manager = Arc::new(MemoryManager::new());
+    let id = manager.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let engine = MockEngine::new()
+        .with_step(
+            "build",
+            StepScript::exit(0).with_lines(["compiling", "done"]),
+        )
+        .with_step("flaky", StepScript::exit(3))
+        .with_step("test", StepScript::exit(0).with_lines(["ok"]));
+    let runner = StageRunner::new(manager.clone(), Arc::new(engine.clone()), config());
+    let outcome = runner
+        .run(next_stage(&manager).await, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome, StageOutcome::Ran(Status::Success));
+    engine.assert_protocol();
+
+    assert_eq!(
+        step_reports(&manager, id),
+        [
+            ("build".into(), Status::Running),
+            ("build".into(), Status::Success),
+            ("flaky".into(), Status::Running),
+            ("flaky".into(), Status::Failure),
+            ("test".into(), Status::Running),
+            ("test".into(), Status::Success),
+        ]
+    );
+    let stage_reports: Vec<_> = manager
+        .reports()
+        .into_iter()
+        .filter(|r| matches!(r, Report::Stage(..)))
+        .collect();
+    assert_eq!(
+        stage_reports,
+        [
+            Report::Stage(id, Status::Running),
+            Report::Stage(id, Status::Success)
+        ]
+    );
+
+    let stage = manager.stage(id).unwrap();
+    assert_eq!(stage.machine, "runner-1");
+    let numbers: Vec<i32> = stage.steps.iter().map(|s| s.number).collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    let flaky = &stage.steps[1];
+    assert!(flaky.errignore);
+    assert_eq!((flaky.status, flaky.exit_code), (Status::Failure, 3));
+    assert!(
+        stage
+            .steps
+            .iter()
+            .all(|s| s.step_id == id && s.started > 0 && s.stopped >= s.started)
+    );
+
+    let build_step = stage.steps[0].id;
+    let uploaded: Vec<String> = manager
+        .uploaded_log(build_step)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(uploaded, ["compiling", "done"]);
+    let live: Vec<String> = manager
+        .live_log(build_step)
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(live, uploaded, "every line was also streamed live");
+}
+
+#[tokio::test]
+async fn exit_78_ends_the_stage_early_and_passes() {
+    let manager = Arc::new(MemoryManager::new());
+    let id = manager.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let engine = MockEngine::new().with_step("build", StepScript::exit(78));
+    let runner = StageRunner::new(manager.clone(), Arc::new(engine), config());
+    let outcome = runner
+        .run(next_stage(&manager).await, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome, StageOutcome::Ran(Status::Success));
+    let stage = manager.stage(id).unwrap();
+    let statuses: Vec<_> = stage
+        .steps
+        .iter()
+        .map(|s| (s.status, s.exit_code))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (Status::Success, 78),
+            (Status::Skipped, 0),
+            (Status::Skipped, 0)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_stage_accepted_elsewhere_is_left_alone() {
+    let manager = Arc::new(MemoryManager::new());
+    let id = manager.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let stage = next_stage(&manager).await;
+    manager.accept(id, "someone-else").await.unwrap();
+    let runner = StageRunner::new(manager.clone(), Arc::new(MockEngine::new()), config());
+    let outcome = runner.run(stage, CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome, StageOutcome::Taken);
+    assert!(
+        manager.reports().is_empty(),
+        "nothing is reported for a stage another runner took"
+    );
+    assert_eq!(manager.stage(id).unwrap().machine, "someone-else");
+}
+
+#[tokio::test]
+async fn a_cancel_on_the_server_kills_the_running_step() {
+    let manager = Arc::new(MemoryManager::with_long_poll(Duration::from_secs(5)));
+    let id = manager.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let engine = MockEngine::new().with_step("build", StepScript::exit(0).hang());
+    let runner = StageRunner::new(manager.clone(), Arc::new(engine.clone()), config());
+    let stage = next_stage(&manager).await;
+    let canceller = {
+        let manager = manager.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            manager.cancel_build(id);
+        }
+    };
+    let (outcome, ()) = tokio::join!(runner.run(stage, CancellationToken::new()), canceller);
+    assert_eq!(outcome.unwrap(), StageOutcome::Ran(Status::Killed));
+    engine.assert_protocol();
+    let stage = manager.stage(id).unwrap();
+    assert_eq!(stage.status, Status::Killed);
+    assert_eq!(stage.steps[0].status, Status::Killed);
+    assert_eq!(stage.steps[2].status, Status::Skipped);
+}
+
+#[tokio::test]
+async fn bad_yaml_reports_the_stage_as_error_with_the_message() {
+    let manager = Arc::new(MemoryManager::new());
+    let yaml = "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: a\n  depends_on: {x: 1}\n";
+    let id = manager.enqueue(yaml, "ci", "exec", repo(), build());
+    let engine = MockEngine::new();
+    let runner = StageRunner::new(manager.clone(), Arc::new(engine.clone()), config());
+    let outcome = runner
+        .run(next_stage(&manager).await, CancellationToken::new())
+        .await
+        .unwrap();
+    let StageOutcome::Refused(msg) = outcome else {
+        panic!("expected a refusal, got {outcome:?}");
+    };
+    assert!(msg.contains("line 6"), "{msg}");
+    let stage = manager.stage(id).unwrap();
+    assert_eq!((stage.status, stage.exit_code), (Status::Error, 255));
+    assert_eq!(stage.error, msg);
+    assert!(engine.calls().is_empty(), "nothing ran");
+}
+
+#[tokio::test]
+async fn a_refused_repository_is_reported_not_run() {
+    let manager = Arc::new(MemoryManager::new());
+    let id = manager.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let mut config = config();
+    config.limits.repos = vec!["someone/*".into()];
+    let runner = StageRunner::new(manager.clone(), Arc::new(MockEngine::new()), config);
+    let outcome = runner
+        .run(next_stage(&manager).await, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        StageOutcome::Refused("insufficient permission to run the pipeline".into())
+    );
+    assert_eq!(manager.stage(id).unwrap().status, Status::Error);
+}
+
+#[tokio::test]
+async fn shutdown_stops_polling_and_drains_running_stages() {
+    let manager = Arc::new(MemoryManager::with_long_poll(Duration::from_millis(200)));
+    let first = manager.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let engine = MockEngine::new().with_step(
+        "build",
+        StepScript::exit(0).running_for(Duration::from_millis(500)),
+    );
+    let runner = Arc::new(StageRunner::new(
+        manager.clone(),
+        Arc::new(engine),
+        config(),
+    ));
+    let poller = Poller::new(manager.clone(), runner, filter(), 1)
+        .with_drain_timeout(Duration::from_secs(30));
+    let shutdown = CancellationToken::new();
+    let stopper = {
+        let (shutdown, manager) = (shutdown.clone(), manager.clone());
+        async move {
+            // Once the first stage runs, ask to stop, then queue another.
+            while manager.stage(first).unwrap().status != Status::Running {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            shutdown.cancel();
+            manager.enqueue(PIPELINE, "ci", "exec", repo(), build())
+        }
+    };
+    let ((), second) = tokio::join!(poller.run(shutdown), stopper);
+    assert_eq!(
+        manager.stage(first).unwrap().status,
+        Status::Success,
+        "the running stage finished"
+    );
+    assert_eq!(
+        manager.stage(second).unwrap().status,
+        Status::Pending,
+        "no new stage was taken"
+    );
+}
+
+#[tokio::test]
+async fn the_drain_timeout_cancels_what_still_runs() {
+    let manager = Arc::new(MemoryManager::with_long_poll(Duration::from_millis(200)));
+    let id = manager.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let engine = MockEngine::new().with_step("build", StepScript::exit(0).hang());
+    let runner = Arc::new(StageRunner::new(
+        manager.clone(),
+        Arc::new(engine),
+        config(),
+    ));
+    let poller = Poller::new(manager.clone(), runner, filter(), 1)
+        .with_drain_timeout(Duration::from_millis(200));
+    let shutdown = CancellationToken::new();
+    let stopper = {
+        let (shutdown, manager) = (shutdown.clone(), manager.clone());
+        async move {
+            while manager.stage(id).unwrap().status != Status::Running {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            shutdown.cancel();
+        }
+    };
+    tokio::join!(poller.run(shutdown), stopper);
+    let stage = manager.stage(id).unwrap();
+    assert_eq!(stage.status, Status::Killed);
+    assert_eq!(stage.steps[0].status, Status::Killed);
+}
+
+/// 200 stages through capacity 4: each is reported started and ended exactly
+/// once, and no task is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_two_hundred_stages() {
+    let manager = Arc::new(MemoryManager::with_long_poll(Duration::from_millis(50)));
+    let engine = MockEngine::new()
+        .with_step("build", StepScript::exit(0).with_lines(["a", "b", "c"]))
+        .with_step("flaky", StepScript::exit(1));
+    let runner = Arc::new(StageRunner::new(
+        manager.clone(),
+        Arc::new(engine),
+        config(),
+    ));
+    let poller = Arc::new(Poller::new(manager.clone(), runner, filter(), 4));
+    let baseline = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let ids: Vec<i64> = (0..200)
+        .map(|_| manager.enqueue(PIPELINE, "ci", "exec", repo(), build()))
+        .collect();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn({
+        let (poller, shutdown) = (poller.clone(), shutdown.clone());
+        async move { poller.run(shutdown).await }
+    });
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while ids
+            .iter()
+            .any(|id| manager.stage(*id).unwrap().status != Status::Success)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("every stage ends");
+    shutdown.cancel();
+    running.await.unwrap();
+    let reports = manager.reports();
+    for id in &ids {
+        let stage_reports: Vec<_> = reports
+            .iter()
+            .filter(|r| matches!(r, Report::Stage(s, _) if s == id))
+            .collect();
+        assert_eq!(
+            stage_reports.len(),
+            2,
+            "stage {id} reported {stage_reports:?}"
+        );
+    }
+    let stats = poller.stats();
+    assert_eq!(
+        stats.succeeded.load(std::sync::atomic::Ordering::Relaxed),
+        200
+    );
+    assert_eq!(stats.running.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // Watchers, flushers and workers are all gone.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let alive = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    assert!(
+        alive <= baseline,
+        "{alive} tasks alive after the soak, {baseline} before"
+    );
+}
