@@ -61,17 +61,22 @@ pub(crate) fn forward(
 }
 
 /// The `tail` stream: `preamble` (pull progress) first, then the buffered
-/// output, ending when the output ends or `cancel` fires.
+/// output, ending when the output ends, or when `cancel` fires once what was
+/// already buffered by then has been yielded.
 pub(crate) fn tail_stream(
     preamble: Vec<Bytes>,
     output: mpsc::UnboundedReceiver<Chunk>,
     cancel: CancellationToken,
 ) -> LogStream {
-    let buffered = stream::unfold(output, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
+    let buffered = stream::unfold((output, cancel), |(mut rx, cancel)| async move {
+        let chunk = tokio::select! {
+            biased;
+            chunk = rx.recv() => chunk,
+            () = cancel.cancelled() => rx.try_recv().ok(),
+        };
+        chunk.map(|chunk| (chunk, (rx, cancel)))
     });
-    let all = stream::iter(preamble.into_iter().map(Ok)).chain(buffered);
-    Box::pin(all.take_until(cancel.cancelled_owned()))
+    Box::pin(stream::iter(preamble.into_iter().map(Ok)).chain(buffered))
 }
 
 #[cfg(test)]
@@ -127,6 +132,18 @@ mod tests {
             got[1].as_ref().unwrap_err(),
             "docker: read the output of container \"c1\""
         );
+    }
+
+    #[tokio::test]
+    async fn cancelling_yields_what_was_buffered_then_ends() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(Ok(Bytes::from("before\n"))).unwrap();
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        // The sender stays open: only the cancellation can end the stream.
+        let got = collect(tail_stream(Vec::new(), rx, cancel)).await;
+        assert_eq!(got, [Ok(Bytes::from("before\n"))]);
+        drop(tx);
     }
 
     #[tokio::test]

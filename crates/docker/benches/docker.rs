@@ -1,0 +1,197 @@
+//! What the Docker engine costs, against the `docker` CLI doing the same.
+//!
+//! Run: `cargo bench -p runnerkit-docker --bench docker` (needs a daemon;
+//! builds `runnerkit-test:busybox` when missing; prints a Markdown table).
+//!
+//! 1. A 10-step serial pipeline of `true` through the runtime and the engine
+//!    (network, workspace volume, ten containers, teardown) against ten
+//!    `docker run --rm IMAGE true` commands, one after another.
+//! 2. A container printing 50 MB of lines, read through `tail`, line
+//!    splitting and masking (the runtime's `LineWriter` with one secret),
+//!    against `docker run -d` of the same command followed by
+//!    `docker logs -f` to /dev/null. Both are timed from the start of the
+//!    container to the last byte read.
+//!
+//! The CLI is used here for the baselines only; the engine never runs it.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use runnerkit_core::{CancellationToken, Engine, PullPolicy, Script, Spec, Step, Workspace};
+use runnerkit_docker::DockerEngine;
+use runnerkit_docker::testing::{TEST_IMAGE, docker_or_skip};
+use runnerkit_runtime::Runtime;
+use runnerkit_runtime::logs::{LineWriter, Masker};
+
+const ROUNDS: usize = 3;
+const LOG_BYTES: usize = 50 * 1024 * 1024;
+/// Prints LOG_BYTES of 64-byte lines.
+const PRINT_50MB: &str =
+    "yes 'runnerkit log throughput line 0123456789 abcdefghijklmnopqrstu' | head -c 52428800";
+
+fn step(name: &str, body: &str) -> Step {
+    Step {
+        image: TEST_IMAGE.into(),
+        pull: PullPolicy::Never,
+        script: Some(Script {
+            shell: "/bin/sh".into(),
+            body: format!("{body}\n"),
+        }),
+        ..Step::named(name)
+    }
+}
+
+fn spec(id: String, steps: Vec<Step>) -> Spec {
+    Spec {
+        id,
+        workspace: Workspace {
+            base: "/drone/src".into(),
+            ..Workspace::default()
+        },
+        steps,
+        ..Spec::default()
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn docker_cli(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"))
+}
+
+async fn pipeline_through_engine(engine: Arc<DockerEngine>, round: usize) -> Duration {
+    let steps = (0..10).map(|i| step(&format!("s{i}"), "true")).collect();
+    let spec = spec(format!("bench-pipe-{}-{round}", std::process::id()), steps);
+    let runtime = Runtime::new(engine);
+    let t0 = Instant::now();
+    let done = runtime
+        .run(Arc::new(spec), CancellationToken::new())
+        .await
+        .expect("pipeline");
+    let took = t0.elapsed();
+    assert!(done.steps.iter().all(|s| s.exit_code == 0), "{done:?}");
+    took
+}
+
+fn pipeline_through_cli() -> Duration {
+    let t0 = Instant::now();
+    for _ in 0..10 {
+        let out = docker_cli(&["run", "--rm", TEST_IMAGE, "true"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    t0.elapsed()
+}
+
+/// (elapsed, bytes, lines) of the 50 MB step through tail + LineWriter.
+async fn logs_through_engine(engine: &DockerEngine, round: usize) -> (Duration, usize, u64) {
+    let spec = spec(
+        format!("bench-logs-{}-{round}", std::process::id()),
+        vec![step("print", PRINT_50MB)],
+    );
+    let step = &spec.steps[0];
+    let cancel = CancellationToken::new();
+    engine.setup(&spec, &cancel).await.expect("setup");
+    engine.create(&spec, step, &cancel).await.expect("create");
+    let masker = Arc::new(Masker::new(["abcdefghijklmnopqrstu-not-there"]));
+    let mut writer = LineWriter::new(masker, usize::MAX);
+    let mut lines = 0u64;
+    let mut bytes = 0usize;
+    let t0 = Instant::now();
+    engine.start(&spec, step, &cancel).await.expect("start");
+    let mut stream = engine.tail(&spec, step, &cancel).await.expect("tail");
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.expect("chunk");
+        bytes += chunk.len();
+        writer.write(&chunk, 0, &mut |_line| lines += 1);
+    }
+    writer.finish(0, &mut |_line| lines += 1);
+    let took = t0.elapsed();
+    engine.wait(&spec, step, &cancel).await.expect("wait");
+    engine
+        .destroy(&spec, &CancellationToken::new())
+        .await
+        .expect("destroy");
+    (took, bytes, lines)
+}
+
+fn logs_through_cli(round: usize) -> Duration {
+    let name = format!("bench-logs-cli-{}-{round}", std::process::id());
+    let t0 = Instant::now();
+    let out = docker_cli(&[
+        "run", "-d", "--name", &name, TEST_IMAGE, "sh", "-c", PRINT_50MB,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let status = Command::new("docker")
+        .args(["logs", "-f", &name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("docker logs");
+    let took = t0.elapsed();
+    assert!(status.success());
+    docker_cli(&["rm", "-f", &name]);
+    took
+}
+
+fn mb_per_s(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / d.as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let Some(engine) = docker_or_skip().await else {
+        return;
+    };
+    let engine = Arc::new(engine);
+    // Warm up both paths once (page cache, image layers, network driver).
+    pipeline_through_engine(engine.clone(), 0).await;
+    pipeline_through_cli();
+
+    let mut engine_pipe = Vec::new();
+    let mut cli_pipe = Vec::new();
+    for round in 1..=ROUNDS {
+        engine_pipe.push(pipeline_through_engine(engine.clone(), round).await);
+        cli_pipe.push(pipeline_through_cli());
+    }
+    let mut engine_logs = Vec::new();
+    let mut cli_logs = Vec::new();
+    let mut counted = (0, 0);
+    for round in 1..=ROUNDS {
+        let (took, bytes, lines) = logs_through_engine(&engine, round).await;
+        counted = (bytes, lines);
+        engine_logs.push(took);
+        cli_logs.push(logs_through_cli(round));
+    }
+    assert_eq!(counted.0, LOG_BYTES, "every byte arrives");
+
+    let (ep, cp) = (median(engine_pipe), median(cli_pipe));
+    let (el, cl) = (median(engine_logs), median(cli_logs));
+    println!("Docker engine vs docker CLI (median of {ROUNDS} rounds)\n");
+    println!("| measure | runnerkit-docker | docker CLI | ratio |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| 10-step serial pipeline of `true` | {:.2} s | {:.2} s (10 × `docker run --rm`) | {:.2} |",
+        ep.as_secs_f64(),
+        cp.as_secs_f64(),
+        ep.as_secs_f64() / cp.as_secs_f64()
+    );
+    println!(
+        "| 50 MB of logs ({} lines), start to last byte | {:.2} s ({:.0} MB/s, tail + lines + masking) | {:.2} s ({:.0} MB/s, `docker logs -f` > /dev/null) | {:.2} |",
+        counted.1,
+        el.as_secs_f64(),
+        mb_per_s(LOG_BYTES, el),
+        cl.as_secs_f64(),
+        mb_per_s(LOG_BYTES, cl),
+        el.as_secs_f64() / cl.as_secs_f64()
+    );
+}
