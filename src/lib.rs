@@ -12,13 +12,21 @@
 //! |---|---|---|
 //! | [`core`] | `runnerkit-core` | `Spec`, `Step`, state, and the `Engine`, `Hook`, `Manager` contracts |
 //! | [`runtime`] | `runnerkit-runtime` | `Runtime`: runs a `Spec` on an `Engine` with `Hook`s |
+//! | [`manifest`] | `runnerkit-manifest` | `.drone.yml`: parse, envsubst, conditions, lint, compile to a `Spec` |
+//! | [`runner`] | `runnerkit-runner` | `Poller`, `StageRunner`, `MemoryManager`: an engine as a CI runner |
+//! | `local` | `runnerkit-local` | the host-process engine (feature `local`) |
+//! | `docker` | `runnerkit-docker` | the Docker engine (feature `docker`) |
+//! | `drone` | `runnerkit-drone` | the `Manager` over Drone's runner RPC (feature `drone`) |
 //! | `mock` | `runnerkit-mock` | the scripted `MockEngine` and the engine conformance suite (feature `mock`) |
 //!
 //! ## Features
 //!
 //! | feature | default | brings |
 //! |---|---|---|
-//! | `mock` | yes | [`mock`]: `MockEngine`, `runnerkit::mock::conformance` |
+//! | `local` | yes | `runnerkit::local`: `LocalEngine`, steps as host processes |
+//! | `mock` | yes | `runnerkit::mock`: `MockEngine`, `runnerkit::mock::conformance` |
+//! | `docker` | no | `runnerkit::docker`: `DockerEngine` over the Docker Engine API |
+//! | `drone` | no | `runnerkit::drone`: `DroneManager` over Drone's runner RPC v2 |
 //!
 //! ## Write an engine, run a pipeline on it
 //!
@@ -85,10 +93,26 @@
 
 #[doc(inline)]
 pub use runnerkit_core as core;
+#[cfg(feature = "docker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "docker")))]
+#[doc(inline)]
+pub use runnerkit_docker as docker;
+#[cfg(feature = "drone")]
+#[cfg_attr(docsrs, doc(cfg(feature = "drone")))]
+#[doc(inline)]
+pub use runnerkit_drone as drone;
+#[cfg(feature = "local")]
+#[cfg_attr(docsrs, doc(cfg(feature = "local")))]
+#[doc(inline)]
+pub use runnerkit_local as local;
+#[doc(inline)]
+pub use runnerkit_manifest as manifest;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 #[doc(inline)]
 pub use runnerkit_mock as mock;
+#[doc(inline)]
+pub use runnerkit_runner as runner;
 #[doc(inline)]
 pub use runnerkit_runtime as runtime;
 
