@@ -514,7 +514,16 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 
 #[test]
 fn sigint_stops_the_steps_and_leaves_no_process_behind() {
-    use nix::sys::signal::{Signal, kill};
+    stops_cleanly_on(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_the_steps_like_ctrl_c() {
+    stops_cleanly_on(nix::sys::signal::Signal::SIGTERM);
+}
+
+fn stops_cleanly_on(signal: nix::sys::signal::Signal) {
+    use nix::sys::signal::kill;
     use nix::unistd::Pid;
 
     let dir = workspace("sigint.drone.yml");
@@ -537,7 +546,7 @@ fn sigint_stops_the_steps_and_leaves_no_process_behind() {
         },
     );
     assert!(alive(bg));
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
     let status = wait_exit(&mut child, Duration::from_secs(60));
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = (
@@ -556,4 +565,71 @@ fn sigint_stops_the_steps_and_leaves_no_process_behind() {
         || !alive(bg),
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_second_sigint_quits_at_once_with_130() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let dir = workspace("stubborn.drone.yml");
+    let mut child = runnerkit(&dir, &["exec"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_file = dir.join("main.pid");
+    let mut step = 0;
+    wait_for("the step to start", Duration::from_secs(30), || {
+        step = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        step != 0
+    });
+    let runnerkit_pid = Pid::from_raw(child.id() as i32);
+    kill(runnerkit_pid, Signal::SIGINT).unwrap();
+    // The step ignores SIGTERM, so runnerkit is still stopping it when the
+    // second Ctrl-C comes.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still stopping the step"
+    );
+    kill(runnerkit_pid, Signal::SIGINT).unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted again"), "{stderr}");
+    // Quitting at once skips the cleanup: what was left is this test's to end.
+    if alive(step) {
+        let _ = kill(Pid::from_raw(-(step as i32)), Signal::SIGKILL);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_pipeline_runs_with_the_workspace_mounted() {
+    let Some(_engine) = runnerkit_docker::testing::docker_or_skip().await else {
+        return;
+    };
+    let dir = workspace("docker-workspace.drone.yml");
+    std::fs::write(dir.join("input.txt"), "from the host\n").unwrap();
+    let r = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || run(&dir, &["exec", "--json"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(json(&r.stdout)["status"], "success");
+    assert!(r.stderr.contains("write | from the host\n"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("output.txt")).unwrap(),
+        "from the container\n"
+    );
+    // Files made by the container may belong to another user: remove what
+    // we can, the directory is in the temp dir anyway.
+    let _ = std::fs::remove_dir_all(&dir);
 }
