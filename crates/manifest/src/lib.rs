@@ -80,8 +80,8 @@ pub use registry::{
     find_credentials, image_registry, normalize_host,
 };
 pub use secrets::{
-    CombinedSecrets, EnvSecrets, SecretError, SecretProvider, SecretRequest, ServerSecrets,
-    StaticSecrets,
+    CombinedSecrets, DocumentSecrets, EnvSecrets, SecretError, SecretProvider, SecretRequest,
+    ServerSecrets, StaticSecrets,
 };
 pub use values::{ByteSize, Condition, EnvValue, SettingValue};
 pub use yaml::{Located, YamlError};

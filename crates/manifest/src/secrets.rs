@@ -204,6 +204,82 @@ impl SecretProvider for CombinedSecrets {
     }
 }
 
+/// `kind: secret` documents whose `data` is encrypted with the repository's
+/// key (reference §12): base64 of a 12-byte nonce followed by the AES-256-GCM
+/// ciphertext, the key being the repository's `secret` (32 bytes). Hidden
+/// from pull requests of forks of public repositories.
+#[derive(Clone, Default)]
+pub struct DocumentSecrets {
+    /// Name → encrypted data.
+    encrypted: Vec<(String, String)>,
+    key: String,
+}
+
+impl DocumentSecrets {
+    /// The `kind: secret` documents of a file that carry `data`, decrypted
+    /// with `key` (the repository's `secret`) on lookup.
+    pub fn new<'a>(
+        documents: impl IntoIterator<Item = &'a crate::SecretResource>,
+        key: impl Into<String>,
+    ) -> Self {
+        Self {
+            encrypted: documents
+                .into_iter()
+                .filter(|d| !d.data.is_empty())
+                .map(|d| (d.name.clone(), d.data.clone()))
+                .collect(),
+            key: key.into(),
+        }
+    }
+
+    fn decrypt(&self, name: &str, data: &str) -> Result<String, SecretError> {
+        use aes_gcm::aead::{Aead, KeyInit};
+        use base64::Engine as _;
+        let fail = |message: &str| SecretError {
+            name: name.to_owned(),
+            provider: "kind: secret document".into(),
+            message: message.to_owned(),
+        };
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|_| fail("data is not base64"))?;
+        if raw.len() < 12 {
+            return Err(fail("data is shorter than its nonce"));
+        }
+        let (nonce, ciphertext) = raw.split_at(12);
+        let cipher = aes_gcm::Aes256Gcm::new_from_slice(self.key.as_bytes())
+            .map_err(|_| fail("the repository key is not 32 bytes"))?;
+        let nonce = aes_gcm::Nonce::try_from(nonce).map_err(|_| fail("bad nonce"))?;
+        let plain = cipher
+            .decrypt(&nonce, ciphertext)
+            .map_err(|_| fail("cannot decrypt (wrong key or corrupt data)"))?;
+        String::from_utf8(plain).map_err(|_| fail("decrypted value is not UTF-8"))
+    }
+}
+
+impl fmt::Debug for DocumentSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.encrypted.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("DocumentSecrets")
+            .field("names", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretProvider for DocumentSecrets {
+    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+        let Some((name, data)) = self.encrypted.iter().find(|(n, _)| n == request.name) else {
+            return Ok(None);
+        };
+        let fork =
+            !request.build.source_repo.is_empty() && request.build.source_repo != request.repo.slug;
+        if request.is_pull_request() && !request.repo.private && fork {
+            return Ok(None);
+        }
+        self.decrypt(name, data).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +356,89 @@ mod tests {
                 message: "down".into(),
             })
         }
+    }
+
+    fn encrypt(key: &str, nonce: [u8; 12], plain: &str) -> String {
+        use aes_gcm::aead::{Aead, KeyInit};
+        use base64::Engine as _;
+        let cipher = aes_gcm::Aes256Gcm::new_from_slice(key.as_bytes()).unwrap();
+        let nonce_arr = aes_gcm::Nonce::try_from(&nonce[..]).unwrap();
+        let mut out = nonce.to_vec();
+        out.extend(cipher.encrypt(&nonce_arr, plain.as_bytes()).unwrap());
+        base64::engine::general_purpose::STANDARD.encode(out)
+    }
+
+    #[test]
+    fn document_secrets_decrypt_with_the_repository_key() {
+        let key = "0123456789abcdef0123456789abcdef";
+        let docs = [
+            crate::SecretResource {
+                name: "token".into(),
+                data: encrypt(key, [7; 12], "s3cret"),
+                get: None,
+            },
+            crate::SecretResource {
+                name: "broken".into(),
+                data: "bm90IGVub3VnaA==".into(),
+                get: None,
+            },
+        ];
+        let p = DocumentSecrets::new(&docs, key);
+        assert_eq!(ask(&p, "token", &push()).as_deref(), Some("s3cret"));
+        assert_eq!(ask(&p, "other", &push()), None);
+        let wrong = DocumentSecrets::new(&docs, "ffffffffffffffffffffffffffffffff");
+        let repo = Repo::default();
+        let build = push();
+        let req = SecretRequest {
+            name: "token",
+            build: &build,
+            repo: &repo,
+        };
+        assert!(
+            wrong
+                .find(&req)
+                .unwrap_err()
+                .to_string()
+                .contains("cannot decrypt")
+        );
+        let req = SecretRequest {
+            name: "broken",
+            build: &build,
+            repo: &repo,
+        };
+        assert!(p.find(&req).is_err());
+        assert!(!format!("{p:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn document_secrets_are_hidden_from_fork_pull_requests_of_public_repos() {
+        let key = "0123456789abcdef0123456789abcdef";
+        let docs = [crate::SecretResource {
+            name: "token".into(),
+            data: encrypt(key, [1; 12], "v"),
+            get: None,
+        }];
+        let p = DocumentSecrets::new(&docs, key);
+        let mut build = pr();
+        build.source_repo = "fork/hello".into();
+        let mut repo = Repo {
+            slug: "octo/hello".into(),
+            ..Repo::default()
+        };
+        let req = |b: &Build, r: &Repo| {
+            p.find(&SecretRequest {
+                name: "token",
+                build: b,
+                repo: r,
+            })
+            .unwrap()
+        };
+        assert_eq!(req(&build, &repo), None);
+        repo.private = true;
+        assert_eq!(req(&build, &repo).as_deref(), Some("v"));
+        repo.private = false;
+        build.source_repo = "octo/hello".into();
+        assert_eq!(req(&build, &repo).as_deref(), Some("v"));
     }
 
     #[test]
