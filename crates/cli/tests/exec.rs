@@ -602,10 +602,21 @@ fn a_second_sigint_quits_at_once_with_130() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted again"), "{stderr}");
-    // Quitting at once skips the cleanup: what was left is this test's to end.
+    // Quitting at once skips the cleanup: what was left (the step's process
+    // group and its stage root, two levels above its HOME) is this test's to
+    // remove.
     if alive(step) {
         let _ = kill(Pid::from_raw(-(step as i32)), Signal::SIGKILL);
     }
+    let home = std::fs::read_to_string(dir.join("home.txt")).unwrap();
+    let root = Path::new(home.trim()).parent().unwrap().parent().unwrap();
+    assert!(
+        root.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("runnerkit-exec-")
+    );
+    std::fs::remove_dir_all(root).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
