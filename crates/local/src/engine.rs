@@ -232,14 +232,30 @@ impl Engine for LocalEngine {
             .into());
         };
         let launch = launch::plan(spec, step, &dirs, &self.host)?;
-        if launch.cwd.starts_with(&dirs.workspace) {
-            tokio::fs::create_dir_all(&launch.cwd)
-                .await
-                .map_err(|source| Error::WorkingDir {
-                    step: step.name.clone(),
-                    path: launch.cwd.clone(),
-                    source,
-                })?;
+        // A directory of the workspace is made as a container engine would;
+        // any other must exist, or the step fails here, naming it, rather
+        // than at start as if its program were missing.
+        let cwd = if launch.cwd.starts_with(&dirs.workspace) {
+            tokio::fs::create_dir_all(&launch.cwd).await
+        } else {
+            tokio::fs::metadata(&launch.cwd).await.and_then(|m| {
+                if m.is_dir() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        "not a directory",
+                    ))
+                }
+            })
+        };
+        cwd.map_err(|source| Error::WorkingDir {
+            step: step.name.clone(),
+            path: launch.cwd.clone(),
+            source,
+        })?;
+        if !step.user.is_empty() {
+            tracing::warn!(step = %step.name, user = %step.user, "the local engine runs every step as the runner's user");
         }
         if let Some((file, body)) = &launch.script {
             write_script(file, body)

@@ -121,7 +121,9 @@ pub enum Error {
 impl Error {
     fn kind(&self) -> EngineErrorKind {
         match self {
-            Self::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+            Self::Spawn { source, .. } | Self::WorkingDir { source, .. }
+                if source.kind() == io::ErrorKind::NotFound =>
+            {
                 EngineErrorKind::NotFound
             }
             Self::NothingToRun { .. } | Self::OutOfOrder { .. } => EngineErrorKind::Misuse,

@@ -296,6 +296,15 @@ async fn entrypoint_and_command_run_without_a_shell() {
     let err = engine.start(&spec, &missing, &token).await.unwrap_err();
     assert_eq!(err.kind(), EngineErrorKind::NotFound);
     assert!(err.to_string().contains("/no/such/program"), "{err}");
+    // A working directory outside the workspace must exist: said at create.
+    let elsewhere = Step {
+        entrypoint: vec!["/bin/true".into()],
+        working_dir: "/no/such/dir".into(),
+        ..Step::named("elsewhere")
+    };
+    let err = engine.create(&spec, &elsewhere, &token).await.unwrap_err();
+    assert_eq!(err.kind(), EngineErrorKind::NotFound);
+    assert!(err.to_string().contains("/no/such/dir"), "{err}");
     engine.destroy(&spec, &token).await.unwrap();
 }
 
