@@ -4,6 +4,8 @@
 //! The command line is in [`cli`], the commands in [`commands`], and every
 //! byte shown in [`output`].
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 mod cli;
 mod commands;
 mod context;
