@@ -116,19 +116,25 @@ pub struct Pipeline {
     /// Name; empty means `default`.
     pub name: String,
     /// Target platform.
+    #[serde(deserialize_with = "values::or_default")]
     pub platform: PlatformSpec,
     /// Runner labels the stage must be routed to.
+    #[serde(deserialize_with = "values::or_default")]
     pub node: BTreeMap<String, String>,
     /// Concurrency limit of stages with this name (server side).
+    #[serde(deserialize_with = "values::or_default")]
     pub concurrency: Concurrency,
     /// Pipelines this one waits for (server side).
     #[serde(deserialize_with = "values::pipeline_names")]
     pub depends_on: Vec<String>,
     /// When the pipeline runs (evaluated by the server).
+    #[serde(deserialize_with = "values::or_default")]
     pub trigger: Conditions,
     /// Clone settings.
+    #[serde(deserialize_with = "values::or_default")]
     pub clone: CloneSettings,
     /// Workspace location.
+    #[serde(deserialize_with = "values::or_default")]
     pub workspace: WorkspaceSpec,
     /// Environment of every step (plain values only).
     #[serde(deserialize_with = "values::plain_env")]
@@ -234,9 +240,11 @@ pub struct VolumeSpec {
     pub name: String,
     /// A scratch volume.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "values::or_default")]
     pub temp: Option<TempVolume>,
     /// A host path (trusted repositories only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(deserialize_with = "values::or_default")]
     pub host: Option<HostVolume>,
 }
 
@@ -317,10 +325,13 @@ pub struct StepSpec {
     /// Parsed and ignored, as in Drone.
     pub shell: String,
     /// Environment: plain values or `from_secret`.
+    #[serde(deserialize_with = "values::or_default")]
     pub environment: BTreeMap<String, EnvValue>,
     /// Plugin settings, become `PLUGIN_*`.
+    #[serde(deserialize_with = "values::or_default")]
     pub settings: BTreeMap<String, SettingValue>,
     /// When the step runs.
+    #[serde(deserialize_with = "values::or_default")]
     pub when: Conditions,
     /// Steps this one waits for.
     #[serde(deserialize_with = "values::step_names")]

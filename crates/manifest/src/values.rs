@@ -69,6 +69,16 @@ list_fn! {
     patterns => "a list of patterns",
 }
 
+/// Reads a map or struct where a YAML null (`environment:` with nothing
+/// after it) means "empty", as in Drone.
+pub(crate) fn or_default<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
+}
+
 /// Deserializes a list of steps where `-` alone (a null step) is kept as
 /// `None` so lint can report it instead of failing the parse.
 pub(crate) fn nullable_steps<'de, D, T>(de: D) -> Result<Vec<crate::Located<Option<T>>>, D::Error>

@@ -154,3 +154,31 @@ fn prepare_refuses_other_pipeline_types() {
     assert!(matches!(err, Error::Compile(_)));
     assert!(err.to_string().contains("kubernetes"), "{err}");
 }
+
+#[test]
+fn empty_maps_and_lists_written_as_nothing_are_empty() {
+    let text = "\
+kind: pipeline
+platform:
+trigger:
+clone:
+workspace:
+volumes:
+- name: scratch
+  temp:
+steps:
+- name: a
+  image: alpine
+  environment:
+  settings:
+  when:
+  depends_on:
+  commands:
+  volumes:
+";
+    let m = Manifest::parse(text).expect("nulls read as empty");
+    let p = m.pipeline(None).unwrap();
+    let step = p.steps[0].value.as_ref().unwrap();
+    assert!(step.environment.is_empty() && step.settings.is_empty() && step.commands.is_empty());
+    assert!(p.volumes[0].value.temp.is_none());
+}
