@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_runnerkit");
 
 /// A fresh workspace holding `fixture` as `.drone.yml`.
-fn workspace(fixture: &str) -> PathBuf {
+fn workspace(fixture: &str) -> Scratch {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
@@ -23,7 +23,29 @@ fn workspace(fixture: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(fixture);
     std::fs::copy(src, dir.join(".drone.yml")).unwrap();
-    dir
+    Scratch(dir)
+}
+
+/// A directory removed when dropped, even when the test panicked.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn runnerkit(dir: &Path, args: &[&str]) -> Command {
@@ -628,7 +650,7 @@ async fn a_docker_pipeline_runs_with_the_workspace_mounted() {
     let dir = workspace("docker-workspace.drone.yml");
     std::fs::write(dir.join("input.txt"), "from the host\n").unwrap();
     let r = tokio::task::spawn_blocking({
-        let dir = dir.clone();
+        let dir = dir.to_path_buf();
         move || run(&dir, &["exec", "--json"])
     })
     .await
