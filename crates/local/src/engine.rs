@@ -295,6 +295,14 @@ impl Engine for LocalEngine {
             return Err(cancelled("start", format!("step {:?}", step.name)).into());
         }
         let (stage, entry) = self.step("start", spec, step)?;
+        if stage.stop.is_cancelled() {
+            return Err(Error::OutOfOrder {
+                call: "start",
+                what: format!("step {:?}", step.name),
+                reason: "the stage is being destroyed",
+            }
+            .into());
+        }
         let Some(launch) = lock(&entry.launch).take() else {
             return Err(Error::OutOfOrder {
                 call: "start",

@@ -4,7 +4,8 @@
 //! [`LocalEngine`] implements [`runnerkit_core::Engine`]; its docs say what a
 //! step sees (environment, working directory, `HOME`) and how steps are
 //! stopped. It depends on `runnerkit-core` alone and passes the engine
-//! conformance suite of `runnerkit-mock`.
+//! conformance suite of `runnerkit-mock`. `docs/writing-an-engine.md` walks
+//! through the `Engine` contract with this engine as its worked example.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod engine;
