@@ -34,8 +34,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The step's working directory could not be created.
-    #[error("create working directory {} of step {step:?}", path.display())]
+    /// The step's working directory could not be created, or does not exist.
+    #[error("working directory {} of step {step:?}", path.display())]
     WorkingDir {
         /// The step's name.
         step: String,
