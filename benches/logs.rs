@@ -25,7 +25,7 @@ fn corpus(secrets: &[String]) -> Vec<u8> {
     let mut i = 0usize;
     while out.len() < TOTAL {
         let mut line = if i % 1000 == 999 {
-            format!("step {i}: token={} ok", secrets[i % secrets.len()])
+            format!("step {i}: token={} ok", secrets.get(i % secrets.len().max(1)).map_or("none", String::as_str))
         } else {
             format!("step {i}: compiling module {} of the project", i % 977)
         };
@@ -63,7 +63,7 @@ fn run(masker: &Arc<Masker>, data: &[u8], chunk: usize) -> (f64, u64) {
 fn main() {
     println!("| secrets | chunk | MiB/s | lines masked |");
     println!("|---|---|---|---|");
-    for n in [1, 10, 100] {
+    for n in [0, 1, 10, 100] {
         let secrets = secrets(n);
         let data = corpus(&secrets);
         let masker = Arc::new(Masker::new(secrets.iter().map(String::as_str)));
@@ -72,7 +72,7 @@ fn main() {
             let mut runs: Vec<(f64, u64)> = (0..3).map(|_| run(&masker, &data, chunk)).collect();
             runs.sort_by(|a, b| a.0.total_cmp(&b.0));
             let (speed, masked) = runs[1];
-            assert!(masked > 0, "the corpus holds secrets to mask");
+            assert!(masked > 0 || n == 0, "the corpus holds secrets to mask");
             println!("| {n} | {label} | {speed:.0} | {masked} |");
         }
     }

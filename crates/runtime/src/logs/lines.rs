@@ -234,4 +234,32 @@ mod tests {
         assert!(out.iter().all(|l| !l.contains("s3cr3t")), "secret leaked");
         assert!(out[0].ends_with("******"), "the cut moved past the secret");
     }
+
+    proptest::proptest! {
+        /// Whatever the secrets (overlapping ones included) and however the
+        /// output is chunked, no secret survives in any line.
+        #[test]
+        fn no_secret_survives(
+            secrets in proptest::collection::vec("[abc]{2,6}", 1..8),
+            text in "[abc\n]{0,200}",
+            cuts in proptest::collection::vec(0usize..200, 0..6),
+        ) {
+            let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(text.len())).collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut chunks = Vec::new();
+            let mut last = 0;
+            for c in cuts {
+                chunks.push(&text.as_bytes()[last..c]);
+                last = c;
+            }
+            chunks.push(&text.as_bytes()[last..]);
+            for line in run(&secrets, &chunks, usize::MAX) {
+                for secret in &secrets {
+                    proptest::prop_assert!(!line.contains(secret), "{secret:?} visible in {line:?}");
+                }
+            }
+        }
+    }
 }

@@ -1,9 +1,13 @@
 //! Secret masking with one Aho-Corasick automaton over every secret.
 
+use aho_corasick::packed;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// What a masked secret is replaced by (Drone's mask).
 pub const MASK: &str = "******";
+
+/// Secrets per packed (SIMD) searcher: the size its heuristics accept.
+const PACKED_GROUP: usize = 64;
 
 /// Finds and masks secret values in log text.
 ///
@@ -14,10 +18,93 @@ pub const MASK: &str = "******";
 /// more than it hides). Because no part contains a newline, a match never
 /// spans two lines, so masking complete lines is exact however the output was
 /// chunked.
+///
+/// The search runs on SIMD packed searchers (Teddy), one per group of up to
+/// 64 secrets, where the CPU has them; elsewhere on one Aho-Corasick DFA.
+/// Overlapping matches (one secret inside another, or two that overlap) are
+/// merged and masked as one.
 #[derive(Debug, Clone)]
 pub struct Masker {
-    automaton: Option<AhoCorasick>,
+    finder: Option<Finder>,
     longest: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Finder {
+    Packed(Vec<packed::Searcher>),
+    Automaton(AhoCorasick),
+}
+
+impl Finder {
+    fn new(parts: &[&str]) -> Option<Self> {
+        let packed: Option<Vec<packed::Searcher>> = parts
+            .chunks(PACKED_GROUP)
+            .map(|group| {
+                packed::Config::new()
+                    .match_kind(packed::MatchKind::LeftmostLongest)
+                    .builder()
+                    .extend(group)
+                    .build()
+            })
+            .collect();
+        if let Some(searchers) = packed {
+            return Some(Self::Packed(searchers));
+        }
+        // A full DFA: secrets are few and short, so its memory is small, and
+        // it scans a byte per step with no fallback path.
+        let builder = |kind| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(kind)
+                .build(parts)
+        };
+        builder(Some(AhoCorasickKind::DFA))
+            .or_else(|_| builder(None))
+            .ok()
+            .map(Self::Automaton)
+    }
+
+    /// Every secret in `text` as `(start, end)`, sorted, overlaps merged.
+    ///
+    /// After each match the search resumes one byte past its start, not at
+    /// its end, so that a secret overlapping another is found too (and its
+    /// tail cannot show past the first one's mask).
+    fn find(&self, text: &[u8], out: &mut Vec<(usize, usize)>) {
+        out.clear();
+        match self {
+            Self::Automaton(ac) => {
+                let mut pos = 0;
+                while let Some(m) = ac.find(aho_corasick::Input::new(text).range(pos..)) {
+                    out.push((m.start(), m.end()));
+                    pos = m.start() + 1;
+                }
+            }
+            Self::Packed(searchers) => {
+                for searcher in searchers {
+                    let mut pos = 0;
+                    while let Some(m) =
+                        searcher.find_in(text, aho_corasick::Span::from(pos..text.len()))
+                    {
+                        out.push((m.start(), m.end()));
+                        pos = m.start() + 1;
+                    }
+                }
+            }
+        }
+        if out.len() > 1 {
+            out.sort_unstable();
+            let mut merged = 0;
+            for i in 1..out.len() {
+                if out[i].0 < out[merged].1 {
+                    out[merged].1 = out[merged].1.max(out[i].1);
+                } else {
+                    merged += 1;
+                    out[merged] = out[i];
+                }
+            }
+            out.truncate(merged + 1);
+        }
+    }
 }
 
 impl Masker {
@@ -32,29 +119,17 @@ impl Masker {
         parts.sort_unstable();
         parts.dedup();
         let longest = parts.iter().map(|p| p.len()).max().unwrap_or(0);
-        // Leftmost-longest so a secret that contains another is masked whole.
-        let automaton = if parts.is_empty() {
+        let finder = if parts.is_empty() {
             None
         } else {
-            // A full DFA: secrets are few and short, so its memory is small,
-            // and it scans the log a byte per step with no fallback path.
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::LeftmostLongest)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&parts)
-                .or_else(|_| {
-                    AhoCorasickBuilder::new()
-                        .match_kind(MatchKind::LeftmostLongest)
-                        .build(&parts)
-                })
-                .ok()
+            Finder::new(&parts)
         };
-        Self { automaton, longest }
+        Self { finder, longest }
     }
 
     /// True when there is nothing to mask.
     pub fn is_empty(&self) -> bool {
-        self.automaton.is_none()
+        self.finder.is_none()
     }
 
     /// Length in bytes of the longest secret part.
@@ -66,17 +141,19 @@ impl Masker {
     /// empty, when `text` holds no secret: the caller then uses `text` as is.
     pub fn mask_into(&self, text: &[u8], out: &mut Vec<u8>) -> bool {
         out.clear();
-        let Some(ac) = &self.automaton else {
+        let Some(finder) = &self.finder else {
             return false;
         };
-        let mut last = 0;
-        for m in ac.find_iter(text) {
-            out.extend_from_slice(&text[last..m.start()]);
-            out.extend_from_slice(MASK.as_bytes());
-            last = m.end();
-        }
-        if last == 0 && out.is_empty() {
+        let mut found = Vec::new();
+        finder.find(text, &mut found);
+        if found.is_empty() {
             return false;
+        }
+        let mut last = 0;
+        for (start, end) in found {
+            out.extend_from_slice(&text[last..start]);
+            out.extend_from_slice(MASK.as_bytes());
+            last = end;
         }
         out.extend_from_slice(&text[last..]);
         true
@@ -85,13 +162,16 @@ impl Masker {
     /// Where to cut `text` near `at` without splitting a secret: `at`, or
     /// the end of a secret that straddles it.
     pub fn safe_cut(&self, text: &[u8], at: usize) -> usize {
-        let Some(ac) = &self.automaton else {
+        let Some(finder) = &self.finder else {
             return at;
         };
         let from = at.saturating_sub(self.longest);
         let to = (at + self.longest).min(text.len());
-        ac.find_iter(&text[from..to])
-            .map(|m| (from + m.start(), from + m.end()))
+        let mut found = Vec::new();
+        finder.find(&text[from..to], &mut found);
+        found
+            .into_iter()
+            .map(|(s, e)| (from + s, from + e))
             .find(|&(s, e)| s < at && at < e)
             .map_or(at, |(_, e)| e)
     }
@@ -134,6 +214,24 @@ mod tests {
         assert!(m.is_empty());
         let mut out = Vec::new();
         assert!(!m.mask_into(b"a b c", &mut out));
+    }
+
+    #[test]
+    fn many_secrets_across_groups_mask_with_overlaps_merged() {
+        let secrets: Vec<String> = (0..150).map(|i| format!("tok{i:03}x")).collect();
+        let m = Masker::new(secrets.iter().map(String::as_str));
+        for s in &secrets {
+            assert_eq!(m.mask_str(&format!("a {s} b")), "a ****** b", "{s}");
+        }
+        // Overlapping secrets become one mask, whichever group they are in.
+        let m = Masker::new(
+            ["abcdef", "defghi"]
+                .into_iter()
+                .chain(secrets.iter().map(String::as_str)),
+        );
+        assert_eq!(m.mask_str("xx abcdefghi yy"), "xx ****** yy");
+        let m = Masker::new(["abcdef", "defghi"]);
+        assert_eq!(m.mask_str("xx abcdefghi yy"), "xx ****** yy");
     }
 
     #[test]
