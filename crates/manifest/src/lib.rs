@@ -113,7 +113,8 @@ pub enum Error {
 
 /// The whole flow for one stage: envsubst (with the context's variables),
 /// parse, select, lint (file-wide rules and the pipeline's, against
-/// `trusted`), compile.
+/// `trusted`), compile. `kind: secret` documents with encrypted `data` are
+/// looked up after `ctx.secrets`, with `ctx.repo.secret` as the key.
 ///
 /// `name` selects the pipeline (`None`: the first one). When
 /// `ctx.stage.kind_type` is set, only pipelines of that type match, as a
@@ -136,6 +137,19 @@ pub fn prepare(
     problems.extend(lint(pipeline, trusted));
     if !problems.is_empty() {
         return Err(Error::Lint(problems));
+    }
+    let encrypted = manifest.secrets().any(|s| !s.data.is_empty());
+    if encrypted && !ctx.repo.secret.is_empty() {
+        // `kind: secret` documents of this file, after the caller's providers.
+        let mut ctx = ctx.clone();
+        let combined = CombinedSecrets::new()
+            .with(ctx.secrets.clone())
+            .with(DocumentSecrets::new(
+                manifest.secrets(),
+                ctx.repo.secret.clone(),
+            ));
+        ctx.secrets = std::sync::Arc::new(combined);
+        return Ok(compiler.compile(pipeline, &ctx)?);
     }
     Ok(compiler.compile(pipeline, ctx)?)
 }

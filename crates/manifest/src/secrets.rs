@@ -54,6 +54,12 @@ pub trait SecretProvider: Send + Sync {
     fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError>;
 }
 
+impl<T: SecretProvider + ?Sized> SecretProvider for std::sync::Arc<T> {
+    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+        (**self).find(request)
+    }
+}
+
 /// Fixed name → value pairs: `runnerkit exec --secret K=V`, or a runner's
 /// static secrets (`DRONE_RUNNER_SECRETS`, hidden from pull requests).
 #[derive(Clone, Default)]

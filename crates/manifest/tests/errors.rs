@@ -182,3 +182,22 @@ steps:
     assert!(step.environment.is_empty() && step.settings.is_empty() && step.commands.is_empty());
     assert!(p.volumes[0].value.temp.is_none());
 }
+
+#[test]
+fn prepare_finds_kind_secret_documents_with_the_repository_key() {
+    // Made outside Rust (Python's `cryptography` AESGCM) with the repository
+    // key below and a fixed nonce; the value is `from-doc`.
+    let data = include_str!("fixtures/doc_token.b64").trim();
+    let text = format!(
+        "kind: pipeline\nsteps:\n- name: a\n  image: alpine\n  environment:\n    T: {{from_secret: doc_token}}\n---\nkind: secret\nname: doc_token\ndata: {data}\n"
+    );
+    let mut keyed = ctx();
+    keyed.repo.secret = "0123456789abcdef0123456789abcdef".into();
+    let compiled = prepare(&text, None, true, &Compiler::default(), &keyed).unwrap();
+    let step = compiled.spec.steps.iter().find(|s| s.name == "a").unwrap();
+    assert_eq!(step.secrets[0].value, "from-doc");
+    assert!(compiled.warnings.is_empty());
+    // Without the key the secret is not found: a warning, not an error.
+    let compiled = prepare(&text, None, true, &Compiler::default(), &ctx()).unwrap();
+    assert_eq!(compiled.warnings.len(), 1);
+}
