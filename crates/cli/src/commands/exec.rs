@@ -1,7 +1,5 @@
 //! `runnerkit exec`: run one pipeline of a file on this machine.
 
-use std::io::Write;
-
 use runnerkit_core::{CancellationToken, Secret, Spec};
 
 use crate::cli::ExecArgs;
@@ -18,7 +16,7 @@ use crate::pipeline::{self, Prepared, RunInputs};
 pub async fn run(args: &ExecArgs) -> Outcome {
     // Known before anything else, so even a refusal cannot print a secret.
     let masker = Masker::new(args.secrets.iter().map(|(_, v)| v.as_str()));
-    match prepare_and_run(args, &masker).await {
+    match prepare_and_run(args).await {
         Ok(outcome) => outcome,
         Err(e) => {
             let message = output::error_chain(&e);
@@ -31,7 +29,7 @@ pub async fn run(args: &ExecArgs) -> Outcome {
     }
 }
 
-async fn prepare_and_run(args: &ExecArgs, masker: &Masker) -> anyhow::Result<Outcome> {
+async fn prepare_and_run(args: &ExecArgs) -> anyhow::Result<Outcome> {
     let source = pipeline::read(&args.source.file)?;
     let inputs = RunInputs {
         pipeline: args.source.pipeline.as_deref(),
@@ -47,6 +45,9 @@ async fn prepare_and_run(args: &ExecArgs, masker: &Masker) -> anyhow::Result<Out
     let mut spec = compiled.spec;
     mask_every_given_secret(&mut spec, &args.secrets);
     let engine = engines::for_type(&pipeline_type).await?;
+    // Whatever the compile found to mask (secrets of the file's own `kind:
+    // secret` documents included) is hidden in what the CLI prints too.
+    let masker = Masker::new(spec.masked_values());
 
     let (out, style) = output::human_destination(args.json);
     let reporter =
@@ -58,9 +59,8 @@ async fn prepare_and_run(args: &ExecArgs, masker: &Masker) -> anyhow::Result<Out
     let snapshot = result?;
 
     if args.json {
-        let mut stdout = std::io::stdout().lock();
-        RunResult::from_snapshot(&snapshot, masker).write(&mut stdout)?;
-        stdout.flush()?;
+        // The stage has run: a closed stdout changes nothing about its outcome.
+        let _ = RunResult::from_snapshot(&snapshot, &masker).write(&mut std::io::stdout().lock());
     }
     Ok(Outcome::Ran(snapshot.stage.status))
 }
