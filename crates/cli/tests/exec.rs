@@ -586,6 +586,14 @@ fn stops_cleanly_on(signal: nix::sys::signal::Signal) {
         Duration::from_secs(10),
         || !alive(bg),
     );
+    let home = std::fs::read_to_string(dir.join("home.txt")).unwrap();
+    let root = Path::new(home.trim()).parent().unwrap().parent().unwrap();
+    assert!(root.starts_with(std::env::temp_dir()), "{}", root.display());
+    assert!(
+        !root.exists(),
+        "the stage root {} outlived the run",
+        root.display()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
