@@ -204,10 +204,15 @@ impl Engine for LocalEngine {
             }
             stages.insert(spec.id.clone(), Arc::clone(&entry));
         }
-        let root = stage::create_root(&self.temp_dir, &spec.id).await?;
         let host_path = spec.workspace.host_path.as_ref().map(PathBuf::from);
-        let dirs = StageDirs::new(root, host_path, &spec.workspace);
-        *lock(&entry.dirs) = Some(dirs.clone());
+        let layout = |root: &std::path::Path| {
+            StageDirs::new(root.to_path_buf(), host_path.clone(), &spec.workspace)
+        };
+        let root = stage::create_root(&self.temp_dir, &spec.id, |root| {
+            *lock(&entry.dirs) = Some(layout(root));
+        })
+        .await?;
+        let dirs = layout(&root);
         dirs.create().await?;
         tracing::debug!(stage = %spec.id, root = %dirs.root.display(), "stage set up");
         Ok(())

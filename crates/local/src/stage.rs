@@ -139,13 +139,20 @@ fn grant_owner(dir: &Path) {
 }
 
 /// Picks a fresh root below `base` for stage `id` and creates it (mode 0700),
-/// never reusing a directory that exists.
-pub(crate) async fn create_root(base: &Path, id: &str) -> Result<PathBuf, Error> {
+/// never reusing a directory that exists. `record` hears each path before
+/// the directory is made, so a teardown finds it even if this future is
+/// dropped half-way.
+pub(crate) async fn create_root(
+    base: &Path,
+    id: &str,
+    record: impl Fn(&Path),
+) -> Result<PathBuf, Error> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let readable: String = encode(id).chars().take(40).collect();
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let root = base.join(format!("runnerkit-{readable}-{}-{n}", std::process::id()));
+        record(&root);
         let attempt = root.clone();
         let made = tokio::task::spawn_blocking(move || {
             std::fs::DirBuilder::new().mode(0o700).create(&attempt)
@@ -212,8 +219,8 @@ mod tests {
     async fn roots_are_fresh_and_removal_survives_read_only_dirs() {
         let base = std::env::temp_dir().join(format!("rk-stage-test-{}", std::process::id()));
         std::fs::create_dir_all(&base).unwrap();
-        let a = create_root(&base, "same").await.unwrap();
-        let b = create_root(&base, "same").await.unwrap();
+        let a = create_root(&base, "same", |_| ()).await.unwrap();
+        let b = create_root(&base, "same", |_| ()).await.unwrap();
         assert_ne!(a, b);
         let dirs = StageDirs::new(a.clone(), None, &Workspace::default());
         dirs.create().await.unwrap();
