@@ -11,7 +11,6 @@ mod commands;
 mod context;
 mod engines;
 mod interrupt;
-mod mask;
 mod output;
 mod pipeline;
 

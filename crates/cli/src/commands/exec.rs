@@ -6,11 +6,11 @@ use crate::cli::ExecArgs;
 use crate::commands::stage;
 use crate::engines;
 use crate::interrupt;
-use crate::mask::Masker;
 use crate::output::exit::Outcome;
 use crate::output::json::RunResult;
 use crate::output::{self, HumanReporter};
 use crate::pipeline::{self, Prepared, RunInputs};
+use runnerkit_runtime::logs::Masker;
 
 /// Runs the pipeline; `Err` when the input was refused before anything ran.
 pub async fn run(args: &ExecArgs) -> Outcome {
@@ -20,7 +20,7 @@ pub async fn run(args: &ExecArgs) -> Outcome {
         Ok(outcome) => outcome,
         Err(e) => {
             let message = output::error_chain(&e);
-            eprintln!("error: {}", masker.mask(&message));
+            eprintln!("error: {}", masker.mask_str(&message));
             if args.json {
                 let _ = RunResult::refused(&message, &masker).write(&mut std::io::stdout().lock());
             }

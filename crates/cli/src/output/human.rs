@@ -28,10 +28,8 @@ use async_trait::async_trait;
 use runnerkit_core::{
     HookError, Line, RunPolicy, Snapshot, Spec, State, Status, StepDecision, StepState,
 };
-
 use runnerkit_manifest::CompileWarning;
-
-use crate::mask::Masker;
+use runnerkit_runtime::logs::Masker;
 
 /// Colours for step prefixes, by step position.
 const PALETTE: [&str; 6] = ["36", "33", "35", "34", "32", "96"];
@@ -133,7 +131,7 @@ impl HumanReporter {
         }
         if let Some(error) = &step.error {
             line.push_str(": ");
-            line.push_str(&self.masker.mask(error));
+            line.push_str(&self.masker.mask_str(error));
         }
         line.push('\n');
         line
@@ -190,7 +188,7 @@ impl HumanReporter {
         }
         text.push('\n');
         if let Some(error) = &stage.error {
-            text.push_str(&format!("error: {}\n", self.masker.mask(error)));
+            text.push_str(&format!("error: {}\n", self.masker.mask_str(error)));
         }
         text
     }
@@ -212,7 +210,7 @@ fn duration(d: Duration) -> String {
 impl runnerkit_core::Hook for HumanReporter {
     async fn before(&self, _state: &State) -> Result<(), HookError> {
         for warning in self.warnings.get(&None).into_iter().flatten() {
-            self.emit(&format!("warning: {}\n", self.masker.mask(warning)));
+            self.emit(&format!("warning: {}\n", self.masker.mask_str(warning)));
         }
         Ok(())
     }
@@ -235,7 +233,10 @@ impl runnerkit_core::Hook for HumanReporter {
             .into_iter()
             .flatten()
         {
-            text.push_str(&format!("{prefix}warning: {}\n", self.masker.mask(warning)));
+            text.push_str(&format!(
+                "{prefix}warning: {}\n",
+                self.masker.mask_str(warning)
+            ));
         }
         self.emit(&text);
         Ok(StepDecision::Run)
@@ -370,7 +371,7 @@ mod tests {
             Box::new(buf.clone()),
             &spec(),
             Style { color: false },
-            Masker::default(),
+            Masker::new([]),
         );
         let skipped = finished(1, "test", Status::Skipped, 0, 0);
         let state = StateWriter::new(Snapshot::new(vec![skipped.clone()])).reader();
@@ -388,7 +389,7 @@ mod tests {
             Box::new(buf.clone()),
             &spec(),
             Style { color: true },
-            Masker::default(),
+            Masker::new([]),
         );
         let build = finished(0, "build", Status::Success, 0, 5);
         let test = finished(1, "test", Status::Success, 0, 5);

@@ -9,7 +9,7 @@ use std::io::Write;
 use runnerkit_core::{Snapshot, Status};
 use serde::Serialize;
 
-use crate::mask::Masker;
+use runnerkit_runtime::logs::Masker;
 
 /// The result object.
 #[derive(Debug, Serialize)]
@@ -37,7 +37,7 @@ impl RunResult {
             .error
             .as_deref()
             .or_else(|| snapshot.steps.iter().find_map(|s| s.error.as_deref()))
-            .map(|e| masker.mask(e).into_owned());
+            .map(|e| masker.mask_str(e));
         Self {
             status: snapshot.stage.status,
             steps: snapshot
@@ -58,7 +58,7 @@ impl RunResult {
         Self {
             status: Status::Error,
             steps: Vec::new(),
-            error: Some(masker.mask(message).into_owned()),
+            error: Some(masker.mask_str(message)),
         }
     }
 
@@ -90,7 +90,7 @@ mod tests {
         bad.exit_code = 2;
         let mut snap = Snapshot::new(vec![ok, bad]);
         snap.stage.status = Status::Failure;
-        let text = render(&RunResult::from_snapshot(&snap, &Masker::default()));
+        let text = render(&RunResult::from_snapshot(&snap, &Masker::new([])));
         assert_eq!(
             text,
             "{\"status\":\"failure\",\"steps\":[{\"name\":\"build\",\"status\":\"success\",\"exit_code\":0},\
