@@ -1,6 +1,7 @@
 //! `runnerkit exec`: run one pipeline of a file on this machine.
 
 use runnerkit_core::{CancellationToken, Secret, Spec};
+use runnerkit_runtime::logs::Masker;
 
 use crate::cli::ExecArgs;
 use crate::commands::stage;
@@ -10,7 +11,6 @@ use crate::output::exit::Outcome;
 use crate::output::json::RunResult;
 use crate::output::{self, HumanReporter};
 use crate::pipeline::{self, Prepared, RunInputs};
-use runnerkit_runtime::logs::Masker;
 
 /// Runs the pipeline; `Err` when the input was refused before anything ran.
 pub async fn run(args: &ExecArgs) -> Outcome {

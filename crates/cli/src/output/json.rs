@@ -7,9 +7,8 @@
 use std::io::Write;
 
 use runnerkit_core::{Snapshot, Status};
-use serde::Serialize;
-
 use runnerkit_runtime::logs::Masker;
+use serde::Serialize;
 
 /// The result object.
 #[derive(Debug, Serialize)]
