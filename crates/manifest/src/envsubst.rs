@@ -6,7 +6,7 @@
 //! shell. A value holding a newline is inserted as a double-quoted, escaped
 //! string so the YAML stays valid.
 
-use crate::glob::{self, Mode};
+use crate::glob;
 
 /// A `${…}` expression that cannot be substituted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,39 +208,26 @@ fn substring(value: &str, spec: &str) -> String {
     String::from_utf8_lossy(&bytes[start..end]).into_owned()
 }
 
-/// Char boundaries of `value`, ends included.
-fn boundaries(value: &str) -> Vec<usize> {
-    value
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain(std::iter::once(value.len()))
-        .collect()
-}
-
 fn strip_prefix(value: &str, pattern: &str, longest: bool) -> String {
-    let mut cuts = boundaries(value);
-    if longest {
-        cuts.reverse();
+    let ends = glob::prefix_matches(pattern, value).unwrap_or_default();
+    let cut = if longest { ends.last() } else { ends.first() };
+    match cut {
+        Some(&cut) => value[cut..].to_owned(),
+        None => value.to_owned(),
     }
-    for cut in cuts {
-        if glob::matches(pattern, &value[..cut], Mode::Text) {
-            return value[cut..].to_owned();
-        }
-    }
-    value.to_owned()
 }
 
 fn strip_suffix(value: &str, pattern: &str, longest: bool) -> String {
-    let mut cuts = boundaries(value);
-    if !longest {
-        cuts.reverse();
+    let starts = glob::suffix_matches(pattern, value).unwrap_or_default();
+    let cut = if longest {
+        starts.first()
+    } else {
+        starts.last()
+    };
+    match cut {
+        Some(&cut) => value[..cut].to_owned(),
+        None => value.to_owned(),
     }
-    for cut in cuts {
-        if glob::matches(pattern, &value[cut..], Mode::Text) {
-            return value[..cut].to_owned();
-        }
-    }
-    value.to_owned()
 }
 
 /// `/p/r`, `//p/r`, `/#p/r`, `/%p/r`: literal (not glob) replacement; `\/`
