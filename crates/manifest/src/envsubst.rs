@@ -58,16 +58,21 @@ fn substitute(text: &str, lookup: Lookup<'_>) -> Result<String, EnvsubstError> {
             out.push('$');
             rest = tail;
         } else if let Some(body_start) = after.strip_prefix('{') {
-            let line = text[..text.len() - rest.len() + i].matches('\n').count() + 1;
+            // Counted only on error: counting per expression is quadratic.
+            let at = text.len() - rest.len() + i;
+            let line = || text[..at].matches('\n').count() + 1;
             let Some(end) = closing_brace(body_start) else {
                 let expression = rest[i..].lines().next().unwrap_or_default().to_owned();
-                return Err(EnvsubstError::MissingBrace { expression, line });
+                return Err(EnvsubstError::MissingBrace {
+                    expression,
+                    line: line(),
+                });
             };
             let body = &body_start[..end];
             let value = expand(body, lookup).map_err(|reason| EnvsubstError::Unsupported {
                 expression: format!("${{{body}}}"),
                 reason,
-                line,
+                line: line(),
             })?;
             if value.contains('\n') {
                 out.push_str(&quote(&value));
