@@ -446,12 +446,10 @@ pub async fn wait_after_exit(engine: &dyn Engine, fixture: &dyn Fixture) {
         bounded("wait", engine.wait(&spec, &step, &cancel)).await,
     );
     assert_eq!(exit.exit_code, 0);
-    let text = String::from_utf8_lossy(&output);
-    let want: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
-    assert_eq!(
-        text.lines().collect::<Vec<_>>(),
-        want,
-        "a step that exited before tail must lose no output"
+    assert_output(
+        &output,
+        &lines,
+        "a step that exited before tail must lose no output",
     );
     destroy_clean(engine, fixture, &spec).await;
 }
@@ -575,15 +573,20 @@ pub async fn concurrent_steps(engine: &dyn Engine, fixture: &dyn Fixture) {
         tokio::join!(run_step(engine, &spec, &a), run_step(engine, &spec, &b));
     assert_eq!((exit_a.exit_code, exit_b.exit_code), (0, 0));
     for (out, lines) in [(out_a, a_lines), (out_b, b_lines)] {
-        let text = String::from_utf8_lossy(&out);
-        let want: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
-        assert_eq!(
-            text.lines().collect::<Vec<_>>(),
-            want,
-            "concurrent steps must each get exactly their own output"
+        assert_output(
+            &out,
+            &lines,
+            "concurrent steps must each get exactly their own output",
         );
     }
     destroy_clean(engine, fixture, &spec).await;
+}
+
+/// Panics with `why` unless `output` is exactly `lines`, in order.
+fn assert_output(output: &[u8], lines: &[(bool, String)], why: &str) {
+    let text = String::from_utf8_lossy(output);
+    let want: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(text.lines().collect::<Vec<_>>(), want, "{why}");
 }
 
 /// Every check, one after another.
