@@ -47,13 +47,15 @@ pub enum StepDecision {
 ///
 /// # Errors and panics
 ///
-/// An error (or a panic) from `before`, `before_each` or `after_each` means
-/// the hook can no longer follow the stage (e.g. the server answered "this
-/// stage was taken over"): no new step starts, pending steps end `skipped`,
-/// and the stage ends `error` with the hook's message. An error from
-/// `got_logs` or `after` is logged and kept in the stage's error if it has
-/// none. `got_line` cannot fail; a panic in it is logged and the line goes on
-/// to the other hooks.
+/// An error (or a panic) from `before`, `before_each`, `got_logs` or
+/// `after_each` means the hook can no longer follow the stage (e.g. the
+/// server answered "this stage was taken over", or a log could not be
+/// stored): no new step starts, pending steps end `skipped`, and the stage
+/// ends `error` with the hook's message (steps already running finish). An
+/// error from `after` is logged and kept in the stage's error if it has none.
+/// `got_line` cannot fail; a panic in it is logged and the line goes on to
+/// the other hooks. Each event still reaches every hook when one of them
+/// failed.
 #[async_trait]
 pub trait Hook: Send + Sync {
     /// The stage is starting.
