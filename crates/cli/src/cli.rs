@@ -67,23 +67,27 @@ pub struct Source {
 /// What the build looks like to `when` conditions and `DRONE_*` variables.
 #[derive(Debug, Args, Clone, Default)]
 pub struct BuildArgs {
-    /// The branch being built (`when: branch`, `DRONE_BRANCH`).
+    /// The branch being built (`when: branch`, `DRONE_BRANCH`); default: the
+    /// branch checked out where FILE is, else `main`.
     ///
     /// Example: `--branch main`
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
     /// The event that triggered the build: push, pull_request, tag,
-    /// promote, rollback, cron, custom (`when: event`, `DRONE_BUILD_EVENT`).
+    /// promote, rollback, cron, custom (`when: event`, `DRONE_BUILD_EVENT`);
+    /// default: push.
     ///
     /// Example: `--event pull_request`
     #[arg(long, value_name = "EVENT")]
     pub event: Option<String>,
-    /// The git reference (`when: ref`, `DRONE_COMMIT_REF`).
+    /// The git reference (`when: ref`, `DRONE_COMMIT_REF`); default:
+    /// `refs/heads/` and the branch.
     ///
     /// Example: `--ref refs/tags/v1.2.0`
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
-    /// The commit SHA (`DRONE_COMMIT_SHA`).
+    /// The commit SHA (`DRONE_COMMIT_SHA`); default: the commit checked out
+    /// where FILE is.
     ///
     /// Example: `--commit 9f2c1e0`
     #[arg(long, value_name = "SHA")]

@@ -63,7 +63,11 @@ pub fn local_build(
         git_ref,
         source: branch.clone(),
         target: branch.clone(),
-        after: args.commit.clone().unwrap_or_default(),
+        after: args
+            .commit
+            .clone()
+            .or_else(|| checked_out_commit(dir))
+            .unwrap_or_default(),
         trigger: "@local".into(),
         timestamp: now,
         started: now,
@@ -114,13 +118,44 @@ fn drone_arch(arch: &str) -> &str {
     }
 }
 
-/// The branch checked out in `dir`, from `.git/HEAD`, if it is a plain git
-/// checkout on a branch.
+/// The `.git` directory of the checkout holding `dir` (itself or a parent).
+fn git_dir(dir: &Path) -> Option<std::path::PathBuf> {
+    dir.ancestors()
+        .map(|d| d.join(".git"))
+        .find(|git| git.join("HEAD").is_file())
+}
+
+/// The branch checked out where `dir` is, from `.git/HEAD`, if it is a plain
+/// git checkout on a branch.
 fn checked_out_branch(dir: &Path) -> Option<String> {
-    let head = std::fs::read_to_string(dir.join(".git").join("HEAD")).ok()?;
+    let head = std::fs::read_to_string(git_dir(dir)?.join("HEAD")).ok()?;
     head.trim()
         .strip_prefix("ref: refs/heads/")
         .map(str::to_owned)
+}
+
+/// The commit checked out where `dir` is: `HEAD` itself when detached, else
+/// the branch's loose ref or its line in `.git/packed-refs`.
+fn checked_out_commit(dir: &Path) -> Option<String> {
+    let git = git_dir(dir)?;
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = head.trim();
+    let Some(reference) = head.strip_prefix("ref: ") else {
+        return is_sha(head).then(|| head.to_owned());
+    };
+    if let Ok(sha) = std::fs::read_to_string(git.join(reference)) {
+        let sha = sha.trim();
+        return is_sha(sha).then(|| sha.to_owned());
+    }
+    let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+    packed.lines().find_map(|line| {
+        let (sha, name) = line.split_once(' ')?;
+        (name == reference && is_sha(sha)).then(|| sha.to_owned())
+    })
+}
+
+fn is_sha(text: &str) -> bool {
+    text.len() >= 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -132,11 +167,30 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rk-ctx-{}", std::process::id()));
         std::fs::create_dir_all(dir.join(".git")).unwrap();
         std::fs::write(dir.join(".git/HEAD"), "ref: refs/heads/feature/x\n").unwrap();
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        std::fs::write(
+            dir.join(".git/packed-refs"),
+            format!("# pack-refs\n{sha} refs/heads/feature/x\n"),
+        )
+        .unwrap();
         let b = local_build(&BuildArgs::default(), &dir, false, "default", "exec");
         assert_eq!(b.build.target, "feature/x");
+        assert_eq!(b.build.after, sha, "from packed-refs");
+        std::fs::create_dir_all(dir.join(".git/refs/heads/feature")).unwrap();
+        let loose = "89abcdef0123456789abcdef0123456789abcdef";
+        std::fs::write(dir.join(".git/refs/heads/feature/x"), format!("{loose}\n")).unwrap();
+        let b = local_build(&BuildArgs::default(), &dir, false, "default", "exec");
+        assert_eq!(b.build.after, loose, "a loose ref wins");
         assert_eq!(b.build.git_ref, "refs/heads/feature/x");
         assert_eq!(b.build.event, "push");
         assert!(b.repo.slug.starts_with("local/rk-ctx-"));
+        std::fs::create_dir_all(dir.join("ci")).unwrap();
+        let b = local_build(&BuildArgs::default(), &dir.join("ci"), false, "", "exec");
+        assert_eq!(
+            (b.build.target.as_str(), b.build.after.as_str()),
+            ("feature/x", loose),
+            "found from a subdirectory"
+        );
         let args = BuildArgs {
             branch: Some("main".into()),
             event: Some("tag".into()),
