@@ -674,3 +674,20 @@ async fn a_docker_pipeline_runs_with_the_workspace_mounted() {
     // we can, the directory is in the temp dir anyway.
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn trusted_only_settings_need_trusted() {
+    let dir = workspace("trusted.drone.yml");
+    let r = run(&dir, &["exec"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("pipeline \"needs-trust\", step \"privileged\" (line 7)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "nothing ran: {}", r.stdout);
+    let r = run(&dir, &["exec", "--trusted"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("privileged | trusted\n"), "{}", r.stdout);
+}
