@@ -108,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
     let queued = manager
         .request(&Filter::default())
         .await?
-        .expect("one stage queued");
+        .ok_or_else(|| anyhow::anyhow!("one stage was queued"))?;
     let mut stage = manager.accept(queued.id, "laptop").await?;
     let details = manager.details(stage.id).await?;
     anyhow::ensure!(details.config.data.starts_with(b"kind: pipeline"));
