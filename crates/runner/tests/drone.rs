@@ -1,0 +1,1015 @@
+//! The whole runner flow over real HTTP against the in-process Drone server
+//! (`runnerkit_drone::testing::DroneServer`), on the mock engine and on the
+//! host engine (`type: exec` pipelines running real `sh` commands).
+//!
+//! Every scenario is one `async fn` taking the engine; each has a `_on_mock`
+//! and an `_on_host` test. The mock is scripted to print what the commands
+//! print, so the assertions are the same; the host engine's `+ command`
+//! echo lines are left out of the comparison ([`content`]).
+//!
+//! What the server received is checked from its side: the step and stage
+//! updates it applied, the live log it appended, the log uploaded, and the
+//! raw body of every request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnerkit_core::drone::{self, Build, ConfigFile, Details, Filter, Netrc, Repo, Secret, Stage};
+use runnerkit_core::{CancellationToken, Engine, Manager, Status};
+use runnerkit_drone::testing::{DroneServer, Endpoint, Fault, RecordedRequest, ServerConfig};
+use runnerkit_drone::{DroneManager, RetryPolicy};
+use runnerkit_local::LocalEngine;
+use runnerkit_mock::{MockEngine, StepScript};
+use runnerkit_runner::{LogConfig, Poller, RunnerConfig, StageOutcome, StageRunner};
+
+const MACHINE: &str = "runner-e2e";
+
+/// A long poll long enough that a watch is always held when a test cancels.
+const LONG_POLL: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------- fixtures
+
+struct Rig {
+    server: DroneServer,
+    manager: Arc<DroneManager>,
+    runner: Arc<StageRunner>,
+}
+
+async fn rig(engine: Arc<dyn Engine>) -> Rig {
+    let server = DroneServer::start(ServerConfig::default().with_long_poll(LONG_POLL))
+        .await
+        .unwrap();
+    let retry = RetryPolicy {
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(500),
+        max_elapsed: Some(Duration::from_secs(60)),
+    };
+    let manager = Arc::new(DroneManager::new(&server.client_config().with_retry(retry)).unwrap());
+    let config = RunnerConfig {
+        machine: MACHINE.into(),
+        logs: LogConfig {
+            batch_interval: Duration::from_millis(100),
+            ..LogConfig::default()
+        },
+        ..RunnerConfig::default()
+    };
+    let runner = Arc::new(StageRunner::new(manager.clone(), engine, config));
+    Rig {
+        server,
+        manager,
+        runner,
+    }
+}
+
+fn host() -> Arc<dyn Engine> {
+    Arc::new(LocalEngine::new().with_kill_grace(Duration::from_secs(1)))
+}
+
+fn filter() -> Filter {
+    Filter {
+        kind: "pipeline".into(),
+        kind_type: "exec".into(),
+        ..Filter::default()
+    }
+}
+
+/// A stage of a push build of `octo/hello` running the `default` pipeline of
+/// `yaml` (type `exec`).
+fn details(yaml: &str) -> Details {
+    Details {
+        repository: Repo {
+            id: 1,
+            namespace: "octo".into(),
+            name: "hello".into(),
+            slug: "octo/hello".into(),
+            default_branch: "main".into(),
+            timeout: 60,
+            active: true,
+            ..Repo::default()
+        },
+        build: Build {
+            number: 7,
+            event: "push".into(),
+            git_ref: "refs/heads/main".into(),
+            source: "main".into(),
+            target: "main".into(),
+            after: "0123456789abcdef0123456789abcdef01234567".into(),
+            status: Status::Pending,
+            ..Build::default()
+        },
+        stage: Stage {
+            name: "default".into(),
+            kind_type: "exec".into(),
+            ..Stage::default()
+        },
+        config: ConfigFile {
+            data: yaml.as_bytes().to_vec(),
+            hash: None,
+        },
+        ..Details::default()
+    }
+}
+
+impl Rig {
+    fn enqueue(&self, yaml: &str) -> i64 {
+        self.server.enqueue(details(yaml))
+    }
+
+    /// Requests the next stage and runs it with the stage runner.
+    async fn run_next(&self) -> StageOutcome {
+        let stage = self
+            .manager
+            .request(&filter())
+            .await
+            .unwrap()
+            .expect("a queued stage");
+        self.runner
+            .run(stage, CancellationToken::new())
+            .await
+            .unwrap()
+    }
+
+    fn stage(&self, id: i64) -> Stage {
+        self.server.stage(id).expect("the stage exists")
+    }
+
+    /// The server's step id of the step named `name`.
+    fn step_id(&self, stage: i64, name: &str) -> i64 {
+        self.stage(stage)
+            .steps
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no step {name:?}"))
+            .id
+    }
+
+    /// The step updates the server applied for `stage`: (name, status).
+    fn step_updates(&self, stage: i64) -> Vec<(String, Status)> {
+        self.server
+            .step_updates()
+            .into_iter()
+            .filter(|s| s.step_id == stage)
+            .map(|s| (s.name, s.status))
+            .collect()
+    }
+
+    fn stage_updates(&self, stage: i64) -> Vec<Stage> {
+        self.server
+            .stage_updates()
+            .into_iter()
+            .filter(|s| s.id == stage)
+            .collect()
+    }
+
+    fn uploaded(&self, stage: i64, step: &str) -> Vec<drone::Line> {
+        let body = self
+            .server
+            .uploaded_log(self.step_id(stage, step))
+            .unwrap_or_else(|| panic!("no log uploaded for {step:?}"));
+        serde_json::from_slice(&body).expect("the upload is a JSON array of lines")
+    }
+
+    fn live(&self, stage: i64, step: &str) -> Vec<drone::Line> {
+        self.server.live_log(self.step_id(stage, step))
+    }
+
+    /// Requests the server received whose path is `path`.
+    fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    /// Waits until `check` holds on the server (the test's own deadline).
+    async fn until(&self, what: &str, check: impl Fn(&DroneServer) -> bool) {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while !check(&self.server) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+    }
+}
+
+/// The text of the lines, without the host engine's `+ command` echoes.
+fn content(lines: &[drone::Line]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l.out.strip_suffix('\n').unwrap_or(&l.out).to_owned())
+        .filter(|l| !l.starts_with("+ "))
+        .collect()
+}
+
+/// Positions run 0, 1, 2... without gaps or repeats.
+fn assert_numbered(lines: &[drone::Line], what: &str) {
+    let positions: Vec<i64> = lines.iter().map(|l| l.pos).collect();
+    let expected: Vec<i64> = (0..lines.len() as i64).collect();
+    assert_eq!(positions, expected, "positions of {what}");
+}
+
+/// The wire rules of a started stage: one `running` update listing every
+/// step `pending`, numbered 1..n, `step_id` = stage id; then one final
+/// update carrying every step, none left pending or running.
+fn assert_stage_reports(rig: &Rig, id: i64, names: &[&str], status: Status) {
+    let updates = rig.stage_updates(id);
+    assert_eq!(updates.len(), 2, "one start and one end: {updates:#?}");
+    let (start, end) = (&updates[0], &updates[1]);
+    assert_eq!(start.status, Status::Running);
+    assert!(start.started > 0, "a running stage carries started");
+    assert_eq!(start.machine, MACHINE);
+    let listed: Vec<(&str, i32, i64, Status)> = start
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.number, s.step_id, s.status))
+        .collect();
+    let expected: Vec<(&str, i32, i64, Status)> = names
+        .iter()
+        .zip(1..)
+        .map(|(name, number)| (*name, number, id, Status::Pending))
+        .collect();
+    assert_eq!(listed, expected);
+    assert_eq!(end.status, status);
+    assert!(end.stopped >= end.started && end.started > 0);
+    let finals: Vec<&str> = end.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(finals, names, "the final update carries every step");
+    for step in &end.steps {
+        assert!(step.status.is_done(), "{} ended {}", step.name, step.status);
+        assert!(step.id > 0 && step.step_id == id);
+        assert!(
+            step.started > 0 && step.stopped >= step.started,
+            "{} {}..{}",
+            step.name,
+            step.started,
+            step.stopped
+        );
+    }
+    let server_side = rig.stage(id);
+    assert_eq!(server_side.status, status);
+    let statuses: Vec<_> = server_side.steps.iter().map(|s| s.status).collect();
+    let reported: Vec<_> = end.steps.iter().map(|s| s.status).collect();
+    assert_eq!(statuses, reported);
+}
+
+// ---------------------------------------------------------------- one stage passes
+
+const PASSES: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: build
+  commands:
+  - echo compiling
+  - echo done
+- name: test
+  commands:
+  - echo ok
+";
+
+fn passes_mock() -> MockEngine {
+    MockEngine::new()
+        .with_step(
+            "build",
+            StepScript::exit(0).with_lines(["compiling", "done"]),
+        )
+        .with_step("test", StepScript::exit(0).with_lines(["ok"]))
+}
+
+async fn passes(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let id = rig.enqueue(PASSES);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Success));
+
+    assert_eq!(
+        rig.step_updates(id),
+        [
+            ("build".into(), Status::Running),
+            ("build".into(), Status::Success),
+            ("test".into(), Status::Running),
+            ("test".into(), Status::Success),
+        ],
+        "every step reported running, then final, in order"
+    );
+    for update in rig.server.step_updates() {
+        if update.status == Status::Running {
+            assert!(update.started > 0, "a running step carries started");
+            assert_eq!(update.stopped, 0);
+        } else {
+            assert_eq!(update.exit_code, 0);
+            assert!(update.stopped >= update.started && update.started > 0);
+        }
+    }
+    assert_stage_reports(&rig, id, &["build", "test"], Status::Success);
+    assert_eq!(rig.stage(id).machine, MACHINE);
+
+    for (step, expected) in [("build", vec!["compiling", "done"]), ("test", vec!["ok"])] {
+        let uploaded = rig.uploaded(id, step);
+        assert_eq!(content(&uploaded), expected, "uploaded log of {step}");
+        assert_numbered(&uploaded, step);
+        assert_eq!(rig.live(id, step), uploaded, "{step} was streamed live");
+        assert!(!rig.server.is_stream_open(rig.step_id(id, step)));
+    }
+    let build = rig.server.build(rig.stage(id).build_id).unwrap();
+    assert_eq!(build.status, Status::Success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_passes_on_mock() {
+    let engine = passes_mock();
+    passes(Arc::new(engine.clone())).await;
+    engine.assert_protocol();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_passes_on_host() {
+    passes(host()).await;
+}
+
+// ---------------------------------------------------------------- failure: ignore, exit 78, policies
+
+const POLICIES: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: flaky
+  failure: ignore
+  commands:
+  - echo flaky
+  - exit 3
+- name: only-on-tags
+  commands:
+  - echo never listed
+  when:
+    event: [tag]
+- name: on-failure
+  commands:
+  - echo not run
+  when:
+    status: [failure]
+- name: early
+  commands:
+  - echo enough
+  - exit 78
+- name: after
+  commands:
+  - echo not reached
+";
+
+fn policies_mock() -> MockEngine {
+    MockEngine::new()
+        .with_step("flaky", StepScript::exit(3).with_lines(["flaky"]))
+        .with_step("early", StepScript::exit(78).with_lines(["enough"]))
+}
+
+async fn policies(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let id = rig.enqueue(POLICIES);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Success));
+
+    assert_eq!(
+        rig.step_updates(id),
+        [
+            ("flaky".into(), Status::Running),
+            ("flaky".into(), Status::Failure),
+            ("on-failure".into(), Status::Skipped),
+            ("early".into(), Status::Running),
+            ("early".into(), Status::Success),
+        ],
+        "a step skipped by its policy is reported skipped with no running before it; \
+         steps skipped by exit 78 only in the final update"
+    );
+    let skipped = rig
+        .server
+        .step_updates()
+        .into_iter()
+        .find(|s| s.name == "on-failure")
+        .unwrap();
+    assert!(skipped.started > 0 && skipped.started == skipped.stopped);
+    assert_eq!(skipped.exit_code, 0);
+
+    assert_stage_reports(
+        &rig,
+        id,
+        &["flaky", "on-failure", "early", "after"],
+        Status::Success,
+    );
+    let stage = rig.stage(id);
+    let outcome: Vec<(&str, Status, i32, bool)> = stage
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.status, s.exit_code, s.errignore))
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            ("flaky", Status::Failure, 3, true),
+            ("on-failure", Status::Skipped, 0, false),
+            ("early", Status::Success, 78, false),
+            ("after", Status::Skipped, 0, false),
+        ]
+    );
+    assert_eq!(content(&rig.uploaded(id, "flaky")), ["flaky"]);
+    assert_eq!(content(&rig.uploaded(id, "early")), ["enough"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_failure_and_exit_78_on_mock() {
+    let engine = policies_mock();
+    policies(Arc::new(engine.clone())).await;
+    engine.assert_protocol();
+    assert!(engine.calls_for("after").is_empty());
+    assert!(engine.calls_for("on-failure").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_failure_and_exit_78_on_host() {
+    policies(host()).await;
+}
+
+// ---------------------------------------------------------------- 409 on accept
+
+async fn taken(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let id = rig.enqueue(PASSES);
+
+    // Another runner won the race.
+    let stage = rig.manager.request(&filter()).await.unwrap().unwrap();
+    rig.manager.accept(id, "someone-else").await.unwrap();
+    let outcome = rig.runner.run(stage, CancellationToken::new()).await;
+    assert_eq!(outcome.unwrap(), StageOutcome::Taken);
+    assert_eq!(rig.stage(id).machine, "someone-else");
+
+    // A 409 on accept with nobody else in sight: still not ours.
+    let second = rig.enqueue(PASSES);
+    rig.server.inject(Endpoint::Accept, Fault::Status(409));
+    let stage = rig.manager.request(&filter()).await.unwrap().unwrap();
+    assert_eq!(stage.id, second);
+    let outcome = rig.runner.run(stage, CancellationToken::new()).await;
+    assert_eq!(outcome.unwrap(), StageOutcome::Taken);
+    assert_eq!(rig.stage(second).machine, "", "left for another runner");
+    assert_eq!(rig.stage(second).status, Status::Pending);
+
+    for stage in [id, second] {
+        let path = format!("/rpc/v2/stage/{stage}");
+        let touched: Vec<String> = rig
+            .requests_to(&path)
+            .iter()
+            .filter(|r| r.method != "POST")
+            .map(|r| r.method.clone())
+            .collect();
+        assert!(
+            touched.is_empty(),
+            "no details and no update for a stage not ours: {touched:?}"
+        );
+    }
+    assert!(rig.server.stage_updates().is_empty());
+    assert!(rig.server.step_updates().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_taken_by_another_runner_is_left_alone_on_mock() {
+    let engine = MockEngine::new();
+    taken(Arc::new(engine.clone())).await;
+    assert!(engine.calls().is_empty(), "nothing ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_taken_by_another_runner_is_left_alone_on_host() {
+    taken(host()).await;
+}
+
+// ---------------------------------------------------------------- cancel through watch
+
+const LONG: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: build
+  commands:
+  - echo started
+  - sleep 120
+  - echo not printed
+- name: test
+  commands:
+  - echo not reached
+";
+
+fn long_mock() -> MockEngine {
+    MockEngine::new().with_step("build", StepScript::exit(0).with_lines(["started"]).hang())
+}
+
+async fn cancelled(engine: Arc<dyn Engine>) {
+    let rig = Arc::new(rig(engine).await);
+    let id = rig.enqueue(LONG);
+    let build_id = rig.stage(id).build_id;
+    let running = tokio::spawn({
+        let rig = rig.clone();
+        async move { rig.run_next().await }
+    });
+    let watch_path = format!("/rpc/v2/build/{build_id}/watch");
+    rig.until(
+        "the step runs, its first line is out and the build is watched",
+        |server| {
+            let stage = server.stage(id).unwrap();
+            let step = stage.steps.first().map(|s| (s.id, s.status));
+            let Some((step_id, Status::Running)) = step else {
+                return false;
+            };
+            let live = content(&server.live_log(step_id));
+            let watched = server
+                .requests()
+                .iter()
+                .any(|r| r.path == watch_path && r.status.is_none());
+            live == ["started"] && watched
+        },
+    )
+    .await;
+    assert!(rig.server.cancel_build(build_id));
+
+    let outcome = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the cancel stops the stage")
+        .unwrap();
+    assert_eq!(outcome, StageOutcome::Ran(Status::Killed));
+
+    // The runner still told the server how the stage ended (the server,
+    // having rewritten the rows on cancel, refuses it with 409).
+    let path = format!("/rpc/v2/stage/{id}");
+    let last = rig
+        .requests_to(&path)
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .last()
+        .expect("a final stage update");
+    let body: Stage = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(body.status, Status::Killed);
+    assert_eq!(body.exit_code, 137);
+    let steps: Vec<(&str, Status)> = body
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.status))
+        .collect();
+    assert_eq!(
+        steps,
+        [("build", Status::Killed), ("test", Status::Skipped)]
+    );
+
+    let stage = rig.stage(id);
+    assert_eq!(stage.status, Status::Killed);
+    assert_eq!(stage.steps[0].status, Status::Killed);
+    assert_eq!(stage.steps[1].status, Status::Skipped);
+    assert!(
+        !rig.step_updates(id)
+            .iter()
+            .any(|(name, status)| name == "test" && *status == Status::Running),
+        "no step starts after the cancel"
+    );
+    assert!(content(&rig.uploaded(id, "build")).starts_with(&["started".to_owned()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_watch_kills_the_running_step_on_mock() {
+    let engine = long_mock();
+    cancelled(Arc::new(engine.clone())).await;
+    engine.assert_protocol();
+    assert!(engine.calls_for("test").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_watch_kills_the_running_step_on_host() {
+    cancelled(host()).await;
+}
+
+// ---------------------------------------------------------------- YAML error
+
+async fn yaml_error(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let yaml =
+        "kind: pipeline\ntype: exec\nname: default\nsteps:\n- name: a\n  commands: {x: [1}\n";
+    let id = rig.enqueue(yaml);
+    let StageOutcome::Refused(message) = rig.run_next().await else {
+        panic!("a YAML error refuses the stage");
+    };
+    assert!(!message.is_empty());
+    let updates = rig.stage_updates(id);
+    assert_eq!(updates.len(), 1, "only the end is reported: {updates:#?}");
+    let end = &updates[0];
+    assert_eq!((end.status, end.exit_code), (Status::Error, 255));
+    assert_eq!(end.error, message);
+    assert!(end.steps.is_empty());
+    let stage = rig.stage(id);
+    assert_eq!(
+        (stage.status, stage.error.as_str()),
+        (Status::Error, message.as_str())
+    );
+    assert_eq!(
+        rig.server.build(stage.build_id).unwrap().status,
+        Status::Error
+    );
+    assert!(rig.server.step_updates().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yaml_error_reports_the_stage_as_error_on_mock() {
+    let engine = MockEngine::new();
+    yaml_error(Arc::new(engine.clone())).await;
+    assert!(engine.calls().is_empty(), "nothing ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yaml_error_reports_the_stage_as_error_on_host() {
+    yaml_error(host()).await;
+}
+
+// ---------------------------------------------------------------- the server goes away
+
+const CHATTY: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: first
+  commands:
+  - echo first
+- name: second
+  commands:
+  - for i in 1 2 3 4 5 6 7 8 9 10; do echo second $i; sleep 0.25; done
+- name: third
+  commands:
+  - for i in 1 2 3 4 5 6 7 8 9 10; do echo third $i; sleep 0.25; done
+";
+
+fn chatty_mock() -> MockEngine {
+    let lines = |name: &str| {
+        (1..=10).fold(StepScript::exit(0), |script, i| {
+            script.with_chunk(Duration::from_millis(250), format!("{name} {i}\n"))
+        })
+    };
+    MockEngine::new()
+        .with_step("first", StepScript::exit(0).with_lines(["first"]))
+        .with_step("second", lines("second"))
+        .with_step("third", lines("third"))
+}
+
+async fn outage(engine: Arc<dyn Engine>) {
+    let rig = Arc::new(rig(engine).await);
+    let id = rig.enqueue(CHATTY);
+    let running = tokio::spawn({
+        let rig = rig.clone();
+        async move { rig.run_next().await }
+    });
+    rig.until("the second step streams", |server| {
+        let Some(stage) = server.stage(id) else {
+            return false;
+        };
+        stage
+            .steps
+            .get(1)
+            .is_some_and(|s| s.status == Status::Running && !server.live_log(s.id).is_empty())
+    })
+    .await;
+
+    // The server goes away: connections cut, then a proxy answering 502,
+    // long enough for the second step to end and the third to start.
+    rig.server
+        .inject_always(Endpoint::Any, Fault::DropConnection);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    rig.server.clear_faults();
+    rig.server.inject_always(Endpoint::Any, Fault::Status(502));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    rig.server.clear_faults();
+
+    let outcome = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the stage ends once the server is back")
+        .unwrap();
+    assert_eq!(outcome, StageOutcome::Ran(Status::Success));
+
+    let failed_step_calls = rig
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.status.is_none_or(|s| s == 502) && r.path.starts_with("/rpc/v2/step/"))
+        .count();
+    assert!(
+        failed_step_calls > 0,
+        "the outage hit the runner's step reports and logs"
+    );
+
+    assert_eq!(
+        rig.step_updates(id),
+        [
+            ("first".into(), Status::Running),
+            ("first".into(), Status::Success),
+            ("second".into(), Status::Running),
+            ("second".into(), Status::Success),
+            ("third".into(), Status::Running),
+            ("third".into(), Status::Success),
+        ],
+        "no status lost"
+    );
+    assert_stage_reports(&rig, id, &["first", "second", "third"], Status::Success);
+    for step in ["second", "third"] {
+        let expected: Vec<String> = (1..=10).map(|i| format!("{step} {i}")).collect();
+        let uploaded = rig.uploaded(id, step);
+        assert_eq!(
+            content(&uploaded),
+            expected,
+            "no line lost from {step}'s log"
+        );
+        assert_numbered(&uploaded, step);
+        assert_eq!(
+            rig.live(id, step),
+            uploaded,
+            "no line lost from {step}'s live stream"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_going_away_loses_no_status_and_no_line_on_mock() {
+    let engine = chatty_mock();
+    outage(Arc::new(engine.clone())).await;
+    engine.assert_protocol();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_going_away_loses_no_status_and_no_line_on_host() {
+    outage(host()).await;
+}
+
+// ---------------------------------------------------------------- secrets
+
+const SECRET_VALUE: &str = "s3cr3t-d3pl0y-t0k3n";
+const NETRC_PASSWORD: &str = "netrc-pa55w0rd-xyz";
+
+const SECRETS: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: publish
+  environment:
+    TOKEN:
+      from_secret: deploy_token
+  commands:
+  - echo \"TOKEN=$TOKEN\"
+  - echo \"DRONE_NETRC_PASSWORD=$DRONE_NETRC_PASSWORD\"
+";
+
+fn secrets_mock() -> MockEngine {
+    MockEngine::new().with_step(
+        "publish",
+        StepScript::exit(0).echo_env(vec!["TOKEN".into(), "DRONE_NETRC_PASSWORD".into()]),
+    )
+}
+
+async fn secrets(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let mut details = details(SECRETS);
+    details.secrets = vec![Secret {
+        name: "deploy_token".into(),
+        data: SECRET_VALUE.into(),
+        ..Secret::default()
+    }];
+    details.netrc = Some(Netrc {
+        machine: "git.example.com".into(),
+        login: "octocat".into(),
+        password: NETRC_PASSWORD.into(),
+    });
+    let id = rig.server.enqueue(details);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Success));
+
+    let uploaded = rig.uploaded(id, "publish");
+    assert_eq!(
+        content(&uploaded),
+        ["TOKEN=******", "DRONE_NETRC_PASSWORD=******"],
+        "the step saw both values, and its log masks them"
+    );
+    let requests = rig.server.requests();
+    assert!(requests.len() > 5);
+    for request in &requests {
+        let body = String::from_utf8_lossy(&request.body);
+        let query = request.query.as_deref().unwrap_or_default();
+        for secret in [SECRET_VALUE, NETRC_PASSWORD] {
+            assert!(
+                !body.contains(secret) && !query.contains(secret) && !request.path.contains(secret),
+                "{} {} carried a secret: {body}",
+                request.method,
+                request.path
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_server_on_mock() {
+    secrets(Arc::new(secrets_mock())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_server_on_host() {
+    secrets(host()).await;
+}
+
+// ---------------------------------------------------------------- compile warnings
+
+const WARNED: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: quiet
+  commands:
+  - echo quiet
+- name: loud
+  environment:
+    MISSING:
+      from_secret: nobody_knows
+  commands:
+  - echo loud
+";
+
+async fn warnings(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let id = rig.enqueue(WARNED);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Success));
+
+    let uploaded = rig.uploaded(id, "loud");
+    let text = content(&uploaded);
+    assert!(
+        text[0].contains("nobody_knows") && text[0].contains("MISSING"),
+        "the warning opens the step's log: {text:?}"
+    );
+    assert_eq!(text[1..], ["loud"]);
+    assert_numbered(&uploaded, "loud");
+    assert_eq!(
+        rig.live(id, "loud"),
+        uploaded,
+        "the warning is streamed too"
+    );
+    assert_eq!(
+        content(&rig.uploaded(id, "quiet")),
+        ["quiet"],
+        "another step's log has no warning"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compile_warning_opens_the_steps_log_on_mock() {
+    let engine = MockEngine::new()
+        .with_step("quiet", StepScript::exit(0).with_lines(["quiet"]))
+        .with_step("loud", StepScript::exit(0).with_lines(["loud"]));
+    warnings(Arc::new(engine)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compile_warning_opens_the_steps_log_on_host() {
+    warnings(host()).await;
+}
+
+// ---------------------------------------------------------------- the poller
+
+const WORK: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: work
+  commands:
+  - sleep 1
+  - echo worked
+";
+
+fn work_mock() -> MockEngine {
+    MockEngine::new().with_step(
+        "work",
+        StepScript::exit(0)
+            .with_chunk(Duration::from_secs(1), "worked\n")
+            .running_for(Duration::from_millis(100)),
+    )
+}
+
+/// Two workers take two stages at once; shutdown stops polling and lets
+/// both finish.
+async fn poller_drains(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let first = rig.enqueue(WORK);
+    let second = rig.enqueue(WORK);
+    let poller = Poller::new(rig.manager.clone(), rig.runner.clone(), filter(), 2)
+        .with_drain_timeout(Duration::from_secs(60))
+        .with_backoff(Duration::from_millis(50), Duration::from_millis(500));
+    let stats = poller.stats();
+    let shutdown = CancellationToken::new();
+    let polling = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { poller.run(shutdown).await }
+    });
+    rig.until("both stages run at once", |server| {
+        [first, second]
+            .iter()
+            .all(|id| server.stage(*id).unwrap().status == Status::Running)
+    })
+    .await;
+    shutdown.cancel();
+    let third = rig.enqueue(WORK);
+    tokio::time::timeout(Duration::from_secs(60), polling)
+        .await
+        .expect("the poller drains and returns")
+        .unwrap();
+
+    for id in [first, second] {
+        let stage = rig.stage(id);
+        assert_eq!(stage.status, Status::Success, "stage {id} finished");
+        assert_eq!(content(&rig.uploaded(id, "work")), ["worked"]);
+    }
+    assert_eq!(
+        rig.stage(third).machine,
+        "",
+        "no stage taken after shutdown"
+    );
+    assert_eq!(rig.stage(third).status, Status::Pending);
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.succeeded.load(Relaxed), 2);
+    assert_eq!(stats.running.load(Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_runs_two_stages_and_drains_on_shutdown_on_mock() {
+    poller_drains(Arc::new(work_mock())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_runs_two_stages_and_drains_on_shutdown_on_host() {
+    poller_drains(host()).await;
+}
+
+/// Past the drain timeout, what still runs is cancelled and reported killed.
+async fn poller_kills_after_drain(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let id = rig.enqueue(LONG);
+    let poller = Poller::new(rig.manager.clone(), rig.runner.clone(), filter(), 2)
+        .with_drain_timeout(Duration::from_millis(300));
+    let shutdown = CancellationToken::new();
+    let polling = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { poller.run(shutdown).await }
+    });
+    rig.until("the step runs", |server| {
+        server
+            .stage(id)
+            .unwrap()
+            .steps
+            .first()
+            .is_some_and(|s| s.status == Status::Running)
+    })
+    .await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(60), polling)
+        .await
+        .expect("the poller returns after the drain timeout")
+        .unwrap();
+    assert_stage_reports(&rig, id, &["build", "test"], Status::Killed);
+    let stage = rig.stage(id);
+    assert_eq!(stage.exit_code, 137);
+    let steps: Vec<Status> = stage.steps.iter().map(|s| s.status).collect();
+    assert_eq!(steps, [Status::Killed, Status::Skipped]);
+    assert_eq!(
+        rig.step_updates(id),
+        [
+            ("build".into(), Status::Running),
+            ("build".into(), Status::Killed)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_kills_what_outlives_the_drain_timeout_on_mock() {
+    let engine = long_mock();
+    poller_kills_after_drain(Arc::new(engine.clone())).await;
+    engine.assert_protocol();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_kills_what_outlives_the_drain_timeout_on_host() {
+    poller_kills_after_drain(host()).await;
+}
