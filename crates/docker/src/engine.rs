@@ -115,6 +115,18 @@ impl DockerEngine {
         &self.creator
     }
 
+    /// The same daemon, with objects labelled as created by `creator`.
+    #[cfg(test)]
+    pub(crate) fn impersonating(&self, creator: Creator) -> Self {
+        Self {
+            docker: self.docker.clone(),
+            address: self.address.clone(),
+            stop_grace: self.stop_grace,
+            creator,
+            stages: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn stage(&self, spec: &Spec) -> Arc<StageEntry> {
         let mut stages = self.stages.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(stages.entry(spec.id.clone()).or_default())
@@ -469,8 +481,13 @@ fn step_key(step: &Step) -> &str {
 /// A pull failure: `NotFound` when the registry says the image does not
 /// exist (or may not be read), else by the transport's answer.
 fn pull_error(operation: String, err: ApiError) -> EngineError {
-    if let ApiError::DockerStreamError { error } = &err {
-        let lower = error.to_ascii_lowercase();
+    let message = match &err {
+        ApiError::DockerStreamError { error } => Some(error),
+        ApiError::DockerResponseServerError { message, .. } => Some(message),
+        _ => None,
+    };
+    if let Some(message) = message {
+        let lower = message.to_ascii_lowercase();
         if ["not found", "manifest unknown", "pull access denied"]
             .iter()
             .any(|s| lower.contains(s))

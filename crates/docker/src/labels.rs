@@ -19,6 +19,9 @@ pub const LABEL_STEP: &str = "io.runnerkit.step";
 pub const LABEL_CREATOR_HOST: &str = "io.runnerkit.creator.host";
 /// Boot id of the creating host (a reboot ends every creator).
 pub const LABEL_CREATOR_BOOT: &str = "io.runnerkit.creator.boot";
+/// PID namespace of the creating process: its pid means something only there
+/// (a runner in a container with the host's network shares the host name).
+pub const LABEL_CREATOR_PIDNS: &str = "io.runnerkit.creator.pidns";
 /// Process id of the creating process.
 pub const LABEL_CREATOR_PID: &str = "io.runnerkit.creator.pid";
 /// Start time of the creating process (clock ticks since boot), so a reused
@@ -30,6 +33,7 @@ pub const LABEL_CREATOR_STARTED: &str = "io.runnerkit.creator.started";
 pub(crate) struct Creator {
     pub(crate) host: String,
     pub(crate) boot: String,
+    pub(crate) pidns: String,
     pub(crate) pid: u32,
     pub(crate) started: String,
 }
@@ -43,6 +47,9 @@ impl Creator {
                 .or_else(|| std::env::var("HOSTNAME").ok())
                 .unwrap_or_default(),
             boot: read_trimmed("/proc/sys/kernel/random/boot_id").unwrap_or_default(),
+            pidns: std::fs::read_link("/proc/self/ns/pid")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             pid,
             started: process_start_ticks(pid).unwrap_or_default(),
         }
@@ -53,6 +60,7 @@ impl Creator {
         Some(Self {
             host: labels.get(LABEL_CREATOR_HOST)?.clone(),
             boot: labels.get(LABEL_CREATOR_BOOT)?.clone(),
+            pidns: labels.get(LABEL_CREATOR_PIDNS)?.clone(),
             pid: labels.get(LABEL_CREATOR_PID)?.parse().ok()?,
             started: labels.get(LABEL_CREATOR_STARTED)?.clone(),
         })
@@ -60,14 +68,18 @@ impl Creator {
 
     /// True only when we can tell for sure that `self` no longer runs: it was
     /// created on this host (`here`), and either the host rebooted since, or
-    /// its pid is gone or now belongs to a process started at another time.
-    /// A creator on another host is never "gone": we cannot see its processes.
+    /// (seen from its PID namespace) its pid is gone or now belongs to a
+    /// process started at another time. A creator on another host or in
+    /// another PID namespace is never "gone": we cannot see its processes.
     pub(crate) fn is_gone(&self, here: &Creator) -> bool {
         if self.host != here.host || self.host.is_empty() {
             return false;
         }
         if !self.boot.is_empty() && !here.boot.is_empty() && self.boot != here.boot {
             return true;
+        }
+        if self.pidns != here.pidns || self.pidns.is_empty() {
+            return false;
         }
         match process_start_ticks(self.pid) {
             None => true,
@@ -78,6 +90,7 @@ impl Creator {
     fn insert_into(&self, labels: &mut HashMap<String, String>) {
         labels.insert(LABEL_CREATOR_HOST.into(), self.host.clone());
         labels.insert(LABEL_CREATOR_BOOT.into(), self.boot.clone());
+        labels.insert(LABEL_CREATOR_PIDNS.into(), self.pidns.clone());
         labels.insert(LABEL_CREATOR_PID.into(), self.pid.to_string());
         labels.insert(LABEL_CREATOR_STARTED.into(), self.started.clone());
     }
@@ -226,6 +239,7 @@ mod tests {
         let here = Creator::current();
         assert!(!here.host.is_empty());
         assert!(!here.started.is_empty());
+        assert!(here.pidns.starts_with("pid:["), "{}", here.pidns);
         assert!(!here.is_gone(&here));
         // A child that has exited and been reaped: its pid is free.
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -247,5 +261,16 @@ mod tests {
             ..here.clone()
         };
         assert!(!elsewhere.is_gone(&here));
+        let other_namespace = Creator {
+            pidns: "pid:[1]".into(),
+            pid,
+            ..here.clone()
+        };
+        assert!(!other_namespace.is_gone(&here));
+        let rebooted = Creator {
+            boot: "another-boot".into(),
+            ..here.clone()
+        };
+        assert!(rebooted.is_gone(&here));
     }
 }

@@ -29,7 +29,7 @@
 //!
 //! Every object carries the spec's labels and ours: `io.runnerkit.managed`,
 //! `io.runnerkit.stage` (the spec id), `io.runnerkit.step` (containers), and
-//! `io.runnerkit.creator.*` (host, boot id, pid and start time of the
+//! `io.runnerkit.creator.*` (host, boot id, PID namespace, pid and start time of the
 //! creating process). `destroy` removes everything labelled with the stage;
 //! [`DockerEngine::prune`] removes what processes that are gone left behind.
 //!
@@ -76,7 +76,7 @@ pub use connect::{ConnectOptions, DEFAULT_SOCKET};
 pub use engine::{DEFAULT_STOP_GRACE, DockerEngine};
 pub use error::Error;
 pub use labels::{
-    LABEL_CREATOR_BOOT, LABEL_CREATOR_HOST, LABEL_CREATOR_PID, LABEL_CREATOR_STARTED,
-    LABEL_MANAGED, LABEL_STAGE, LABEL_STEP,
+    LABEL_CREATOR_BOOT, LABEL_CREATOR_HOST, LABEL_CREATOR_PID, LABEL_CREATOR_PIDNS,
+    LABEL_CREATOR_STARTED, LABEL_MANAGED, LABEL_STAGE, LABEL_STEP,
 };
 pub use prune::PruneReport;

@@ -76,3 +76,128 @@ impl DockerEngine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use bollard::models::VolumeCreateRequest;
+    use runnerkit_core::{Engine, Spec, Workspace};
+
+    use super::*;
+    use crate::connect::ConnectOptions;
+
+    /// The daemon, or `None` (printed) where there is none and none is required.
+    async fn daemon() -> Option<DockerEngine> {
+        match DockerEngine::connect_with(&ConnectOptions::from_env()).await {
+            Ok(engine) => Some(engine),
+            Err(e) => {
+                let required = std::env::var("RUNNERKIT_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+                assert!(!required, "RUNNERKIT_REQUIRE_DOCKER=1 but no daemon: {e}");
+                println!("skipped: no Docker daemon ({e})");
+                None
+            }
+        }
+    }
+
+    fn spec(id: &str) -> Spec {
+        Spec {
+            id: format!("{id}-{}", std::process::id()),
+            workspace: Workspace {
+                base: "/drone/src".into(),
+                ..Workspace::default()
+            },
+            ..Spec::default()
+        }
+    }
+
+    fn names(found: &[teardown::Found]) -> Vec<String> {
+        found.iter().map(|f| f.name.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn prune_removes_orphans_only() {
+        let Some(engine) = daemon().await else { return };
+        let here = engine.creator().clone();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let dead = Creator {
+            pid: dead_pid,
+            ..here.clone()
+        };
+        let elsewhere = Creator {
+            host: "some-other-host".into(),
+            pid: dead_pid,
+            ..here.clone()
+        };
+        let cancel = CancellationToken::new();
+
+        let live = spec("prune-live");
+        engine.setup(&live, &cancel).await.unwrap();
+        let orphan = spec("prune-orphan");
+        let crashed = engine.impersonating(dead);
+        crashed.setup(&orphan, &cancel).await.unwrap();
+        let remote = spec("prune-remote");
+        let other_host = engine.impersonating(elsewhere);
+        other_host.setup(&remote, &cancel).await.unwrap();
+        // Managed-looking but without creator labels: not ours to judge.
+        let foreign = format!("rk-prune-foreign-{}", std::process::id());
+        engine
+            .docker()
+            .create_volume(VolumeCreateRequest {
+                name: Some(foreign.clone()),
+                labels: Some(HashMap::from([(
+                    labels::LABEL_MANAGED.to_owned(),
+                    "true".to_owned(),
+                )])),
+                ..VolumeCreateRequest::default()
+            })
+            .await
+            .unwrap();
+
+        let report = engine.prune(&cancel).await.unwrap();
+        let orphan_network = labels::network_name(&orphan);
+        let orphan_volume = labels::workspace_volume_name(&orphan);
+        assert!(report.networks.contains(&orphan_network), "{report:?}");
+        assert!(report.volumes.contains(&orphan_volume), "{report:?}");
+
+        let list = |id: String| {
+            let docker = engine.docker().clone();
+            async move {
+                teardown::list(&docker, &labels::stage_filter(&id))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(list(orphan.id.clone()).await.is_empty());
+        assert_eq!(
+            list(live.id.clone()).await.len(),
+            2,
+            "the live stage is kept"
+        );
+        assert_eq!(
+            list(remote.id.clone()).await.len(),
+            2,
+            "another host's stage is kept"
+        );
+        let kept = teardown::list(engine.docker(), &labels::managed_filter())
+            .await
+            .unwrap();
+        assert!(
+            names(&kept).contains(&foreign),
+            "an object without creator labels is kept"
+        );
+
+        engine.destroy(&live, &cancel).await.unwrap();
+        engine.destroy(&remote, &cancel).await.unwrap();
+        engine
+            .docker()
+            .remove_volume(
+                &foreign,
+                None::<bollard::query_parameters::RemoveVolumeOptions>,
+            )
+            .await
+            .unwrap();
+    }
+}

@@ -164,14 +164,17 @@ async fn a_service_is_reached_by_its_name() {
     let svc = &spec.steps[0];
     engine.create(&spec, svc, &cancel).await.unwrap();
     engine.start(&spec, svc, &cancel).await.unwrap();
-    let _service_log = engine.tail(&spec, svc, &cancel).await.unwrap();
+    let service_log = engine.tail(&spec, svc, &cancel).await.unwrap();
     let ran = run_step(&engine, &spec, &spec.steps[1], &cancel)
         .await
         .unwrap();
     assert_eq!(ran.exit.exit_code, 0, "log: {}", ran.log);
     assert!(ran.log.contains("pong"), "log: {}", ran.log);
-    // The service is still running: destroy must remove it.
+    // The service is still running: destroy must remove it and end its log.
     destroy_and_check(&engine, &spec).await;
+    tokio::time::timeout(Duration::from_secs(10), service_log.collect::<Vec<_>>())
+        .await
+        .expect("a detached step's log ends with destroy");
 }
 
 #[tokio::test]
