@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use runnerkit_core::{CancellationToken, Engine, EngineError, ExitState, LogStream, Spec, Step};
 
 use crate::error::Error;
@@ -354,9 +353,7 @@ impl Engine for LocalEngine {
                 () = stage_stop.cancelled() => {}
             }
         });
-        let stream = chunk_stream(chunks)
-            .take_until(cancel.clone().cancelled_owned())
-            .take_until(stage.stop.clone().cancelled_owned());
+        let stream = chunk_stream(chunks, cancel.clone(), stage.stop.clone());
         Ok(Box::pin(stream))
     }
 
@@ -423,13 +420,28 @@ impl Engine for LocalEngine {
     }
 }
 
-/// The output channel as a stream that ends when the reader is done.
+/// The output channel as a stream that ends when the reader is done, or
+/// once `cancel` or `stop` fired and what was already read is handed over
+/// (bounded by the channel: a step spewing output cannot keep it open).
 fn chunk_stream(
     chunks: Chunks,
+    cancel: CancellationToken,
+    stop: CancellationToken,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, EngineError>> + Send {
-    futures_util::stream::unfold(chunks, |mut chunks| async move {
-        let chunk = chunks.recv().await?;
-        Some((chunk, chunks))
+    futures_util::stream::unfold((chunks, false), move |(mut chunks, ending)| {
+        let (cancel, stop) = (cancel.clone(), stop.clone());
+        async move {
+            if ending {
+                return chunks.try_recv().ok().map(|c| (c, (chunks, true)));
+            }
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => {}
+                () = stop.cancelled() => {}
+                chunk = chunks.recv() => return chunk.map(|c| (c, (chunks, false))),
+            }
+            chunks.try_recv().ok().map(|c| (c, (chunks, true)))
+        }
     })
 }
 

@@ -515,3 +515,30 @@ async fn script_files_are_private_to_the_user() {
     let (exit, out) = run_script("mode", "stat -c %a \"$0\"\n").await;
     assert_eq!((exit.exit_code, out.trim()), (0, "700"));
 }
+
+#[tokio::test]
+async fn a_cancelled_tail_still_hands_over_what_was_already_read() {
+    let dir = scratch("handover");
+    let engine = engine(&dir);
+    let step = script("s", "echo one\necho two >&2\nexec sleep 300\n");
+    let spec = spec("handover", vec![step.clone()]);
+    engine
+        .setup(&spec, &CancellationToken::new())
+        .await
+        .unwrap();
+    let token = CancellationToken::new();
+    engine.create(&spec, &step, &token).await.unwrap();
+    engine.start(&spec, &step, &token).await.unwrap();
+    let logs = engine.tail(&spec, &step, &token).await.unwrap();
+    // Nobody reads the stream until after the cancel; the pause only lets
+    // the engine's reader take the two lines off the pipe first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    token.cancel();
+    let (exit, out) = tokio::join!(engine.wait(&spec, &step, &token), collect(logs));
+    assert_eq!(exit.unwrap().exit_code, 143);
+    assert_eq!(out, "one\ntwo\n");
+    engine
+        .destroy(&spec, &CancellationToken::new())
+        .await
+        .unwrap();
+}
