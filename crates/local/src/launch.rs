@@ -59,16 +59,17 @@ pub(crate) fn plan(
     dirs: &StageDirs,
     host: &HostEnv,
 ) -> Result<Launch, Error> {
+    // The script's shell runs it and is the step's `SHELL`; other steps get
+    // the default as their `SHELL`.
+    let shell = match &step.script {
+        Some(s) if !s.shell.is_empty() => s.shell.clone(),
+        _ => DEFAULT_SHELL.to_owned(),
+    };
     let (program, args, script) = match &step.script {
         Some(script) => {
-            let shell = if script.shell.is_empty() {
-                DEFAULT_SHELL.to_owned()
-            } else {
-                script.shell.clone()
-            };
             let file = dirs.script_file(step);
             let args = vec!["-e".to_owned(), file.display().to_string()];
-            (shell, args, Some((file, script.body.clone())))
+            (shell.clone(), args, Some((file, script.body.clone())))
         }
         None => {
             let mut argv = step.entrypoint.iter().chain(&step.command).cloned();
@@ -79,10 +80,6 @@ pub(crate) fn plan(
             };
             (program, argv.collect(), None)
         }
-    };
-    let shell = match &step.script {
-        Some(s) if !s.shell.is_empty() => s.shell.clone(),
-        _ => DEFAULT_SHELL.to_owned(),
     };
     Ok(Launch {
         program,
