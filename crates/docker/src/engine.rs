@@ -139,13 +139,23 @@ impl DockerEngine {
         call: &str,
         f: impl FnOnce(&mut StepEntry) -> Result<T, EngineError>,
     ) -> Result<T, EngineError> {
-        let stage = self.stage(spec);
-        let mut steps = stage.steps.lock().unwrap_or_else(PoisonError::into_inner);
-        match steps.get_mut(step_key(step)) {
+        let stage = self
+            .stages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&spec.id)
+            .cloned();
+        let mut steps = stage
+            .as_ref()
+            .map(|s| s.steps.lock().unwrap_or_else(PoisonError::into_inner));
+        match steps.as_mut().and_then(|s| s.get_mut(step_key(step))) {
             Some(entry) => f(entry),
             None => Err(engine_error(
                 EngineErrorKind::Misuse,
-                format!("{call} of step {:?} before its create", step.name),
+                format!(
+                    "{call} of step {:?} before its create, or after destroy",
+                    step.name
+                ),
             )),
         }
     }
@@ -305,6 +315,12 @@ impl Engine for DockerEngine {
     ) -> Result<(), EngineError> {
         if cancel.is_cancelled() {
             return Err(cancelled(format!("create of step {:?}", step.name)));
+        }
+        if step.image.is_empty() {
+            return Err(engine_error(
+                EngineErrorKind::NotFound,
+                format!("step {:?} names no image", step.name),
+            ));
         }
         let config = container_config(spec, step, &self.creator)?;
         let container = labels::container_name(spec, step);

@@ -406,3 +406,38 @@ async fn objects_carry_the_stage_labels() {
     );
     destroy_and_check(&engine, &spec).await;
 }
+
+#[tokio::test]
+async fn calls_out_of_order_are_misuse_not_hangs() {
+    let Some(engine) = docker_or_skip().await else {
+        return;
+    };
+    let spec = spec(
+        "order-misuse",
+        vec![script("s", "true"), Step::named("no-image")],
+    );
+    let cancel = CancellationToken::new();
+    engine.setup(&spec, &cancel).await.unwrap();
+    let step = &spec.steps[0];
+    let err = engine.start(&spec, step, &cancel).await.unwrap_err();
+    assert_eq!(err.kind(), EngineErrorKind::Misuse, "{err}");
+    let err = engine
+        .create(&spec, &spec.steps[1], &cancel)
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("names no image"), "{err}");
+    engine.create(&spec, step, &cancel).await.unwrap();
+    let err = engine.tail(&spec, step, &cancel).await.err().unwrap();
+    assert_eq!(
+        err.kind(),
+        EngineErrorKind::Misuse,
+        "tail before start: {err}"
+    );
+    destroy_and_check(&engine, &spec).await;
+    let err = engine.wait(&spec, step, &cancel).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        EngineErrorKind::Misuse,
+        "wait after destroy: {err}"
+    );
+}
