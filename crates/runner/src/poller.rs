@@ -10,6 +10,7 @@ use runnerkit_core::drone::{Filter, Stage};
 use runnerkit_core::{CancellationToken, Manager, ManagerError, Status};
 use tokio::task::JoinSet;
 
+use crate::stage::panic_message;
 use crate::{Backoff, StageOutcome, StageRunner};
 
 /// Counters a daemon exposes (e.g. as Prometheus metrics).
@@ -205,13 +206,14 @@ impl Worker {
         }
     }
 
-    /// Runs one stage; a panic anywhere in it is reported as that stage's
-    /// error and the worker lives on.
+    /// Runs one stage. [`StageRunner::run`] reports a panic in the stage's
+    /// own flow as that stage's error; one caught here happened before the
+    /// stage was ours (in `accept`), so there is nothing to report, and the
+    /// worker lives on either way.
     async fn run_stage(&self, stage: Stage, kill: &CancellationToken) {
         self.stats.running.fetch_add(1, Ordering::Relaxed);
         let id = stage.id;
-        let run =
-            AssertUnwindSafe(self.runner.run(stage.clone(), kill.child_token())).catch_unwind();
+        let run = AssertUnwindSafe(self.runner.run(stage, kill.child_token())).catch_unwind();
         let outcome = match run.await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
@@ -219,19 +221,8 @@ impl Worker {
                 StageOutcome::Refused(e.to_string())
             }
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic".to_owned());
-                tracing::error!(stage = id, "the runner panicked running the stage: {msg}");
-                let mut failed = stage;
-                failed.status = Status::Error;
-                failed.exit_code = 255;
-                failed.error = format!("the runner failed: {msg}");
-                if let Err(e) = self.manager.after_all(&mut failed).await {
-                    tracing::error!(stage = id, "cannot report the failure: {e}");
-                }
+                let msg = panic_message(&*panic);
+                tracing::error!(stage = id, "the runner panicked taking the stage: {msg}");
                 StageOutcome::Refused(msg)
             }
         };

@@ -1,7 +1,11 @@
 //! [`StageRunner`]: the server-side flow of one stage, start to end.
 
-use std::sync::Arc;
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
 
 use runnerkit_core::drone::{self, Details, Stage};
 use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError, Snapshot, Status};
@@ -129,6 +133,10 @@ impl StageRunner {
     /// Runs `stage` (as `request` returned it) to its end. `cancel` kills
     /// it (a runner shutting down); a cancel on the server does too.
     ///
+    /// A panic in the stage's flow after it was accepted (a secret
+    /// provider, say) is caught here: the stage is reported `error` with the
+    /// panic's message and the outcome is [`StageOutcome::Refused`].
+    ///
     /// # Errors
     /// Only when the server cannot be told about the stage at all (the
     /// accept or the first report failed for another reason than a
@@ -159,16 +167,58 @@ impl StageRunner {
             stage_cancel.clone(),
             watching.clone(),
         ));
-        let outcome = self.run_accepted(stage, stage_cancel).await;
+        let progress = Progress::default();
+        progress.record(&stage);
+        let outcome = AssertUnwindSafe(self.run_accepted(stage, stage_cancel.clone(), &progress))
+            .catch_unwind()
+            .await;
         watching.cancel();
         watcher.abort();
-        outcome
+        match outcome {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                // Whatever the engine still runs for this stage must stop.
+                stage_cancel.cancel();
+                self.report_panic(&progress, &panic_message(&*panic)).await
+            }
+        }
+    }
+
+    /// Reports a stage whose flow panicked as `error`, from what the server
+    /// was last told: steps still running end `error`, pending ones
+    /// `skipped`.
+    async fn report_panic(&self, progress: &Progress, panic: &str) -> Result<StageOutcome, Error> {
+        let msg = format!("the runner failed: {panic}");
+        tracing::error!("{msg}");
+        let mut stage = progress.stage();
+        if let Some(steps) = progress.steps() {
+            stage.steps = steps;
+        }
+        let now = unix(Some(SystemTime::now()));
+        for step in &mut stage.steps {
+            match step.status {
+                Status::Running => {
+                    step.status = Status::Error;
+                    step.exit_code = 255;
+                    step.error = truncate_error(&msg);
+                    step.stopped = now;
+                }
+                Status::Pending => {
+                    step.status = Status::Skipped;
+                    step.started = now;
+                    step.stopped = now;
+                }
+                _ => {}
+            }
+        }
+        self.refuse(stage, msg).await
     }
 
     async fn run_accepted(
         &self,
         mut stage: Stage,
         cancel: CancellationToken,
+        progress: &Progress,
     ) -> Result<StageOutcome, Error> {
         let details = match self.manager.details(stage.id).await {
             Ok(d) => d,
@@ -233,18 +283,15 @@ impl StageRunner {
             }
         }
 
-        let warnings = stage
-            .steps
-            .iter()
-            .map(|s| compiled.warnings_for(&s.name).map(str::to_owned).collect())
-            .collect();
+        progress.record(&stage);
         let reporter = Reporter::new(
             self.manager.clone(),
             stage.steps.clone(),
-            warnings,
+            log_preambles(&compiled, &stage.steps),
             self.config.logs.clone(),
             cancel.clone(),
         );
+        progress.follow(reporter.clone());
         let flushing = CancellationToken::new();
         let flusher = tokio::spawn(reporter.clone().flush_loop(flushing.clone()));
 
@@ -364,6 +411,67 @@ impl StageRunner {
         )
         .map_err(|e| e.to_string())
     }
+}
+
+/// The lines that open each registered step's log: the compile warnings
+/// about that step, and those about the whole stage (an unknown
+/// `image_pull_secrets`) at the top of the first step's, so that the user
+/// sees them in the UI and not only in the runner's own log.
+fn log_preambles(compiled: &Compiled, steps: &[drone::Step]) -> Vec<Vec<String>> {
+    let warning = |message: &str| format!("[runnerkit] warning: {message}");
+    let mut preambles: Vec<Vec<String>> = steps
+        .iter()
+        .map(|s| compiled.warnings_for(&s.name).map(warning).collect())
+        .collect();
+    if let Some(first) = preambles.first_mut() {
+        let stage_wide = compiled
+            .warnings
+            .iter()
+            .filter(|w| w.step.is_none())
+            .map(|w| warning(&w.message));
+        first.splice(0..0, stage_wide);
+    }
+    preambles
+}
+
+/// What the server was last told about a stage, kept outside the stage's
+/// flow so that a panic in it can still be reported with the right versions.
+#[derive(Default)]
+struct Progress {
+    stage: Mutex<Stage>,
+    reporter: Mutex<Option<Arc<Reporter>>>,
+}
+
+impl Progress {
+    fn record(&self, stage: &Stage) {
+        *lock(&self.stage) = stage.clone();
+    }
+
+    fn follow(&self, reporter: Arc<Reporter>) {
+        *lock(&self.reporter) = Some(reporter);
+    }
+
+    fn stage(&self) -> Stage {
+        lock(&self.stage).clone()
+    }
+
+    /// The steps with the versions of their last report, once registered.
+    fn steps(&self) -> Option<Vec<drone::Step>> {
+        lock(&self.reporter).as_ref().map(|r| r.steps())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The text of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Watches the build until it is cancelled (then cancels the stage) or

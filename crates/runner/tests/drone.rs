@@ -19,6 +19,7 @@ use runnerkit_core::{CancellationToken, Engine, Manager, Status};
 use runnerkit_drone::testing::{DroneServer, Endpoint, Fault, RecordedRequest, ServerConfig};
 use runnerkit_drone::{DroneManager, RetryPolicy};
 use runnerkit_local::LocalEngine;
+use runnerkit_manifest::{SecretError, SecretProvider, SecretRequest};
 use runnerkit_mock::{MockEngine, StepScript};
 use runnerkit_runner::{LogConfig, Poller, RunnerConfig, StageOutcome, StageRunner};
 
@@ -36,6 +37,10 @@ struct Rig {
 }
 
 async fn rig(engine: Arc<dyn Engine>) -> Rig {
+    rig_with(engine, |_| {}).await
+}
+
+async fn rig_with(engine: Arc<dyn Engine>, tweak: impl FnOnce(&mut RunnerConfig)) -> Rig {
     let server = DroneServer::start(ServerConfig::default().with_long_poll(LONG_POLL))
         .await
         .unwrap();
@@ -45,7 +50,7 @@ async fn rig(engine: Arc<dyn Engine>) -> Rig {
         max_elapsed: Some(Duration::from_secs(60)),
     };
     let manager = Arc::new(DroneManager::new(&server.client_config().with_retry(retry)).unwrap());
-    let config = RunnerConfig {
+    let mut config = RunnerConfig {
         machine: MACHINE.into(),
         logs: LogConfig {
             batch_interval: Duration::from_millis(100),
@@ -53,6 +58,7 @@ async fn rig(engine: Arc<dyn Engine>) -> Rig {
         },
         ..RunnerConfig::default()
     };
+    tweak(&mut config);
     let runner = Arc::new(StageRunner::new(manager.clone(), engine, config));
     Rig {
         server,
@@ -835,6 +841,8 @@ type: exec
 name: default
 clone:
   disable: true
+image_pull_secrets:
+- no_such_config
 steps:
 - name: quiet
   commands:
@@ -865,10 +873,17 @@ async fn warnings(engine: Arc<dyn Engine>) {
         uploaded,
         "the warning is streamed too"
     );
-    assert_eq!(
-        content(&rig.uploaded(id, "quiet")),
-        ["quiet"],
-        "another step's log has no warning"
+    let quiet = content(&rig.uploaded(id, "quiet"));
+    assert!(
+        quiet[0].contains("no_such_config"),
+        "a warning about the whole stage opens the first step's log: {quiet:?}"
+    );
+    assert_eq!(quiet[1..], ["quiet"], "and not the step's own warning");
+    assert!(
+        !content(&uploaded)
+            .iter()
+            .any(|l| l.contains("no_such_config")),
+        "a stage-wide warning is shown once"
     );
 }
 
@@ -1012,4 +1027,84 @@ async fn the_poller_kills_what_outlives_the_drain_timeout_on_mock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_poller_kills_what_outlives_the_drain_timeout_on_host() {
     poller_kills_after_drain(host()).await;
+}
+
+// ---------------------------------------------------------------- a panic in one stage
+
+/// A secret provider with a bug.
+struct Panicking;
+
+impl SecretProvider for Panicking {
+    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+        panic!("the provider broke looking up {}", request.name);
+    }
+}
+
+const ASKS_A_SECRET: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: deploy
+  environment:
+    TOKEN:
+      from_secret: vault_token
+  commands:
+  - echo deploying
+";
+
+/// A panic in one stage is reported as that stage's error (with versions
+/// the server accepts), and the worker goes on to the next stage.
+async fn a_panic_is_reported(engine: Arc<dyn Engine>) {
+    let rig = rig_with(engine, |config| {
+        config.secrets.push(Arc::new(Panicking));
+    })
+    .await;
+    let broken = rig.enqueue(ASKS_A_SECRET);
+    let fine = rig.enqueue(PASSES);
+    let poller = Poller::new(rig.manager.clone(), rig.runner.clone(), filter(), 1);
+    let stats = poller.stats();
+    let shutdown = CancellationToken::new();
+    let polling = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { poller.run(shutdown).await }
+    });
+    rig.until("both stages ended", |server| {
+        [broken, fine]
+            .iter()
+            .all(|id| server.stage(*id).unwrap().status.is_done())
+    })
+    .await;
+    shutdown.cancel();
+    polling.await.unwrap();
+
+    let stage = rig.stage(broken);
+    assert_eq!((stage.status, stage.exit_code), (Status::Error, 255));
+    assert!(
+        stage
+            .error
+            .contains("the provider broke looking up vault_token"),
+        "{}",
+        stage.error
+    );
+    assert_eq!(
+        rig.stage(fine).status,
+        Status::Success,
+        "the worker lived on"
+    );
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.errored.load(Relaxed), 1);
+    assert_eq!(stats.succeeded.load(Relaxed), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_stage_is_reported_and_the_worker_lives_on_on_mock() {
+    a_panic_is_reported(Arc::new(passes_mock())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_stage_is_reported_and_the_worker_lives_on_on_host() {
+    a_panic_is_reported(host()).await;
 }
