@@ -164,7 +164,15 @@ mod tests {
 
     #[test]
     fn flags_win_and_defaults_fill_in() {
+        /// Removes the directory even when an assertion fails.
+        struct Cleanup(std::path::PathBuf);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
         let dir = std::env::temp_dir().join(format!("rk-ctx-{}", std::process::id()));
+        let _cleanup = Cleanup(dir.clone());
         std::fs::create_dir_all(dir.join(".git")).unwrap();
         std::fs::write(dir.join(".git/HEAD"), "ref: refs/heads/feature/x\n").unwrap();
         let sha = "0123456789abcdef0123456789abcdef01234567";
@@ -209,7 +217,6 @@ mod tests {
         );
         assert!(b.repo.trusted);
         assert_eq!(b.stage.kind_type, "docker");
-        std::fs::remove_dir_all(&dir).unwrap();
         let b = local_build(&BuildArgs::default(), Path::new("/"), false, "", "exec");
         assert_eq!(b.build.target, "main");
     }
