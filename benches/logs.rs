@@ -25,7 +25,12 @@ fn corpus(secrets: &[String]) -> Vec<u8> {
     let mut i = 0usize;
     while out.len() < TOTAL {
         let mut line = if i % 1000 == 999 {
-            format!("step {i}: token={} ok", secrets.get(i % secrets.len().max(1)).map_or("none", String::as_str))
+            format!(
+                "step {i}: token={} ok",
+                secrets
+                    .get(i % secrets.len().max(1))
+                    .map_or("none", String::as_str)
+            )
         } else {
             format!("step {i}: compiling module {} of the project", i % 977)
         };
