@@ -125,6 +125,28 @@ pub async fn ensure_test_image(engine: &DockerEngine) -> Result<(), Error> {
     Ok(())
 }
 
+/// Removes the image `name` (and its untagged parents) if present.
+///
+/// # Errors
+/// The daemon refused (e.g. a container still uses it).
+pub async fn remove_image(engine: &DockerEngine, name: &str) -> Result<(), Error> {
+    let options = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+        .force(true)
+        .build();
+    match engine
+        .docker()
+        .remove_image(name, Some(options), None)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(source) => Err(Error::Api {
+            operation: format!("remove image {name:?}"),
+            source,
+        }),
+    }
+}
+
 /// Names (`kind name`) of every container, network and volume still
 /// labelled with the stage `stage_id`: empty after a complete `destroy`.
 ///
@@ -154,8 +176,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// A ustar archive of regular files: the build context.
-fn tar(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+/// A ustar archive of regular files `(path, mode, contents)`: a build
+/// context, or an image layer for a test registry.
+pub fn tar(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
     const BLOCK: usize = 512;
     let mut out = Vec::new();
     for (name, mode, data) in files {
