@@ -55,7 +55,7 @@
 //!
 //! | feature | brings |
 //! | --- | --- |
-//! | `testing` | [`testing`]: `docker_or_skip()`, the `runnerkit-test:busybox` image fixture |
+//! | `testing` | the `testing` module: `docker_or_skip()`, the `runnerkit-test:busybox` image fixture, `stage_leftovers()` |
 //!
 //! [bollard]: https://docs.rs/bollard
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
