@@ -9,6 +9,8 @@
 //!   hook sends every step update and streams logs in batches, upload each
 //!   step's full log, report the end. Every failure before the run is
 //!   reported as the stage's `error` with its message.
+//! - [`daemon`]: a runner daemon's settings from the environment and an
+//!   env file, as Drone's runners read them ([`DaemonSettings`]).
 //! - [`MemoryManager`]: an in-process queue implementing `Manager`, to embed a
 //!   runner with no server or to test the whole flow without HTTP.
 //!
@@ -35,6 +37,8 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod backoff;
+pub mod daemon;
+mod envfile;
 mod error;
 mod limits;
 mod memory;
@@ -43,6 +47,7 @@ mod report;
 mod stage;
 
 pub use backoff::Backoff;
+pub use daemon::DaemonSettings;
 pub use error::Error;
 pub use limits::Limits;
 pub use memory::{MemoryManager, Report};

@@ -1,0 +1,527 @@
+//! A runner daemon's settings, read from the environment the way Drone's
+//! runners read theirs (`DRONE_RUNNER_*`, `DRONE_LIMIT_*`, `DRONE_PLATFORM_*`),
+//! with an optional dotenv file underneath.
+//!
+//! [`Environment`] is where the values come from: the dotenv file given to
+//! the daemon (`ENVFILE`) first, then the process environment, which wins,
+//! as in Drone (a variable set in the process, even empty, is never
+//! replaced by the file). [`DaemonSettings`] reads the runner's own settings
+//! from it and gives the [`Filter`] to poll with, the [`RunnerConfig`] and
+//! the capacity. The server's address and secret (`DRONE_RPC_*`) are the
+//! Drone client's to read from the same [`Environment::get`].
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use runnerkit_runner::daemon::{DaemonSettings, Environment};
+//!
+//! let env = Environment::from_vars(BTreeMap::from([
+//!     ("DRONE_RUNNER_NAME".to_owned(), "runner-1".to_owned()),
+//!     ("DRONE_RUNNER_CAPACITY".to_owned(), "4".to_owned()),
+//!     ("DRONE_RUNNER_LABELS".to_owned(), "zone:eu,disk:ssd".to_owned()),
+//!     ("DRONE_LIMIT_REPOS".to_owned(), "octocat/*".to_owned()),
+//! ]));
+//! let settings = DaemonSettings::from_environment(&env)?;
+//! assert_eq!(settings.capacity, 4);
+//! let filter = settings.filter("exec");
+//! assert_eq!((filter.kind_type.as_str(), filter.os.as_str()), ("exec", "linux"));
+//! assert_eq!(filter.labels["zone"], "eu");
+//! let config = settings.runner_config();
+//! assert_eq!(config.machine, "runner-1");
+//! assert_eq!(config.limits.repos, ["octocat/*"]);
+//! # Ok::<(), runnerkit_runner::daemon::SettingsError>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use runnerkit_core::drone::Filter;
+use runnerkit_manifest::{Compiler, StaticSecrets};
+
+use crate::{Limits, RunnerConfig};
+
+pub use crate::envfile::read_env_file;
+
+/// Why the daemon's settings could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// A variable has a value that cannot be used.
+    #[error("{name}: {reason}")]
+    Invalid {
+        /// The variable, e.g. `DRONE_RUNNER_CAPACITY`.
+        name: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// The env file could not be read.
+    #[error("cannot read the env file {}", path.display())]
+    ReadEnvFile {
+        /// Its path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the env file is not `KEY=VALUE`.
+    #[error("{}, line {line}: {reason}", path.display())]
+    EnvFile {
+        /// Its path.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with the line.
+        reason: String,
+    },
+}
+
+/// Where settings are read from: the process environment over a dotenv
+/// file's variables.
+#[derive(Clone, Default)]
+pub struct Environment {
+    file: BTreeMap<String, String>,
+    process: bool,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values are secrets as often as not; names only.
+        f.debug_struct("Environment")
+            .field("file", &self.file.keys().collect::<Vec<_>>())
+            .field("process", &self.process)
+            .finish()
+    }
+}
+
+impl Environment {
+    /// The process environment over the variables of `envfile`, if given.
+    ///
+    /// # Errors
+    /// The file cannot be read or has a line that is not `KEY=VALUE`.
+    pub fn load(envfile: Option<&Path>) -> Result<Self, SettingsError> {
+        let file = match envfile {
+            Some(path) => read_env_file(path)?,
+            None => BTreeMap::new(),
+        };
+        Ok(Self {
+            file,
+            process: true,
+        })
+    }
+
+    /// Exactly these variables, without the process environment (tests,
+    /// embedding).
+    pub fn from_vars(vars: BTreeMap<String, String>) -> Self {
+        Self {
+            file: vars,
+            process: false,
+        }
+    }
+
+    /// The value of `name`: the process's if it has the variable, else the
+    /// file's.
+    pub fn get(&self, name: &str) -> Option<String> {
+        if self.process {
+            if let Some(value) = std::env::var_os(name) {
+                return Some(value.to_string_lossy().into_owned());
+            }
+        }
+        self.file.get(name).cloned()
+    }
+
+    /// The value of `name`, trimmed; `None` when unset or blank.
+    fn value(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// The platform a runner asks stages for (`DRONE_PLATFORM_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// `DRONE_PLATFORM_OS`, default `linux`.
+    pub os: String,
+    /// `DRONE_PLATFORM_ARCH`, default `amd64`.
+    pub arch: String,
+    /// `DRONE_PLATFORM_VARIANT`, e.g. `v7`.
+    pub variant: String,
+    /// `DRONE_PLATFORM_KERNEL`, e.g. `1809`.
+    pub kernel: String,
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Self {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: String::new(),
+            kernel: String::new(),
+        }
+    }
+}
+
+/// A runner daemon's own settings, named as Drone's runners name them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// `DRONE_RUNNER_NAME`, default the host name: `machine` on accept.
+    pub name: String,
+    /// `DRONE_RUNNER_CAPACITY`, default 2: stages run at once.
+    pub capacity: usize,
+    /// `DRONE_RUNNER_LABELS` (`key:value,key:value`): only stages whose
+    /// `node` labels are exactly these are taken.
+    pub labels: BTreeMap<String, String>,
+    /// `DRONE_RUNNER_ENVIRON` (`NAME:value,...`): variables every stage sees.
+    pub environ: BTreeMap<String, String>,
+    /// `DRONE_RUNNER_SECRETS` (`name:value,...`): static secrets for
+    /// `from_secret`, asked after the server's. A value cannot hold a comma.
+    pub secrets: BTreeMap<String, String>,
+    /// `DRONE_LIMIT_REPOS`, `DRONE_LIMIT_EVENTS` (comma-separated globs) and
+    /// `DRONE_LIMIT_TRUSTED` (a boolean).
+    pub limits: Limits,
+    /// `DRONE_PLATFORM_OS`, `_ARCH`, `_VARIANT`, `_KERNEL`.
+    pub platform: Platform,
+    /// `DRONE_RUNNER_CLONE_IMAGE`: the clone step's image for Docker
+    /// pipelines, when set.
+    pub clone_image: Option<String>,
+    /// `DRONE_NETRC_CLONE_ONLY`: give the clone credentials to the clone
+    /// step only.
+    pub netrc_clone_only: bool,
+}
+
+impl std::fmt::Debug for DaemonSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonSettings")
+            .field("name", &self.name)
+            .field("capacity", &self.capacity)
+            .field("labels", &self.labels)
+            .field("environ", &self.environ.keys().collect::<Vec<_>>())
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .field("platform", &self.platform)
+            .field("clone_image", &self.clone_image)
+            .field("netrc_clone_only", &self.netrc_clone_only)
+            .finish()
+    }
+}
+
+impl DaemonSettings {
+    /// Reads the settings from the process environment over `envfile`.
+    ///
+    /// # Errors
+    /// As [`Environment::load`] and [`from_environment`](Self::from_environment).
+    pub fn from_env(envfile: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::from_environment(&Environment::load(envfile)?)
+    }
+
+    /// Reads the settings from `env`.
+    ///
+    /// # Errors
+    /// [`SettingsError::Invalid`] naming the first variable whose value
+    /// cannot be used: a capacity that is not a positive number, a list item
+    /// that is not `key:value`, a boolean that is not one of Go's (`1`, `t`,
+    /// `true`, `0`, `f`, `false`, any case).
+    pub fn from_environment(env: &Environment) -> Result<Self, SettingsError> {
+        let capacity = match env.value("DRONE_RUNNER_CAPACITY") {
+            None => 2,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(SettingsError::Invalid {
+                        name: "DRONE_RUNNER_CAPACITY",
+                        reason: format!("{text:?} is not a positive number"),
+                    });
+                }
+            },
+        };
+        let defaults = Platform::default();
+        let platform = Platform {
+            os: env.value("DRONE_PLATFORM_OS").unwrap_or(defaults.os),
+            arch: env.value("DRONE_PLATFORM_ARCH").unwrap_or(defaults.arch),
+            variant: env.value("DRONE_PLATFORM_VARIANT").unwrap_or_default(),
+            kernel: env.value("DRONE_PLATFORM_KERNEL").unwrap_or_default(),
+        };
+        Ok(Self {
+            name: env.value("DRONE_RUNNER_NAME").unwrap_or_else(host_name),
+            capacity,
+            labels: pairs(env, "DRONE_RUNNER_LABELS")?,
+            environ: pairs(env, "DRONE_RUNNER_ENVIRON")?,
+            secrets: pairs(env, "DRONE_RUNNER_SECRETS")?,
+            limits: Limits {
+                repos: list(env, "DRONE_LIMIT_REPOS"),
+                events: list(env, "DRONE_LIMIT_EVENTS"),
+                trusted: boolean(env, "DRONE_LIMIT_TRUSTED")?,
+            },
+            platform,
+            clone_image: env.value("DRONE_RUNNER_CLONE_IMAGE"),
+            netrc_clone_only: boolean(env, "DRONE_NETRC_CLONE_ONLY")?,
+        })
+    }
+
+    /// The filter to request stages of pipeline type `kind_type` (`docker`,
+    /// `exec`...) with.
+    pub fn filter(&self, kind_type: &str) -> Filter {
+        Filter {
+            kind: "pipeline".into(),
+            kind_type: kind_type.into(),
+            os: self.platform.os.clone(),
+            arch: self.platform.arch.clone(),
+            variant: self.platform.variant.clone(),
+            kernel: self.platform.kernel.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+
+    /// A [`RunnerConfig`] with these settings (name, environment, static
+    /// secrets, limits, clone settings) and defaults for the rest.
+    pub fn runner_config(&self) -> RunnerConfig {
+        let mut compiler = Compiler {
+            netrc_clone_only: self.netrc_clone_only,
+            ..Compiler::default()
+        };
+        if let Some(image) = &self.clone_image {
+            compiler.clone_image.clone_from(image);
+        }
+        let mut secrets: Vec<Arc<dyn runnerkit_manifest::SecretProvider>> = Vec::new();
+        if !self.secrets.is_empty() {
+            secrets.push(Arc::new(StaticSecrets::new(self.secrets.clone())));
+        }
+        RunnerConfig {
+            machine: self.name.clone(),
+            environ: self.environ.clone(),
+            secrets,
+            limits: self.limits.clone(),
+            compiler,
+            ..RunnerConfig::default()
+        }
+    }
+}
+
+/// `key:value,key:value`, as Drone's settings library reads a map. Blank
+/// items are skipped; the value is what follows the first `:`.
+fn pairs(env: &Environment, name: &'static str) -> Result<BTreeMap<String, String>, SettingsError> {
+    let Some(text) = env.value(name) else {
+        return Ok(BTreeMap::new());
+    };
+    let mut map = BTreeMap::new();
+    let items = text.split(',').map(str::trim).filter(|i| !i.is_empty());
+    for (index, item) in items.enumerate() {
+        let Some((key, value)) = item.split_once(':') else {
+            return Err(SettingsError::Invalid {
+                name,
+                // By position: the item may be a secret.
+                reason: format!("item {} is not key:value", index + 1),
+            });
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(SettingsError::Invalid {
+                name,
+                reason: "an item has an empty key".to_owned(),
+            });
+        }
+        map.insert(key.to_owned(), value.trim().to_owned());
+    }
+    Ok(map)
+}
+
+/// A comma-separated list; blank items are skipped.
+fn list(env: &Environment, name: &str) -> Vec<String> {
+    env.value(name)
+        .map(|text| {
+            text.split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Go's `strconv.ParseBool`, which Drone's settings use; unset is false.
+fn boolean(env: &Environment, name: &'static str) -> Result<bool, SettingsError> {
+    match env.value(name).as_deref() {
+        None => Ok(false),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(other) => Err(SettingsError::Invalid {
+            name,
+            reason: format!("{other:?} is not a boolean"),
+        }),
+    }
+}
+
+/// The machine's host name, as Drone's runners default their name to it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "runnerkit".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use runnerkit_core::drone::{Build, Repo};
+    use runnerkit_manifest::SecretRequest;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        Environment::from_vars(
+            vars.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_are_drones() {
+        let settings = DaemonSettings::from_environment(&env(&[])).unwrap();
+        assert_eq!(settings.capacity, 2);
+        assert!(!settings.name.is_empty());
+        assert_eq!(settings.platform, Platform::default());
+        assert!(settings.labels.is_empty() && settings.secrets.is_empty());
+        assert_eq!(settings.limits, Limits::default());
+        let filter = settings.filter("docker");
+        assert_eq!(
+            (
+                filter.kind.as_str(),
+                filter.kind_type.as_str(),
+                filter.os.as_str(),
+                filter.arch.as_str()
+            ),
+            ("pipeline", "docker", "linux", "amd64")
+        );
+        let config = settings.runner_config();
+        assert!(config.secrets.is_empty());
+        assert_eq!(config.compiler.clone_image, Compiler::default().clone_image);
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let settings = DaemonSettings::from_environment(&env(&[
+            ("DRONE_RUNNER_NAME", " runner-7 "),
+            ("DRONE_RUNNER_CAPACITY", "8"),
+            ("DRONE_RUNNER_LABELS", "zone:eu-west, disk:ssd"),
+            (
+                "DRONE_RUNNER_ENVIRON",
+                "GOPROXY:https://proxy.example.com,CI_TIER:gold",
+            ),
+            ("DRONE_RUNNER_SECRETS", "docker_password:pa:ss,token:abc"),
+            ("DRONE_LIMIT_REPOS", "octocat/*, acme/api"),
+            ("DRONE_LIMIT_EVENTS", "push,tag"),
+            ("DRONE_LIMIT_TRUSTED", "true"),
+            ("DRONE_PLATFORM_OS", "linux"),
+            ("DRONE_PLATFORM_ARCH", "arm"),
+            ("DRONE_PLATFORM_VARIANT", "v7"),
+            ("DRONE_PLATFORM_KERNEL", "5.10"),
+            ("DRONE_RUNNER_CLONE_IMAGE", "registry.local/git:1"),
+            ("DRONE_NETRC_CLONE_ONLY", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.name, "runner-7");
+        assert_eq!(settings.capacity, 8);
+        assert_eq!(
+            settings.environ["GOPROXY"], "https://proxy.example.com",
+            "the value is what follows the first colon"
+        );
+        assert_eq!(settings.secrets["docker_password"], "pa:ss");
+        let filter = settings.filter("exec");
+        assert_eq!(
+            filter.labels,
+            BTreeMap::from([
+                ("disk".to_owned(), "ssd".to_owned()),
+                ("zone".to_owned(), "eu-west".to_owned())
+            ])
+        );
+        assert_eq!(
+            (
+                filter.arch.as_str(),
+                filter.variant.as_str(),
+                filter.kernel.as_str()
+            ),
+            ("arm", "v7", "5.10")
+        );
+
+        let config = settings.runner_config();
+        assert_eq!(config.machine, "runner-7");
+        assert_eq!(config.environ["CI_TIER"], "gold");
+        assert_eq!(
+            config.limits,
+            Limits {
+                repos: vec!["octocat/*".into(), "acme/api".into()],
+                events: vec!["push".into(), "tag".into()],
+                trusted: true,
+            }
+        );
+        assert_eq!(config.compiler.clone_image, "registry.local/git:1");
+        assert!(config.compiler.netrc_clone_only);
+        let (build, repo) = (Build::default(), Repo::default());
+        let found = config.secrets[0]
+            .find(&SecretRequest {
+                name: "token",
+                build: &build,
+                repo: &repo,
+            })
+            .unwrap();
+        assert_eq!(found.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable_and_hide_secrets() {
+        for (name, value) in [
+            ("DRONE_RUNNER_CAPACITY", "0"),
+            ("DRONE_RUNNER_CAPACITY", "many"),
+            ("DRONE_RUNNER_LABELS", "zone"),
+            ("DRONE_RUNNER_ENVIRON", ":x"),
+            ("DRONE_LIMIT_TRUSTED", "yes"),
+            ("DRONE_NETRC_CLONE_ONLY", "maybe"),
+        ] {
+            let err = DaemonSettings::from_environment(&env(&[(name, value)])).unwrap_err();
+            assert!(
+                matches!(&err, SettingsError::Invalid { name: n, .. } if *n == name),
+                "{name}={value}: {err}"
+            );
+        }
+        let err = DaemonSettings::from_environment(&env(&[(
+            "DRONE_RUNNER_SECRETS",
+            "token:abc,hunter2-is-the-password-of-the-day",
+        )]))
+        .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("item 2"), "{err}");
+        let settings =
+            DaemonSettings::from_environment(&env(&[("DRONE_RUNNER_SECRETS", "token:hunter2")]))
+                .unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_process_environment_wins_over_the_file() {
+        let dir = std::env::temp_dir().join(format!("runnerkit-envfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("runner.env");
+        // PATH is set in any test process; the file cannot override it.
+        std::fs::write(
+            &path,
+            "PATH=/from/the/file\nRUNNERKIT_TEST_ONLY_IN_FILE=file\nDRONE_RUNNER_CAPACITY=5\n",
+        )
+        .unwrap();
+        let env = Environment::load(Some(&path)).unwrap();
+        assert_eq!(
+            env.get("RUNNERKIT_TEST_ONLY_IN_FILE").as_deref(),
+            Some("file")
+        );
+        assert_ne!(env.get("PATH").as_deref(), Some("/from/the/file"));
+        assert_eq!(env.get("RUNNERKIT_TEST_NOWHERE"), None);
+        let settings = DaemonSettings::from_env(Some(&path)).unwrap();
+        assert_eq!(settings.capacity, 5);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let err = Environment::load(Some(&dir.join("missing.env"))).unwrap_err();
+        assert!(matches!(err, SettingsError::ReadEnvFile { .. }));
+    }
+}
