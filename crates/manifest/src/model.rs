@@ -395,8 +395,11 @@ impl Manifest {
                 first_line: doc.first_line,
                 source,
             };
-            let header: Header = doc.parse().map_err(wrap)?;
-            let resource = match header.kind.as_str() {
+            let kind = match doc.kind_hint() {
+                Some(kind) => kind,
+                None => doc.parse::<Header>().map_err(wrap)?.kind,
+            };
+            let resource = match kind.as_str() {
                 "pipeline" => {
                     let mut pipeline: Pipeline = doc.parse().map_err(wrap)?;
                     pipeline.line = doc.first_line;

@@ -150,10 +150,55 @@ fn options() -> serde_saphyr::Options {
         null_as_string: true,
         // We render our own message; the snippet would repeat the source.
         with_snippet: false,
+        // Many steps merging one anchor (`<<: *defaults` x 200) is normal in
+        // pipelines; the default alias/anchor ratio heuristic refuses it.
+        // Alias bombs stay bounded by the absolute caps (aliases, replayed
+        // events, expansions per anchor).
+        budget: serde_saphyr::budget! {
+            enforce_alias_anchor_ratio: false,
+        },
     }
 }
 
 impl DocumentText {
+    /// The document's top-level `kind`, read without parsing when it is
+    /// written the usual way: one `kind: value` line at column 0 with a plain
+    /// or quoted scalar. `None` when not sure (the caller then parses).
+    ///
+    /// Parsing a document twice (once for `kind`, once typed) is most of the
+    /// parse time of a large pipeline; this skips the first pass.
+    pub(crate) fn kind_hint(&self) -> Option<String> {
+        let mut found = None;
+        for line in self.padded.lines() {
+            let Some(rest) = line.strip_prefix("kind:") else {
+                continue;
+            };
+            if found.is_some() {
+                return None; // a duplicate key: let the parser report it
+            }
+            let value = match rest.find(" #") {
+                Some(i) => &rest[..i],
+                None => rest,
+            }
+            .trim();
+            let value = match value.as_bytes() {
+                [b'"', .., b'"'] | [b'\'', .., b'\''] if value.len() >= 2 => {
+                    &value[1..value.len() - 1]
+                }
+                _ => value,
+            };
+            let plain = !value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !plain {
+                return None;
+            }
+            found = Some(value.to_owned());
+        }
+        found
+    }
+
     /// Deserializes the document into `T`.
     pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, YamlError> {
         let _guard = SourceGuard::set(&self.padded);
@@ -463,6 +508,52 @@ mod tests {
         let err = parse_one::<Doc>("kind: pipeline\nsteps:\n- name: a\n  name: b\n").unwrap_err();
         assert_eq!(err.line, 4);
         assert!(err.message.contains("duplicate"), "{}", err.message);
+    }
+
+    #[test]
+    fn hundreds_of_steps_may_merge_one_anchor() {
+        let mut text = String::from("kind: pipeline\nx: &c\n  image: alpine\nsteps:\n");
+        for i in 0..300 {
+            text.push_str(&format!("- <<: *c\n  name: s{i}\n"));
+        }
+        let doc: Doc = parse_one(&text).unwrap();
+        assert_eq!(doc.steps.len(), 300);
+        assert_eq!(doc.steps[299].image, "alpine");
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        let mut prev = 'a';
+        for name in ['b', 'c', 'd', 'e', 'f', 'g', 'h'] {
+            let list = vec![format!("*{prev}"); 10].join(", ");
+            text.push_str(&format!("{name}: &{name} [{list}]\n"));
+            prev = name;
+        }
+        let err = parse_one::<BTreeMap<String, serde_json::Value>>(&text).unwrap_err();
+        assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn kind_hint_reads_the_usual_forms_and_defers_the_rest() {
+        let hint = |t: &str| finish(t, 1).kind_hint();
+        assert_eq!(
+            hint("kind: pipeline\nname: a\n").as_deref(),
+            Some("pipeline")
+        );
+        assert_eq!(
+            hint("---\nname: a\nkind: \"secret\" # c\n").as_deref(),
+            Some("secret")
+        );
+        assert_eq!(hint("kind: 'signature'\n").as_deref(), Some("signature"));
+        assert_eq!(hint("name: a\nsteps:\n- kind: x\n"), None, "not top level");
+        assert_eq!(hint("kind: &k pipeline\n"), None);
+        assert_eq!(
+            hint("kind: a\nkind: b\n"),
+            None,
+            "duplicates go to the parser"
+        );
+        assert_eq!(hint("<<: *base\n"), None);
     }
 
     #[test]
