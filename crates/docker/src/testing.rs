@@ -70,6 +70,10 @@ pub async fn docker_or_skip() -> Option<DockerEngine> {
 /// # Errors
 /// No static busybox on this host, or the daemon refused the build.
 pub async fn ensure_test_image(engine: &DockerEngine) -> Result<(), Error> {
+    // Tests of one binary run in parallel: one build at a time, the others
+    // then find the image.
+    static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = BUILDING.lock().await;
     let docker = engine.docker();
     match docker.inspect_image(TEST_IMAGE).await {
         Ok(_) => return Ok(()),
