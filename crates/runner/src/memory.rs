@@ -25,6 +25,8 @@ struct Inner {
     /// Stage id → its details (the stage inside is the latest reported).
     stages: BTreeMap<i64, Details>,
     cancelled: HashSet<i64>,
+    /// Repository id → clone credentials.
+    netrcs: BTreeMap<i64, Netrc>,
     reports: Vec<Report>,
     live: BTreeMap<i64, Vec<Line>>,
     uploaded: BTreeMap<i64, Vec<Line>>,
@@ -120,6 +122,12 @@ impl MemoryManager {
         };
         self.changed.notify_waiters();
         id
+    }
+
+    /// Clone credentials handed out for repository `repo_id` (by
+    /// [`Manager::netrc`], apart from the details).
+    pub fn set_netrc(&self, repo_id: i64, netrc: Netrc) {
+        self.lock().netrcs.insert(repo_id, netrc);
     }
 
     /// Cancels build `build_id`: watchers are told, later reports conflict.
@@ -244,8 +252,8 @@ impl Manager for MemoryManager {
             .ok_or_else(|| ManagerError::NotFound(format!("stage {stage_id}")))
     }
 
-    async fn netrc(&self, _repo_id: i64) -> Result<Option<Netrc>, ManagerError> {
-        Ok(None)
+    async fn netrc(&self, repo_id: i64) -> Result<Option<Netrc>, ManagerError> {
+        Ok(self.lock().netrcs.get(&repo_id).cloned())
     }
 
     async fn watch(&self, build_id: i64) -> Result<bool, ManagerError> {

@@ -156,7 +156,11 @@ impl Worker {
     async fn run(mut self, shutdown: CancellationToken, kill: CancellationToken) {
         loop {
             let asked = Instant::now();
+            // Biased: once shutdown is asked for, a request that would be
+            // answered at once (work is queued) must not win the race and
+            // take one more stage.
             let answer = tokio::select! {
+                biased;
                 () = shutdown.cancelled() => return,
                 answer = self.manager.request(&self.filter) => answer,
             };

@@ -220,13 +220,24 @@ impl StageRunner {
         cancel: CancellationToken,
         progress: &Progress,
     ) -> Result<StageOutcome, Error> {
-        let details = match self.manager.details(stage.id).await {
+        let mut details = match self.manager.details(stage.id).await {
             Ok(d) => d,
             Err(e) => {
                 let msg = format!("cannot get the stage's details from the server: {e}");
                 return self.refuse(stage, msg).await;
             }
         };
+        // Drone's v2 protocol puts the netrc in the details; other servers
+        // hand it out apart.
+        if details.netrc.is_none() {
+            match self.manager.netrc(details.repository.id).await {
+                Ok(netrc) => details.netrc = netrc,
+                Err(e) => {
+                    let msg = format!("cannot get the clone credentials from the server: {e}");
+                    return self.refuse(stage, msg).await;
+                }
+            }
+        }
         if matches!(details.build.status, Status::Killed | Status::Skipped) {
             tracing::info!(
                 stage = stage.id,

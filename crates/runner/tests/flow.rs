@@ -395,3 +395,46 @@ async fn soak_two_hundred_stages() {
         "{alive} tasks alive after the soak, {baseline} before"
     );
 }
+
+/// Where the netrc is not in the details, the runner asks for it: every
+/// step gets it, masked in the logs.
+#[tokio::test]
+async fn clone_credentials_handed_out_apart_reach_the_steps() {
+    let manager = Arc::new(MemoryManager::new());
+    manager.set_netrc(
+        repo().id,
+        runnerkit_core::drone::Netrc {
+            machine: "git.example.com".into(),
+            login: "octocat".into(),
+            password: "netrc-pa55".into(),
+        },
+    );
+    let id = manager.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let engine = MockEngine::new().with_step(
+        "build",
+        StepScript::exit(0).echo_env(vec![
+            "DRONE_NETRC_MACHINE".into(),
+            "DRONE_NETRC_PASSWORD".into(),
+        ]),
+    );
+    let runner = StageRunner::new(manager.clone(), Arc::new(engine), config());
+    let outcome = runner
+        .run(next_stage(&manager).await, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome, StageOutcome::Ran(Status::Success));
+    let step = manager.stage(id).unwrap().steps[0].id;
+    let log: Vec<String> = manager
+        .uploaded_log(step)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(
+        log,
+        [
+            "DRONE_NETRC_MACHINE=git.example.com",
+            "DRONE_NETRC_PASSWORD=******"
+        ]
+    );
+}
