@@ -1,260 +1,27 @@
 //! Compiling a `type: docker` or `type: exec` pipeline into a
 //! [`runnerkit_core::Spec`] (reference §7-§9, §13-§14, §16).
 
+mod context;
 mod script;
 mod settings;
+mod workspace;
+
+pub use context::{CompileContext, CompileError, CompileWarning, Compiled, Compiler};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use runnerkit_core::drone::{Build, Netrc, Repo, Stage, System};
+use runnerkit_core::drone::Stage;
 use runnerkit_core::{
     Device, ErrorPolicy, Mount, Platform, PullPolicy, RegistryAuth, Resources, RunPolicy, Script,
     Secret, SecretVar, Spec, Step, Volume, VolumeSource, Workspace,
 };
 
-use crate::conditions::MatchInput;
+use self::workspace::{go_duration, unix_now, workspace};
 use crate::environ::{self, Environ};
 use crate::model::{Pipeline, StepSpec};
-use crate::registry::{CombinedRegistries, DockerConfig, RegistryError, RegistryProvider};
-use crate::secrets::{CombinedSecrets, SecretError, SecretProvider, SecretRequest};
+use crate::registry::DockerConfig;
+use crate::secrets::SecretRequest;
 use crate::values::{EnvValue, SettingValue};
-
-/// Why a pipeline could not be compiled.
-#[derive(Debug, thiserror::Error)]
-pub enum CompileError {
-    /// The pipeline's type is not `docker` or `exec`.
-    #[error(
-        "pipeline {pipeline:?}: type {kind_type:?} cannot be compiled here (docker and exec can)"
-    )]
-    UnsupportedType {
-        /// The pipeline.
-        pipeline: String,
-        /// Its type.
-        kind_type: String,
-    },
-    /// A secret provider failed (not "not found", which is a warning).
-    #[error("pipeline {pipeline:?}: {source}")]
-    Secret {
-        /// The pipeline.
-        pipeline: String,
-        /// The provider's error.
-        #[source]
-        source: SecretError,
-    },
-    /// A registry credential source failed, or an `image_pull_secrets`
-    /// value is not a Docker `config.json`.
-    #[error("pipeline {pipeline:?}: {source}")]
-    Registry {
-        /// The pipeline.
-        pipeline: String,
-        /// What failed.
-        #[source]
-        source: RegistryError,
-    },
-}
-
-/// Something the user should see but that does not stop the stage: a
-/// `from_secret` nobody knows, a mount of an undeclared volume.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CompileWarning {
-    /// The step it concerns; `None` for the whole stage. Runners print it
-    /// at the top of that step's log.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
-    /// What happened.
-    pub message: String,
-}
-
-/// The result of [`Compiler::compile`].
-#[derive(Debug, Clone)]
-pub struct Compiled {
-    /// What the engine runs.
-    pub spec: Spec,
-    /// Problems that did not stop the compile, in step order.
-    pub warnings: Vec<CompileWarning>,
-}
-
-impl Compiled {
-    /// The warnings of one step, to print at the top of its log.
-    pub fn warnings_for<'a>(&'a self, step: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.warnings
-            .iter()
-            .filter(move |w| w.step.as_deref() == Some(step))
-            .map(|w| w.message.as_str())
-    }
-}
-
-/// Everything about one run of a stage that is not in the YAML.
-#[derive(Clone)]
-pub struct CompileContext {
-    /// Unique id of this run; becomes `Spec.id`, and step ids are `{spec_id}-{n}`.
-    pub spec_id: String,
-    /// The build.
-    pub build: Build,
-    /// The repository.
-    pub repo: Repo,
-    /// The stage.
-    pub stage: Stage,
-    /// The server.
-    pub system: System,
-    /// Clone credentials.
-    pub netrc: Option<Netrc>,
-    /// Where `from_secret` and `image_pull_secrets` values come from.
-    pub secrets: Arc<dyn SecretProvider>,
-    /// Registry credentials beyond `image_pull_secrets`.
-    pub registries: Arc<dyn RegistryProvider>,
-    /// The runner's global environment (lowest precedence; envsubst sees it too).
-    pub environ: Environ,
-    /// A host directory to use as the workspace (`runnerkit exec` passes the
-    /// pipeline file's directory): container engines bind-mount it, the host
-    /// engine runs steps in it.
-    pub host_workspace: Option<String>,
-    /// Add a clone step (unless the pipeline disables it). `false` when the
-    /// source is already in place, as with `runnerkit exec`.
-    pub clone: bool,
-    /// Unix seconds used for the `io.drone.created`/`expires` labels; 0 = now.
-    pub now: i64,
-}
-
-impl Default for CompileContext {
-    fn default() -> Self {
-        Self {
-            spec_id: String::new(),
-            build: Build::default(),
-            repo: Repo::default(),
-            stage: Stage::default(),
-            system: System::default(),
-            netrc: None,
-            secrets: Arc::new(CombinedSecrets::new()),
-            registries: Arc::new(CombinedRegistries::new()),
-            environ: Environ::new(),
-            host_workspace: None,
-            clone: true,
-            now: 0,
-        }
-    }
-}
-
-impl std::fmt::Debug for CompileContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompileContext")
-            .field("spec_id", &self.spec_id)
-            .field("repo", &self.repo)
-            .field("stage", &self.stage.name)
-            .field("netrc", &self.netrc)
-            .field("host_workspace", &self.host_workspace)
-            .field("clone", &self.clone)
-            .finish_non_exhaustive()
-    }
-}
-
-impl CompileContext {
-    /// The variables envsubst substitutes for this run (reference §11).
-    pub fn substitution_environ(&self) -> Environ {
-        environ::substitution_environ(
-            &self.environ,
-            &self.system,
-            &self.repo,
-            &self.build,
-            &self.stage,
-        )
-    }
-
-    fn match_input(&self) -> MatchInput<'_> {
-        MatchInput {
-            build: &self.build,
-            repo: &self.repo,
-            system: &self.system,
-        }
-    }
-}
-
-/// Runner-wide compile settings (Drone's `DRONE_RUNNER_*` knobs).
-#[derive(Debug, Clone)]
-pub struct Compiler {
-    /// Image of the Docker clone step (`DRONE_RUNNER_CLONE_IMAGE`).
-    pub clone_image: String,
-    /// Images made privileged automatically when used as plain plugins (§9.4).
-    pub privileged_images: Vec<String>,
-    /// Give the netrc variables to the clone step only (`DRONE_NETRC_CLONE_ONLY`).
-    pub netrc_clone_only: bool,
-    /// Limits applied where a step sets none (`DRONE_MEMORY_LIMIT`, `DRONE_CPU_*`...).
-    pub default_resources: Resources,
-    /// Extra labels put on everything the engine creates.
-    pub labels: BTreeMap<String, String>,
-}
-
-impl Default for Compiler {
-    fn default() -> Self {
-        Self {
-            clone_image: "drone/git:latest".into(),
-            privileged_images: [
-                "plugins/docker",
-                "plugins/acr",
-                "plugins/ecr",
-                "plugins/gcr",
-                "plugins/heroku",
-                "plugins/gar",
-            ]
-            .map(String::from)
-            .to_vec(),
-            netrc_clone_only: false,
-            default_resources: Resources::default(),
-            labels: BTreeMap::new(),
-        }
-    }
-}
-
-const DEFAULT_BASE: &str = "/drone/src";
-
-/// Paths a workspace may not be (§14): exactly these, or below the second list.
-const RESTRICTED_EXACT: [&str; 3] = ["/", "/etc", "/var"];
-const RESTRICTED_TREES: [&str; 13] = [
-    "/etc/docker",
-    "/var/run",
-    "/proc",
-    "/usr/local/bin",
-    "/usr/local/sbin",
-    "/usr/bin",
-    "/bin",
-    "/mnt",
-    "/mount",
-    "/media",
-    "/sys",
-    "/dev",
-    "/run/drone",
-];
-
-fn is_restricted(path: &str) -> bool {
-    let lower = path.to_lowercase();
-    let clean = lower.trim_end_matches('/');
-    let clean = if clean.is_empty() { "/" } else { clean };
-    RESTRICTED_EXACT.contains(&clean)
-        || RESTRICTED_TREES
-            .iter()
-            .any(|t| clean == *t || clean.starts_with(&format!("{t}/")))
-}
-
-/// Go's duration format for whole minutes: `1h0m0s`, `30m0s`, `0s`.
-fn go_duration(minutes: i64) -> String {
-    if minutes <= 0 {
-        return "0s".into();
-    }
-    let (h, m) = (minutes / 60, minutes % 60);
-    if h > 0 {
-        format!("{h}h{m}m0s")
-    } else {
-        format!("{m}m0s")
-    }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
 
 /// Secrets looked up once per name for the whole stage.
 struct SecretCache<'a> {
@@ -419,52 +186,6 @@ fn platform(pipeline: &Pipeline, stage: &Stage) -> Platform {
         arch: or(&p.arch, &stage.arch),
         variant: or(&p.variant, &stage.variant),
         version: or(&p.version, &stage.kernel),
-    }
-}
-
-fn workspace(pipeline: &Pipeline, ctx: &CompileContext, docker: bool, windows: bool) -> Workspace {
-    let ws = &pipeline.workspace;
-    if !docker {
-        return match &ctx.host_workspace {
-            Some(host) => Workspace {
-                base: host.clone(),
-                path: String::new(),
-                host_path: Some(host.clone()),
-            },
-            None => Workspace {
-                base: ws.base.clone(),
-                path: ws.path.clone(),
-                host_path: None,
-            },
-        };
-    }
-    let (mut base, mut path) = if !ws.base.is_empty() {
-        (ws.base.clone(), ws.path.clone())
-    } else if ws.path.starts_with('/') {
-        (ws.path.clone(), String::new())
-    } else {
-        (DEFAULT_BASE.to_owned(), ws.path.clone())
-    };
-    let full = Workspace {
-        base: base.clone(),
-        path: path.clone(),
-        host_path: None,
-    }
-    .full_path();
-    if is_restricted(&full) {
-        tracing::warn!(workspace = %full, "restricted workspace path reset to {DEFAULT_BASE}");
-        base = DEFAULT_BASE.to_owned();
-        path.clear();
-    }
-    if windows {
-        // Windows containers: `c:` plus backslashes (§8).
-        base = format!("c:{}", base.replace('/', "\\"));
-        path = path.replace('/', "\\");
-    }
-    Workspace {
-        base,
-        path,
-        host_path: ctx.host_workspace.clone(),
     }
 }
 
@@ -898,32 +619,6 @@ fn error_policy(text: &str) -> ErrorPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn restricted_paths() {
-        for p in [
-            "/",
-            "/etc",
-            "/var/",
-            "/var/run/x",
-            "/DEV/shm",
-            "/usr/bin",
-            "/run/drone",
-        ] {
-            assert!(is_restricted(p), "{p}");
-        }
-        for p in ["/drone/src", "/var/lib/x", "/etc2", "/go/src"] {
-            assert!(!is_restricted(p), "{p}");
-        }
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(go_duration(60), "1h0m0s");
-        assert_eq!(go_duration(90), "1h30m0s");
-        assert_eq!(go_duration(30), "30m0s");
-        assert_eq!(go_duration(0), "0s");
-    }
 
     #[test]
     fn policies_from_text() {

@@ -1,0 +1,200 @@
+//! The public types of compiling: the run's context, the runner-wide
+//! settings, the result and its warnings, the error.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use runnerkit_core::Resources;
+use runnerkit_core::Spec;
+use runnerkit_core::drone::{Build, Netrc, Repo, Stage, System};
+
+use crate::conditions::MatchInput;
+use crate::environ::{self, Environ};
+use crate::registry::{CombinedRegistries, RegistryError, RegistryProvider};
+use crate::secrets::{CombinedSecrets, SecretError, SecretProvider};
+
+/// Why a pipeline could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The pipeline's type is not `docker` or `exec`.
+    #[error(
+        "pipeline {pipeline:?}: type {kind_type:?} cannot be compiled here (docker and exec can)"
+    )]
+    UnsupportedType {
+        /// The pipeline.
+        pipeline: String,
+        /// Its type.
+        kind_type: String,
+    },
+    /// A secret provider failed (not "not found", which is a warning).
+    #[error("pipeline {pipeline:?}: {source}")]
+    Secret {
+        /// The pipeline.
+        pipeline: String,
+        /// The provider's error.
+        #[source]
+        source: SecretError,
+    },
+    /// A registry credential source failed, or an `image_pull_secrets`
+    /// value is not a Docker `config.json`.
+    #[error("pipeline {pipeline:?}: {source}")]
+    Registry {
+        /// The pipeline.
+        pipeline: String,
+        /// What failed.
+        #[source]
+        source: RegistryError,
+    },
+}
+
+/// Something the user should see but that does not stop the stage: a
+/// `from_secret` nobody knows, a mount of an undeclared volume.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CompileWarning {
+    /// The step it concerns; `None` for the whole stage. Runners print it
+    /// at the top of that step's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// What happened.
+    pub message: String,
+}
+
+/// The result of [`Compiler::compile`].
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// What the engine runs.
+    pub spec: Spec,
+    /// Problems that did not stop the compile, in step order.
+    pub warnings: Vec<CompileWarning>,
+}
+
+impl Compiled {
+    /// The warnings of one step, to print at the top of its log.
+    pub fn warnings_for<'a>(&'a self, step: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.warnings
+            .iter()
+            .filter(move |w| w.step.as_deref() == Some(step))
+            .map(|w| w.message.as_str())
+    }
+}
+
+/// Everything about one run of a stage that is not in the YAML.
+#[derive(Clone)]
+pub struct CompileContext {
+    /// Unique id of this run; becomes `Spec.id`, and step ids are `{spec_id}-{n}`.
+    pub spec_id: String,
+    /// The build.
+    pub build: Build,
+    /// The repository.
+    pub repo: Repo,
+    /// The stage.
+    pub stage: Stage,
+    /// The server.
+    pub system: System,
+    /// Clone credentials.
+    pub netrc: Option<Netrc>,
+    /// Where `from_secret` and `image_pull_secrets` values come from.
+    pub secrets: Arc<dyn SecretProvider>,
+    /// Registry credentials beyond `image_pull_secrets`.
+    pub registries: Arc<dyn RegistryProvider>,
+    /// The runner's global environment (lowest precedence; envsubst sees it too).
+    pub environ: Environ,
+    /// A host directory to use as the workspace (`runnerkit exec` passes the
+    /// pipeline file's directory): container engines bind-mount it, the host
+    /// engine runs steps in it.
+    pub host_workspace: Option<String>,
+    /// Add a clone step (unless the pipeline disables it). `false` when the
+    /// source is already in place, as with `runnerkit exec`.
+    pub clone: bool,
+    /// Unix seconds used for the `io.drone.created`/`expires` labels; 0 = now.
+    pub now: i64,
+}
+
+impl Default for CompileContext {
+    fn default() -> Self {
+        Self {
+            spec_id: String::new(),
+            build: Build::default(),
+            repo: Repo::default(),
+            stage: Stage::default(),
+            system: System::default(),
+            netrc: None,
+            secrets: Arc::new(CombinedSecrets::new()),
+            registries: Arc::new(CombinedRegistries::new()),
+            environ: Environ::new(),
+            host_workspace: None,
+            clone: true,
+            now: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for CompileContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompileContext")
+            .field("spec_id", &self.spec_id)
+            .field("repo", &self.repo)
+            .field("stage", &self.stage.name)
+            .field("netrc", &self.netrc)
+            .field("host_workspace", &self.host_workspace)
+            .field("clone", &self.clone)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompileContext {
+    /// The variables envsubst substitutes for this run (reference §11).
+    pub fn substitution_environ(&self) -> Environ {
+        environ::substitution_environ(
+            &self.environ,
+            &self.system,
+            &self.repo,
+            &self.build,
+            &self.stage,
+        )
+    }
+
+    pub(crate) fn match_input(&self) -> MatchInput<'_> {
+        MatchInput {
+            build: &self.build,
+            repo: &self.repo,
+            system: &self.system,
+        }
+    }
+}
+
+/// Runner-wide compile settings (Drone's `DRONE_RUNNER_*` knobs).
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    /// Image of the Docker clone step (`DRONE_RUNNER_CLONE_IMAGE`).
+    pub clone_image: String,
+    /// Images made privileged automatically when used as plain plugins (§9.4).
+    pub privileged_images: Vec<String>,
+    /// Give the netrc variables to the clone step only (`DRONE_NETRC_CLONE_ONLY`).
+    pub netrc_clone_only: bool,
+    /// Limits applied where a step sets none (`DRONE_MEMORY_LIMIT`, `DRONE_CPU_*`...).
+    pub default_resources: Resources,
+    /// Extra labels put on everything the engine creates.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for Compiler {
+    fn default() -> Self {
+        Self {
+            clone_image: "drone/git:latest".into(),
+            privileged_images: [
+                "plugins/docker",
+                "plugins/acr",
+                "plugins/ecr",
+                "plugins/gcr",
+                "plugins/heroku",
+                "plugins/gar",
+            ]
+            .map(String::from)
+            .to_vec(),
+            netrc_clone_only: false,
+            default_resources: Resources::default(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
