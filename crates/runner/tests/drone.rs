@@ -1108,3 +1108,110 @@ async fn a_panic_in_a_stage_is_reported_and_the_worker_lives_on_on_mock() {
 async fn a_panic_in_a_stage_is_reported_and_the_worker_lives_on_on_host() {
     a_panic_is_reported(host()).await;
 }
+
+// ---------------------------------------------------------------- detached steps
+
+const DETACHED: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: server
+  detach: true
+  commands:
+  - echo serving
+  - sleep 60
+- name: client
+  commands:
+  - sleep 0.5
+  - echo asked
+";
+
+fn detached_mock() -> MockEngine {
+    MockEngine::new()
+        .with_step("server", StepScript::exit(1).with_lines(["serving"]).hang())
+        .with_step(
+            "client",
+            StepScript::exit(0).with_chunk(Duration::from_millis(500), "asked\n"),
+        )
+}
+
+/// A detached step is reported running when it starts and `success`, exit
+/// 0, once its output ends (at the latest when the stage is torn down),
+/// with its log, whatever its own exit.
+async fn detached(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let id = rig.enqueue(DETACHED);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Success));
+    let updates = rig.step_updates(id);
+    let of = |name: &str| -> Vec<Status> {
+        updates
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    assert_eq!(of("server"), [Status::Running, Status::Success]);
+    assert_eq!(of("client"), [Status::Running, Status::Success]);
+    assert_eq!(
+        updates[0],
+        ("server".into(), Status::Running),
+        "started first, not waited for"
+    );
+    assert_stage_reports(&rig, id, &["server", "client"], Status::Success);
+    let server = &rig.stage(id).steps[0];
+    assert_eq!((server.status, server.exit_code), (Status::Success, 0));
+    assert_eq!(content(&rig.uploaded(id, "server")), ["serving"]);
+    assert_eq!(content(&rig.uploaded(id, "client")), ["asked"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_step_ends_success_with_the_stage_on_mock() {
+    let engine = detached_mock();
+    detached(Arc::new(engine.clone())).await;
+    engine.assert_protocol();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_step_ends_success_with_the_stage_on_host() {
+    detached(host()).await;
+}
+
+// ---------------------------------------------------------------- 409 on a report
+
+/// A 409 on a step report means the stage was cancelled or taken over on
+/// the server: no further step starts, and the stage ends `error`.
+async fn conflict_on_report(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let id = rig.enqueue(PASSES);
+    rig.server.inject(Endpoint::UpdateStep, Fault::Status(409));
+    let StageOutcome::Ran(status) = rig.run_next().await else {
+        panic!("the stage was started");
+    };
+    assert_eq!(status, Status::Error);
+    assert!(
+        rig.step_updates(id).is_empty(),
+        "the refused start was the only step report: {:?}",
+        rig.step_updates(id)
+    );
+    let stage = rig.stage(id);
+    assert_eq!((stage.status, stage.exit_code), (Status::Error, 255));
+    assert!(stage.error.contains("refused"), "{}", stage.error);
+    let steps: Vec<Status> = stage.steps.iter().map(|s| s.status).collect();
+    assert_eq!(steps, [Status::Skipped, Status::Skipped]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_on_a_step_report_stops_the_stage_on_mock() {
+    let engine = passes_mock();
+    conflict_on_report(Arc::new(engine.clone())).await;
+    engine.assert_protocol();
+    assert!(engine.calls_for("build").is_empty() && engine.calls_for("test").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_on_a_step_report_stops_the_stage_on_host() {
+    conflict_on_report(host()).await;
+}
