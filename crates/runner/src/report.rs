@@ -47,8 +47,30 @@ pub(crate) fn truncate_error(e: &str) -> String {
 #[derive(Debug, Default)]
 struct Pending {
     lines: Vec<Line>,
+    /// Lines dropped from the live stream since the last batch that got
+    /// through.
     cut: u64,
     closed: bool,
+    /// Batches refused in a row, to warn once per streak.
+    failures: u32,
+}
+
+/// `lines`, opened by a notice of the `cut` lines before them that were not
+/// streamed live, when there were any. The notice takes the number of the
+/// line it stands before: it is not part of the step's log.
+fn with_cut_notice(lines: &[Line], cut: u64) -> Vec<Line> {
+    let mut batch = Vec::with_capacity(lines.len() + 1);
+    if cut > 0 {
+        batch.push(Line {
+            number: lines.first().map_or(0, |l| l.number),
+            message: format!(
+                "[runnerkit] {cut} lines were not streamed live (the server did not keep up); the full log is uploaded when the step ends"
+            ),
+            timestamp: lines.first().map_or(0, |l| l.timestamp),
+        });
+    }
+    batch.extend_from_slice(lines);
+    batch
 }
 
 /// One step's live log: lines waiting to be sent, and a lock that keeps the
@@ -125,36 +147,52 @@ impl Reporter {
         }
     }
 
-    /// Sends step `index`'s pending lines, if any.
+    /// Sends step `index`'s pending lines, if any. A batch the server
+    /// refuses goes back to the front of the buffer, to be sent again with
+    /// the next one; past the buffer's bound its oldest lines are counted
+    /// instead, and the next batch that gets through says how many were not
+    /// streamed live.
     async fn flush(&self, index: usize) {
         let log = &self.logs[index];
         let _order = log.sending.lock().await;
-        let (mut lines, cut) = {
+        let (lines, cut) = {
             let mut p = lock(&log.pending);
             (std::mem::take(&mut p.lines), std::mem::take(&mut p.cut))
         };
-        if cut > 0 {
-            let number = lines.first().map_or(0, |l| l.number);
-            lines.insert(
-                0,
-                Line {
-                    number,
-                    message: format!(
-                        "[runnerkit] {cut} lines were not streamed live (the server did not keep up); the full log is uploaded when the step ends"
-                    ),
-                    timestamp: lines.first().map_or(0, |l| l.timestamp),
-                },
-            );
-        }
-        if lines.is_empty() {
+        if lines.is_empty() && cut == 0 {
             return;
         }
+        let batch = with_cut_notice(&lines, cut);
         let step_id = lock(&self.steps)[index].id;
-        if let Err(e) = self.manager.write(step_id, &lines).await {
-            // Live batches are best effort: the upload at the end carries
-            // every line. Count what was lost so the next batch says so.
-            tracing::warn!(step_id, error = %e, "sending a live log batch failed");
-            lock(&log.pending).cut += lines.len() as u64;
+        let result = self.manager.write(step_id, &batch).await;
+        let mut p = lock(&log.pending);
+        match result {
+            Ok(()) => {
+                if p.failures > 0 {
+                    tracing::info!(
+                        step_id,
+                        failures = p.failures,
+                        "live log batches go through again"
+                    );
+                }
+                p.failures = 0;
+            }
+            Err(e) => {
+                // Every line is in the upload at the end whatever happens;
+                // the live stream only has to be told what it missed.
+                if p.failures == 0 {
+                    tracing::warn!(step_id, error = %e, "sending a live log batch failed; keeping the lines to send again");
+                } else {
+                    tracing::debug!(step_id, error = %e, "sending a live log batch failed again");
+                }
+                p.failures = p.failures.saturating_add(1);
+                let mut kept = lines;
+                kept.append(&mut p.lines);
+                let over = kept.len().saturating_sub(self.config.buffer_lines);
+                kept.drain(..over);
+                p.lines = kept;
+                p.cut += cut + over as u64;
+            }
         }
     }
 

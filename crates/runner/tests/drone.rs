@@ -1215,3 +1215,105 @@ async fn a_409_on_a_step_report_stops_the_stage_on_mock() {
 async fn a_409_on_a_step_report_stops_the_stage_on_host() {
     conflict_on_report(host()).await;
 }
+
+// ---------------------------------------------------------------- refused live batches
+
+const ONE_STEP: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: talk
+  commands:
+  - for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done
+";
+
+fn one_step_mock() -> MockEngine {
+    let script = (1..=8).fold(StepScript::exit(0), |script, i| {
+        script.with_chunk(Duration::from_millis(100), format!("line {i}\n"))
+    });
+    MockEngine::new().with_step("talk", script)
+}
+
+/// Batches the server refuses (500) are sent again with the next ones: the
+/// live stream still gets every line, in order.
+async fn refused_batches(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let id = rig.enqueue(ONE_STEP);
+    rig.server
+        .inject_times(Endpoint::Batch, Fault::Status(500), 3);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Success));
+    let refused = rig
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/logs/batch") && r.status == Some(500))
+        .count();
+    assert_eq!(refused, 3);
+    let expected: Vec<String> = (1..=8).map(|i| format!("line {i}")).collect();
+    let uploaded = rig.uploaded(id, "talk");
+    assert_eq!(content(&uploaded), expected);
+    assert_eq!(
+        rig.live(id, "talk"),
+        uploaded,
+        "every refused line was sent again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_live_batches_are_sent_again_on_mock() {
+    refused_batches(Arc::new(one_step_mock())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_live_batches_are_sent_again_on_host() {
+    refused_batches(host()).await;
+}
+
+/// Past the live buffer's bound, lines are counted, and the live stream is
+/// told how many it missed; the uploaded log has them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflowing_live_buffer_says_how_many_lines_it_cut() {
+    let engine = MockEngine::new().with_step(
+        "talk",
+        StepScript::exit(0)
+            .with_lines(["line 1", "line 2", "line 3", "line 4", "line 5", "line 6"])
+            .with_chunk(Duration::from_millis(1500), "line 7\n"),
+    );
+    let rig = Arc::new(rig_with(Arc::new(engine), |config| config.logs.buffer_lines = 3).await);
+    let id = rig.enqueue(ONE_STEP);
+    rig.server
+        .inject_always(Endpoint::Batch, Fault::Status(500));
+    let running = tokio::spawn({
+        let rig = rig.clone();
+        async move { rig.run_next().await }
+    });
+    rig.until("a batch was refused", |server| {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/logs/batch") && r.status == Some(500))
+    })
+    .await;
+    rig.server.clear_faults();
+    assert_eq!(running.await.unwrap(), StageOutcome::Ran(Status::Success));
+
+    let live: Vec<String> = content(&rig.live(id, "talk"));
+    assert_eq!(
+        live,
+        [
+            "[runnerkit] 3 lines were not streamed live (the server did not keep up); \
+             the full log is uploaded when the step ends",
+            "line 1",
+            "line 2",
+            "line 3",
+            "line 7"
+        ]
+    );
+    let uploaded = rig.uploaded(id, "talk");
+    let all: Vec<String> = (1..=7).map(|i| format!("line {i}")).collect();
+    assert_eq!(content(&uploaded), all);
+    assert_numbered(&uploaded, "talk");
+}
