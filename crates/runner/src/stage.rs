@@ -194,23 +194,31 @@ impl StageRunner {
         if let Some(steps) = progress.steps() {
             stage.steps = steps;
         }
-        let now = unix(Some(SystemTime::now()));
-        for step in &mut stage.steps {
-            match step.status {
-                Status::Running => {
-                    step.status = Status::Error;
-                    step.exit_code = 255;
-                    step.error = truncate_error(&msg);
-                    step.stopped = now;
-                }
-                Status::Pending => {
-                    step.status = Status::Skipped;
-                    step.started = now;
-                    step.stopped = now;
-                }
-                _ => {}
+        self.refuse(stage, msg).await
+    }
+
+    /// The server failed the stage's start (not a conflict): tell it the
+    /// stage errored, so that it does not stay claimed and silent. Drone
+    /// may have bumped the stage before failing, so the version is read
+    /// back first; steps it may have inserted are not known here and are
+    /// left as they are.
+    async fn start_refused(
+        &self,
+        mut stage: Stage,
+        e: ManagerError,
+    ) -> Result<StageOutcome, Error> {
+        let msg = format!("the server refused the stage's start: {e}");
+        match self.manager.details(stage.id).await {
+            Ok(details) => stage.version = details.stage.version,
+            Err(again) => {
+                tracing::warn!(stage = stage.id, error = %again, "cannot read the stage back to report its failure");
+                return Err(Error::Report {
+                    stage: stage.id,
+                    source: e,
+                });
             }
         }
+        stage.steps.clear();
         self.refuse(stage, msg).await
     }
 
@@ -286,12 +294,7 @@ impl StageRunner {
                 );
                 return Ok(StageOutcome::Taken);
             }
-            Err(e) => {
-                return Err(Error::Report {
-                    stage: stage.id,
-                    source: e,
-                });
-            }
+            Err(e) => return self.start_refused(stage, e).await,
         }
 
         progress.record(&stage);
@@ -366,9 +369,27 @@ impl StageRunner {
     }
 
     /// Reports a stage that cannot run as `error`, with `msg`.
+    /// Steps not done yet end too: running ones `error`, pending ones
+    /// `skipped`, so that no step of a finished stage looks alive.
     async fn refuse(&self, mut stage: Stage, msg: String) -> Result<StageOutcome, Error> {
         tracing::warn!(stage = stage.id, "stage not run: {msg}");
         let now = unix(Some(SystemTime::now()));
+        for step in &mut stage.steps {
+            match step.status {
+                Status::Running => {
+                    step.status = Status::Error;
+                    step.exit_code = 255;
+                    step.error = truncate_error(&msg);
+                    step.stopped = now;
+                }
+                Status::Pending => {
+                    step.status = Status::Skipped;
+                    step.started = now;
+                    step.stopped = now;
+                }
+                _ => {}
+            }
+        }
         stage.status = Status::Error;
         stage.error = truncate_error(&msg);
         stage.exit_code = 255;

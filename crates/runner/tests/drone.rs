@@ -1317,3 +1317,27 @@ async fn an_overflowing_live_buffer_says_how_many_lines_it_cut() {
     assert_eq!(content(&uploaded), all);
     assert_numbered(&uploaded, "talk");
 }
+
+// ---------------------------------------------------------------- a failed start
+
+/// The server fails the stage's start (500, not a conflict): the stage is
+/// reported `error` with the server's message instead of staying claimed
+/// and silent, and nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_is_reported_as_the_stages_error() {
+    let engine = passes_mock();
+    let rig = rig(Arc::new(engine.clone())).await;
+    let id = rig.enqueue(PASSES);
+    rig.server.inject(
+        Endpoint::UpdateStage,
+        Fault::StatusWithMessage(500, "database is locked".into()),
+    );
+    let StageOutcome::Refused(message) = rig.run_next().await else {
+        panic!("the stage cannot run");
+    };
+    assert!(message.contains("database is locked"), "{message}");
+    let stage = rig.stage(id);
+    assert_eq!((stage.status, stage.exit_code), (Status::Error, 255));
+    assert_eq!(stage.error, message);
+    assert!(engine.calls().is_empty(), "nothing ran");
+}
