@@ -131,8 +131,35 @@ impl MemoryManager {
     }
 
     /// Cancels build `build_id`: watchers are told, later reports conflict.
+    ///
+    /// As on a Drone server, the build becomes `killed`, its unfinished
+    /// stages `killed` (running) or `skipped`, and their unfinished steps
+    /// likewise with exit code 130.
     pub fn cancel_build(&self, build_id: i64) {
-        self.lock().cancelled.insert(build_id);
+        {
+            let mut inner = self.lock();
+            inner.cancelled.insert(build_id);
+            for details in inner.stages.values_mut() {
+                if details.stage.build_id != build_id || details.stage.status.is_done() {
+                    continue;
+                }
+                details.build.status = Status::Killed;
+                let stage = &mut details.stage;
+                stage.status = match stage.status {
+                    Status::Running => Status::Killed,
+                    _ => Status::Skipped,
+                };
+                stage.version += 1;
+                for step in stage.steps.iter_mut().filter(|s| !s.status.is_done()) {
+                    step.status = match step.status {
+                        Status::Running => Status::Killed,
+                        _ => Status::Skipped,
+                    };
+                    step.exit_code = 130;
+                    step.version += 1;
+                }
+            }
+        }
         self.changed.notify_waiters();
     }
 

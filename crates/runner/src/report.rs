@@ -87,6 +87,9 @@ struct StepLog {
 /// step, live log batches, the full log, with ids and versions merged back.
 pub(crate) struct Reporter {
     manager: Arc<dyn Manager>,
+    stage_id: i64,
+    /// This runner's name, as the server has it on the stage.
+    machine: String,
     steps: Mutex<Vec<drone::Step>>,
     logs: Vec<StepLog>,
     config: LogConfig,
@@ -105,7 +108,7 @@ impl Reporter {
     /// with each step's warnings to open its log.
     pub(crate) fn new(
         manager: Arc<dyn Manager>,
-        steps: Vec<drone::Step>,
+        started: &drone::Stage,
         warnings: Vec<Vec<String>>,
         config: LogConfig,
         stage: CancellationToken,
@@ -119,7 +122,9 @@ impl Reporter {
             .collect();
         Arc::new(Self {
             manager,
-            steps: Mutex::new(steps),
+            stage_id: started.id,
+            machine: started.machine.clone(),
+            steps: Mutex::new(started.steps.clone()),
             logs,
             config,
             wake: Notify::new(),
@@ -234,7 +239,52 @@ impl Reporter {
                 lock(&self.steps)[index] = step;
                 Ok(())
             }
+            Err(ManagerError::Conflict) if self.still_running_here().await => {
+                // Only a cancel rewrites a running stage's steps on the
+                // server, and there was none. So this update's own earlier
+                // attempt may have been applied while its answer was lost
+                // (a proxy's 502/504 after forwarding it) and the retry met
+                // the version it had bumped. Sending it once more with that
+                // version tells: the server takes it only if so; if not,
+                // it refuses it again, changing nothing.
+                step.version += 1;
+                let resent = if before {
+                    self.manager.before(&mut step).await
+                } else {
+                    self.manager.after(&mut step).await
+                };
+                match resent {
+                    Ok(()) => {
+                        tracing::info!(
+                            step = %step.name,
+                            "a step update was applied though its answer was lost"
+                        );
+                        lock(&self.steps)[index] = step;
+                        Ok(())
+                    }
+                    Err(e) => Err(self.refused("step update", e)),
+                }
+            }
             Err(e) => Err(self.refused("step update", e)),
+        }
+    }
+
+    /// Whether the server still has the stage running on this runner, in a
+    /// build nobody cancelled.
+    async fn still_running_here(&self) -> bool {
+        match self.manager.details(self.stage_id).await {
+            Ok(details) => {
+                details.stage.status == Status::Running
+                    && details.stage.machine == self.machine
+                    && !matches!(
+                        details.build.status,
+                        Status::Killed | Status::Skipped | Status::Error | Status::Failure
+                    )
+            }
+            Err(e) => {
+                tracing::warn!(stage = self.stage_id, error = %e, "cannot read the stage back after a conflict");
+                false
+            }
         }
     }
 }

@@ -197,6 +197,35 @@ impl StageRunner {
         self.refuse(stage, msg).await
     }
 
+    /// The server answered the stage's start with a conflict: the build was
+    /// cancelled, or the start was applied and its answer lost (a proxy's
+    /// 502/504 after forwarding it), then retried. In the second case the
+    /// server holds the stage running here, one version on; its steps' ids
+    /// are unknown, so the stage cannot be run, but it must not stay
+    /// `running` forever either: it is reported `error`.
+    async fn start_conflicted(&self, mut stage: Stage) -> Result<StageOutcome, Error> {
+        let server = self.manager.details(stage.id).await.map(|d| d.stage);
+        let ours = server.as_ref().is_ok_and(|s| {
+            s.status == Status::Running
+                && s.machine == self.config.machine
+                && s.version == stage.version + 1
+        });
+        if !ours {
+            tracing::info!(
+                stage = stage.id,
+                "the server refused the stage start: cancelled or taken over"
+            );
+            return Ok(StageOutcome::Taken);
+        }
+        if let Ok(server) = server {
+            stage.version = server.version;
+        }
+        stage.steps.clear();
+        let msg = "the server's answer to the stage's start was lost on the way;                    the stage was not run (restart the build)"
+            .to_owned();
+        self.refuse(stage, msg).await
+    }
+
     /// The server failed the stage's start (not a conflict): tell it the
     /// stage errored, so that it does not stay claimed and silent. Drone
     /// may have bumped the stage before failing, so the version is read
@@ -287,20 +316,14 @@ impl StageRunner {
         stage.steps = registered;
         match self.manager.before_all(&mut stage).await {
             Ok(()) => {}
-            Err(ManagerError::Conflict) => {
-                tracing::info!(
-                    stage = stage.id,
-                    "the server refused the stage start: cancelled or taken over"
-                );
-                return Ok(StageOutcome::Taken);
-            }
+            Err(ManagerError::Conflict) => return self.start_conflicted(stage).await,
             Err(e) => return self.start_refused(stage, e).await,
         }
 
         progress.record(&stage);
         let reporter = Reporter::new(
             self.manager.clone(),
-            stage.steps.clone(),
+            &stage,
             log_preambles(&compiled, &stage.steps),
             self.config.logs.clone(),
             cancel.clone(),

@@ -438,3 +438,209 @@ async fn clone_credentials_handed_out_apart_reach_the_steps() {
         ]
     );
 }
+
+/// A manager that applies some step updates and then loses their answer:
+/// what a proxy answering 502/504 after forwarding the call looks like once
+/// the client has retried it (the retry meets the bumped version: 409).
+struct LosesAnswers {
+    inner: Arc<MemoryManager>,
+    lose: std::sync::Mutex<Vec<(String, Status)>>,
+    lose_start: bool,
+}
+
+impl LosesAnswers {
+    async fn step_update(
+        &self,
+        step: &mut runnerkit_core::drone::Step,
+        before: bool,
+    ) -> Result<(), runnerkit_core::ManagerError> {
+        let planned = {
+            let mut lose = self.lose.lock().unwrap();
+            let found = lose
+                .iter()
+                .position(|(name, status)| *name == step.name && *status == step.status);
+            found.map(|i| lose.remove(i)).is_some()
+        };
+        if planned {
+            let mut applied = step.clone();
+            if before {
+                self.inner.before(&mut applied).await?;
+            } else {
+                self.inner.after(&mut applied).await?;
+            }
+            return Err(runnerkit_core::ManagerError::Conflict);
+        }
+        if before {
+            self.inner.before(step).await
+        } else {
+            self.inner.after(step).await
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Manager for LosesAnswers {
+    async fn request(
+        &self,
+        filter: &Filter,
+    ) -> Result<Option<runnerkit_core::drone::Stage>, runnerkit_core::ManagerError> {
+        self.inner.request(filter).await
+    }
+    async fn accept(
+        &self,
+        stage_id: i64,
+        machine: &str,
+    ) -> Result<runnerkit_core::drone::Stage, runnerkit_core::ManagerError> {
+        self.inner.accept(stage_id, machine).await
+    }
+    async fn details(
+        &self,
+        stage_id: i64,
+    ) -> Result<runnerkit_core::drone::Details, runnerkit_core::ManagerError> {
+        self.inner.details(stage_id).await
+    }
+    async fn netrc(
+        &self,
+        repo_id: i64,
+    ) -> Result<Option<runnerkit_core::drone::Netrc>, runnerkit_core::ManagerError> {
+        self.inner.netrc(repo_id).await
+    }
+    async fn watch(&self, build_id: i64) -> Result<bool, runnerkit_core::ManagerError> {
+        self.inner.watch(build_id).await
+    }
+    async fn before_all(
+        &self,
+        stage: &mut runnerkit_core::drone::Stage,
+    ) -> Result<(), runnerkit_core::ManagerError> {
+        if self.lose_start {
+            self.inner.before_all(&mut stage.clone()).await?;
+            return Err(runnerkit_core::ManagerError::Conflict);
+        }
+        self.inner.before_all(stage).await
+    }
+    async fn after_all(
+        &self,
+        stage: &mut runnerkit_core::drone::Stage,
+    ) -> Result<(), runnerkit_core::ManagerError> {
+        self.inner.after_all(stage).await
+    }
+    async fn before(
+        &self,
+        step: &mut runnerkit_core::drone::Step,
+    ) -> Result<(), runnerkit_core::ManagerError> {
+        self.step_update(step, true).await
+    }
+    async fn after(
+        &self,
+        step: &mut runnerkit_core::drone::Step,
+    ) -> Result<(), runnerkit_core::ManagerError> {
+        self.step_update(step, false).await
+    }
+    async fn write(
+        &self,
+        step_id: i64,
+        lines: &[runnerkit_core::Line],
+    ) -> Result<(), runnerkit_core::ManagerError> {
+        self.inner.write(step_id, lines).await
+    }
+    async fn upload(
+        &self,
+        step_id: i64,
+        lines: &[runnerkit_core::Line],
+    ) -> Result<(), runnerkit_core::ManagerError> {
+        self.inner.upload(step_id, lines).await
+    }
+}
+
+/// A step update applied by the server whose answer was lost is not taken
+/// for a cancel: the stage goes on and every status arrives.
+#[tokio::test]
+async fn an_update_applied_with_its_answer_lost_does_not_stop_the_stage() {
+    let memory = Arc::new(MemoryManager::new());
+    let id = memory.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let manager = Arc::new(LosesAnswers {
+        inner: memory.clone(),
+        lose: std::sync::Mutex::new(vec![
+            ("build".into(), Status::Success),
+            ("test".into(), Status::Running),
+        ]),
+        lose_start: false,
+    });
+    let engine = MockEngine::new().with_step("test", StepScript::exit(0).with_lines(["ok"]));
+    let runner = StageRunner::new(manager, Arc::new(engine.clone()), config());
+    let outcome = runner
+        .run(next_stage(&memory).await, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(outcome, StageOutcome::Ran(Status::Success));
+    engine.assert_protocol();
+    assert_eq!(
+        step_reports(&memory, id),
+        [
+            ("build".into(), Status::Running),
+            ("build".into(), Status::Success),
+            ("build".into(), Status::Success),
+            ("flaky".into(), Status::Running),
+            ("flaky".into(), Status::Success),
+            ("test".into(), Status::Running),
+            ("test".into(), Status::Running),
+            ("test".into(), Status::Success),
+        ],
+        "each lost answer is followed by the same update once more, accepted"
+    );
+    let stage = memory.stage(id).unwrap();
+    assert_eq!(stage.status, Status::Success);
+    assert!(stage.steps.iter().all(|s| s.status == Status::Success));
+    let test = &stage.steps[2];
+    assert_eq!(
+        memory.uploaded_log(test.id).unwrap()[0].message,
+        "ok",
+        "the step ran after its start's answer was lost"
+    );
+}
+
+/// A stage start applied by the server whose answer was lost cannot be run
+/// (the steps' ids never arrived) but is reported `error`, not left running.
+#[tokio::test]
+async fn a_start_applied_with_its_answer_lost_is_reported_not_left_running() {
+    let memory = Arc::new(MemoryManager::new());
+    let id = memory.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let manager = Arc::new(LosesAnswers {
+        inner: memory.clone(),
+        lose: std::sync::Mutex::new(Vec::new()),
+        lose_start: true,
+    });
+    let engine = MockEngine::new();
+    let runner = StageRunner::new(manager, Arc::new(engine.clone()), config());
+    let outcome = runner
+        .run(next_stage(&memory).await, CancellationToken::new())
+        .await
+        .unwrap();
+    let StageOutcome::Refused(msg) = outcome else {
+        panic!("expected a refusal, got {outcome:?}");
+    };
+    assert!(
+        msg.contains("answer to the stage's start was lost"),
+        "{msg}"
+    );
+    let stage = memory.stage(id).unwrap();
+    assert_eq!((stage.status, stage.exit_code), (Status::Error, 255));
+    assert!(engine.calls().is_empty(), "nothing ran");
+}
+
+/// A stage whose build was cancelled between the request and the run is
+/// not run and not reported: the server already ended it.
+#[tokio::test]
+async fn a_stage_of_a_build_cancelled_before_it_ran_is_left_alone() {
+    let manager = Arc::new(MemoryManager::new());
+    let id = manager.enqueue(PIPELINE, "ci", "exec", repo(), build());
+    let stage = next_stage(&manager).await;
+    manager.cancel_build(id);
+    let engine = MockEngine::new();
+    let runner = StageRunner::new(manager.clone(), Arc::new(engine.clone()), config());
+    let outcome = runner.run(stage, CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome, StageOutcome::AlreadyDone);
+    assert!(engine.calls().is_empty());
+    assert!(manager.reports().is_empty());
+    assert_eq!(manager.stage(id).unwrap().status, Status::Skipped);
+}
