@@ -204,25 +204,30 @@ impl StageRunner {
     /// are unknown, so the stage cannot be run, but it must not stay
     /// `running` forever either: it is reported `error`.
     async fn start_conflicted(&self, mut stage: Stage) -> Result<StageOutcome, Error> {
-        let server = self.manager.details(stage.id).await.map(|d| d.stage);
-        let ours = server.as_ref().is_ok_and(|s| {
-            s.status == Status::Running
-                && s.machine == self.config.machine
-                && s.version == stage.version + 1
-        });
-        if !ours {
+        let applied = match self.manager.details(stage.id).await {
+            Ok(details) => {
+                let server = details.stage;
+                (server.status == Status::Running
+                    && server.machine == self.config.machine
+                    && server.version == stage.version + 1)
+                    .then_some(server.version)
+            }
+            Err(_) => None,
+        };
+        let Some(version) = applied else {
             tracing::info!(
                 stage = stage.id,
                 "the server refused the stage start: cancelled or taken over"
             );
             return Ok(StageOutcome::Taken);
-        }
-        if let Ok(server) = server {
-            stage.version = server.version;
-        }
+        };
+        stage.version = version;
         stage.steps.clear();
-        let msg = "the server's answer to the stage's start was lost on the way;                    the stage was not run (restart the build)"
-            .to_owned();
+        let msg = concat!(
+            "the server's answer to the stage's start was lost on the way; ",
+            "the stage was not run (restart the build)"
+        )
+        .to_owned();
         self.refuse(stage, msg).await
     }
 
