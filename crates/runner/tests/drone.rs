@@ -1341,3 +1341,47 @@ async fn a_failed_start_is_reported_as_the_stages_error() {
     assert_eq!(stage.error, message);
     assert!(engine.calls().is_empty(), "nothing ran");
 }
+
+// ---------------------------------------------------------------- an engine error
+
+/// An engine error (an image that cannot be pulled, a daemon gone) is the
+/// step's `error`, exit 255, with the message, and the stage's `error`;
+/// the next step is skipped by its `on-success` policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_error_is_reported_as_the_steps_and_stages_error() {
+    let engine = MockEngine::new().with_step(
+        "build",
+        StepScript::exit(0).error_at(runnerkit_mock::CallKind::Start),
+    );
+    let rig = rig(Arc::new(engine.clone())).await;
+    let id = rig.enqueue(PASSES);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Error));
+    engine.assert_protocol();
+
+    let finals: Vec<drone::Step> = rig
+        .server
+        .step_updates()
+        .into_iter()
+        .filter(|s| s.status != Status::Running)
+        .collect();
+    assert_eq!(finals.len(), 2, "{finals:#?}");
+    let (build, test) = (&finals[0], &finals[1]);
+    assert_eq!(
+        (test.name.as_str(), test.status),
+        ("test", Status::Skipped),
+        "skipped by its policy once the stage failed"
+    );
+    assert_eq!(
+        (build.name.as_str(), build.status, build.exit_code),
+        ("build", Status::Error, 255)
+    );
+    assert!(
+        !build.error.is_empty(),
+        "the step carries the engine's message"
+    );
+    assert_stage_reports(&rig, id, &["build", "test"], Status::Error);
+    let stage = rig.stage(id);
+    assert_eq!(stage.exit_code, 255);
+    assert_eq!(stage.error, build.error, "the stage shows the step's error");
+    assert_eq!(stage.steps[1].status, Status::Skipped);
+}
