@@ -1385,3 +1385,38 @@ async fn an_engine_error_is_reported_as_the_steps_and_stages_error() {
     assert_eq!(stage.error, build.error, "the stage shows the step's error");
     assert_eq!(stage.steps[1].status, Status::Skipped);
 }
+
+// ---------------------------------------------------------------- the stage deadline
+
+/// A repository without a timeout (0, which Drone's runner takes as an
+/// immediate kill) gets the runner's default deadline; past it the stage is
+/// killed and reported so.
+async fn deadline(engine: Arc<dyn Engine>) {
+    let rig = rig_with(engine, |config| {
+        config.default_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let mut details = details(LONG);
+    details.repository.timeout = 0;
+    let id = rig.server.enqueue(details);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Killed));
+    assert_stage_reports(&rig, id, &["build", "test"], Status::Killed);
+    let stage = rig.stage(id);
+    assert_eq!(stage.exit_code, 137);
+    assert!(stage.error.contains("timed out"), "{}", stage.error);
+    let steps: Vec<Status> = stage.steps.iter().map(|s| s.status).collect();
+    assert_eq!(steps, [Status::Killed, Status::Skipped]);
+    assert_eq!(content(&rig.uploaded(id, "build")), ["started"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_without_timeout_gets_the_runners_deadline_on_mock() {
+    let engine = long_mock();
+    deadline(Arc::new(engine.clone())).await;
+    engine.assert_protocol();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_without_timeout_gets_the_runners_deadline_on_host() {
+    deadline(host()).await;
+}
