@@ -72,8 +72,8 @@ pub use envsubst::{EnvsubstError, envsubst};
 pub use lint::{LintError, LintRule, lint, lint_manifest};
 pub use model::{
     CloneSettings, Concurrency, Conditions, HostVolume, Manifest, MountSpec, OtherResource,
-    ParseError, Pipeline, PlatformSpec, Resource, SecretGet, SecretResource, Signature, StepSpec,
-    TempVolume, VolumeSpec, WorkspaceSpec,
+    ParseError, ParseWarning, Pipeline, PlatformSpec, Resource, SecretGet, SecretResource,
+    Signature, StepSpec, TempVolume, VolumeSpec, WorkspaceSpec,
 };
 pub use registry::{
     CombinedRegistries, DockerConfig, RegistryError, RegistryProvider, StaticRegistries,

@@ -38,6 +38,29 @@ impl ParseError {
 pub struct Manifest {
     /// One entry per non-empty document.
     pub resources: Vec<Resource>,
+    /// Things accepted for compatibility that the user should fix, e.g. a
+    /// duplicate key (Drone lets the last one win; so does runnerkit).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ParseWarning>,
+}
+
+/// Something in the file that parsed but is probably a mistake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParseWarning {
+    /// 1-based line, 0 when unknown.
+    pub line: u64,
+    /// What was found, with its path when known.
+    pub message: String,
+}
+
+impl std::fmt::Display for ParseWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: {}", self.line, self.message)
+        } else {
+            f.write_str(&self.message)
+        }
+    }
 }
 
 /// One document of a pipeline file.
@@ -389,6 +412,7 @@ impl Manifest {
     /// not the expected shape: an error in any document fails the file.
     pub fn parse(text: &str) -> Result<Manifest, ParseError> {
         let mut resources = Vec::new();
+        let mut warnings = Vec::new();
         for (index, doc) in yaml::split_documents(text).into_iter().enumerate() {
             let wrap = |source| ParseError::Yaml {
                 document: index + 1,
@@ -401,7 +425,20 @@ impl Manifest {
             };
             let resource = match kind.as_str() {
                 "pipeline" => {
-                    let mut pipeline: Pipeline = doc.parse().map_err(wrap)?;
+                    let (mut pipeline, duplicate) =
+                        doc.parse_lenient::<Pipeline>().map_err(wrap)?;
+                    if let Some(dup) = duplicate {
+                        warnings.push(ParseWarning {
+                            line: dup.line,
+                            message: format!(
+                                "{}: the last one wins, as in Drone",
+                                dup.to_string()
+                                    .split(" at line ")
+                                    .next()
+                                    .unwrap_or_default()
+                            ),
+                        });
+                    }
                     pipeline.line = doc.first_line;
                     Resource::Pipeline(Box::new(pipeline))
                 }
@@ -414,7 +451,10 @@ impl Manifest {
             };
             resources.push(resource);
         }
-        Ok(Manifest { resources })
+        Ok(Manifest {
+            resources,
+            warnings,
+        })
     }
 
     /// Every `kind: pipeline` document, in order.
@@ -539,6 +579,20 @@ hmac: abc123
         assert_eq!(
             err.to_string(),
             "document 2 (line 3): steps[2].depends_on: expected a list of step names, found a map at line 11, column 5"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_warn_and_the_last_wins() {
+        let text =
+            "kind: pipeline\nsteps:\n- name: a\n  image: one\n  commands: [x]\n  image: two\n";
+        let m = Manifest::parse(text).unwrap();
+        let step = m.pipeline(None).unwrap().steps[0].value.clone().unwrap();
+        assert_eq!(step.image, "two");
+        assert_eq!(m.warnings.len(), 1);
+        assert_eq!(
+            m.warnings[0].to_string(),
+            "line 6: steps[0]: duplicate mapping key `image`: the last one wins, as in Drone"
         );
     }
 

@@ -145,7 +145,12 @@ fn source_slice(offset: u64, len: u64) -> Option<String> {
 }
 
 fn options() -> serde_saphyr::Options {
+    options_with(serde_saphyr::DuplicateKeyPolicy::Error)
+}
+
+fn options_with(duplicate_keys: serde_saphyr::DuplicateKeyPolicy) -> serde_saphyr::Options {
     serde_saphyr::options! {
+        duplicate_keys: duplicate_keys,
         // Drone's Go parser turns a null into an empty string.
         null_as_string: true,
         // We render our own message; the snippet would repeat the source.
@@ -199,12 +204,36 @@ impl DocumentText {
         found
     }
 
-    /// Deserializes the document into `T`.
+    /// Deserializes the document into `T`; a duplicate key is an error.
     pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, YamlError> {
+        self.parse_with(options())
+    }
+
+    /// Deserializes the document into `T` the way Drone's Go parser does: a
+    /// duplicate key is not an error, the last one wins. The first duplicate
+    /// found is returned beside the value so the caller can warn about it.
+    pub(crate) fn parse_lenient<T: DeserializeOwned>(
+        &self,
+    ) -> Result<(T, Option<YamlError>), YamlError> {
+        match self.parse_with(options()) {
+            Ok(value) => Ok((value, None)),
+            Err(err) if err.message.starts_with("duplicate mapping key") => {
+                let value =
+                    self.parse_with(options_with(serde_saphyr::DuplicateKeyPolicy::LastWins))?;
+                Ok((value, Some(err)))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn parse_with<T: DeserializeOwned>(
+        &self,
+        options: serde_saphyr::Options,
+    ) -> Result<T, YamlError> {
         let _guard = SourceGuard::set(&self.padded);
         let mut path = String::new();
         let result =
-            serde_saphyr::with_deserializer_from_str_with_options(&self.padded, options(), |de| {
+            serde_saphyr::with_deserializer_from_str_with_options(&self.padded, options, |de| {
                 serde_path_to_error::deserialize(de).map_err(|e| {
                     path = e.path().to_string();
                     e.into_inner()
@@ -252,6 +281,10 @@ fn convert_error(err: &serde_saphyr::Error, path: String) -> YamlError {
             format!("expected {}", describe_expected(expected))
         }
         E::NullIntoString { .. } => "expected a string, found nothing (null)".to_owned(),
+        E::DuplicateMappingKey { key, .. } => match key {
+            Some(key) => format!("duplicate mapping key `{key}`"),
+            None => "duplicate mapping key".to_owned(),
+        },
         other => strip_location(&other.to_string()),
     };
     YamlError {
@@ -554,6 +587,18 @@ mod tests {
             "duplicates go to the parser"
         );
         assert_eq!(hint("<<: *base\n"), None);
+    }
+
+    #[test]
+    fn lenient_parse_lets_the_last_duplicate_win_and_reports_it() {
+        let text = "kind: pipeline\nsteps:\n- name: a\n  image: one\n  image: two\n";
+        let (doc, dup) = finish(text, 1).parse_lenient::<Doc>().unwrap();
+        assert_eq!(doc.steps[0].image, "two");
+        let dup = dup.unwrap();
+        assert_eq!(dup.line, 5);
+        assert_eq!(dup.message, "duplicate mapping key `image`");
+        let (_, none) = finish("kind: x\n", 1).parse_lenient::<Doc>().unwrap();
+        assert!(none.is_none());
     }
 
     #[test]
