@@ -413,6 +413,27 @@ impl Assembly<'_> {
     fn step(&mut self, spec: &StepSpec, service: bool) -> Result<Step, CompileError> {
         let name = spec.name.clone();
         let detach = service || spec.detach;
+        // Drone ignores these silently; say so instead.
+        if !spec.when.paths.is_empty() {
+            self.warn(
+                Some(&name),
+                "when.paths is not evaluated (as in Drone): the step runs whatever changed".into(),
+            );
+        }
+        if !spec.shell.is_empty() {
+            self.warn(
+                Some(&name),
+                format!(
+                    "shell: {} is ignored (as in Drone): commands run with {}",
+                    spec.shell,
+                    if self.windows {
+                        "powershell"
+                    } else {
+                        "/bin/sh"
+                    }
+                ),
+            );
+        }
         let mut env = self.base_env.clone();
         let mut secrets = Vec::new();
         for (key, value) in &spec.environment {
