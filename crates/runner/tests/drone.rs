@@ -911,7 +911,7 @@ clone:
 steps:
 - name: work
   commands:
-  - sleep 1
+  - sleep 2
   - echo worked
 ";
 
@@ -919,7 +919,7 @@ fn work_mock() -> MockEngine {
     MockEngine::new().with_step(
         "work",
         StepScript::exit(0)
-            .with_chunk(Duration::from_secs(1), "worked\n")
+            .with_chunk(Duration::from_secs(2), "worked\n")
             .running_for(Duration::from_millis(100)),
     )
 }
@@ -1280,7 +1280,9 @@ async fn an_overflowing_live_buffer_says_how_many_lines_it_cut() {
         "talk",
         StepScript::exit(0)
             .with_lines(["line 1", "line 2", "line 3", "line 4", "line 5", "line 6"])
-            .with_chunk(Duration::from_millis(1500), "line 7\n"),
+            // Long enough after the rest that the refused batch is seen
+            // and the faults cleared before it comes.
+            .with_chunk(Duration::from_secs(3), "line 7\n"),
     );
     let rig = Arc::new(rig_with(Arc::new(engine), |config| config.logs.buffer_lines = 3).await);
     let id = rig.enqueue(ONE_STEP);
