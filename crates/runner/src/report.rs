@@ -333,7 +333,15 @@ impl Hook for Reporter {
     async fn got_logs(&self, _: &State, step: &StepState, lines: &[Line]) -> Result<(), HookError> {
         self.flush(step.index).await;
         let log = &self.logs[step.index];
-        lock(&log.pending).closed = true;
+        {
+            // The live stream closes with the step: what the last flush could
+            // not send is in the upload, and must not be retried against a
+            // closed stream for the rest of the stage.
+            let mut p = lock(&log.pending);
+            p.closed = true;
+            p.lines = Vec::new();
+            p.cut = 0;
+        }
         let mut all: Vec<Line> = log
             .preamble
             .iter()

@@ -1422,3 +1422,30 @@ async fn a_repository_without_timeout_gets_the_runners_deadline_on_mock() {
 async fn a_repository_without_timeout_gets_the_runners_deadline_on_host() {
     deadline(host()).await;
 }
+
+/// A live stream that refuses every batch to the end of the step gets no
+/// more batches once the step has ended: its lines are in the upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_live_stream_gets_no_more_batches() {
+    let engine = MockEngine::new()
+        .with_step("build", StepScript::exit(0).with_lines(["compiling"]))
+        .with_step(
+            "test",
+            StepScript::exit(0).with_chunk(Duration::from_secs(1), "ok\n"),
+        );
+    let rig = rig(Arc::new(engine)).await;
+    let id = rig.enqueue(PASSES);
+    rig.server
+        .inject_always(Endpoint::Batch, Fault::Status(500));
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Success));
+    let build = rig.step_id(id, "build");
+    let to_build = rig
+        .requests_to(&format!("/rpc/v2/step/{build}/logs/batch"))
+        .len();
+    assert!(
+        to_build <= 2,
+        "{to_build} batches for a step whose stream was refused and then closed"
+    );
+    assert_eq!(content(&rig.uploaded(id, "build")), ["compiling"]);
+    assert!(rig.live(id, "build").is_empty());
+}
