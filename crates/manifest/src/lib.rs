@@ -70,10 +70,11 @@ pub use compile::{CompileContext, CompileError, CompileWarning, Compiled, Compil
 pub use conditions::MatchInput;
 pub use envsubst::{EnvsubstError, envsubst};
 pub use lint::{LintError, LintRule, lint, lint_manifest};
+pub use model::raw_documents;
 pub use model::{
     CloneSettings, Concurrency, Conditions, HostVolume, Manifest, MountSpec, OtherResource,
-    ParseError, ParseWarning, Pipeline, PlatformSpec, Resource, SecretGet, SecretResource,
-    Signature, StepSpec, TempVolume, VolumeSpec, WorkspaceSpec,
+    ParseError, ParseWarning, Pipeline, PlatformSpec, RawDocument, Resource, SecretGet,
+    SecretResource, Signature, StepSpec, TempVolume, VolumeSpec, WorkspaceSpec,
 };
 pub use registry::{
     CombinedRegistries, DockerConfig, RegistryError, RegistryProvider, StaticRegistries,

@@ -402,6 +402,60 @@ pub struct StepSpec {
     pub cpu_set: String,
 }
 
+/// One document of a file, not yet typed: for engines whose pipeline type
+/// has keys runnerkit does not model (a `type: kubernetes` step's
+/// `resources`, a `type: ssh` pipeline's `server`), so they can read it into
+/// their own serde types with the same YAML rules and error locations.
+#[derive(Debug, Clone)]
+pub struct RawDocument {
+    /// Its `kind` (empty when it has none).
+    pub kind: String,
+    /// 1-based line of its first line in the file.
+    pub first_line: u64,
+    text: yaml::DocumentText,
+}
+
+impl RawDocument {
+    /// Reads the document into `T` (merge keys, YAML 1.1 booleans, nulls as
+    /// empty strings, as for runnerkit's own types).
+    ///
+    /// # Errors
+    /// [`YamlError`] with the path, line and column in the file.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, YamlError> {
+        self.text.parse()
+    }
+}
+
+/// Splits a file into its documents without typing them (see [`RawDocument`]).
+///
+/// # Errors
+/// [`ParseError::Yaml`] when a document's `kind` cannot be read.
+pub fn raw_documents(text: &str) -> Result<Vec<RawDocument>, ParseError> {
+    yaml::split_documents(text)
+        .into_iter()
+        .enumerate()
+        .map(|(index, doc)| {
+            let kind = match doc.kind_hint() {
+                Some(kind) => kind,
+                None => {
+                    doc.parse::<Header>()
+                        .map_err(|source| ParseError::Yaml {
+                            document: index + 1,
+                            first_line: doc.first_line,
+                            source,
+                        })?
+                        .kind
+                }
+            };
+            Ok(RawDocument {
+                kind,
+                first_line: doc.first_line,
+                text: doc,
+            })
+        })
+        .collect()
+}
+
 impl Manifest {
     /// Parses a (possibly multi-document) pipeline file.
     ///
@@ -594,6 +648,26 @@ hmac: abc123
             m.warnings[0].to_string(),
             "line 6: steps[0]: duplicate mapping key `image`: the last one wins, as in Drone"
         );
+    }
+
+    #[test]
+    fn raw_documents_let_other_engines_read_their_own_keys() {
+        #[derive(Debug, serde::Deserialize)]
+        struct SshPipeline {
+            server: SshServer,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        struct SshServer {
+            host: String,
+        }
+        let text = "kind: pipeline\ntype: docker\n---\nkind: pipeline\ntype: ssh\nserver:\n  host: 10.0.0.1\n";
+        let docs = raw_documents(text).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!((docs[1].kind.as_str(), docs[1].first_line), ("pipeline", 3));
+        let ssh: SshPipeline = docs[1].deserialize().unwrap();
+        assert_eq!(ssh.server.host, "10.0.0.1");
+        let err = docs[0].deserialize::<SshPipeline>().unwrap_err();
+        assert!(err.message.contains("server"), "{}", err.message);
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub struct CompileWarning {
 }
 
 /// The result of [`Compiler::compile`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Compiled {
     /// What the engine runs.
     pub spec: Spec,
