@@ -5,7 +5,9 @@
 //!
 //! 1. A 10-step serial pipeline of `true` through the runtime and the engine
 //!    (network, workspace volume, ten containers, teardown) against ten
-//!    `docker run --rm IMAGE true` commands, one after another.
+//!    `docker run --rm IMAGE true` commands, one after another; and against
+//!    the same commands given what a stage's step has (a user-defined network
+//!    with an alias and a workspace volume, created and removed in the timing).
 //! 2. A container printing 50 MB of lines, read through `tail`, line
 //!    splitting and masking (the runtime's `LineWriter` with one secret),
 //!    against `docker run -d` of the same command followed by
@@ -91,6 +93,38 @@ fn pipeline_through_cli() -> Duration {
     t0.elapsed()
 }
 
+/// The same ten commands with what a stage's step gets: a user-defined
+/// network with an alias and a workspace volume (created and removed here,
+/// inside the timing, as `setup` and `destroy` do).
+fn pipeline_through_cli_on_a_network(round: usize) -> Duration {
+    let name = format!("bench-cli-{}-{round}", std::process::id());
+    let volume = format!("{name}:/drone/src");
+    let t0 = Instant::now();
+    assert!(docker_cli(&["network", "create", &name]).status.success());
+    assert!(docker_cli(&["volume", "create", &name]).status.success());
+    for i in 0..10 {
+        let alias = format!("s{i}");
+        let out = docker_cli(&[
+            "run",
+            "--rm",
+            "--network",
+            &name,
+            "--network-alias",
+            &alias,
+            "-v",
+            &volume,
+            "-w",
+            "/drone/src",
+            TEST_IMAGE,
+            "true",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(docker_cli(&["network", "rm", &name]).status.success());
+    assert!(docker_cli(&["volume", "rm", &name]).status.success());
+    t0.elapsed()
+}
+
 /// (elapsed, bytes, lines) of the 50 MB step through tail + LineWriter.
 async fn logs_through_engine(engine: &DockerEngine, round: usize) -> (Duration, usize, u64) {
     let spec = spec(
@@ -159,9 +193,11 @@ async fn main() {
 
     let mut engine_pipe = Vec::new();
     let mut cli_pipe = Vec::new();
+    let mut cli_net_pipe = Vec::new();
     for round in 1..=ROUNDS {
         engine_pipe.push(pipeline_through_engine(engine.clone(), round).await);
         cli_pipe.push(pipeline_through_cli());
+        cli_net_pipe.push(pipeline_through_cli_on_a_network(round));
     }
     let mut engine_logs = Vec::new();
     let mut cli_logs = Vec::new();
@@ -174,7 +210,7 @@ async fn main() {
     }
     assert_eq!(counted.0, LOG_BYTES, "every byte arrives");
 
-    let (ep, cp) = (median(engine_pipe), median(cli_pipe));
+    let (ep, cp, cnp) = (median(engine_pipe), median(cli_pipe), median(cli_net_pipe));
     let (el, cl) = (median(engine_logs), median(cli_logs));
     println!("Docker engine vs docker CLI (median of {ROUNDS} rounds)\n");
     println!("| measure | runnerkit-docker | docker CLI | ratio |");
@@ -184,6 +220,12 @@ async fn main() {
         ep.as_secs_f64(),
         cp.as_secs_f64(),
         ep.as_secs_f64() / cp.as_secs_f64()
+    );
+    println!(
+        "| the same, each step on a stage network with a workspace volume | {:.2} s | {:.2} s (network + volume + 10 × `docker run --rm --network … -v …`) | {:.2} |",
+        ep.as_secs_f64(),
+        cnp.as_secs_f64(),
+        ep.as_secs_f64() / cnp.as_secs_f64()
     );
     println!(
         "| 50 MB of logs ({} lines), start to last byte | {:.2} s ({:.0} MB/s, tail + lines + masking) | {:.2} s ({:.0} MB/s, `docker logs -f` > /dev/null) | {:.2} |",
