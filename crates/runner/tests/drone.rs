@@ -1449,3 +1449,50 @@ async fn a_closed_live_stream_gets_no_more_batches() {
     assert_eq!(content(&rig.uploaded(id, "build")), ["compiling"]);
     assert!(rig.live(id, "build").is_empty());
 }
+
+// ---------------------------------------------------------------- many stages
+
+/// Twenty stages through three workers over HTTP: the server offers a
+/// pending stage to every worker that asks (no lease), so workers may meet
+/// 409s on accept; still every stage runs exactly once, reported started and
+/// ended once, with its logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_stages_through_three_workers_each_run_once() {
+    let engine = passes_mock();
+    let rig = rig(Arc::new(engine.clone())).await;
+    let ids: Vec<i64> = (0..20).map(|_| rig.enqueue(PASSES)).collect();
+    let poller = Poller::new(rig.manager.clone(), rig.runner.clone(), filter(), 3);
+    let stats = poller.stats();
+    let shutdown = CancellationToken::new();
+    let polling = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { poller.run(shutdown).await }
+    });
+    rig.until("every stage ended", |server| {
+        ids.iter()
+            .all(|id| server.stage(*id).unwrap().status.is_done())
+    })
+    .await;
+    shutdown.cancel();
+    polling.await.unwrap();
+
+    for id in &ids {
+        assert_stage_reports(&rig, *id, &["build", "test"], Status::Success);
+        assert_eq!(content(&rig.uploaded(*id, "build")), ["compiling", "done"]);
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.succeeded.load(Relaxed), 20);
+    assert_eq!(stats.errored.load(Relaxed), 0);
+    assert_eq!(
+        engine.count(runnerkit_mock::CallKind::Setup),
+        20,
+        "each stage ran once"
+    );
+    let accepted = rig
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.query.is_some() && r.status == Some(200))
+        .count();
+    assert_eq!(accepted, 20);
+}
