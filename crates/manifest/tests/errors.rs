@@ -201,3 +201,35 @@ fn prepare_finds_kind_secret_documents_with_the_repository_key() {
     let compiled = prepare(&text, None, true, &Compiler::default(), &ctx()).unwrap();
     assert_eq!(compiled.warnings.len(), 1);
 }
+
+#[test]
+fn runner_volumes_and_network_options_reach_every_container_step() {
+    let text = "kind: pipeline\nsteps:\n- name: a\n  image: alpine\n";
+    let compiler = Compiler {
+        runner_volumes: vec!["/var/cache/ci:/cache:ro".into()],
+        network_options: [(
+            "com.docker.network.driver.mtu".to_owned(),
+            "1400".to_owned(),
+        )]
+        .into(),
+        ..Compiler::default()
+    };
+    let compiled = prepare(text, None, true, &compiler, &ctx()).unwrap();
+    let spec = &compiled.spec;
+    assert_eq!(spec.steps.len(), 2, "clone and a");
+    for step in &spec.steps {
+        assert_eq!(step.volumes.len(), 1, "{}", step.name);
+        assert!(step.volumes[0].read_only);
+        assert_eq!(step.volumes[0].path, "/cache");
+    }
+    assert_eq!(
+        spec.network.options["com.docker.network.driver.mtu"],
+        "1400"
+    );
+    let bad = Compiler {
+        runner_volumes: vec!["nope".into()],
+        ..Compiler::default()
+    };
+    let err = prepare(text, None, true, &bad, &ctx()).unwrap_err();
+    assert!(err.to_string().contains("runner volume \"nope\""), "{err}");
+}

@@ -35,6 +35,12 @@ pub enum CompileError {
         #[source]
         source: SecretError,
     },
+    /// A `Compiler::runner_volumes` entry is not `/host:/container[:ro]`.
+    #[error("runner volume {volume:?}: expected /host/path:/container/path[:ro]")]
+    RunnerVolume {
+        /// The entry as given.
+        volume: String,
+    },
     /// A registry credential source failed, or an `image_pull_secrets`
     /// value is not a Docker `config.json`.
     #[error("pipeline {pipeline:?}: {source}")]
@@ -176,6 +182,12 @@ pub struct Compiler {
     pub default_resources: Resources,
     /// Extra labels put on everything the engine creates.
     pub labels: BTreeMap<String, String>,
+    /// Host paths mounted into every container step (`DRONE_RUNNER_VOLUMES`):
+    /// `/host:/container`, or `/host:/container:ro` for read-only (which Drone
+    /// ignores; runnerkit honours it).
+    pub runner_volumes: Vec<String>,
+    /// Driver options of the stage network (`DRONE_RUNNER_NETWORK_OPTS`).
+    pub network_options: BTreeMap<String, String>,
 }
 
 impl Default for Compiler {
@@ -195,6 +207,8 @@ impl Default for Compiler {
             netrc_clone_only: false,
             default_resources: Resources::default(),
             labels: BTreeMap::new(),
+            runner_volumes: Vec::new(),
+            network_options: BTreeMap::new(),
         }
     }
 }

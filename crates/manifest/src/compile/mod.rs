@@ -136,6 +136,16 @@ impl Compiler {
                 spec.steps.push(compiled);
             }
         }
+        if docker {
+            let runner_mounts = runner_volumes(&self.runner_volumes)?;
+            for step in &mut spec.steps {
+                step.volumes
+                    .extend(runner_mounts.iter().map(|(_, mount)| mount.clone()));
+            }
+            spec.volumes
+                .extend(runner_mounts.into_iter().map(|(volume, _)| volume));
+            spec.network.options.clone_from(&self.network_options);
+        }
         finish_steps(&mut spec, with_clone, &ctx.spec_id);
         for step in &spec.steps {
             for var in &step.secrets {
@@ -210,6 +220,43 @@ fn spec_volumes(pipeline: &Pipeline) -> Vec<Volume> {
                 name: v.name.clone(),
                 source,
             })
+        })
+        .collect()
+}
+
+/// `Compiler::runner_volumes` as host volumes of the spec and their mounts.
+fn runner_volumes(specs: &[String]) -> Result<Vec<(Volume, Mount)>, CompileError> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let invalid = || CompileError::RunnerVolume {
+                volume: text.clone(),
+            };
+            let parts: Vec<&str> = text.split(':').collect();
+            let (host, path, read_only) = match parts.as_slice() {
+                [host, path] => (*host, *path, false),
+                [host, path, "ro"] => (*host, *path, true),
+                [host, path, "rw"] => (*host, *path, false),
+                _ => return Err(invalid()),
+            };
+            if !host.starts_with('/') || !path.starts_with('/') {
+                return Err(invalid());
+            }
+            let name = format!("_runner_volume_{i}");
+            Ok((
+                Volume {
+                    name: name.clone(),
+                    source: VolumeSource::Host {
+                        path: host.to_owned(),
+                    },
+                },
+                Mount {
+                    name,
+                    path: path.to_owned(),
+                    read_only,
+                },
+            ))
         })
         .collect()
 }
@@ -640,6 +687,24 @@ fn error_policy(text: &str) -> ErrorPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runner_volumes_parse_and_honour_read_only() {
+        let v = runner_volumes(&["/cache:/cache".into(), "/etc/ssl:/etc/ssl:ro".into()]).unwrap();
+        assert_eq!(v.len(), 2);
+        assert!(!v[0].1.read_only);
+        assert!(v[1].1.read_only);
+        assert_eq!(v[1].1.path, "/etc/ssl");
+        assert_eq!(
+            v[1].0.source,
+            VolumeSource::Host {
+                path: "/etc/ssl".into()
+            }
+        );
+        for bad in ["relative:/x", "/a", "/a:/b:rx", "/a:b"] {
+            assert!(runner_volumes(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn policies_from_text() {
