@@ -1,18 +1,23 @@
 //! The command line: what `runnerkit` accepts, and the help it prints.
 
+pub mod daemon;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Run Drone pipelines on this machine: no server, nothing cloned.
+pub use daemon::{DaemonArgs, DaemonSettingsArgs, EngineType};
+
+/// Run Drone pipelines on this machine (no server, nothing cloned), or run
+/// a runner daemon that takes stages from a Drone server.
 ///
-/// The directory holding the pipeline file is the workspace: `type: exec`
-/// steps run in it, `type: docker` steps get it mounted at the pipeline's
-/// workspace path.
+/// With `exec`, the directory holding the pipeline file is the workspace:
+/// `type: exec` steps run in it, `type: docker` steps get it mounted at the
+/// pipeline's workspace path.
 #[derive(Debug, Parser)]
 #[command(name = "runnerkit", version, propagate_version = true)]
 #[command(
-    after_help = "Examples:\n  runnerkit exec\n  runnerkit exec ci/.drone.yml --pipeline test --secret TOKEN=abc\n  runnerkit lint --trusted\n  runnerkit compile --pipeline build > spec.json"
+    after_help = "Examples:\n  runnerkit exec\n  runnerkit exec ci/.drone.yml --pipeline test --secret TOKEN=abc\n  runnerkit lint --trusted\n  runnerkit compile --pipeline build > spec.json\n  runnerkit daemon --type exec /etc/runnerkit.env\n  runnerkit prune"
 )]
 pub struct Cli {
     /// What to do.
@@ -47,6 +52,41 @@ pub enum Command {
     /// known, the line.
     #[command(after_help = "Examples:\n  runnerkit lint\n  runnerkit lint ci/.drone.yml --trusted")]
     Lint(LintArgs),
+    /// Run a runner: take stages from a Drone server and run them.
+    ///
+    /// Configured like Drone's runners, by DRONE_* variables (each also a
+    /// flag below), read from ENVFILE first, then the process environment,
+    /// then the flags, the last one winning. `--type` picks the engine and
+    /// the pipeline type asked for. Beside polling, it serves `/healthz`,
+    /// Prometheus `/metrics` and a page of the stages running and recently
+    /// done on DRONE_HTTP_BIND. With `--type docker`, what crashed runs left
+    /// behind is pruned at start. SIGTERM or SIGINT: no new stages, running
+    /// ones get the drain timeout to finish, then are cancelled (reported
+    /// killed); exit 0. Exit 1 when it cannot start (a missing or bad
+    /// setting, no Docker daemon, a secret the server refuses).
+    #[command(
+        after_help = "Examples:\n  DRONE_RPC_HOST=drone.example.com DRONE_RPC_SECRET=... runnerkit daemon\n  runnerkit daemon --type exec --capacity 4 --labels zone:eu /etc/runnerkit.env\n  runnerkit daemon --dry-run /etc/runnerkit.env\n  curl -s localhost:3000/metrics"
+    )]
+    Daemon(DaemonArgs),
+    /// Check that the Drone server can be reached and accepts the secret;
+    /// one line, exit 0 yes, 1 no. Same as `runnerkit daemon --dry-run`.
+    #[command(
+        after_help = "Examples:\n  runnerkit ping /etc/runnerkit.env\n  DRONE_RPC_HOST=drone.example.com DRONE_RPC_SECRET=... runnerkit ping"
+    )]
+    Ping(DaemonSettingsArgs),
+    /// Remove the Docker containers, networks and volumes runnerkit created
+    /// whose creating process is gone (a crash, a `kill -9`, a reboot), and
+    /// say what was removed.
+    ///
+    /// Never touches what a run still in progress uses, nor anything
+    /// runnerkit did not create. Exit 0 when done (removing nothing
+    /// included), 1 when the Docker daemon cannot be reached or an object
+    /// could not be removed. The Docker daemon is DOCKER_HOST's, or the
+    /// default socket.
+    #[command(
+        after_help = "Examples:\n  runnerkit prune\n  DOCKER_HOST=tcp://10.0.0.5:2375 runnerkit prune"
+    )]
+    Prune,
 }
 
 /// The pipeline file and which pipeline of it.

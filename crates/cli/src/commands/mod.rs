@@ -1,21 +1,32 @@
 //! The subcommands. Each returns an [`Outcome`]; an `Err` from `lint` or
 //! `compile` means the input was refused and is printed here (`exec` prints
-//! its own refusals, masked and, with `--json`, as JSON).
+//! its own refusals, masked and, with `--json`, as JSON; `daemon`, `ping`
+//! and `prune` print their own errors and fail with 1).
 
 mod compile;
 mod exec;
 mod lint;
+mod prune;
 pub mod stage;
 
 use crate::cli::{Cli, Command};
+use crate::daemon;
+use crate::logging::{self, Verbosity};
 use crate::output::exit::{self, Outcome};
 
 /// Runs the command line and gives the process's exit code.
 pub async fn run(cli: Cli) -> std::process::ExitCode {
+    if !matches!(cli.command, Command::Daemon(_) | Command::Ping(_)) {
+        // The daemon picks its level from its settings.
+        logging::install(Verbosity::Warn);
+    }
     let outcome = match cli.command {
         Command::Exec(args) => Ok(exec::run(&args).await),
         Command::Compile(args) => compile::run(&args, &mut std::io::stdout().lock()),
         Command::Lint(args) => lint::run(&args, &mut std::io::stdout().lock()),
+        Command::Daemon(args) => Ok(daemon::run(&args).await),
+        Command::Ping(args) => Ok(daemon::check(&args, false).await),
+        Command::Prune => Ok(prune::run(&mut std::io::stdout().lock()).await),
     };
     let outcome = outcome.unwrap_or_else(|e| {
         eprintln!("error: {}", crate::output::error_chain(&e));

@@ -3,7 +3,7 @@
 //! | status | meaning |
 //! | --- | --- |
 //! | 0 | the stage passed (`lint`: no problem found) |
-//! | 1 | the stage failed, errored or was killed (Ctrl-C included) |
+//! | 1 | the stage failed, errored or was killed (Ctrl-C included); `daemon`, `ping`, `prune` could not do their job |
 //! | 2 | the input was refused: unreadable file, YAML error, lint error, unknown pipeline, engine not available |
 //! | 130 | a second Ctrl-C: left at once, without tearing down |
 
@@ -29,6 +29,9 @@ pub enum Outcome {
     Clean,
     /// The input was refused.
     Refused,
+    /// `daemon`, `ping` or `prune` could not do its job (a bad setting, an
+    /// unreachable server or Docker daemon).
+    Failed,
     /// A second Ctrl-C.
     Interrupted,
 }
@@ -37,7 +40,7 @@ pub enum Outcome {
 pub fn code(outcome: Outcome) -> u8 {
     match outcome {
         Outcome::Ran(Status::Success) | Outcome::Clean => PASSED,
-        Outcome::Ran(_) => FAILED,
+        Outcome::Ran(_) | Outcome::Failed => FAILED,
         Outcome::Refused => REFUSED,
         Outcome::Interrupted => INTERRUPTED,
     }
@@ -59,6 +62,7 @@ mod tests {
             assert_eq!(code(Outcome::Ran(s)), 1, "{s}");
         }
         assert_eq!(code(Outcome::Clean), 0);
+        assert_eq!(code(Outcome::Failed), 1);
         assert_eq!(code(Outcome::Refused), 2);
         assert_eq!(code(Outcome::Interrupted), 130);
     }

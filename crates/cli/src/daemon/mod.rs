@@ -1,0 +1,251 @@
+//! `runnerkit daemon`: a runner taking stages from a Drone server, and
+//! `runnerkit ping` / `daemon --dry-run`, which only check the server.
+//!
+//! The flow of one stage is `runnerkit-runner`'s ([`Poller`],
+//! [`StageRunner`]); this module wires it to the settings
+//! ([`settings`]), the engine, the Drone client, the signals and the HTTP
+//! endpoint ([`http`]) with what it shows ([`board`], [`metrics`],
+//! [`page`]).
+
+pub mod board;
+pub mod http;
+pub mod metrics;
+pub mod page;
+pub mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError};
+use runnerkit_docker::DockerEngine;
+use runnerkit_drone::DroneManager;
+use runnerkit_local::LocalEngine;
+use runnerkit_runner::{Poller, StageRunner};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cli::{DaemonArgs, DaemonSettingsArgs, EngineType};
+use crate::logging::{self, Verbosity};
+use crate::output::error_chain;
+use crate::output::exit::Outcome;
+use board::{Board, Observed};
+use metrics::RunnerInfo;
+use settings::{Settings, Values};
+
+/// Runs the daemon until SIGTERM or SIGINT (or only checks the server with
+/// `--dry-run`). Every error that stops it is printed on one line.
+pub async fn run(args: &DaemonArgs) -> Outcome {
+    if args.dry_run {
+        return check(&args.settings, true).await;
+    }
+    let started = async {
+        let values = Values::load(&args.settings)?;
+        logging::install(settings::verbosity(&values)?);
+        let settings = Settings::read(&args.settings, &values)?;
+        serve(settings).await
+    };
+    match started.await {
+        Ok(()) => Outcome::Clean,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            Outcome::Failed
+        }
+    }
+}
+
+/// Checks that the server answers and accepts the secret, and says so on
+/// one line. With `all_settings`, every other setting is checked first too
+/// (`daemon --dry-run`); `ping` needs only the server's.
+pub async fn check(args: &DaemonSettingsArgs, all_settings: bool) -> Outcome {
+    let checked = async {
+        let values = Values::load(args)?;
+        logging::install(Verbosity::Warn);
+        let config = if all_settings {
+            Settings::read(args, &values)?.drone
+        } else {
+            settings::drone(&values)?
+        };
+        let manager = DroneManager::new(&config)?;
+        manager
+            .ping()
+            .await
+            .map_err(|e| ping_error(manager.server(), e))?;
+        Ok::<_, anyhow::Error>(manager.server().to_owned())
+    };
+    match checked.await {
+        Ok(server) => {
+            println!("ok: the Drone server at {server} answers and accepts the secret");
+            Outcome::Clean
+        }
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            Outcome::Failed
+        }
+    }
+}
+
+/// A failed ping, said so an operator knows what to fix.
+fn ping_error(server: &str, error: ManagerError) -> anyhow::Error {
+    match error {
+        ManagerError::Unauthorized { status: 403 } => anyhow::anyhow!(
+            "the Drone server at {server} refuses every runner (HTTP 403): it has no DRONE_RPC_SECRET set"
+        ),
+        ManagerError::Unauthorized { status } => anyhow::anyhow!(
+            "the Drone server at {server} refused the secret (HTTP {status}): check DRONE_RPC_SECRET"
+        ),
+        ManagerError::Transport { source, .. } => {
+            // The innermost cause says why (refused, no such host, TLS);
+            // the layers above it repeat the URL.
+            let mut cause: &(dyn std::error::Error + 'static) = &*source;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            anyhow::anyhow!("cannot reach the Drone server at {server}: {cause}")
+        }
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// Starts everything, polls until a signal, drains, stops.
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let kind_type = settings.engine.as_str();
+    let engine = engine(settings.engine).await?;
+    let drone = Arc::new(DroneManager::new(&settings.drone)?);
+    let server = drone.server().to_owned();
+    match drone.ping().await {
+        Ok(()) => tracing::info!(%server, "the Drone server answers and accepts the secret"),
+        Err(e @ ManagerError::Unauthorized { .. }) => return Err(ping_error(&server, e)),
+        // A runner may start before its server: the poller keeps trying.
+        Err(e) => {
+            tracing::warn!(%server, "the Drone server does not answer yet ({e}); polling anyway")
+        }
+    }
+
+    let board = Arc::new(Board::default());
+    let manager: Arc<dyn Manager> = Arc::new(Observed::new(drone, board.clone()));
+    let runner = Arc::new(StageRunner::new(
+        manager.clone(),
+        engine,
+        settings.runner.runner_config(),
+    ));
+    let capacity = settings.runner.capacity;
+    let poller = Poller::new(manager, runner, settings.runner.filter(kind_type), capacity)
+        .with_drain_timeout(settings.drain_timeout);
+    let stats = poller.stats();
+
+    let listener = tokio::net::TcpListener::bind(&settings.http.bind)
+        .await
+        .with_context(|| format!("cannot listen on DRONE_HTTP_BIND {}", settings.http.bind))?;
+    let address = listener
+        .local_addr()
+        .context("the HTTP endpoint has no address")?;
+    let info = RunnerInfo {
+        name: settings.runner.name.clone(),
+        kind_type: kind_type.to_owned(),
+        capacity,
+    };
+    let endpoint = Arc::new(http::Endpoint {
+        info,
+        stats: stats.clone(),
+        board,
+        settings: settings.http.clone(),
+    });
+    let stop_http = CancellationToken::new();
+    let http_task = tokio::spawn(http::serve(
+        listener,
+        http::router(endpoint),
+        stop_http.clone(),
+    ));
+    tracing::info!("serving /healthz, /metrics and the stages page on http://{address}");
+
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(watch_signals(shutdown.clone(), settings.drain_timeout));
+    tracing::info!(
+        name = %settings.runner.name,
+        r#type = kind_type,
+        capacity,
+        %server,
+        "polling for stages"
+    );
+    poller.run(shutdown).await;
+    signals.abort();
+    stop_http.cancel();
+    let _ = http_task.await;
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(
+        succeeded = count(&stats.succeeded),
+        failed = count(&stats.failed),
+        errored = count(&stats.errored),
+        killed = count(&stats.killed),
+        "stopped"
+    );
+    Ok(())
+}
+
+/// The engine for `kind`; with Docker, what crashed runs left is pruned
+/// first.
+async fn engine(kind: EngineType) -> anyhow::Result<Arc<dyn Engine>> {
+    match kind {
+        EngineType::Exec => Ok(Arc::new(LocalEngine::new())),
+        EngineType::Docker => {
+            let engine = DockerEngine::connect().await.context(
+                "the Docker engine is not available (is the daemon running? DOCKER_HOST?)",
+            )?;
+            match engine.prune(&CancellationToken::new()).await {
+                Ok(report) if report.is_empty() => {
+                    tracing::debug!("nothing left by crashed runs to prune");
+                }
+                Ok(report) => tracing::info!(
+                    containers = report.containers.len(),
+                    networks = report.networks.len(),
+                    volumes = report.volumes.len(),
+                    "pruned what crashed runs left behind"
+                ),
+                Err(e) => tracing::warn!("pruning what crashed runs left behind failed: {e}"),
+            }
+            Ok(Arc::new(engine))
+        }
+    }
+}
+
+/// The first SIGTERM or SIGINT starts the shutdown; later ones only say
+/// it is under way.
+async fn watch_signals(shutdown: CancellationToken, drain: Duration) {
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot handle SIGTERM and SIGINT: they will end the daemon at once");
+        return;
+    };
+    let mut first = true;
+    loop {
+        let name = tokio::select! {
+            Some(()) = terminate.recv() => "SIGTERM",
+            Some(()) = interrupt.recv() => "SIGINT",
+            else => return,
+        };
+        if first {
+            tracing::info!(
+                "{name}: taking no new stages; running ones get {} to finish, then are cancelled",
+                short_duration(drain)
+            );
+            shutdown.cancel();
+            first = false;
+        } else {
+            tracing::info!("{name}: already shutting down, waiting for the running stages");
+        }
+    }
+}
+
+/// `1h`, `10m`, `90s`.
+fn short_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs > 0 && secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if secs > 0 && secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{:.0}s", d.as_secs_f64())
+    }
+}
