@@ -42,9 +42,9 @@ pub enum Error {
     Api {
         /// What was attempted, e.g. `remove network "rk-1"`.
         operation: String,
-        /// The daemon's answer.
+        /// The daemon's answer (the API client's error).
         #[source]
-        source: ApiError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A local file could not be read (e.g. a test fixture's input).
     #[error("{operation}")]
@@ -61,6 +61,16 @@ pub enum Error {
         /// What was interrupted.
         operation: String,
     },
+}
+
+impl Error {
+    /// An [`Error::Api`] for `operation`, caused by the client's `source`.
+    pub(crate) fn api(operation: impl Into<String>, source: ApiError) -> Self {
+        Self::Api {
+            operation: operation.into(),
+            source: Box::new(source),
+        }
+    }
 }
 
 /// A ping or version request that got no answer in time.

@@ -44,10 +44,7 @@ impl DockerEngine {
             let here = self.creator();
             let found = teardown::list(self.docker(), &labels::managed_filter())
                 .await
-                .map_err(|f| Error::Api {
-                    operation: f.operation,
-                    source: f.source,
-                })?;
+                .map_err(|f| Error::api(f.operation, f.source))?;
             let orphans: Vec<_> = found
                 .into_iter()
                 .filter(|o| Creator::from_labels(&o.labels).is_some_and(|c| c.is_gone(here)))
@@ -64,10 +61,7 @@ impl DockerEngine {
             }
             match failed.into_iter().next() {
                 None => Ok(report),
-                Some(first) => Err(Error::Api {
-                    operation: first.operation,
-                    source: first.source,
-                }),
+                Some(first) => Err(Error::api(first.operation, first.source)),
             }
         };
         tokio::select! {

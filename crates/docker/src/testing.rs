@@ -79,10 +79,7 @@ pub async fn ensure_test_image(engine: &DockerEngine) -> Result<(), Error> {
         Ok(_) => return Ok(()),
         Err(e) if is_not_found(&e) => {}
         Err(source) => {
-            return Err(Error::Api {
-                operation: format!("inspect image {TEST_IMAGE:?}"),
-                source,
-            });
+            return Err(Error::api(format!("inspect image {TEST_IMAGE:?}"), source));
         }
     }
     let busybox = BUSYBOX_PATHS
@@ -117,13 +114,13 @@ pub async fn ensure_test_image(engine: &DockerEngine) -> Result<(), Error> {
         match step {
             Ok(info) => {
                 if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                    return Err(Error::Api {
+                    return Err(Error::api(
                         operation,
-                        source: bollard::errors::Error::DockerStreamError { error: detail },
-                    });
+                        bollard::errors::Error::DockerStreamError { error: detail },
+                    ));
                 }
             }
-            Err(source) => return Err(Error::Api { operation, source }),
+            Err(source) => return Err(Error::api(operation, source)),
         }
     }
     Ok(())
@@ -144,10 +141,7 @@ pub async fn remove_image(engine: &DockerEngine, name: &str) -> Result<(), Error
     {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(source) => Err(Error::Api {
-            operation: format!("remove image {name:?}"),
-            source,
-        }),
+        Err(source) => Err(Error::api(format!("remove image {name:?}"), source)),
     }
 }
 
@@ -159,10 +153,7 @@ pub async fn remove_image(engine: &DockerEngine, name: &str) -> Result<(), Error
 pub async fn stage_leftovers(engine: &DockerEngine, stage_id: &str) -> Result<Vec<String>, Error> {
     let found = teardown::list(engine.docker(), &labels::stage_filter(stage_id))
         .await
-        .map_err(|f| Error::Api {
-            operation: f.operation,
-            source: f.source,
-        })?;
+        .map_err(|f| Error::api(f.operation, f.source))?;
     Ok(found
         .into_iter()
         .map(|o| format!("{} {}", o.kind, o.name))
