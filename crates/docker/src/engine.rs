@@ -7,7 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as ApiError;
-use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
+use bollard::exec::StartExecOptions;
+use bollard::models::{ExecConfig, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
@@ -236,6 +237,38 @@ impl DockerEngine {
         }
     }
 
+    /// Sends SIGTERM to every process of a script step but its PID 1.
+    ///
+    /// `docker stop` signals only PID 1, here the `/bin/sh -c` that pipes the
+    /// script into a shell: as PID 1 without a handler it ignores SIGTERM, so
+    /// the script's `trap`s would never run and the step would always wait
+    /// out the grace. `kill -TERM -1`, run by the same shell inside the
+    /// container, reaches the script's shell and its children instead; the
+    /// pipeline then ends and PID 1 with it. Best effort: `stop` follows.
+    async fn terminate_script(&self, container: &str) {
+        let exec = ExecConfig {
+            cmd: Some(
+                ["/bin/sh", "-c", "kill -TERM -1"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ),
+            ..ExecConfig::default()
+        };
+        let result = async {
+            let created = self.docker.create_exec(container, exec).await?;
+            let detached = StartExecOptions {
+                detach: true,
+                ..StartExecOptions::default()
+            };
+            self.docker.start_exec(&created.id, Some(detached)).await?;
+            Ok::<_, ApiError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(%container, error = %e, "could not signal the script's processes");
+        }
+    }
+
     async fn exit_state(&self, container: &str) -> Result<ExitState, EngineError> {
         let inspect = self
             .docker
@@ -434,6 +467,9 @@ impl Engine for DockerEngine {
         match waited {
             None => {
                 tracing::debug!(%container, grace = ?self.stop_grace, "cancelled: stopping");
+                if step.script.is_some() {
+                    self.terminate_script(&container).await;
+                }
                 self.stop(&container).await?;
             }
             // A non-zero exit arrives as an error; the inspect below reads it.

@@ -48,8 +48,11 @@
 //! so a step that prints and exits at once loses nothing; the frames are
 //! buffered until `tail` reads them, in the daemon's order. `wait` reads the
 //! exit code and the OOM flag from an inspect. A cancelled step is stopped:
-//! SIGTERM to its main process, SIGKILL after the grace
+//! SIGTERM (to every process of a script step, so its `trap`s run; to the
+//! main process otherwise), SIGKILL after the grace
 //! ([`DockerEngine::with_stop_grace`]).
+//!
+//! Design notes and measurements: `docs/docker.md`.
 //!
 //! # Features
 //!

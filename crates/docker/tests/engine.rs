@@ -305,12 +305,47 @@ async fn cancelling_mid_step_stops_it_and_ends_the_log() {
         .await
         .expect("wait returns after cancellation")
         .unwrap();
-    // SIGTERM is ignored by a shell running as pid 1, so SIGKILL ends it.
-    assert_eq!(exit.exit_code, 137);
+    // SIGTERM reached the script's `sleep`; the script stopped there.
+    assert_eq!(exit.exit_code, 128 + 15);
     let rest = tokio::time::timeout(Duration::from_secs(10), logs.collect::<Vec<_>>())
         .await
         .expect("the log stream ends after cancellation");
-    assert!(rest.is_empty(), "{rest:?}");
+    // What the shell says about its killed child, if anything, and no error.
+    assert!(rest.iter().all(Result::is_ok), "{rest:?}");
+    destroy_and_check(&engine, &spec).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_script_gets_sigterm_and_its_trap_runs() {
+    let Some(engine) = docker_or_skip().await else {
+        return;
+    };
+    // A grace long enough that only the trap can end the step before the
+    // timeout below: SIGKILL would come after 60 s.
+    let engine = engine.with_stop_grace(Duration::from_secs(60));
+    let body = "trap 'echo cleaning up; exit 3' TERM\necho started\nsleep 300 &\nwait";
+    let spec = spec("trap", vec![script("graceful", body)]);
+    let cancel = CancellationToken::new();
+    engine.setup(&spec, &cancel).await.unwrap();
+    let step = &spec.steps[0];
+    engine.create(&spec, step, &cancel).await.unwrap();
+    engine.start(&spec, step, &cancel).await.unwrap();
+    let mut logs = engine.tail(&spec, step, &cancel).await.unwrap();
+    let first = logs.next().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"started\n");
+    cancel.cancel();
+    let exit = tokio::time::timeout(Duration::from_secs(30), engine.wait(&spec, step, &cancel))
+        .await
+        .expect("the trap ends the step well within the grace")
+        .unwrap();
+    assert_eq!(exit.exit_code, 3);
+    let rest: Vec<u8> = logs
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flat_map(|c| c.unwrap().to_vec())
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&rest), "cleaning up\n");
     destroy_and_check(&engine, &spec).await;
 }
 
