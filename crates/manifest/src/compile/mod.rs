@@ -147,28 +147,7 @@ impl Compiler {
             spec.network.options.clone_from(&self.network_options);
         }
         finish_steps(&mut spec, with_clone, &ctx.spec_id);
-        for step in &spec.steps {
-            for var in &step.secrets {
-                if var.mask && !spec.secrets.iter().any(|s| s.value == var.value) {
-                    spec.secrets.push(Secret {
-                        name: var.env.clone(),
-                        value: var.value.clone(),
-                        mask: true,
-                    });
-                }
-            }
-        }
-        // Name stage secrets after `from_secret` names where known.
-        for secret in &mut spec.secrets {
-            if let Some((name, _)) = b
-                .secrets
-                .found
-                .iter()
-                .find(|(_, v)| v.as_deref() == Some(secret.value.as_str()))
-            {
-                secret.name.clone_from(name);
-            }
-        }
+        collect_stage_secrets(&mut spec, &b.secrets.found);
         tracing::debug!(
             pipeline = pipeline.display_name(),
             steps = spec.steps.len(),
@@ -222,6 +201,26 @@ fn spec_volumes(pipeline: &Pipeline) -> Vec<Volume> {
             })
         })
         .collect()
+}
+
+/// Every masked step secret, once, in `Spec.secrets`, named after its
+/// `from_secret` name where known (else after its variable).
+fn collect_stage_secrets(spec: &mut Spec, found: &BTreeMap<String, Option<String>>) {
+    let mut secrets: Vec<Secret> = Vec::new();
+    for var in spec.steps.iter().flat_map(|s| &s.secrets) {
+        if var.mask && !secrets.iter().any(|s| s.value == var.value) {
+            let name = found
+                .iter()
+                .find(|(_, v)| v.as_deref() == Some(var.value.as_str()))
+                .map_or_else(|| var.env.clone(), |(name, _)| name.clone());
+            secrets.push(Secret {
+                name,
+                value: var.value.clone(),
+                mask: true,
+            });
+        }
+    }
+    spec.secrets = secrets;
 }
 
 /// `Compiler::runner_volumes` as host volumes of the spec and their mounts.
