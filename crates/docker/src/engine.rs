@@ -44,6 +44,7 @@ pub struct DockerEngine {
     docker: Docker,
     address: String,
     stop_grace: Duration,
+    pull_progress: bool,
     creator: Creator,
     stages: Mutex<HashMap<String, Arc<StageEntry>>>,
 }
@@ -53,6 +54,7 @@ impl std::fmt::Debug for DockerEngine {
         f.debug_struct("DockerEngine")
             .field("address", &self.address)
             .field("stop_grace", &self.stop_grace)
+            .field("pull_progress", &self.pull_progress)
             .finish_non_exhaustive()
     }
 }
@@ -91,6 +93,7 @@ impl DockerEngine {
             docker,
             address: options.address().to_owned(),
             stop_grace: DEFAULT_STOP_GRACE,
+            pull_progress: true,
             creator: Creator::current(),
             stages: Mutex::new(HashMap::new()),
         })
@@ -100,6 +103,13 @@ impl DockerEngine {
     /// [`DEFAULT_STOP_GRACE`]; whole seconds, rounded up).
     pub fn with_stop_grace(mut self, grace: Duration) -> Self {
         self.stop_grace = grace;
+        self
+    }
+
+    /// Whether pull progress opens the step's log (default `true`; Drone's
+    /// `DRONE_DOCKER_STREAM_PULL=false` is `false` here).
+    pub fn with_pull_progress(mut self, shown: bool) -> Self {
+        self.pull_progress = shown;
         self
     }
 
@@ -123,6 +133,7 @@ impl DockerEngine {
             docker: self.docker.clone(),
             address: self.address.clone(),
             stop_grace: self.stop_grace,
+            pull_progress: self.pull_progress,
             creator,
             stages: Mutex::new(HashMap::new()),
         }
@@ -184,7 +195,7 @@ impl DockerEngine {
             match next {
                 None => return Ok(()),
                 Some(Ok(info)) => {
-                    if let Some(line) = progress_line(&info) {
+                    if let Some(line) = progress_line(&info).filter(|_| self.pull_progress) {
                         log.push(Bytes::from(line));
                     }
                 }
