@@ -177,7 +177,17 @@ impl Daemon {
     /// Starts `runnerkit daemon --type exec` for `server` and waits until
     /// its HTTP endpoint is up.
     async fn start(server: &DroneServer, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut all_args = vec!["daemon", "--type", "exec"];
+        Self::start_typed(server, "exec", args, env).await
+    }
+
+    /// As [`start`](Self::start), with engine type `kind`.
+    async fn start_typed(
+        server: &DroneServer,
+        kind: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut all_args = vec!["daemon", "--type", kind];
         all_args.extend_from_slice(args);
         let host = server.host();
         let mut all_env = vec![
@@ -669,6 +679,10 @@ async fn the_envfile_is_read_and_the_process_environment_wins() {
 
 // ---------------------------------------------------------------- prune
 
+/// Tests that prune (the daemon at start, `runnerkit prune`) take turns: one
+/// would remove the other's orphan first.
+static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// This process's creator labels, with `pid` (and, for a dead one, a start
 /// time no process has) in place of its own.
 fn creator_labels(pid: u32, started: &str) -> HashMap<String, String> {
@@ -722,6 +736,7 @@ async fn prune_removes_orphaned_containers_only() {
     use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 
     // Prints why it skips, or fails with RUNNERKIT_REQUIRE_DOCKER=1.
+    let _turn = DOCKER.lock().await;
     let Some(_engine) = runnerkit_docker::testing::docker_or_skip().await else {
         return;
     };
@@ -782,6 +797,66 @@ async fn prune_removes_orphaned_containers_only() {
     assert!(!orphan, "the orphan is gone");
     assert!(live, "a container of a running creator stays");
     assert!(foreign, "a container runnerkit did not create stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_daemon_prunes_at_start_and_runs_a_docker_stage() {
+    use bollard::models::ContainerCreateBody;
+    use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+
+    let _turn = DOCKER.lock().await;
+    let Some(_engine) = runnerkit_docker::testing::docker_or_skip().await else {
+        return;
+    };
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let orphan = format!("rk-daemon-cli-{}-orphan", std::process::id());
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&orphan).build()),
+            ContainerCreateBody {
+                image: Some(runnerkit_docker::testing::TEST_IMAGE.to_owned()),
+                cmd: Some(vec!["true".to_owned()]),
+                labels: Some(creator_labels(dead, "1")),
+                ..ContainerCreateBody::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let server = server().await;
+    let yaml = format!(
+        "kind: pipeline\ntype: docker\nname: default\nclone:\n  disable: true\nsteps:\n\
+         - name: inside\n  image: {}\n  pull: if-not-exists\n  commands:\n  - echo in a container\n",
+        runnerkit_docker::testing::TEST_IMAGE
+    );
+    let mut details = exec_stage(&yaml);
+    details.stage.kind_type = "docker".into();
+    let id = server.enqueue(details);
+    let mut daemon = Daemon::start_typed(&server, "docker", &[], &[]).await;
+    let pruned = docker.inspect_container(&orphan, None).await.is_err();
+    if !pruned {
+        let _ = docker
+            .remove_container(
+                &orphan,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await;
+    }
+    assert!(
+        pruned,
+        "the orphan was pruned at start:\n{}",
+        daemon.stderr()
+    );
+
+    let stage = stage_done(&server, id, &daemon).await;
+    assert_eq!(stage.status, Status::Success, "{}", daemon.stderr());
+    let log = server.uploaded_log(stage.steps[0].id).expect("uploaded");
+    assert!(String::from_utf8_lossy(&log).contains("in a container"));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,6 +108,10 @@ fn ping_error(server: &str, error: ManagerError) -> anyhow::Error {
 
 /// Starts everything, polls until a signal, drains, stops.
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Handled from the start: a SIGTERM while connecting must not kill the
+    // process half-way; polling then ends before it takes anything.
+    let shutdown = CancellationToken::new();
+    let signals = watch_signals(shutdown.clone(), settings.drain_timeout);
     let kind_type = settings.engine.as_str();
     let engine = engine(settings.engine).await?;
     let drone = Arc::new(DroneManager::new(&settings.drone)?);
@@ -158,8 +162,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     ));
     tracing::info!("serving /healthz, /metrics and the stages page on http://{address}");
 
-    let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(shutdown.clone(), settings.drain_timeout));
     tracing::info!(
         name = %settings.runner.name,
         r#type = kind_type,
@@ -209,33 +211,35 @@ async fn engine(kind: EngineType) -> anyhow::Result<Arc<dyn Engine>> {
 }
 
 /// The first SIGTERM or SIGINT starts the shutdown; later ones only say
-/// it is under way.
-async fn watch_signals(shutdown: CancellationToken, drain: Duration) {
+/// it is under way. The handlers are in place when this returns.
+fn watch_signals(shutdown: CancellationToken, drain: Duration) -> tokio::task::JoinHandle<()> {
     let (Ok(mut terminate), Ok(mut interrupt)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
         tracing::warn!("cannot handle SIGTERM and SIGINT: they will end the daemon at once");
-        return;
+        return tokio::spawn(async {});
     };
-    let mut first = true;
-    loop {
-        let name = tokio::select! {
-            Some(()) = terminate.recv() => "SIGTERM",
-            Some(()) = interrupt.recv() => "SIGINT",
-            else => return,
-        };
-        if first {
-            tracing::info!(
-                "{name}: taking no new stages; running ones get {} to finish, then are cancelled",
-                short_duration(drain)
-            );
-            shutdown.cancel();
-            first = false;
-        } else {
-            tracing::info!("{name}: already shutting down, waiting for the running stages");
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let name = tokio::select! {
+                Some(()) = terminate.recv() => "SIGTERM",
+                Some(()) = interrupt.recv() => "SIGINT",
+                else => return,
+            };
+            if first {
+                tracing::info!(
+                    "{name}: taking no new stages; running ones get {} to finish, then are cancelled",
+                    short_duration(drain)
+                );
+                shutdown.cancel();
+                first = false;
+            } else {
+                tracing::info!("{name}: already shutting down, waiting for the running stages");
+            }
         }
-    }
+    })
 }
 
 /// `1h`, `10m`, `90s`.
