@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use daemon::{DaemonArgs, DaemonSettingsArgs, EngineType};
+pub use daemon::{DaemonArgs, DaemonSettingsArgs, EngineType, PingArgs};
 
 /// Run Drone pipelines on this machine (no server, nothing cloned), or run
 /// a runner daemon that takes stages from a Drone server.
@@ -27,6 +27,8 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the daemon's settings costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run one pipeline of a .drone.yml locally and report how it went.
     ///
@@ -68,16 +70,20 @@ pub enum Command {
         after_help = "Examples:\n  DRONE_RPC_HOST=drone.example.com DRONE_RPC_SECRET=... runnerkit daemon\n  runnerkit daemon --type exec --capacity 4 --labels zone:eu /etc/runnerkit.env\n  runnerkit daemon --dry-run /etc/runnerkit.env\n  curl -s localhost:3000/metrics"
     )]
     Daemon(DaemonArgs),
-    /// Check that the Drone server can be reached and accepts the secret;
-    /// one line, exit 0 yes, 1 no. Same as `runnerkit daemon --dry-run`.
+    /// Check that the Drone server answers and accepts the secret.
+    ///
+    /// Reads the server's settings as `daemon` does (ENVFILE, environment,
+    /// flags) and says in one line whether the server can be reached and
+    /// takes DRONE_RPC_SECRET. Exit status 0 yes, 1 no. Same as `runnerkit
+    /// daemon --dry-run`, which checks the runner's other settings too.
     #[command(
         after_help = "Examples:\n  runnerkit ping /etc/runnerkit.env\n  DRONE_RPC_HOST=drone.example.com DRONE_RPC_SECRET=... runnerkit ping"
     )]
-    Ping(DaemonSettingsArgs),
-    /// Remove the Docker containers, networks and volumes runnerkit created
-    /// whose creating process is gone (a crash, a `kill -9`, a reboot), and
-    /// say what was removed.
+    Ping(PingArgs),
+    /// Remove what crashed runs left in Docker, and say what was removed.
     ///
+    /// Removes the containers, networks and volumes runnerkit created whose
+    /// creating process is gone (a crash, a `kill -9`, a reboot).
     /// Never touches what a run still in progress uses, nor anything
     /// runnerkit did not create. Exit 0 when done (removing nothing
     /// included), 1 when the Docker daemon cannot be reached or an object

@@ -72,6 +72,20 @@ pub struct DaemonSettingsArgs {
     pub operation: OperationArgs,
 }
 
+/// `runnerkit ping`: the server's settings alone.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// A dotenv file of settings (`KEY=VALUE` lines, `#` comments), read
+    /// first: the process environment and the flags win over it.
+    ///
+    /// Example: `runnerkit ping /etc/runnerkit.env`
+    #[arg(value_name = "ENVFILE")]
+    pub envfile: Option<PathBuf>,
+    /// The Drone server and how to reach it.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
 /// The Drone server (`DRONE_RPC_*`).
 #[derive(Debug, Args)]
 pub struct ServerArgs {
@@ -239,23 +253,29 @@ pub struct OperationArgs {
     pub trace: Option<String>,
 }
 
+impl ServerArgs {
+    /// Every server setting given as a flag or in the process environment,
+    /// by its variable name.
+    pub fn given(&self) -> Vec<(&'static str, &str)> {
+        let all: [(&'static str, &Option<String>); 4] = [
+            ("DRONE_RPC_PROTO", &self.rpc_proto),
+            ("DRONE_RPC_HOST", &self.rpc_host),
+            ("DRONE_RPC_SECRET", &self.rpc_secret),
+            ("DRONE_RPC_SKIP_VERIFY", &self.rpc_skip_verify),
+        ];
+        all.into_iter()
+            .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+            .collect()
+    }
+}
+
 impl DaemonSettingsArgs {
     /// Every setting given as a flag or in the process environment, by its
     /// variable name.
     pub fn given(&self) -> Vec<(&'static str, &str)> {
-        let ServerArgs {
-            rpc_proto,
-            rpc_host,
-            rpc_secret,
-            rpc_skip_verify,
-        } = &self.server;
         let r = &self.runner;
         let o = &self.operation;
-        let all: [(&'static str, &Option<String>); 25] = [
-            ("DRONE_RPC_PROTO", rpc_proto),
-            ("DRONE_RPC_HOST", rpc_host),
-            ("DRONE_RPC_SECRET", rpc_secret),
-            ("DRONE_RPC_SKIP_VERIFY", rpc_skip_verify),
+        let all: [(&'static str, &Option<String>); 21] = [
             ("DRONE_RUNNER_CAPACITY", &r.capacity),
             ("DRONE_RUNNER_NAME", &r.name),
             ("DRONE_RUNNER_LABELS", &r.labels),
@@ -278,8 +298,11 @@ impl DaemonSettingsArgs {
             ("DRONE_DEBUG", &o.debug),
             ("DRONE_TRACE", &o.trace),
         ];
-        all.into_iter()
-            .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
-            .collect()
+        let mut given = self.server.given();
+        given.extend(
+            all.into_iter()
+                .filter_map(|(name, value)| value.as_deref().map(|v| (name, v))),
+        );
+        given
     }
 }

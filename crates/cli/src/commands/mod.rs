@@ -25,7 +25,7 @@ pub async fn run(cli: Cli) -> std::process::ExitCode {
         Command::Compile(args) => compile::run(&args, &mut std::io::stdout().lock()),
         Command::Lint(args) => lint::run(&args, &mut std::io::stdout().lock()),
         Command::Daemon(args) => Ok(daemon::run(&args).await),
-        Command::Ping(args) => Ok(daemon::check(&args, false).await),
+        Command::Ping(args) => Ok(daemon::ping(&args).await),
         Command::Prune => Ok(prune::run(&mut std::io::stdout().lock()).await),
     };
     let outcome = outcome.unwrap_or_else(|e| {

@@ -19,12 +19,12 @@ use std::time::Duration;
 use anyhow::Context;
 use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError};
 use runnerkit_docker::DockerEngine;
-use runnerkit_drone::DroneManager;
+use runnerkit_drone::{DroneConfig, DroneManager};
 use runnerkit_local::LocalEngine;
 use runnerkit_runner::{Poller, StageRunner};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::cli::{DaemonArgs, DaemonSettingsArgs, EngineType};
+use crate::cli::{DaemonArgs, DaemonSettingsArgs, EngineType, PingArgs};
 use crate::logging::{self, Verbosity};
 use crate::output::error_chain;
 use crate::output::exit::Outcome;
@@ -36,10 +36,10 @@ use settings::{Settings, Values};
 /// `--dry-run`). Every error that stops it is printed on one line.
 pub async fn run(args: &DaemonArgs) -> Outcome {
     if args.dry_run {
-        return check(&args.settings, true).await;
+        return dry_run(&args.settings).await;
     }
     let started = async {
-        let values = Values::load(&args.settings)?;
+        let values = Values::load(args.settings.envfile.as_deref(), &args.settings.given())?;
         logging::install(settings::verbosity(&values)?);
         let settings = Settings::read(&args.settings, &values)?;
         serve(settings).await
@@ -53,18 +53,31 @@ pub async fn run(args: &DaemonArgs) -> Outcome {
     }
 }
 
-/// Checks that the server answers and accepts the secret, and says so on
-/// one line. With `all_settings`, every other setting is checked first too
-/// (`daemon --dry-run`); `ping` needs only the server's.
-pub async fn check(args: &DaemonSettingsArgs, all_settings: bool) -> Outcome {
+/// `runnerkit ping`: [`check`] with the server's settings alone.
+pub async fn ping(args: &PingArgs) -> Outcome {
+    check(async {
+        let values = Values::load(args.envfile.as_deref(), &args.server.given())?;
+        settings::drone(&values)
+    })
+    .await
+}
+
+/// `daemon --dry-run`: [`check`] after reading every setting, so a bad one
+/// is found too.
+async fn dry_run(args: &DaemonSettingsArgs) -> Outcome {
+    check(async {
+        let values = Values::load(args.envfile.as_deref(), &args.given())?;
+        Ok(Settings::read(args, &values)?.drone)
+    })
+    .await
+}
+
+/// Checks that the server `config` names answers and accepts the secret,
+/// and says so on one line.
+async fn check(config: impl Future<Output = anyhow::Result<DroneConfig>>) -> Outcome {
+    logging::install(Verbosity::Warn);
     let checked = async {
-        let values = Values::load(args)?;
-        logging::install(Verbosity::Warn);
-        let config = if all_settings {
-            Settings::read(args, &values)?.drone
-        } else {
-            settings::drone(&values)?
-        };
+        let config = config.await?;
         let manager = DroneManager::new(&config)?;
         manager
             .ping()

@@ -8,6 +8,7 @@
 //! level) is read here.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -39,13 +40,15 @@ impl std::fmt::Debug for Values {
 }
 
 impl Values {
-    /// The ENVFILE's variables under the flags and the process environment.
-    pub fn load(args: &DaemonSettingsArgs) -> anyhow::Result<Self> {
-        let mut values = match &args.envfile {
+    /// The variables of `envfile` under the settings `given` (by flags or
+    /// in the process environment, as clap found them) and the process
+    /// environment.
+    pub fn load(envfile: Option<&Path>, given: &[(&'static str, &str)]) -> anyhow::Result<Self> {
+        let mut values = match envfile {
             Some(path) => read_env_file(path)?,
             None => BTreeMap::new(),
         };
-        if args.envfile.is_some() {
+        if envfile.is_some() {
             // Variables clap does not know (RUNNERKIT_TYPE is an enum there)
             // still follow the rule: the process environment wins.
             for name in values.keys().cloned().collect::<Vec<_>>() {
@@ -54,8 +57,8 @@ impl Values {
                 }
             }
         }
-        for (name, value) in args.given() {
-            values.insert(name.to_owned(), value.to_owned());
+        for (name, value) in given {
+            values.insert((*name).to_owned(), (*value).to_owned());
         }
         Ok(Self(values))
     }
@@ -300,11 +303,12 @@ mod tests {
     #[test]
     fn daemon_settings_have_drones_defaults() {
         use clap::Parser;
-        let crate::cli::Command::Ping(args) =
-            crate::cli::Cli::parse_from(["runnerkit", "ping"]).command
+        let crate::cli::Command::Daemon(args) =
+            crate::cli::Cli::parse_from(["runnerkit", "daemon"]).command
         else {
-            panic!("not ping");
+            panic!("not daemon");
         };
+        let args = args.settings;
         let v = values(&[("DRONE_RPC_HOST", "drone:80"), ("DRONE_RPC_SECRET", "s")]);
         let settings = Settings::read(&args, &v).unwrap();
         assert_eq!(settings.engine, EngineType::Docker);
