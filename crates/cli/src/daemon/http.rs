@@ -1,6 +1,6 @@
 //! The daemon's HTTP endpoint: `/healthz` (200 `ok` while the daemon runs),
-//! `/metrics` ([`metrics`](super::metrics)) and `/`, the stages page
-//! ([`page`](super::page)), which asks for HTTP basic auth when
+//! `/metrics` ([`super::metrics`]) and `/`, the stages page
+//! ([`super::page`]), which asks for HTTP basic auth when
 //! `DRONE_UI_USERNAME`/`DRONE_UI_PASSWORD` are set. `/healthz` and
 //! `/metrics` stay open, for load balancers and Prometheus.
 
