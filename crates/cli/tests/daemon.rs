@@ -397,7 +397,15 @@ async fn an_exec_daemon_runs_a_stage_reports_it_and_stops_on_sigterm() {
 
     let health = daemon.get("/healthz", None).await;
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
-    let metrics = daemon.get("/metrics", None).await;
+    // The poller counts the stage a moment after the server heard of its end.
+    let mut metrics = daemon.get("/metrics", None).await;
+    for _ in 0..100 {
+        if metric(&metrics.body, "runnerkit_stages_total{status=\"success\"}") == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        metrics = daemon.get("/metrics", None).await;
+    }
     assert_eq!(metrics.status, 200);
     assert!(
         metrics.headers["content-type"].starts_with("text/plain; version=0.0.4"),
@@ -484,6 +492,26 @@ async fn sigint_after_the_drain_timeout_kills_what_remains() {
     let id = server.enqueue(exec_stage(ENDLESS));
     let mut daemon = Daemon::start(&server, &["--drain-timeout", "1s"], &[]).await;
     step_running(&server, id, &daemon).await;
+    // The server heard of the step a moment before the daemon's page did.
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = daemon.get("/", None).await.body;
+        if page.contains("<span class=\"running\">endless running</span>") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let running = page.split("<h2>Recently done</h2>").next().unwrap();
+    assert!(
+        running.contains("<span class=\"running\">endless running</span>"),
+        "{page}"
+    );
+    let metrics = daemon.get("/metrics", None).await.body;
+    assert_eq!(
+        metric(&metrics, "runnerkit_stages_running"),
+        Some(1.0),
+        "{metrics}"
+    );
     daemon.signal(Signal::SIGINT);
 
     assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
@@ -494,6 +522,7 @@ async fn sigint_after_the_drain_timeout_kills_what_remains() {
         !server.is_stream_open(stage.steps[0].id),
         "the killed step was closed"
     );
+    assert!(daemon.stderr().contains("killed=1"), "{}", daemon.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
