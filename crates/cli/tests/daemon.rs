@@ -561,6 +561,35 @@ async fn the_page_needs_basic_auth_when_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logging_shows_the_settings_but_no_secret() {
+    let server = server().await;
+    let mut daemon = Daemon::start(
+        &server,
+        &["--debug"],
+        &[
+            ("DRONE_RUNNER_SECRETS", "token:hunter2-value"),
+            ("DRONE_RUNNER_ENVIRON", "GREETING:environ-value"),
+            ("DRONE_UI_USERNAME", "admin"),
+            ("DRONE_UI_PASSWORD", "ui-password-value"),
+        ],
+    )
+    .await;
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code().await, 0);
+    let said = daemon.stderr();
+    assert!(said.contains(" DEBUG "), "{said}");
+    assert!(said.contains("settings"), "{said}");
+    for secret in [
+        server.secret(),
+        "hunter2-value",
+        "environ-value",
+        "ui-password-value",
+    ] {
+        assert!(!said.contains(secret), "{secret} was logged:\n{said}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_secret_stops_the_daemon_with_one_line() {
     let server = server().await;
     let host = server.host();

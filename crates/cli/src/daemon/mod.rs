@@ -125,6 +125,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // process half-way; polling then ends before it takes anything.
     let shutdown = CancellationToken::new();
     let signals = watch_signals(shutdown.clone(), settings.drain_timeout);
+    // Every Debug on the way hides secret values.
+    tracing::debug!(?settings, "settings");
     let kind_type = settings.engine.as_str();
     let engine = engine(settings.engine).await?;
     let drone = Arc::new(DroneManager::new(&settings.drone)?);
