@@ -35,10 +35,10 @@ impl Hook for Lines {
             .entry(step.name.clone())
             .or_default()
             .push(line.message.clone());
-        if let Some((trigger, cancel)) = &self.cancel_on {
-            if &line.message == trigger {
-                cancel.cancel();
-            }
+        if let Some((trigger, cancel)) = &self.cancel_on
+            && &line.message == trigger
+        {
+            cancel.cancel();
         }
     }
 }

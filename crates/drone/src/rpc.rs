@@ -149,16 +149,16 @@ impl Rpc {
                 return Err(failure.error);
             }
             let delay = self.retry.delay(attempt);
-            if let Some(max) = self.retry.max_elapsed {
-                if started.elapsed() + delay > max {
-                    tracing::warn!(
-                        call = call.name,
-                        retries = attempt,
-                        error = %Chain(&failure.error),
-                        "drone call still failing; giving up"
-                    );
-                    return Err(failure.error);
-                }
+            if let Some(max) = self.retry.max_elapsed
+                && started.elapsed() + delay > max
+            {
+                tracing::warn!(
+                    call = call.name,
+                    retries = attempt,
+                    error = %Chain(&failure.error),
+                    "drone call still failing; giving up"
+                );
+                return Err(failure.error);
             }
             // One warning per streak; the retries after it only at debug level.
             if attempt == 0 {

@@ -121,10 +121,10 @@ impl Environment {
     /// The value of `name`: the process's if it has the variable, else the
     /// file's.
     pub fn get(&self, name: &str) -> Option<String> {
-        if self.process {
-            if let Some(value) = std::env::var_os(name) {
-                return Some(value.to_string_lossy().into_owned());
-            }
+        if self.process
+            && let Some(value) = std::env::var_os(name)
+        {
+            return Some(value.to_string_lossy().into_owned());
         }
         self.file.get(name).cloned()
     }

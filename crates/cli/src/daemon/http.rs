@@ -70,21 +70,21 @@ async fn metrics(State(endpoint): State<Arc<Endpoint>>) -> Response {
 }
 
 async fn page(State(endpoint): State<Arc<Endpoint>>, headers: HeaderMap) -> Response {
-    if let Some(auth) = &endpoint.settings.auth {
-        if !authorized(auth, headers.get(header::AUTHORIZATION)) {
-            let challenge = format!(
-                "Basic realm=\"{}\", charset=\"UTF-8\"",
-                endpoint.settings.realm.replace(['"', '\\'], "")
-            );
-            let challenge = HeaderValue::from_str(&challenge)
-                .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"runnerkit\""));
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, challenge)],
-                "authentication required\n",
-            )
-                .into_response();
-        }
+    if let Some(auth) = &endpoint.settings.auth
+        && !authorized(auth, headers.get(header::AUTHORIZATION))
+    {
+        let challenge = format!(
+            "Basic realm=\"{}\", charset=\"UTF-8\"",
+            endpoint.settings.realm.replace(['"', '\\'], "")
+        );
+        let challenge = HeaderValue::from_str(&challenge)
+            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"runnerkit\""));
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, challenge)],
+            "authentication required\n",
+        )
+            .into_response();
     }
     let running = endpoint.board.running();
     let done = endpoint.board.done();

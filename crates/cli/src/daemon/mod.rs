@@ -260,9 +260,9 @@ fn watch_signals(shutdown: CancellationToken, drain: Duration) -> tokio::task::J
 /// `1h`, `10m`, `90s`.
 fn short_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs > 0 && secs % 3600 == 0 {
+    if secs > 0 && secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs > 0 && secs % 60 == 0 {
+    } else if secs > 0 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{:.0}s", d.as_secs_f64())

@@ -317,12 +317,12 @@ impl Store {
             );
         }
         let build_id = body.build_id;
-        if let Some(build) = self.builds.get_mut(&build_id) {
-            if build.status == Status::Pending {
-                build.status = Status::Running;
-                build.started = now();
-                build.version += 1;
-            }
+        if let Some(build) = self.builds.get_mut(&build_id)
+            && build.status == Status::Pending
+        {
+            build.status = Status::Running;
+            build.started = now();
+            build.version += 1;
         }
         self.stage_with_steps(body.id)
     }
@@ -416,12 +416,12 @@ impl Store {
             .map(|s| s.status)
             .find(|s| matches!(s, Status::Killed | Status::Failure | Status::Error))
             .unwrap_or(Status::Success);
-        if let Some(build) = self.builds.get_mut(&build_id) {
-            if !build.status.is_done() {
-                build.status = status;
-                build.finished = now();
-                build.version += 1;
-            }
+        if let Some(build) = self.builds.get_mut(&build_id)
+            && !build.status.is_done()
+        {
+            build.status = status;
+            build.finished = now();
+            build.version += 1;
         }
     }
 
