@@ -1,15 +1,19 @@
 //! Runtime overhead per step, with a no-op engine and one no-op hook.
 //!
 //! Run: `cargo bench --bench runtime` (all workloads, prints a Markdown
-//! table), or `cargo bench --bench runtime -- memory` for the peak memory of
-//! the layered N = 10,000 run (read from /proc, so run it in its own process).
+//! table), or `cargo bench --bench runtime -- memory [copied]` for the peak
+//! memory of the layered (or layered-copied) N = 10,000 run (read from /proc,
+//! so run it in its own process).
 //!
 //! Workloads, each for N = 100, 1,000, 10,000 steps and 0 or 100 log lines
 //! of 80 bytes per step:
 //! - chain: step i depends on step i-1;
 //! - fan-out: N independent steps;
 //! - layered: 10 layers of N/10 steps, each depending on every step of the
-//!   layer before;
+//!   layer before; the steps of a layer share one `depends_on` list, as a
+//!   generator builds them;
+//! - layered-copied: the same with every step holding its own copy of the
+//!   list (9 million `String`s at N = 10,000), as deserialized input does;
 //! - random: fixed seed, each step depends on up to 3 earlier steps.
 
 use std::pin::Pin;
@@ -77,6 +81,7 @@ enum Workload {
     Chain,
     FanOut,
     Layered,
+    LayeredCopied,
     Random,
 }
 
@@ -86,6 +91,7 @@ impl Workload {
             Self::Chain => "chain",
             Self::FanOut => "fan-out",
             Self::Layered => "layered",
+            Self::LayeredCopied => "layered-copied",
             Self::Random => "random",
         }
     }
@@ -101,16 +107,15 @@ impl Workload {
             rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
         };
         let layer = (n / 10).max(1);
+        let layers: Vec<Arc<[String]>> = names.chunks(layer).map(Arc::from).collect();
         let steps = (0..n)
             .map(|i| {
                 let depends_on = match self {
-                    Self::Chain if i > 0 => vec![names[i - 1].clone()],
-                    Self::Chain | Self::FanOut => Vec::new(),
-                    Self::Layered if i >= layer => {
-                        let l = i / layer;
-                        names[(l - 1) * layer..l * layer].to_vec()
-                    }
-                    Self::Layered => Vec::new(),
+                    Self::Chain if i > 0 => [names[i - 1].clone()].into(),
+                    Self::Chain | Self::FanOut => Arc::default(),
+                    Self::Layered if i >= layer => layers[i / layer - 1].clone(),
+                    Self::LayeredCopied if i >= layer => layers[i / layer - 1].to_vec().into(),
+                    Self::Layered | Self::LayeredCopied => Arc::default(),
                     Self::Random if i > 0 => {
                         let k = (next() % 4) as usize;
                         let mut deps: Vec<String> = (0..k)
@@ -118,9 +123,9 @@ impl Workload {
                             .collect();
                         deps.sort();
                         deps.dedup();
-                        deps
+                        deps.into()
                     }
-                    Self::Random => Vec::new(),
+                    Self::Random => Arc::default(),
                 };
                 Step {
                     depends_on,
@@ -136,7 +141,7 @@ impl Workload {
             ..Spec::default()
         };
         if matches!(self, Self::FanOut) && n > 1 {
-            spec.steps[n - 1].depends_on = vec![names[0].clone()];
+            spec.steps[n - 1].depends_on = [names[0].clone()].into();
         }
         spec
     }
@@ -187,8 +192,8 @@ fn proc_status(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn memory(rt: &tokio::runtime::Runtime) {
-    let spec = Arc::new(Workload::Layered.spec(10_000));
+fn memory(rt: &tokio::runtime::Runtime, workload: Workload) {
+    let spec = Arc::new(workload.spec(10_000));
     let runtime = runtime_for(0);
     let before = proc_status("VmRSS:");
     let snap = rt
@@ -197,7 +202,8 @@ fn memory(rt: &tokio::runtime::Runtime) {
     assert_eq!(snap.stage.status, Status::Success);
     let peak = proc_status("VmHWM:");
     println!(
-        "layered N=10000: peak RSS {:.1} MiB, of which the input spec and process {:.1} MiB, the run {:.1} MiB",
+        "{} N=10000: peak RSS {:.1} MiB, of which the input spec and process {:.1} MiB, the run {:.1} MiB",
+        workload.name(),
         peak as f64 / 1024.0,
         before as f64 / 1024.0,
         peak.saturating_sub(before) as f64 / 1024.0
@@ -223,7 +229,15 @@ fn main() {
     .expect("tokio runtime");
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "memory") {
-        memory(&rt);
+        let copied = args.iter().any(|a| a == "copied");
+        memory(
+            &rt,
+            if copied {
+                Workload::LayeredCopied
+            } else {
+                Workload::Layered
+            },
+        );
         return;
     }
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-')).cloned();
@@ -235,6 +249,7 @@ fn main() {
         Workload::Chain,
         Workload::FanOut,
         Workload::Layered,
+        Workload::LayeredCopied,
         Workload::Random,
     ] {
         if filter.as_deref().is_some_and(|f| !w.name().contains(f)) {

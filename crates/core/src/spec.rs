@@ -7,6 +7,7 @@
 //! language, so an engine can be driven by a Spec built any other way.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -288,8 +289,12 @@ pub struct Step {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub user: String,
     /// Names of steps that must finish before this one starts.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub depends_on: Vec<String>,
+    ///
+    /// Shared, because generated pipelines give whole layers of steps the same
+    /// list: steps holding the same `Arc` cost one list, and the runtime
+    /// checks it once (`vec![..].into()` or `collect()` builds one).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub depends_on: Arc<[String]>,
     /// When the step runs, given the stage's state.
     #[serde(skip_serializing_if = "RunPolicy::is_default")]
     pub run_policy: RunPolicy,

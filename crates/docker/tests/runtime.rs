@@ -162,9 +162,9 @@ async fn independent_steps_of_a_dag_run_at_the_same_time() {
         )
     };
     let mut a = script("a", &wait_for("a", "b"));
-    a.depends_on = vec!["init".into()];
+    a.depends_on = ["init".to_owned()].into();
     let mut b = script("b", &wait_for("b", "a"));
-    b.depends_on = vec!["init".into()];
+    b.depends_on = ["init".to_owned()].into();
     let spec = spec("rtdag", vec![script("init", "true"), a, b]);
     let (done, _) = run(engine, spec, CancellationToken::new()).await;
     assert_eq!(done.stage.status, Status::Success, "{done:?}");

@@ -312,7 +312,7 @@ impl StageRunner {
                 errignore: s.error_policy == runnerkit_core::ErrorPolicy::Ignore,
                 image: s.image.clone(),
                 detached: s.detach,
-                depends_on: s.depends_on.clone(),
+                depends_on: s.depends_on.to_vec(),
                 ..drone::Step::default()
             })
             .collect();

@@ -12,6 +12,8 @@
 //! The graph is exposed to petgraph through its visit traits, and petgraph's
 //! Tarjan SCC names the steps of every cycle.
 
+use std::sync::Arc;
+
 use petgraph::visit::{GraphBase, IntoNeighbors, IntoNodeIdentifiers, NodeIndexable};
 use runnerkit_core::{RunPolicy, Spec};
 use rustc_hash::FxHashMap;
@@ -72,20 +74,22 @@ impl Plan {
                 *wait = member_offsets.len() as u32 - 2;
             }
         } else {
-            let mut previous: Option<(&[String], u32)> = None;
+            // Consecutive steps with the same list share its group: checked
+            // by pointer first (a shared `Arc`), then by value.
+            let mut previous: Option<(&Arc<[String]>, u32)> = None;
             for (p, &i) in steps.iter().enumerate() {
                 let step = &spec.steps[i];
                 if step.depends_on.is_empty() {
                     continue;
                 }
                 if let Some((list, group)) = previous
-                    && list == step.depends_on.as_slice()
+                    && (Arc::ptr_eq(list, &step.depends_on) || **list == *step.depends_on)
                 {
                     waits_for[p] = group;
                     continue;
                 }
                 let start = members.len();
-                for dep in &step.depends_on {
+                for dep in step.depends_on.iter() {
                     let Some(&d) = by_name.get(dep.as_str()) else {
                         return Err(Error::UnknownDependency {
                             step: step.name.clone(),
@@ -116,7 +120,7 @@ impl Plan {
                     member_offsets.len() as u32 - 2
                 };
                 waits_for[p] = group;
-                previous = Some((step.depends_on.as_slice(), group));
+                previous = Some((&step.depends_on, group));
             }
         }
 
@@ -322,6 +326,25 @@ mod tests {
         let g = plan.waits_for(2).unwrap();
         assert_eq!(plan.waiters(g), &[2, 3]);
         assert_eq!(plan.group_size(g), 2);
+    }
+
+    #[test]
+    fn a_shared_list_is_one_group_and_still_checked() {
+        let layer: Arc<[String]> = ["a".to_owned(), "b".to_owned()].into();
+        let mut s = spec(&[("a", &[]), ("b", &[]), ("c", &[]), ("d", &[])]);
+        s.steps[2].depends_on = layer.clone();
+        s.steps[3].depends_on = layer;
+        let plan = Plan::new(&s).unwrap();
+        assert_eq!(plan.groups(), 1);
+        assert_eq!(plan.waiters(0), &[2, 3]);
+
+        // A step whose (shared) list names itself is a cycle, even when the
+        // step before it with the same list was fine.
+        let err = Plan::new(&spec(&[("x", &["y"]), ("y", &["y"])])).unwrap_err();
+        assert!(
+            matches!(&err, Error::Cycle(names) if names == &["y"]),
+            "{err}"
+        );
     }
 
     #[test]

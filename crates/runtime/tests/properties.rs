@@ -77,7 +77,7 @@ fn build(case: &Case) -> (MockEngine, Arc<Spec>) {
         let mut deps: Vec<String> = c.deps.iter().map(|&d| name(d)).collect();
         deps.dedup();
         steps.push(Step {
-            depends_on: deps,
+            depends_on: deps.into(),
             run_policy: c.run_policy,
             error_policy: c.error_policy,
             ..Step::named(name(i))

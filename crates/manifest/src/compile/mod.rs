@@ -278,9 +278,16 @@ fn finish_steps(spec: &mut Spec, with_clone: bool, spec_id: &str) {
             continue;
         }
         if !with_clone {
-            step.depends_on.retain(|d| d != "clone");
+            if step.depends_on.iter().any(|d| d == "clone") {
+                step.depends_on = step
+                    .depends_on
+                    .iter()
+                    .filter(|d| *d != "clone")
+                    .cloned()
+                    .collect();
+            }
         } else if step.depends_on.is_empty() {
-            step.depends_on.push("clone".into());
+            step.depends_on = ["clone".to_owned()].into();
         }
     }
 }
@@ -512,7 +519,7 @@ impl Assembly<'_> {
             name: name.clone(),
             environment: env,
             secrets,
-            depends_on: spec.depends_on.clone(),
+            depends_on: spec.depends_on.as_slice().into(),
             run_policy: spec.when.run_policy(self.ctx.match_input()),
             error_policy: error_policy(&spec.failure),
             detach,
