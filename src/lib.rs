@@ -56,7 +56,6 @@
 //!         self.live.lock().unwrap().push(spec.id.clone());
 //!         Ok(())
 //!     }
-//!     async fn create(&self, _: &Spec, _: &Step, _: &CancellationToken) -> Result<(), EngineError> { Ok(()) }
 //!     async fn start(&self, _: &Spec, _: &Step, _: &CancellationToken) -> Result<(), EngineError> { Ok(()) }
 //!     async fn tail(&self, _: &Spec, step: &Step, _: &CancellationToken) -> Result<LogStream, EngineError> {
 //!         let out = Bytes::from(format!("hello from {}\n", step.name));

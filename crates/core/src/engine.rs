@@ -68,17 +68,28 @@ pub trait Engine: Send + Sync {
     /// anything created before the failure must be findable from `spec`.
     ///
     /// `cancel` is the stage's token: stop early when it fires.
-    async fn setup(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError>;
+    ///
+    /// The default prepares nothing, for engines whose steps share nothing.
+    async fn setup(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
+        let _ = (spec, cancel);
+        Ok(())
+    }
 
     /// Creates the step's process or container without starting it, fetching
     /// what it needs first (an image pull; progress may go to the step's log
     /// through the engine's own means, e.g. prefixed to the `tail` stream).
+    ///
+    /// The default creates nothing, for engines that make a step's process in
+    /// [`start`](Engine::start).
     async fn create(
         &self,
         spec: &Spec,
         step: &Step,
         cancel: &CancellationToken,
-    ) -> Result<(), EngineError>;
+    ) -> Result<(), EngineError> {
+        let _ = (spec, step, cancel);
+        Ok(())
+    }
 
     /// Starts the step created by [`create`](Engine::create). Returns once it
     /// is running, not when it ends.
