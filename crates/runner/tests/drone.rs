@@ -2,8 +2,8 @@
 //! (`runnerkit_drone::testing::DroneServer`), on the mock engine and on the
 //! host engine (`type: exec` pipelines running real `sh` commands).
 //!
-//! Every scenario is one `async fn` taking the engine; each has a `_on_mock`
-//! and an `_on_host` test. The mock is scripted to print what the commands
+//! Every scenario is one `async fn` taking the engine, declared as two tests
+//! (`SCENARIO::on_mock`, `SCENARIO::on_host`) by `on_mock_and_host!`. The mock is scripted to print what the commands
 //! print, so the assertions are the same; the host engine's `+ command`
 //! echo lines are left out of the comparison ([`content`]).
 //!
@@ -34,6 +34,32 @@ struct Rig {
     server: DroneServer,
     manager: Arc<DroneManager>,
     runner: Arc<StageRunner>,
+}
+
+/// One scenario as two tests, `NAME::on_mock` and `NAME::on_host`: on the
+/// mock engine the expression scripts the steps, and the closure-like block
+/// then inspects the calls the engine saw.
+macro_rules! on_mock_and_host {
+    ($name:ident: $scenario:ident($mock:expr) $(, |$engine:ident| $check:block)?) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_mock() {
+                let engine: MockEngine = $mock;
+                $scenario(Arc::new(engine.clone())).await;
+                $(
+                    let $engine = engine;
+                    $check
+                )?
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_host() {
+                $scenario(host()).await;
+            }
+        }
+    };
 }
 
 async fn rig(engine: Arc<dyn Engine>) -> Rig {
@@ -324,17 +350,12 @@ async fn passes(engine: Arc<dyn Engine>) {
     assert_eq!(build.status, Status::Success);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stage_passes_on_mock() {
-    let engine = passes_mock();
-    passes(Arc::new(engine.clone())).await;
-    engine.assert_protocol();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stage_passes_on_host() {
-    passes(host()).await;
-}
+on_mock_and_host!(
+    a_stage_passes: passes(passes_mock()),
+    |engine| {
+        engine.assert_protocol();
+    }
+);
 
 // ---------------------------------------------------------------- failure: ignore, exit 78, policies
 
@@ -426,19 +447,14 @@ async fn policies(engine: Arc<dyn Engine>) {
     assert_eq!(content(&rig.uploaded(id, "early")), ["enough"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ignored_failure_and_exit_78_on_mock() {
-    let engine = policies_mock();
-    policies(Arc::new(engine.clone())).await;
-    engine.assert_protocol();
-    assert!(engine.calls_for("after").is_empty());
-    assert!(engine.calls_for("on-failure").is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ignored_failure_and_exit_78_on_host() {
-    policies(host()).await;
-}
+on_mock_and_host!(
+    ignored_failure_and_exit_78: policies(policies_mock()),
+    |engine| {
+        engine.assert_protocol();
+        assert!(engine.calls_for("after").is_empty());
+        assert!(engine.calls_for("on-failure").is_empty());
+    }
+);
 
 // ---------------------------------------------------------------- 409 on accept
 
@@ -480,17 +496,12 @@ async fn taken(engine: Arc<dyn Engine>) {
     assert!(rig.server.step_updates().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stage_taken_by_another_runner_is_left_alone_on_mock() {
-    let engine = MockEngine::new();
-    taken(Arc::new(engine.clone())).await;
-    assert!(engine.calls().is_empty(), "nothing ran");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stage_taken_by_another_runner_is_left_alone_on_host() {
-    taken(host()).await;
-}
+on_mock_and_host!(
+    a_stage_taken_by_another_runner_is_left_alone: taken(MockEngine::new()),
+    |engine| {
+        assert!(engine.calls().is_empty(), "nothing ran");
+    }
+);
 
 // ---------------------------------------------------------------- cancel through watch
 
@@ -584,18 +595,13 @@ async fn cancelled(engine: Arc<dyn Engine>) {
     assert!(content(&rig.uploaded(id, "build")).starts_with(&["started".to_owned()]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_through_watch_kills_the_running_step_on_mock() {
-    let engine = long_mock();
-    cancelled(Arc::new(engine.clone())).await;
-    engine.assert_protocol();
-    assert!(engine.calls_for("test").is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_through_watch_kills_the_running_step_on_host() {
-    cancelled(host()).await;
-}
+on_mock_and_host!(
+    a_cancel_through_watch_kills_the_running_step: cancelled(long_mock()),
+    |engine| {
+        engine.assert_protocol();
+        assert!(engine.calls_for("test").is_empty());
+    }
+);
 
 // ---------------------------------------------------------------- YAML error
 
@@ -626,17 +632,12 @@ async fn yaml_error(engine: Arc<dyn Engine>) {
     assert!(rig.server.step_updates().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_yaml_error_reports_the_stage_as_error_on_mock() {
-    let engine = MockEngine::new();
-    yaml_error(Arc::new(engine.clone())).await;
-    assert!(engine.calls().is_empty(), "nothing ran");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_yaml_error_reports_the_stage_as_error_on_host() {
-    yaml_error(host()).await;
-}
+on_mock_and_host!(
+    a_yaml_error_reports_the_stage_as_error: yaml_error(MockEngine::new()),
+    |engine| {
+        assert!(engine.calls().is_empty(), "nothing ran");
+    }
+);
 
 // ---------------------------------------------------------------- the server goes away
 
@@ -745,17 +746,12 @@ async fn outage(engine: Arc<dyn Engine>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_server_going_away_loses_no_status_and_no_line_on_mock() {
-    let engine = chatty_mock();
-    outage(Arc::new(engine.clone())).await;
-    engine.assert_protocol();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_server_going_away_loses_no_status_and_no_line_on_host() {
-    outage(host()).await;
-}
+on_mock_and_host!(
+    the_server_going_away_loses_no_status_and_no_line: outage(chatty_mock()),
+    |engine| {
+        engine.assert_protocol();
+    }
+);
 
 // ---------------------------------------------------------------- secrets
 
@@ -823,15 +819,9 @@ async fn secrets(engine: Arc<dyn Engine>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_never_reach_the_server_on_mock() {
-    secrets(Arc::new(secrets_mock())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_never_reach_the_server_on_host() {
-    secrets(host()).await;
-}
+on_mock_and_host!(
+    secrets_never_reach_the_server: secrets(secrets_mock())
+);
 
 // ---------------------------------------------------------------- compile warnings
 
@@ -887,18 +877,15 @@ async fn warnings(engine: Arc<dyn Engine>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compile_warning_opens_the_steps_log_on_mock() {
-    let engine = MockEngine::new()
+fn warnings_mock() -> MockEngine {
+    MockEngine::new()
         .with_step("quiet", StepScript::exit(0).with_lines(["quiet"]))
-        .with_step("loud", StepScript::exit(0).with_lines(["loud"]));
-    warnings(Arc::new(engine)).await;
+        .with_step("loud", StepScript::exit(0).with_lines(["loud"]))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compile_warning_opens_the_steps_log_on_host() {
-    warnings(host()).await;
-}
+on_mock_and_host!(
+    a_compile_warning_opens_the_steps_log: warnings(warnings_mock())
+);
 
 // ---------------------------------------------------------------- the poller
 
@@ -968,15 +955,9 @@ async fn poller_drains(engine: Arc<dyn Engine>) {
     assert_eq!(stats.running.load(Relaxed), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_poller_runs_two_stages_and_drains_on_shutdown_on_mock() {
-    poller_drains(Arc::new(work_mock())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_poller_runs_two_stages_and_drains_on_shutdown_on_host() {
-    poller_drains(host()).await;
-}
+on_mock_and_host!(
+    the_poller_runs_two_stages_and_drains_on_shutdown: poller_drains(work_mock())
+);
 
 /// Past the drain timeout, what still runs is cancelled and reported killed.
 async fn poller_kills_after_drain(engine: Arc<dyn Engine>) {
@@ -1017,17 +998,12 @@ async fn poller_kills_after_drain(engine: Arc<dyn Engine>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_poller_kills_what_outlives_the_drain_timeout_on_mock() {
-    let engine = long_mock();
-    poller_kills_after_drain(Arc::new(engine.clone())).await;
-    engine.assert_protocol();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_poller_kills_what_outlives_the_drain_timeout_on_host() {
-    poller_kills_after_drain(host()).await;
-}
+on_mock_and_host!(
+    the_poller_kills_what_outlives_the_drain_timeout: poller_kills_after_drain(long_mock()),
+    |engine| {
+        engine.assert_protocol();
+    }
+);
 
 // ---------------------------------------------------------------- a panic in one stage
 
@@ -1099,15 +1075,9 @@ async fn a_panic_is_reported(engine: Arc<dyn Engine>) {
     assert_eq!(stats.succeeded.load(Relaxed), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panic_in_a_stage_is_reported_and_the_worker_lives_on_on_mock() {
-    a_panic_is_reported(Arc::new(passes_mock())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panic_in_a_stage_is_reported_and_the_worker_lives_on_on_host() {
-    a_panic_is_reported(host()).await;
-}
+on_mock_and_host!(
+    a_panic_in_a_stage_is_reported_and_the_worker_lives_on: a_panic_is_reported(passes_mock())
+);
 
 // ---------------------------------------------------------------- detached steps
 
@@ -1167,17 +1137,12 @@ async fn detached(engine: Arc<dyn Engine>) {
     assert_eq!(content(&rig.uploaded(id, "client")), ["asked"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_detached_step_ends_success_with_the_stage_on_mock() {
-    let engine = detached_mock();
-    detached(Arc::new(engine.clone())).await;
-    engine.assert_protocol();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_detached_step_ends_success_with_the_stage_on_host() {
-    detached(host()).await;
-}
+on_mock_and_host!(
+    a_detached_step_ends_success_with_the_stage: detached(detached_mock()),
+    |engine| {
+        engine.assert_protocol();
+    }
+);
 
 // ---------------------------------------------------------------- 409 on a report
 
@@ -1203,18 +1168,13 @@ async fn conflict_on_report(engine: Arc<dyn Engine>) {
     assert_eq!(steps, [Status::Skipped, Status::Skipped]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_409_on_a_step_report_stops_the_stage_on_mock() {
-    let engine = passes_mock();
-    conflict_on_report(Arc::new(engine.clone())).await;
-    engine.assert_protocol();
-    assert!(engine.calls_for("build").is_empty() && engine.calls_for("test").is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_409_on_a_step_report_stops_the_stage_on_host() {
-    conflict_on_report(host()).await;
-}
+on_mock_and_host!(
+    a_409_on_a_step_report_stops_the_stage: conflict_on_report(passes_mock()),
+    |engine| {
+        engine.assert_protocol();
+        assert!(engine.calls_for("build").is_empty() && engine.calls_for("test").is_empty());
+    }
+);
 
 // ---------------------------------------------------------------- refused live batches
 
@@ -1262,15 +1222,9 @@ async fn refused_batches(engine: Arc<dyn Engine>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_live_batches_are_sent_again_on_mock() {
-    refused_batches(Arc::new(one_step_mock())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_live_batches_are_sent_again_on_host() {
-    refused_batches(host()).await;
-}
+on_mock_and_host!(
+    refused_live_batches_are_sent_again: refused_batches(one_step_mock())
+);
 
 /// Past the live buffer's bound, lines are counted, and the live stream is
 /// told how many it missed; the uploaded log has them all.
@@ -1411,17 +1365,12 @@ async fn deadline(engine: Arc<dyn Engine>) {
     assert_eq!(content(&rig.uploaded(id, "build")), ["started"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repository_without_timeout_gets_the_runners_deadline_on_mock() {
-    let engine = long_mock();
-    deadline(Arc::new(engine.clone())).await;
-    engine.assert_protocol();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repository_without_timeout_gets_the_runners_deadline_on_host() {
-    deadline(host()).await;
-}
+on_mock_and_host!(
+    a_repository_without_timeout_gets_the_runners_deadline: deadline(long_mock()),
+    |engine| {
+        engine.assert_protocol();
+    }
+);
 
 /// A live stream that refuses every batch to the end of the step gets no
 /// more batches once the step has ended: its lines are in the upload.
