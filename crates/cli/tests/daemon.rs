@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use runnerkit_core::Status;
-use runnerkit_core::drone::{Build, ConfigFile, Details, Repo, Stage};
-use runnerkit_drone::testing::{DroneServer, ServerConfig};
+use runnerkit_core::drone::{Details, Stage};
+use runnerkit_drone::testing::{DroneServer, ServerConfig, push_stage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_runnerkit");
@@ -74,41 +74,10 @@ async fn server() -> DroneServer {
         .unwrap()
 }
 
-/// A push build of `octo/hello` running the `default` pipeline of `yaml`,
-/// of type `exec`.
+/// A stage of a push build of `octo/hello` running the `default` pipeline of
+/// `yaml` (type `exec`).
 fn exec_stage(yaml: &str) -> Details {
-    Details {
-        repository: Repo {
-            id: 1,
-            namespace: "octo".into(),
-            name: "hello".into(),
-            slug: "octo/hello".into(),
-            default_branch: "main".into(),
-            timeout: 60,
-            active: true,
-            ..Repo::default()
-        },
-        build: Build {
-            number: 7,
-            event: "push".into(),
-            git_ref: "refs/heads/main".into(),
-            source: "main".into(),
-            target: "main".into(),
-            after: "0123456789abcdef0123456789abcdef01234567".into(),
-            status: Status::Pending,
-            ..Build::default()
-        },
-        stage: Stage {
-            name: "default".into(),
-            kind_type: "exec".into(),
-            ..Stage::default()
-        },
-        config: ConfigFile {
-            data: yaml.as_bytes().to_vec(),
-            hash: None,
-        },
-        ..Details::default()
-    }
+    push_stage(yaml, "exec")
 }
 
 /// A file removed when dropped.

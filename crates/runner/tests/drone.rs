@@ -14,9 +14,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use runnerkit_core::drone::{self, Build, ConfigFile, Details, Filter, Netrc, Repo, Secret, Stage};
+use runnerkit_core::drone::{self, Details, Filter, Netrc, Secret, Stage};
 use runnerkit_core::{CancellationToken, Engine, Manager, Status};
-use runnerkit_drone::testing::{DroneServer, Endpoint, Fault, RecordedRequest, ServerConfig};
+use runnerkit_drone::testing::{
+    DroneServer, Endpoint, Fault, RecordedRequest, ServerConfig, push_stage,
+};
 use runnerkit_drone::{DroneManager, RetryPolicy};
 use runnerkit_local::LocalEngine;
 use runnerkit_manifest::{SecretError, SecretProvider, SecretRequest};
@@ -108,38 +110,7 @@ fn filter() -> Filter {
 /// A stage of a push build of `octo/hello` running the `default` pipeline of
 /// `yaml` (type `exec`).
 fn details(yaml: &str) -> Details {
-    Details {
-        repository: Repo {
-            id: 1,
-            namespace: "octo".into(),
-            name: "hello".into(),
-            slug: "octo/hello".into(),
-            default_branch: "main".into(),
-            timeout: 60,
-            active: true,
-            ..Repo::default()
-        },
-        build: Build {
-            number: 7,
-            event: "push".into(),
-            git_ref: "refs/heads/main".into(),
-            source: "main".into(),
-            target: "main".into(),
-            after: "0123456789abcdef0123456789abcdef01234567".into(),
-            status: Status::Pending,
-            ..Build::default()
-        },
-        stage: Stage {
-            name: "default".into(),
-            kind_type: "exec".into(),
-            ..Stage::default()
-        },
-        config: ConfigFile {
-            data: yaml.as_bytes().to_vec(),
-            hash: None,
-        },
-        ..Details::default()
-    }
+    push_stage(yaml, "exec")
 }
 
 impl Rig {

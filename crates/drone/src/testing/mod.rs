@@ -94,6 +94,44 @@ use crate::DroneConfig;
 use faults::Faults;
 use store::Store;
 
+/// A stage to [`enqueue`](DroneServer::enqueue): the `default` stage (of
+/// type `kind_type`) of push build 7 of `octo/hello` on `main`, whose
+/// `.drone.yml` is `yaml`. Override fields with struct update syntax.
+pub fn push_stage(yaml: &str, kind_type: &str) -> Details {
+    Details {
+        repository: Repo {
+            id: 1,
+            namespace: "octo".into(),
+            name: "hello".into(),
+            slug: "octo/hello".into(),
+            default_branch: "main".into(),
+            timeout: 60,
+            active: true,
+            ..Repo::default()
+        },
+        build: Build {
+            number: 7,
+            event: "push".into(),
+            git_ref: "refs/heads/main".into(),
+            source: "main".into(),
+            target: "main".into(),
+            after: "0123456789abcdef0123456789abcdef01234567".into(),
+            status: Status::Pending,
+            ..Build::default()
+        },
+        stage: Stage {
+            name: "default".into(),
+            kind_type: kind_type.into(),
+            ..Stage::default()
+        },
+        config: ConfigFile {
+            data: yaml.as_bytes().to_vec(),
+            hash: None,
+        },
+        ..Details::default()
+    }
+}
+
 /// Settings of a [`DroneServer`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct ServerConfig {
