@@ -2,50 +2,26 @@
 //! copies its fixture into a fresh directory, since that directory becomes
 //! the workspace the steps write into.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_runnerkit");
 
-/// A fresh workspace holding `fixture` as `.drone.yml`.
-fn workspace(fixture: &str) -> Scratch {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "rk-cli-{}-{n}-{}",
-        std::process::id(),
-        fixture.replace('.', "-")
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A fresh workspace holding `fixture` as `.drone.yml`, removed when dropped
+/// (even when the test panicked).
+fn workspace(fixture: &str) -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("rk-cli-{}-", fixture.replace('.', "-")))
+        .tempdir()
+        .unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(fixture);
-    std::fs::copy(src, dir.join(".drone.yml")).unwrap();
-    Scratch(dir)
-}
-
-/// A directory removed when dropped, even when the test panicked.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    std::fs::copy(src, dir.path().join(".drone.yml")).unwrap();
+    dir
 }
 
 fn runnerkit(dir: &Path, args: &[&str]) -> Command {
@@ -116,7 +92,8 @@ fn json(text: &str) -> serde_json::Value {
 
 #[test]
 fn a_passing_pipeline_exits_0_with_prefixed_logs_and_a_summary() {
-    let dir = workspace("pass.drone.yml");
+    let tmp = workspace("pass.drone.yml");
+    let dir = tmp.path();
     let r = run(&dir, &["exec"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(
@@ -151,7 +128,8 @@ pipeline success in <dur>
 
 #[test]
 fn a_failing_pipeline_exits_1_and_shows_every_step() {
-    let dir = workspace("fail.drone.yml");
+    let tmp = workspace("fail.drone.yml");
+    let dir = tmp.path();
     let r = run(&dir, &["exec", ".drone.yml"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert_eq!(
@@ -186,7 +164,8 @@ pipeline failure in <dur>
 
 #[test]
 fn json_puts_one_result_line_on_stdout_and_the_logs_on_stderr() {
-    let dir = workspace("fail.drone.yml");
+    let tmp = workspace("fail.drone.yml");
+    let dir = tmp.path();
     let r = run(&dir, &["exec", "--json"]);
     assert_eq!(r.code, 1);
     let v = json(&r.stdout);
@@ -209,7 +188,9 @@ fn json_puts_one_result_line_on_stdout_and_the_logs_on_stderr() {
     );
     assert!(r.stderr.contains("pipeline failure in "), "{}", r.stderr);
 
-    let dir2 = workspace("pass.drone.yml");
+    let dir2_tmp = workspace("pass.drone.yml");
+
+    let dir2 = dir2_tmp.path();
     let r = run(&dir2, &["exec", "--json"]);
     assert_eq!(r.code, 0);
     let v = json(&r.stdout);
@@ -223,7 +204,8 @@ fn json_puts_one_result_line_on_stdout_and_the_logs_on_stderr() {
 #[test]
 fn refused_input_exits_2() {
     // No file.
-    let dir = workspace("pass.drone.yml");
+    let tmp = workspace("pass.drone.yml");
+    let dir = tmp.path();
     let r = run(&dir, &["exec", "missing.yml"]);
     assert_eq!(r.code, 2);
     assert!(
@@ -249,7 +231,8 @@ fn refused_input_exits_2() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
     // Invalid YAML: the message names the line.
-    let dir = workspace("invalid.drone.yml");
+    let tmp = workspace("invalid.drone.yml");
+    let dir = tmp.path();
     let r = run(&dir, &["exec"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("invalid pipeline file"), "{}", r.stderr);
@@ -262,7 +245,8 @@ fn refused_input_exits_2() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
     // Lint errors: nothing runs.
-    let dir = workspace("lint.drone.yml");
+    let tmp = workspace("lint.drone.yml");
+    let dir = tmp.path();
     let r = run(&dir, &["exec"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("step \"build\""), "{}", r.stderr);
@@ -273,7 +257,8 @@ fn refused_input_exits_2() {
 
 #[test]
 fn secrets_are_masked_in_everything_printed() {
-    let dir = workspace("secrets.drone.yml");
+    let tmp = workspace("secrets.drone.yml");
+    let dir = tmp.path();
     let secret = "s3cr3t-V4lue";
     let r = runnerkit(
         &dir,
@@ -333,7 +318,8 @@ fn secrets_are_masked_in_everything_printed() {
 
 #[test]
 fn build_flags_reach_conditions_and_variables() {
-    let dir = workspace("multi.drone.yml");
+    let tmp = workspace("multi.drone.yml");
+    let dir = tmp.path();
     let r = run(
         &dir,
         &[
@@ -380,7 +366,8 @@ fn build_flags_reach_conditions_and_variables() {
 
 #[test]
 fn lint_exits_0_when_clean_and_2_with_one_line_per_problem() {
-    let dir = workspace("lint.drone.yml");
+    let tmp = workspace("lint.drone.yml");
+    let dir = tmp.path();
     let r = run(&dir, &["lint"]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     let problems: Vec<&str> = r
@@ -406,7 +393,8 @@ fn lint_exits_0_when_clean_and_2_with_one_line_per_problem() {
         "{problems:?}"
     );
     assert!(r.stdout.ends_with("2 problems\n"));
-    let dir2 = workspace("pass.drone.yml");
+    let dir2_tmp = workspace("pass.drone.yml");
+    let dir2 = dir2_tmp.path();
     let r = run(&dir2, &["lint", "--trusted"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -415,7 +403,8 @@ fn lint_exits_0_when_clean_and_2_with_one_line_per_problem() {
 
 #[test]
 fn compile_prints_the_spec_as_json() {
-    let dir = workspace("pass.drone.yml");
+    let tmp = workspace("pass.drone.yml");
+    let dir = tmp.path();
     let r = run(&dir, &["compile"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let spec: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -447,7 +436,8 @@ fn compile_prints_the_spec_as_json() {
 
 #[test]
 fn a_docker_pipeline_without_a_daemon_is_refused() {
-    let dir = workspace("docker.drone.yml");
+    let tmp = workspace("docker.drone.yml");
+    let dir = tmp.path();
     let r = runnerkit(&dir, &["exec"])
         .env("DOCKER_HOST", "unix:///nonexistent/runnerkit/docker.sock")
         .output()
@@ -548,7 +538,9 @@ fn stops_cleanly_on(signal: nix::sys::signal::Signal) {
     use nix::sys::signal::kill;
     use nix::unistd::Pid;
 
-    let dir = workspace("sigint.drone.yml");
+    let tmp = workspace("sigint.drone.yml");
+
+    let dir = tmp.path();
     let mut child = runnerkit(&dir, &["exec", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -602,7 +594,9 @@ fn a_second_sigint_quits_at_once_with_130() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
 
-    let dir = workspace("stubborn.drone.yml");
+    let tmp = workspace("stubborn.drone.yml");
+
+    let dir = tmp.path();
     let mut child = runnerkit(&dir, &["exec"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -655,7 +649,8 @@ async fn a_docker_pipeline_runs_with_the_workspace_mounted() {
     let Some(_engine) = runnerkit_docker::testing::docker_or_skip().await else {
         return;
     };
-    let dir = workspace("docker-workspace.drone.yml");
+    let tmp = workspace("docker-workspace.drone.yml");
+    let dir = tmp.path();
     std::fs::write(dir.join("input.txt"), "from the host\n").unwrap();
     let r = tokio::task::spawn_blocking({
         let dir = dir.to_path_buf();
@@ -677,7 +672,8 @@ async fn a_docker_pipeline_runs_with_the_workspace_mounted() {
 
 #[test]
 fn trusted_only_settings_need_trusted() {
-    let dir = workspace("trusted.drone.yml");
+    let tmp = workspace("trusted.drone.yml");
+    let dir = tmp.path();
     let r = run(&dir, &["exec"]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(

@@ -1,7 +1,9 @@
 //! `LocalEngine` through its public `Engine` calls, on real processes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
 use std::time::Duration;
+use tempfile::TempDir;
 
 use futures_util::StreamExt;
 use runnerkit_core::{
@@ -10,34 +12,10 @@ use runnerkit_core::{
 use runnerkit_local::LocalEngine;
 
 /// A fresh directory for one test's stage roots, so a test can check that
-/// `destroy` left nothing in it.
-fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("rk-local-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
-}
-
-/// A directory removed when dropped, even when the test panicked.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// `destroy` left nothing in it; removed when dropped (even on a panic).
+fn scratch(name: &str) -> TempDir {
+    let prefix = format!("rk-local-{name}-");
+    tempfile::Builder::new().prefix(&prefix).tempdir().unwrap()
 }
 
 fn engine(dir: &Path) -> LocalEngine {
@@ -90,7 +68,8 @@ async fn collect(mut logs: runnerkit_core::LogStream) -> String {
 /// Runs `body` as the only step of a fresh stage, destroys the stage, and
 /// checks nothing is left of it.
 async fn run_script(name: &str, body: &str) -> (ExitState, String) {
-    let dir = scratch(name);
+    let tmp = scratch(name);
+    let dir = tmp.path();
     let engine = engine(&dir);
     let step = script("s", body);
     let spec = spec(name, vec![step.clone()]);
@@ -181,7 +160,8 @@ async fn stdout_and_stderr_are_one_stream_in_write_order() {
 
 #[tokio::test]
 async fn output_written_before_tail_is_not_lost() {
-    let dir = scratch("early");
+    let tmp = scratch("early");
+    let dir = tmp.path();
     let engine = engine(&dir);
     let step = script("s", "seq 1 2000\n");
     let spec = spec("early", vec![step.clone()]);
@@ -204,7 +184,8 @@ async fn steps_see_only_their_own_environment() {
     // The runner's own variables (cargo sets these for this test process)
     // must not reach a step.
     assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
-    let dir = scratch("env");
+    let tmp = scratch("env");
+    let dir = tmp.path();
     let engine = engine(&dir);
     let mut step = script(
         "s",
@@ -261,8 +242,10 @@ async fn steps_see_only_their_own_environment() {
 
 #[tokio::test]
 async fn working_dir_and_host_workspace() {
-    let dir = scratch("wd");
-    let host_ws = scratch("wd-host");
+    let tmp = scratch("wd");
+    let dir = tmp.path();
+    let host_ws_tmp = scratch("wd-host");
+    let host_ws = host_ws_tmp.path();
     std::fs::write(host_ws.join("input.txt"), "from the host\n").unwrap();
     let engine = engine(&dir);
     let read = script("read", "cat input.txt\npwd\n");
@@ -295,7 +278,8 @@ async fn working_dir_and_host_workspace() {
 
 #[tokio::test]
 async fn entrypoint_and_command_run_without_a_shell() {
-    let dir = scratch("argv");
+    let tmp = scratch("argv");
+    let dir = tmp.path();
     let engine = engine(&dir);
     let step = Step {
         entrypoint: vec!["/bin/echo".into()],
@@ -332,7 +316,8 @@ async fn entrypoint_and_command_run_without_a_shell() {
 
 #[tokio::test]
 async fn cancelling_wait_kills_the_whole_process_group() {
-    let dir = scratch("cancel");
+    let tmp = scratch("cancel");
+    let dir = tmp.path();
     let engine = engine(&dir);
     let pidfile = dir.join("bg.pid");
     let step = script(
@@ -365,7 +350,8 @@ async fn cancelling_wait_kills_the_whole_process_group() {
 
 #[tokio::test]
 async fn a_step_that_ignores_sigterm_is_killed_after_the_grace() {
-    let dir = scratch("stubborn");
+    let tmp = scratch("stubborn");
+    let dir = tmp.path();
     let engine = engine(&dir);
     let step = script("s", "trap '' TERM\necho ready\nwhile :; do sleep 1; done\n");
     let spec = spec("stubborn", vec![step.clone()]);
@@ -390,7 +376,8 @@ async fn a_step_that_ignores_sigterm_is_killed_after_the_grace() {
 
 #[tokio::test]
 async fn background_processes_end_with_the_step_and_do_not_hold_its_log() {
-    let dir = scratch("bg");
+    let tmp = scratch("bg");
+    let dir = tmp.path();
     let pidfile = dir.join("bg.pid");
     let engine = engine(&dir);
     // The background sleep inherits the output pipe: if the engine waited
@@ -417,7 +404,8 @@ async fn background_processes_end_with_the_step_and_do_not_hold_its_log() {
 
 #[tokio::test]
 async fn destroy_kills_detached_steps_and_removes_the_root() {
-    let dir = scratch("detached");
+    let tmp = scratch("detached");
+    let dir = tmp.path();
     let pidfile = dir.join("svc.pid");
     let engine = engine(&dir);
     let svc = Step {
@@ -450,7 +438,8 @@ async fn destroy_kills_detached_steps_and_removes_the_root() {
 
 #[tokio::test]
 async fn destroy_is_idempotent_and_safe_without_or_after_a_failed_setup() {
-    let dir = scratch("destroy");
+    let tmp = scratch("destroy");
+    let dir = tmp.path();
     let engine = engine(&dir);
     let token = CancellationToken::new();
     // Never set up.
@@ -474,7 +463,8 @@ async fn destroy_is_idempotent_and_safe_without_or_after_a_failed_setup() {
 
 #[tokio::test]
 async fn calls_out_of_order_are_misuse() {
-    let dir = scratch("order");
+    let tmp = scratch("order");
+    let dir = tmp.path();
     let engine = engine(&dir);
     let token = CancellationToken::new();
     let step = script("s", "true\n");
@@ -518,7 +508,8 @@ async fn script_files_are_private_to_the_user() {
 
 #[tokio::test]
 async fn a_cancelled_tail_still_hands_over_what_was_already_read() {
-    let dir = scratch("handover");
+    let tmp = scratch("handover");
+    let dir = tmp.path();
     let engine = engine(&dir);
     let step = script("s", "echo one\necho two >&2\nexec sleep 300\n");
     let spec = spec("handover", vec![step.clone()]);
