@@ -94,7 +94,7 @@ fn json(text: &str) -> serde_json::Value {
 fn a_passing_pipeline_exits_0_with_prefixed_logs_and_a_summary() {
     let tmp = workspace("pass.drone.yml");
     let dir = tmp.path();
-    let r = run(&dir, &["exec"]);
+    let r = run(dir, &["exec"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(
         redact(&r.stdout),
@@ -123,14 +123,14 @@ pipeline success in <dur>
         std::fs::read_to_string(dir.join("out.txt")).unwrap(),
         "one\n"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn a_failing_pipeline_exits_1_and_shows_every_step() {
     let tmp = workspace("fail.drone.yml");
     let dir = tmp.path();
-    let r = run(&dir, &["exec", ".drone.yml"]);
+    let r = run(dir, &["exec", ".drone.yml"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert_eq!(
         redact(&r.stdout),
@@ -159,14 +159,14 @@ cleanup        success     0  <dur>
 pipeline failure in <dur>
 "
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn json_puts_one_result_line_on_stdout_and_the_logs_on_stderr() {
     let tmp = workspace("fail.drone.yml");
     let dir = tmp.path();
-    let r = run(&dir, &["exec", "--json"]);
+    let r = run(dir, &["exec", "--json"]);
     assert_eq!(r.code, 1);
     let v = json(&r.stdout);
     assert_eq!(
@@ -191,14 +191,14 @@ fn json_puts_one_result_line_on_stdout_and_the_logs_on_stderr() {
     let dir2_tmp = workspace("pass.drone.yml");
 
     let dir2 = dir2_tmp.path();
-    let r = run(&dir2, &["exec", "--json"]);
+    let r = run(dir2, &["exec", "--json"]);
     assert_eq!(r.code, 0);
     let v = json(&r.stdout);
     assert_eq!(v["status"], "success");
     assert_eq!(v["steps"].as_array().unwrap().len(), 2);
     assert!(v.get("error").is_none());
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&dir2).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(dir2).unwrap();
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn refused_input_exits_2() {
     // No file.
     let tmp = workspace("pass.drone.yml");
     let dir = tmp.path();
-    let r = run(&dir, &["exec", "missing.yml"]);
+    let r = run(dir, &["exec", "missing.yml"]);
     assert_eq!(r.code, 2);
     assert!(
         r.stderr
@@ -216,7 +216,7 @@ fn refused_input_exits_2() {
     );
     assert!(r.stdout.is_empty());
     // Unknown pipeline, with --json: the refusal is the JSON result.
-    let r = run(&dir, &["exec", "--pipeline", "nope", "--json"]);
+    let r = run(dir, &["exec", "--pipeline", "nope", "--json"]);
     assert_eq!(r.code, 2);
     let v = json(&r.stdout);
     assert_eq!(v["status"], "error");
@@ -229,11 +229,11 @@ fn refused_input_exits_2() {
         v["error"].as_str().unwrap().contains("pass"),
         "names the pipelines there are: {v}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
     // Invalid YAML: the message names the line.
     let tmp = workspace("invalid.drone.yml");
     let dir = tmp.path();
-    let r = run(&dir, &["exec"]);
+    let r = run(dir, &["exec"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("invalid pipeline file"), "{}", r.stderr);
     assert!(r.stderr.contains("line 8, column 7"), "{}", r.stderr);
@@ -243,16 +243,16 @@ fn refused_input_exits_2() {
         "each cause once: {}",
         r.stderr
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
     // Lint errors: nothing runs.
     let tmp = workspace("lint.drone.yml");
     let dir = tmp.path();
-    let r = run(&dir, &["exec"]);
+    let r = run(dir, &["exec"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("step \"build\""), "{}", r.stderr);
     assert!(r.stderr.contains("missing"), "{}", r.stderr);
     assert!(!r.stdout.contains("echo one"));
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -261,7 +261,7 @@ fn secrets_are_masked_in_everything_printed() {
     let dir = tmp.path();
     let secret = "s3cr3t-V4lue";
     let r = runnerkit(
-        &dir,
+        dir,
         &[
             "exec",
             "--secret",
@@ -290,7 +290,7 @@ fn secrets_are_masked_in_everything_printed() {
     assert!(stderr.contains("leak | runner var=[absent]\n"), "{stderr}");
     // A secret in an error message is masked too, in the JSON and on stderr.
     let r = run(
-        &dir,
+        dir,
         &[
             "exec",
             "--secret",
@@ -313,7 +313,7 @@ fn secrets_are_masked_in_everything_printed() {
             .unwrap()
             .contains("******")
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -321,7 +321,7 @@ fn build_flags_reach_conditions_and_variables() {
     let tmp = workspace("multi.drone.yml");
     let dir = tmp.path();
     let r = run(
-        &dir,
+        dir,
         &[
             "exec",
             "--pipeline",
@@ -345,7 +345,7 @@ fn build_flags_reach_conditions_and_variables() {
     assert!(r.stdout.contains("b | commit abc123\n"), "{}", r.stdout);
     assert!(!r.stdout.contains("tagged"), "{}", r.stdout);
     let r = run(
-        &dir,
+        dir,
         &[
             "exec",
             "--pipeline",
@@ -359,16 +359,16 @@ fn build_flags_reach_conditions_and_variables() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("only-on-tags | tagged\n"), "{}", r.stdout);
     // Without --pipeline, the first pipeline runs.
-    let r = run(&dir, &["exec"]);
+    let r = run(dir, &["exec"]);
     assert!(r.stdout.contains("a | first pipeline\n"), "{}", r.stdout);
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn lint_exits_0_when_clean_and_2_with_one_line_per_problem() {
     let tmp = workspace("lint.drone.yml");
     let dir = tmp.path();
-    let r = run(&dir, &["lint"]);
+    let r = run(dir, &["lint"]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     let problems: Vec<&str> = r
         .stdout
@@ -395,17 +395,17 @@ fn lint_exits_0_when_clean_and_2_with_one_line_per_problem() {
     assert!(r.stdout.ends_with("2 problems\n"));
     let dir2_tmp = workspace("pass.drone.yml");
     let dir2 = dir2_tmp.path();
-    let r = run(&dir2, &["lint", "--trusted"]);
+    let r = run(dir2, &["lint", "--trusted"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&dir2).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(dir2).unwrap();
 }
 
 #[test]
 fn compile_prints_the_spec_as_json() {
     let tmp = workspace("pass.drone.yml");
     let dir = tmp.path();
-    let r = run(&dir, &["compile"]);
+    let r = run(dir, &["compile"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let spec: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let names: Vec<&str> = spec["steps"]
@@ -429,16 +429,16 @@ fn compile_prints_the_spec_as_json() {
             .unwrap()
             .contains("echo one > out.txt")
     );
-    let r = run(&dir, &["compile", "--pipeline", "other"]);
+    let r = run(dir, &["compile", "--pipeline", "other"]);
     assert_eq!(r.code, 2);
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn a_docker_pipeline_without_a_daemon_is_refused() {
     let tmp = workspace("docker.drone.yml");
     let dir = tmp.path();
-    let r = runnerkit(&dir, &["exec"])
+    let r = runnerkit(dir, &["exec"])
         .env("DOCKER_HOST", "unix:///nonexistent/runnerkit/docker.sock")
         .output()
         .unwrap();
@@ -448,7 +448,7 @@ fn a_docker_pipeline_without_a_daemon_is_refused() {
         stderr.contains("Docker engine is not available"),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -541,7 +541,7 @@ fn stops_cleanly_on(signal: nix::sys::signal::Signal) {
     let tmp = workspace("sigint.drone.yml");
 
     let dir = tmp.path();
-    let mut child = runnerkit(&dir, &["exec", "--json"])
+    let mut child = runnerkit(dir, &["exec", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -586,7 +586,7 @@ fn stops_cleanly_on(signal: nix::sys::signal::Signal) {
         "the stage root {} outlived the run",
         root.display()
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -597,7 +597,7 @@ fn a_second_sigint_quits_at_once_with_130() {
     let tmp = workspace("stubborn.drone.yml");
 
     let dir = tmp.path();
-    let mut child = runnerkit(&dir, &["exec"])
+    let mut child = runnerkit(dir, &["exec"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -641,7 +641,7 @@ fn a_second_sigint_quits_at_once_with_130() {
             .starts_with("runnerkit-exec-")
     );
     std::fs::remove_dir_all(root).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -667,14 +667,14 @@ async fn a_docker_pipeline_runs_with_the_workspace_mounted() {
     );
     // Files made by the container may belong to another user: remove what
     // we can, the directory is in the temp dir anyway.
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn trusted_only_settings_need_trusted() {
     let tmp = workspace("trusted.drone.yml");
     let dir = tmp.path();
-    let r = run(&dir, &["exec"]);
+    let r = run(dir, &["exec"]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr
@@ -683,7 +683,7 @@ fn trusted_only_settings_need_trusted() {
         r.stderr
     );
     assert!(r.stdout.is_empty(), "nothing ran: {}", r.stdout);
-    let r = run(&dir, &["exec", "--trusted"]);
+    let r = run(dir, &["exec", "--trusted"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("privileged | trusted\n"), "{}", r.stdout);
 }

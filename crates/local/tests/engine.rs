@@ -70,7 +70,7 @@ async fn collect(mut logs: runnerkit_core::LogStream) -> String {
 async fn run_script(name: &str, body: &str) -> (ExitState, String) {
     let tmp = scratch(name);
     let dir = tmp.path();
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let step = script("s", body);
     let spec = spec(name, vec![step.clone()]);
     engine
@@ -83,11 +83,11 @@ async fn run_script(name: &str, body: &str) -> (ExitState, String) {
         .await
         .unwrap();
     assert_eq!(
-        std::fs::read_dir(&dir).unwrap().count(),
+        std::fs::read_dir(dir).unwrap().count(),
         0,
         "stage root left behind"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
     result
 }
 
@@ -162,7 +162,7 @@ async fn stdout_and_stderr_are_one_stream_in_write_order() {
 async fn output_written_before_tail_is_not_lost() {
     let tmp = scratch("early");
     let dir = tmp.path();
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let step = script("s", "seq 1 2000\n");
     let spec = spec("early", vec![step.clone()]);
     let token = CancellationToken::new();
@@ -186,7 +186,7 @@ async fn steps_see_only_their_own_environment() {
     assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
     let tmp = scratch("env");
     let dir = tmp.path();
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let mut step = script(
         "s",
         "echo \"cargo=[${CARGO_PKG_NAME:-}] dir=[${CARGO_MANIFEST_DIR:-}]\"\n\
@@ -247,7 +247,7 @@ async fn working_dir_and_host_workspace() {
     let host_ws_tmp = scratch("wd-host");
     let host_ws = host_ws_tmp.path();
     std::fs::write(host_ws.join("input.txt"), "from the host\n").unwrap();
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let read = script("read", "cat input.txt\npwd\n");
     let sub = Step {
         working_dir: "/drone/src/sub/dir".into(),
@@ -271,16 +271,16 @@ async fn working_dir_and_host_workspace() {
     // The host's workspace is the user's: kept, with what steps made in it.
     assert!(host_ws.join("sub/dir/made-here").exists());
     assert!(host_ws.join("input.txt").exists());
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::remove_dir_all(&host_ws).unwrap();
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(host_ws).unwrap();
 }
 
 #[tokio::test]
 async fn entrypoint_and_command_run_without_a_shell() {
     let tmp = scratch("argv");
     let dir = tmp.path();
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let step = Step {
         entrypoint: vec!["/bin/echo".into()],
         command: vec!["$HOME".into(), "two words".into()],
@@ -318,7 +318,7 @@ async fn entrypoint_and_command_run_without_a_shell() {
 async fn cancelling_wait_kills_the_whole_process_group() {
     let tmp = scratch("cancel");
     let dir = tmp.path();
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let pidfile = dir.join("bg.pid");
     let step = script(
         "s",
@@ -345,14 +345,14 @@ async fn cancelling_wait_kills_the_whole_process_group() {
     assert!(gone(bg).await, "background sleep {bg} survived the cancel");
     std::fs::remove_file(&pidfile).unwrap();
     engine.destroy(&spec, &stage).await.unwrap();
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
 }
 
 #[tokio::test]
 async fn a_step_that_ignores_sigterm_is_killed_after_the_grace() {
     let tmp = scratch("stubborn");
     let dir = tmp.path();
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let step = script("s", "trap '' TERM\necho ready\nwhile :; do sleep 1; done\n");
     let spec = spec("stubborn", vec![step.clone()]);
     engine
@@ -379,7 +379,7 @@ async fn background_processes_end_with_the_step_and_do_not_hold_its_log() {
     let tmp = scratch("bg");
     let dir = tmp.path();
     let pidfile = dir.join("bg.pid");
-    let engine = engine(&dir);
+    let engine = engine(dir);
     // The background sleep inherits the output pipe: if the engine waited
     // for end-of-file, the log would stay open for 300 s.
     let step = script(
@@ -407,7 +407,7 @@ async fn destroy_kills_detached_steps_and_removes_the_root() {
     let tmp = scratch("detached");
     let dir = tmp.path();
     let pidfile = dir.join("svc.pid");
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let svc = Step {
         detach: true,
         ..script(
@@ -433,14 +433,14 @@ async fn destroy_kills_detached_steps_and_removes_the_root() {
     assert_eq!(collect(logs).await, "");
     assert!(gone(pid).await, "detached step {pid} survived destroy");
     assert!(!root.exists());
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
 async fn destroy_is_idempotent_and_safe_without_or_after_a_failed_setup() {
     let tmp = scratch("destroy");
     let dir = tmp.path();
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let token = CancellationToken::new();
     // Never set up.
     let never = spec("never", vec![]);
@@ -450,7 +450,7 @@ async fn destroy_is_idempotent_and_safe_without_or_after_a_failed_setup() {
     engine.setup(&s, &token).await.unwrap();
     engine.destroy(&s, &token).await.unwrap();
     engine.destroy(&s, &token).await.unwrap();
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
     // Setup failing: the temp dir does not exist.
     let broken = LocalEngine::new().with_temp_dir(dir.join("missing"));
     let f = spec("failed", vec![]);
@@ -458,14 +458,14 @@ async fn destroy_is_idempotent_and_safe_without_or_after_a_failed_setup() {
     assert!(err.to_string().contains("missing"), "{err}");
     broken.destroy(&f, &token).await.unwrap();
     broken.destroy(&f, &token).await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
 async fn calls_out_of_order_are_misuse() {
     let tmp = scratch("order");
     let dir = tmp.path();
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let token = CancellationToken::new();
     let step = script("s", "true\n");
     let spec = spec("order", vec![step.clone()]);
@@ -497,7 +497,7 @@ async fn calls_out_of_order_are_misuse() {
         0
     );
     engine.destroy(&spec, &token).await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
@@ -510,7 +510,7 @@ async fn script_files_are_private_to_the_user() {
 async fn a_cancelled_tail_still_hands_over_what_was_already_read() {
     let tmp = scratch("handover");
     let dir = tmp.path();
-    let engine = engine(&dir);
+    let engine = engine(dir);
     let step = script("s", "echo one\necho two >&2\nexec sleep 300\n");
     let spec = spec("handover", vec![step.clone()]);
     engine
