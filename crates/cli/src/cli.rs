@@ -64,7 +64,7 @@ pub enum Command {
     /// done on DRONE_HTTP_BIND. With `--type docker`, what crashed runs left
     /// behind is pruned at start. SIGTERM or SIGINT: no new stages, running
     /// ones get the drain timeout to finish, then are cancelled (reported
-    /// killed); exit 0. Exit 1 when it cannot start (a missing or bad
+    /// killed); a second signal cancels them at once; exit 0. Exit 1 when it cannot start (a missing or bad
     /// setting, no Docker daemon, a secret the server refuses).
     #[command(
         after_help = "Examples:\n  DRONE_RPC_HOST=drone.example.com DRONE_RPC_SECRET=... runnerkit daemon\n  runnerkit daemon --type exec --capacity 4 --labels zone:eu /etc/runnerkit.env\n  runnerkit daemon --dry-run /etc/runnerkit.env\n  curl -s localhost:3000/metrics"

@@ -495,6 +495,29 @@ async fn sigint_after_the_drain_timeout_kills_what_remains() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_cancels_the_running_stage_now() {
+    let server = server().await;
+    let id = server.enqueue(exec_stage(ENDLESS));
+    let mut daemon = Daemon::start(&server, &["--drain-timeout", "1h"], &[]).await;
+    step_running(&server, id, &daemon).await;
+    daemon.signal(Signal::SIGTERM);
+    wait_for("the daemon to see the signal", || {
+        daemon.stderr().contains("SIGTERM:").then_some(())
+    })
+    .await
+    .expect("the daemon logs the signal");
+    daemon.signal(Signal::SIGTERM);
+
+    // Within the Daemon's own exit deadline, far below the hour of drain.
+    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
+    let said = daemon.stderr();
+    assert!(said.contains("cancelling the running stages now"), "{said}");
+    let stage = server.stage(id).unwrap();
+    assert_eq!(stage.status, Status::Killed, "{said}");
+    assert_eq!(stage.steps[0].status, Status::Killed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_needs_basic_auth_when_configured() {
     let server = server().await;
     let daemon = Daemon::start(

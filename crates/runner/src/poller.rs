@@ -114,6 +114,14 @@ impl Poller {
     /// running stages finish for the drain timeout, cancels what still runs,
     /// waits for those to report, and returns.
     pub async fn run(&self, shutdown: CancellationToken) {
+        self.run_with(shutdown, CancellationToken::new()).await;
+    }
+
+    /// [`run`](Self::run), with a way to cut the drain short: when `cut`
+    /// fires after `shutdown`, the stages still running are cancelled at once
+    /// (reported killed) instead of at the drain timeout. A daemon cancels it
+    /// on a second SIGTERM. Before `shutdown`, `cut` does nothing.
+    pub async fn run_with(&self, shutdown: CancellationToken, cut: CancellationToken) {
         let kill = CancellationToken::new();
         let mut workers = JoinSet::new();
         for worker in 0..self.capacity {
@@ -131,12 +139,20 @@ impl Poller {
         }
         shutdown.cancelled().await;
         tracing::info!("shutting down: no new stages; waiting for running ones");
-        let drained = tokio::time::timeout(self.drain_timeout, async {
-            while workers.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!("drain timeout passed; cancelling the stages still running");
+        let drain = async { while workers.join_next().await.is_some() {} };
+        let drained = tokio::select! {
+            drained = tokio::time::timeout(self.drain_timeout, drain) => {
+                if drained.is_err() {
+                    tracing::warn!("drain timeout passed; cancelling the stages still running");
+                }
+                drained.is_ok()
+            }
+            () = cut.cancelled() => {
+                tracing::warn!("drain cut short; cancelling the stages still running");
+                false
+            }
+        };
+        if !drained {
             kill.cancel();
             while workers.join_next().await.is_some() {}
         }

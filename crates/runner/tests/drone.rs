@@ -932,14 +932,31 @@ on_mock_and_host!(
 
 /// Past the drain timeout, what still runs is cancelled and reported killed.
 async fn poller_kills_after_drain(engine: Arc<dyn Engine>) {
+    poller_kills(engine, false).await;
+}
+
+/// A second signal (the `cut` token) ends the drain at once: the drain
+/// timeout here is an hour.
+async fn poller_kills_on_cut(engine: Arc<dyn Engine>) {
+    poller_kills(engine, true).await;
+}
+
+/// A stage still running when the drain ends (its timeout passed, or it was
+/// `cut` short) is cancelled and reported killed.
+async fn poller_kills(engine: Arc<dyn Engine>, cut_short: bool) {
     let rig = rig(engine).await;
     let id = rig.enqueue(LONG);
-    let poller = Poller::new(rig.manager.clone(), rig.runner.clone(), filter(), 2)
-        .with_drain_timeout(Duration::from_millis(300));
-    let shutdown = CancellationToken::new();
+    let drain = if cut_short {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_millis(300)
+    };
+    let poller =
+        Poller::new(rig.manager.clone(), rig.runner.clone(), filter(), 2).with_drain_timeout(drain);
+    let (shutdown, cut) = (CancellationToken::new(), CancellationToken::new());
     let polling = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move { poller.run(shutdown).await }
+        let (shutdown, cut) = (shutdown.clone(), cut.clone());
+        async move { poller.run_with(shutdown, cut).await }
     });
     rig.until("the step runs", |server| {
         server
@@ -951,9 +968,13 @@ async fn poller_kills_after_drain(engine: Arc<dyn Engine>) {
     })
     .await;
     shutdown.cancel();
+    if cut_short {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cut.cancel();
+    }
     tokio::time::timeout(Duration::from_secs(60), polling)
         .await
-        .expect("the poller returns after the drain timeout")
+        .expect("the poller returns when the drain ends")
         .unwrap();
     assert_stage_reports(&rig, id, &["build", "test"], Status::Killed);
     let stage = rig.stage(id);
@@ -971,6 +992,13 @@ async fn poller_kills_after_drain(engine: Arc<dyn Engine>) {
 
 on_mock_and_host!(
     the_poller_kills_what_outlives_the_drain_timeout: poller_kills_after_drain(long_mock()),
+    |engine| {
+        engine.assert_protocol();
+    }
+);
+
+on_mock_and_host!(
+    a_second_signal_cuts_the_drain_short: poller_kills_on_cut(long_mock()),
     |engine| {
         engine.assert_protocol();
     }

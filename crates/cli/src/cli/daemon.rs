@@ -237,6 +237,7 @@ pub struct OperationArgs {
     pub ui_realm: Option<String>,
     /// After SIGTERM or SIGINT, how long running stages may go on before they
     /// are cancelled and reported killed (`90s`, `15m`, `1h30m`); default `1h`.
+    /// A second signal cancels them at once.
     ///
     /// Example: `--drain-timeout 10m` (or `RUNNERKIT_DRAIN_TIMEOUT=10m`)
     #[arg(long, env = "RUNNERKIT_DRAIN_TIMEOUT", value_name = "DURATION")]

@@ -123,8 +123,8 @@ fn ping_error(server: &str, error: ManagerError) -> anyhow::Error {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Handled from the start: a SIGTERM while connecting must not kill the
     // process half-way; polling then ends before it takes anything.
-    let shutdown = CancellationToken::new();
-    let signals = watch_signals(shutdown.clone(), settings.drain_timeout);
+    let (shutdown, cut) = (CancellationToken::new(), CancellationToken::new());
+    let signals = watch_signals(shutdown.clone(), cut.clone(), settings.drain_timeout);
     // Every Debug on the way hides secret values.
     tracing::debug!(?settings, "settings");
     let kind_type = settings.engine.as_str();
@@ -184,7 +184,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         %server,
         "polling for stages"
     );
-    poller.run(shutdown).await;
+    poller.run_with(shutdown, cut).await;
     signals.abort();
     stop_http.cancel();
     let _ = http_task.await;
@@ -225,9 +225,15 @@ async fn engine(kind: EngineType) -> anyhow::Result<Arc<dyn Engine>> {
     }
 }
 
-/// The first SIGTERM or SIGINT starts the shutdown; later ones only say
-/// it is under way. The handlers are in place when this returns.
-fn watch_signals(shutdown: CancellationToken, drain: Duration) -> tokio::task::JoinHandle<()> {
+/// The first SIGTERM or SIGINT starts the shutdown (a drain); the second
+/// cuts the drain short, cancelling the running stages, which are reported
+/// killed before the daemon exits. The handlers are in place when this
+/// returns.
+fn watch_signals(
+    shutdown: CancellationToken,
+    cut: CancellationToken,
+    drain: Duration,
+) -> tokio::task::JoinHandle<()> {
     let (Ok(mut terminate), Ok(mut interrupt)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -245,13 +251,16 @@ fn watch_signals(shutdown: CancellationToken, drain: Duration) -> tokio::task::J
             };
             if first {
                 tracing::info!(
-                    "{name}: taking no new stages; running ones get {} to finish, then are cancelled",
+                    "{name}: taking no new stages; running ones get {} to finish, then are cancelled (a second signal cancels them now)",
                     short_duration(drain)
                 );
                 shutdown.cancel();
                 first = false;
+            } else if !cut.is_cancelled() {
+                tracing::info!("{name}: cancelling the running stages now");
+                cut.cancel();
             } else {
-                tracing::info!("{name}: already shutting down, waiting for the running stages");
+                tracing::info!("{name}: already cancelling; waiting for the stages to report");
             }
         }
     })
