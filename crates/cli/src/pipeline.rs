@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use runnerkit_manifest::{
-    CompileContext, Compiled, Compiler, LintError, Manifest, Pipeline, StaticSecrets,
+    CompileContext, Compiled, Compiler, LintError, LiveStatus, Manifest, Pipeline, StaticSecrets,
 };
 
 use crate::cli::BuildArgs;
@@ -64,6 +64,8 @@ pub struct Prepared {
     pub compiled: Compiled,
     /// The pipeline's `type`: `exec` or `docker`.
     pub pipeline_type: String,
+    /// Keeps `DRONE_BUILD_STATUS` and its kin current as steps start.
+    pub live: LiveStatus,
 }
 
 /// Substitutes, parses, selects, lints and compiles one pipeline of
@@ -106,6 +108,7 @@ pub fn prepare(source: &SourceFile, inputs: &RunInputs<'_>) -> anyhow::Result<Pr
         .with_context(|| format!("{path}: cannot compile the pipeline"))?;
     Ok(Prepared {
         compiled,
+        live: LiveStatus::new(&ctx.build, &ctx.stage),
         pipeline_type: ctx.stage.kind_type,
     })
 }

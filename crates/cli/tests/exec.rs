@@ -136,8 +136,8 @@ fn a_failing_pipeline_exits_1_and_shows_every_step() {
         redact(&r.stdout),
         "\
 ok            | --> running
-ok            | + echo fine
-ok            | fine
+ok            | + echo fine, build $DRONE_BUILD_STATUS
+ok            | fine, build success
 ok            | <-- success (exit 0) in <dur>
 broken        | --> running
 broken        | + echo about to fail
@@ -146,8 +146,8 @@ broken        | + exit 3
 broken        | <-- failure (exit 3) in <dur>
 never-reached | <-- skipped
 cleanup       | --> running
-cleanup       | + echo cleaning up
-cleanup       | cleaning up
+cleanup       | + echo cleaning up after $DRONE_FAILED_STEPS, build $DRONE_BUILD_STATUS, stage $DRONE_STAGE_STATUS
+cleanup       | cleaning up after broken, build failure, stage failure
 cleanup       | <-- success (exit 0) in <dur>
 
 STEP           STATUS   EXIT  DURATION

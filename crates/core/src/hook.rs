@@ -1,15 +1,23 @@
 //! The [`Hook`] contract: what observes a stage as it runs.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use crate::{Line, State, StepState};
 
 /// What [`Hook::before_each`] asks the runtime to do with a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StepDecision {
     /// Run it.
     #[default]
     Run,
+    /// Run it with these variables set in its environment, replacing those of
+    /// the same name: values that are only known once the stage is under way
+    /// (Drone's `DRONE_BUILD_STATUS` as an `on-failure` step starts). When
+    /// several hooks answer so, their variables are merged, a later hook's
+    /// winning.
+    RunWith(BTreeMap<String, String>),
     /// Do not run it: it ends `skipped` and its dependents go on.
     Skip,
 }
@@ -64,7 +72,9 @@ pub trait Hook: Send + Sync {
     }
 
     /// `step` is about to run (its status is already `running` and `started`
-    /// is set). Return [`StepDecision::Skip`] to skip it instead.
+    /// is set), before the engine creates it. Return [`StepDecision::Skip`]
+    /// to skip it instead, or [`StepDecision::RunWith`] to add variables to
+    /// its environment.
     async fn before_each(
         &self,
         _state: &State,

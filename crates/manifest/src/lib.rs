@@ -60,6 +60,7 @@ pub mod environ;
 mod envsubst;
 mod glob;
 mod lint;
+mod live;
 mod model;
 mod registry;
 mod secrets;
@@ -70,6 +71,7 @@ pub use compile::{CompileContext, CompileError, CompileWarning, Compiled, Compil
 pub use conditions::MatchInput;
 pub use envsubst::{EnvsubstError, envsubst};
 pub use lint::{LintError, LintRule, lint, lint_manifest};
+pub use live::LiveStatus;
 pub use model::raw_documents;
 pub use model::{
     CloneSettings, Concurrency, Conditions, HostVolume, Manifest, MountSpec, OtherResource,

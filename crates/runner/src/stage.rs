@@ -10,7 +10,7 @@ use futures_util::FutureExt;
 use runnerkit_core::drone::{self, Details, Stage};
 use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError, Snapshot, Status};
 use runnerkit_manifest::{
-    CombinedSecrets, CompileContext, Compiled, Compiler, RegistryProvider, SecretError,
+    CombinedSecrets, CompileContext, Compiled, Compiler, LiveStatus, RegistryProvider, SecretError,
     SecretProvider, SecretRequest, ServerSecrets,
 };
 use runnerkit_runtime::{Runtime, RuntimeConfig};
@@ -342,6 +342,7 @@ impl StageRunner {
             _ => self.config.default_timeout,
         };
         let runtime = Runtime::new(self.engine.clone())
+            .with_hook(Arc::new(LiveStatus::new(&details.build, &stage)))
             .with_hook(reporter.clone())
             .with_config(RuntimeConfig {
                 stage_timeout: Some(timeout),

@@ -62,7 +62,8 @@ impl HookSet {
         first
     }
 
-    /// Skip wins over run; an error wins over both.
+    /// Skip wins over run; an error wins over both; the variables of every
+    /// `RunWith` are merged, a later hook's winning.
     pub(crate) async fn before_each(
         &self,
         state: &State,
@@ -75,6 +76,14 @@ impl HookSet {
                 (Err(e), _) | (Ok(_), Err(e)) => Err(e),
                 (Ok(StepDecision::Skip), Ok(_)) | (Ok(_), Ok(StepDecision::Skip)) => {
                     Ok(StepDecision::Skip)
+                }
+                (Ok(StepDecision::RunWith(mut env)), Ok(StepDecision::RunWith(more))) => {
+                    env.extend(more);
+                    Ok(StepDecision::RunWith(env))
+                }
+                (Ok(StepDecision::RunWith(env)), Ok(StepDecision::Run))
+                | (Ok(StepDecision::Run), Ok(StepDecision::RunWith(env))) => {
+                    Ok(StepDecision::RunWith(env))
                 }
                 (Ok(StepDecision::Run), Ok(StepDecision::Run)) => Ok(StepDecision::Run),
             };

@@ -116,8 +116,13 @@ pub(crate) async fn run_step(
         st.started = Some(now);
         st.clone()
     });
-    match ctx.hooks.before_each(&ctx.state, &running).await {
-        Ok(StepDecision::Run) => {}
+    let amended = match ctx.hooks.before_each(&ctx.state, &running).await {
+        Ok(StepDecision::Run) => None,
+        Ok(StepDecision::RunWith(environment)) => {
+            let mut step = ctx.spec.steps[spec_index].clone();
+            step.environment.extend(environment);
+            Some(step)
+        }
         Ok(StepDecision::Skip) => {
             let st = ctx.finish(index, Status::Skipped, 0, None);
             let hook_error = ctx.hooks.after_each(&ctx.state, &st).await.err();
@@ -127,23 +132,28 @@ pub(crate) async fn run_step(
             ctx.finish(index, Status::Skipped, 0, Some(e.clone()));
             return report(Status::Skipped, 0, Some(e));
         }
-    }
+    };
 
     // The rest is boxed so that a launched, not yet polled step stays small:
     // with thousands of ready steps, the bulk of a step's state is allocated
     // only once it really runs (and recycled at once when it is quick).
-    Box::pin(run_started(ctx, index, spec_index, running, started)).await
+    Box::pin(run_started(
+        ctx, index, spec_index, amended, running, started,
+    ))
+    .await
 }
 
 /// The step is running: execute it on the engine and report how it ended.
+/// `amended` is the step with the hooks' variables, when they gave any.
 async fn run_started(
     ctx: Arc<StageContext>,
     index: usize,
     spec_index: usize,
+    amended: Option<Step>,
     running: StepState,
     started: Instant,
 ) -> StepReport {
-    let step = &ctx.spec.steps[spec_index];
+    let step = amended.as_ref().unwrap_or(&ctx.spec.steps[spec_index]);
     let report = |status, exit_code, hook_error| StepReport {
         index,
         status,

@@ -630,3 +630,39 @@ async fn the_concurrency_limit_holds() {
     assert_eq!(hook.max_running(), 3);
     assert_eq!(t0.elapsed(), 4 * SEC);
 }
+
+/// Gives every step the same variables as it starts.
+struct Vars(&'static [(&'static str, &'static str)]);
+
+#[async_trait::async_trait]
+impl runnerkit_core::Hook for Vars {
+    async fn before_each(
+        &self,
+        _: &runnerkit_core::State,
+        _: &runnerkit_core::StepState,
+    ) -> Result<runnerkit_core::StepDecision, runnerkit_core::HookError> {
+        let vars = self.0.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Ok(runnerkit_core::StepDecision::RunWith(vars.collect()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hooks_add_variables_as_a_step_starts_the_later_hook_winning() {
+    let vars = ["A", "B", "C"].map(String::from).to_vec();
+    let engine = MockEngine::new().with_step("env", StepScript::exit(0).echo_env(vars));
+    let hook = Recorder::new();
+    let mut env = step("env");
+    env.environment = [("A", "0"), ("C", "3")]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+    let snap = Runtime::new(Arc::new(engine.clone()))
+        .with_hook(Arc::new(Vars(&[("A", "1"), ("B", "1")])))
+        .with_hook(hook.clone())
+        .with_hook(Arc::new(Vars(&[("B", "2")])))
+        .run(spec(vec![env]), CancellationToken::new())
+        .await
+        .unwrap();
+    engine.assert_protocol();
+    assert_eq!(status(&snap, "env"), (Status::Success, 0));
+    assert_eq!(hook.lines("env"), ["A=1", "B=2", "C=3"]);
+}

@@ -1,5 +1,7 @@
 //! `runnerkit exec`: run one pipeline of a file on this machine.
 
+use std::sync::Arc;
+
 use runnerkit_core::{CancellationToken, Secret, Spec};
 use runnerkit_runtime::logs::Masker;
 
@@ -41,6 +43,7 @@ async fn prepare_and_run(args: &ExecArgs) -> anyhow::Result<Outcome> {
     let Prepared {
         compiled,
         pipeline_type,
+        live,
     } = pipeline::prepare(&source, &inputs)?;
     let mut spec = compiled.spec;
     mask_every_given_secret(&mut spec, &args.secrets);
@@ -54,7 +57,13 @@ async fn prepare_and_run(args: &ExecArgs) -> anyhow::Result<Outcome> {
         HumanReporter::new(out, &spec, style, masker.clone()).with_warnings(compiled.warnings);
     let cancel = CancellationToken::new();
     let watcher = interrupt::watch(cancel.clone());
-    let result = stage::run(engine, spec, reporter, cancel).await;
+    let result = stage::run(
+        engine,
+        spec,
+        vec![Arc::new(live), Arc::new(reporter)],
+        cancel,
+    )
+    .await;
     watcher.abort();
     let snapshot = result?;
 

@@ -4,10 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use runnerkit_core::{CancellationToken, Engine, Snapshot, Spec};
+use runnerkit_core::{CancellationToken, Engine, Hook, Snapshot, Spec};
 use runnerkit_runtime::{Runtime, RuntimeConfig};
-
-use crate::output::HumanReporter;
 
 /// Settings for a run on a developer's machine: a short kill grace so Ctrl-C
 /// feels immediate, and a bounded teardown.
@@ -20,16 +18,18 @@ fn config() -> RuntimeConfig {
     }
 }
 
-/// Runs `spec` on `engine`, telling `reporter`, until it ends or `cancel`
-/// fires. `Err` only when the runtime refused the spec before anything ran.
+/// Runs `spec` on `engine` with `hooks` (in order), until it ends or
+/// `cancel` fires. `Err` only when the runtime refused the spec before
+/// anything ran.
 pub async fn run(
     engine: Arc<dyn Engine>,
     spec: Spec,
-    reporter: HumanReporter,
+    hooks: Vec<Arc<dyn Hook>>,
     cancel: CancellationToken,
 ) -> Result<Snapshot, runnerkit_runtime::Error> {
-    Runtime::new(engine)
-        .with_hook(Arc::new(reporter))
+    hooks
+        .into_iter()
+        .fold(Runtime::new(engine), Runtime::with_hook)
         .with_config(config())
         .run(Arc::new(spec), cancel)
         .await
