@@ -427,6 +427,66 @@ on_mock_and_host!(
     }
 );
 
+// ---------------------------------------------------------------- live status variables
+
+const NOTIFIES: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: unit
+  commands:
+  - exit 2
+- name: notify
+  commands:
+  - echo DRONE_BUILD_STATUS=$DRONE_BUILD_STATUS
+  - echo DRONE_STAGE_STATUS=$DRONE_STAGE_STATUS
+  - echo DRONE_FAILED_STEPS=$DRONE_FAILED_STEPS
+  - echo DRONE_FAILED_STAGES=$DRONE_FAILED_STAGES
+  when:
+    status: [failure]
+";
+
+const LIVE_VARS: [&str; 4] = [
+    "DRONE_BUILD_STATUS",
+    "DRONE_STAGE_STATUS",
+    "DRONE_FAILED_STEPS",
+    "DRONE_FAILED_STAGES",
+];
+
+fn notifies_mock() -> MockEngine {
+    let vars = LIVE_VARS.map(String::from).to_vec();
+    MockEngine::new()
+        .with_step("unit", StepScript::exit(2))
+        .with_step("notify", StepScript::exit(0).echo_env(vars))
+}
+
+/// Compiled before anything ran, the status variables said `success`; an
+/// `on-failure` step must see them as they are when it starts.
+async fn live_status(engine: Arc<dyn Engine>) {
+    let rig = rig(engine).await;
+    let id = rig.enqueue(NOTIFIES);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Failure));
+    assert_eq!(
+        content(&rig.uploaded(id, "notify")),
+        [
+            "DRONE_BUILD_STATUS=failure",
+            "DRONE_STAGE_STATUS=failure",
+            "DRONE_FAILED_STEPS=unit",
+            "DRONE_FAILED_STAGES=default",
+        ]
+    );
+}
+
+on_mock_and_host!(
+    an_on_failure_step_sees_the_failure_in_its_environment: live_status(notifies_mock()),
+    |engine| {
+        engine.assert_protocol();
+    }
+);
+
 // ---------------------------------------------------------------- 409 on accept
 
 async fn taken(engine: Arc<dyn Engine>) {
