@@ -1,7 +1,8 @@
-//! Errors of building a [`DroneManager`](crate::DroneManager) from its settings.
+//! Errors of building a [`DroneManager`](crate::DroneManager) from its settings,
+//! and of the [`SecretPlugin`](crate::SecretPlugin) client.
 //!
-//! Errors of the calls themselves are [`runnerkit_core::ManagerError`]s, the
-//! shape every `Manager` shares.
+//! Errors of the RPC calls themselves are [`runnerkit_core::ManagerError`]s,
+//! the shape every `Manager` shares.
 
 /// Why a [`DroneConfig`](crate::DroneConfig) could not be read or turned into a
 /// client.
@@ -29,4 +30,30 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error("cannot build the Drone HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The secret plugin could not be reached, or did not answer within the
+    /// request's deadline (one minute).
+    #[error("cannot reach the secret plugin at {endpoint}")]
+    PluginTransport {
+        /// The plugin's endpoint, without any password it contains.
+        endpoint: String,
+        /// What failed (connection, TLS, timeout, reading the answer).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The secret plugin refused the request: an HTTP status above 299.
+    #[error("the secret plugin answered {status}: {message}")]
+    PluginRefused {
+        /// The HTTP status code.
+        status: u16,
+        /// The answer's body (cut), or the status's reason phrase when the
+        /// body is empty.
+        message: String,
+    },
+    /// The secret plugin's answer could not be used: not a secret in JSON,
+    /// too large, or an `aesgcm` body that does not decrypt with the token.
+    #[error("the secret plugin's answer is invalid: {reason}")]
+    PluginAnswer {
+        /// What is wrong with it. Never contains the secret's value.
+        reason: String,
+    },
 }

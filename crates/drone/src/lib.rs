@@ -27,11 +27,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`SecretPlugin`] is the client of a secret extension plugin
+//! (`DRONE_SECRET_PLUGIN_ENDPOINT`, §10 of the reference): signed requests,
+//! `aesgcm` answers.
+//!
 //! # Features
 //!
 //! | feature | brings |
 //! | --- | --- |
-//! | `test-server` | [`testing::DroneServer`]: an in-process HTTP server that behaves as a Drone server does (§5 of the reference), with fault injection, for testing runners |
+//! | `test-server` | [`testing::DroneServer`]: an in-process HTTP server that behaves as a Drone server does (§5 of the reference), with fault injection, for testing runners; [`testing::SecretPluginServer`]: a secret plugin that verifies signatures |
 //!
 //! TLS is rustls on the `ring` provider, configured per client: the process
 //! default provider is neither required nor installed.
@@ -40,6 +44,7 @@
 mod config;
 mod error;
 mod manager;
+mod plugins;
 mod retry;
 mod rpc;
 #[cfg(feature = "test-server")]
@@ -49,4 +54,5 @@ mod tls;
 pub use config::DroneConfig;
 pub use error::Error;
 pub use manager::DroneManager;
+pub use plugins::SecretPlugin;
 pub use retry::RetryPolicy;

@@ -1,0 +1,291 @@
+//! [`SecretPluginServer`]: an in-process secret plugin that checks requests
+//! the way a real one (e.g. drone-vault) does, for testing runners.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use runnerkit_core::CancellationToken;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use super::SECRET_ACCEPT;
+
+/// Requests whose `Date` is further than this from now are refused.
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// What the fake plugin answers for one `(path, name)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PluginAnswer {
+    /// 200 with `{"name": <name>, "data": <value>}`.
+    Value(String),
+    /// 200 with `{"name": <name>, "data": ""}`: a secret without a value.
+    EmptyData,
+    /// 204, no body: not found.
+    NoContent,
+    /// This status with this body as `text/plain`.
+    Status(u16, String),
+}
+
+/// An in-process secret plugin on `127.0.0.1`, for testing clients of the
+/// secret extension (reference §10). Stopped when dropped.
+///
+/// Like a real plugin it **verifies every request** before answering:
+///
+/// - `Accept` must be `application/vnd.drone.secret.v1+json`,
+///   `Accept-Encoding` `identity`, `Content-Type` `application/json`, `Digest`
+///   must be `SHA-256=<base64 sha256 of the body>`, the body must be JSON:
+///   otherwise 400.
+/// - `Signature` must name `keyId="hmac-key"`, `algorithm="hmac-sha256"`, a
+///   `headers` list with at least `date` and `digest`, and a signature that
+///   is the HMAC-SHA256, keyed with the server's token, of the signing string
+///   rebuilt from the request's own headers; `Date` must be within five
+///   minutes of now: otherwise 401.
+///
+/// Verified requests are answered from a table of `(path, name)` ⇒
+/// [`PluginAnswer`] (204 when absent) and their bodies kept
+/// ([`requests`](Self::requests)); refusals are counted
+/// ([`refused`](Self::refused)). [`url`](Self::url) answers in clear,
+/// [`encrypted_url`](Self::encrypted_url) answers 2xx bodies with
+/// `Content-Encoding: aesgcm` (12-byte nonce ‖ AES-256-GCM ciphertext,
+/// key = first 32 bytes of the token, which must then be that long).
+#[derive(Debug)]
+pub struct SecretPluginServer {
+    address: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+}
+
+#[derive(Debug)]
+struct Shared {
+    token: Vec<u8>,
+    answers: Mutex<HashMap<(String, String), PluginAnswer>>,
+    requests: Mutex<Vec<Value>>,
+    refused: Mutex<Vec<(u16, String)>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Drop for SecretPluginServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl SecretPluginServer {
+    /// Starts a plugin that verifies signatures with `token`.
+    ///
+    /// # Errors
+    /// The listening socket could not be opened.
+    pub async fn start(token: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            token: token.as_bytes().to_vec(),
+            answers: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Vec::new()),
+            refused: Mutex::new(Vec::new()),
+        });
+        let shutdown = CancellationToken::new();
+        let router = Router::new()
+            .route("/", post(clear))
+            .route("/aesgcm", post(encrypted))
+            .with_state(shared.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+        Ok(Self {
+            address,
+            shared,
+            shutdown,
+        })
+    }
+
+    /// The endpoint that answers in clear: `http://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.address)
+    }
+
+    /// The endpoint that encrypts its 2xx answers (`Content-Encoding:
+    /// aesgcm`): `http://127.0.0.1:<port>/aesgcm`.
+    pub fn encrypted_url(&self) -> String {
+        format!("http://{}/aesgcm", self.address)
+    }
+
+    /// Sets the answer for the secret `name` at `path`.
+    pub fn set(&self, path: &str, name: &str, answer: PluginAnswer) {
+        lock(&self.shared.answers).insert((path.to_owned(), name.to_owned()), answer);
+    }
+
+    /// The JSON bodies of the verified requests, in order of arrival.
+    pub fn requests(&self) -> Vec<Value> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// The refused requests, in order: status (400 or 401) and why.
+    pub fn refused(&self) -> Vec<(u16, String)> {
+        lock(&self.shared.refused).clone()
+    }
+}
+
+async fn clear(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&shared, &headers, &body, false)
+}
+
+async fn encrypted(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&shared, &headers, &body, true)
+}
+
+fn answer(shared: &Shared, headers: &HeaderMap, body: &[u8], encrypt: bool) -> Response {
+    let request = match verify(shared, headers, body) {
+        Ok(request) => request,
+        Err((status, why)) => {
+            lock(&shared.refused).push((status.as_u16(), why.clone()));
+            return (status, why).into_response();
+        }
+    };
+    let path = request["path"].as_str().unwrap_or_default().to_owned();
+    let name = request["name"].as_str().unwrap_or_default().to_owned();
+    lock(&shared.requests).push(request);
+    let found = lock(&shared.answers).get(&(path, name.clone())).cloned();
+    let data = match found {
+        None | Some(PluginAnswer::NoContent) => return StatusCode::NO_CONTENT.into_response(),
+        Some(PluginAnswer::Status(status, text)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, text).into_response();
+        }
+        Some(PluginAnswer::EmptyData) => String::new(),
+        Some(PluginAnswer::Value(value)) => value,
+    };
+    let json = serde_json::json!({ "name": name, "data": data }).to_string();
+    if !encrypt {
+        return ([(CONTENT_TYPE, "application/json")], json).into_response();
+    }
+    match seal(&shared.token, json.as_bytes()) {
+        Some(sealed) => (
+            [
+                (CONTENT_TYPE, "application/octet-stream"),
+                (CONTENT_ENCODING, "aesgcm"),
+            ],
+            sealed,
+        )
+            .into_response(),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the token is too short to encrypt with",
+        )
+            .into_response(),
+    }
+}
+
+/// Checks the request as a plugin does; the parsed body when it passes.
+fn verify(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, (StatusCode, String)> {
+    let bad = |why: &str| (StatusCode::BAD_REQUEST, why.to_owned());
+    let unauthorized = |why: &str| (StatusCode::UNAUTHORIZED, why.to_owned());
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("accept") != Some(SECRET_ACCEPT) {
+        return Err(bad("unexpected Accept"));
+    }
+    if header("accept-encoding") != Some("identity")
+        || header("content-type") != Some("application/json")
+    {
+        return Err(bad("unexpected Accept-Encoding or Content-Type"));
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, body);
+    let expected = format!("SHA-256={}", BASE64.encode(digest.as_ref()));
+    if header("digest") != Some(expected.as_str()) {
+        return Err(bad("digest mismatch"));
+    }
+    let signature = header("signature").ok_or_else(|| unauthorized("no signature"))?;
+    let params = parse_signature(signature);
+    if params.get("keyId").map(String::as_str) != Some("hmac-key")
+        || params.get("algorithm").map(String::as_str) != Some("hmac-sha256")
+    {
+        return Err(unauthorized("unexpected keyId or algorithm"));
+    }
+    let signed = params
+        .get("headers")
+        .ok_or_else(|| unauthorized("no signed headers"))?;
+    let names: Vec<&str> = signed.split(' ').filter(|n| !n.is_empty()).collect();
+    if !names.contains(&"date") || !names.contains(&"digest") {
+        return Err(unauthorized("date and digest must be signed"));
+    }
+    let mut lines = Vec::new();
+    for name in &names {
+        let value = header(name).ok_or_else(|| unauthorized("a signed header is missing"))?;
+        lines.push(format!("{}: {}", name.to_ascii_lowercase(), value.trim()));
+    }
+    let given = params
+        .get("signature")
+        .and_then(|s| BASE64.decode(s).ok())
+        .ok_or_else(|| unauthorized("the signature is not base64"))?;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &shared.token);
+    ring::hmac::verify(&key, lines.join("\n").as_bytes(), &given)
+        .map_err(|_| unauthorized("invalid signature"))?;
+    let date = header("date")
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .ok_or_else(|| unauthorized("invalid date"))?;
+    let now = SystemTime::now();
+    let skew = now
+        .duration_since(date)
+        .or_else(|_| date.duration_since(now))
+        .unwrap_or_default();
+    if skew > CLOCK_SKEW {
+        return Err(unauthorized("date too far from now"));
+    }
+    serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))
+}
+
+/// `k="v",k2="v2"` ⇒ a map.
+fn parse_signature(header: &str) -> HashMap<String, String> {
+    header
+        .split(',')
+        .filter_map(|part| {
+            let (key, value) = part.split_once('=')?;
+            Some((
+                key.trim().to_owned(),
+                value.trim().trim_matches('"').to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// 12 random bytes of nonce, then the AES-256-GCM ciphertext and tag.
+fn seal(token: &[u8], plain: &[u8]) -> Option<Vec<u8>> {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+    use ring::rand::{SecureRandom, SystemRandom};
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, token.get(..32)?).ok()?);
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new().fill(&mut nonce).ok()?;
+    let mut sealed = plain.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::empty(),
+        &mut sealed,
+    )
+    .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    Some(out)
+}

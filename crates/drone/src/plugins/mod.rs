@@ -1,0 +1,429 @@
+//! Extension plugins a runner calls: the secret plugin
+//! (`DRONE_SECRET_PLUGIN_ENDPOINT`), §10 of `reference/drone-rpc-protocol.md`.
+//!
+//! A plugin is an HTTP service. Every request is one signed `POST` of a JSON
+//! body to the configured endpoint; the signature (HTTP Signatures,
+//! HMAC-SHA256 keyed with the shared token) covers a digest of the body, so
+//! the plugin knows the request comes from a runner that holds the token and
+//! was not altered on the way.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use reqwest::header::{CONTENT_ENCODING, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{StatusCode, Url};
+use runnerkit_core::drone::{Build, Repo, Secret};
+use serde::Serialize;
+
+use crate::Error;
+
+#[cfg(feature = "test-server")]
+pub(crate) mod fake;
+
+/// `Accept` of a secret plugin request.
+pub(crate) const SECRET_ACCEPT: &str = "application/vnd.drone.secret.v1+json";
+
+/// The deadline of one plugin request, answer included.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Answers larger than this are refused: a secret is small.
+const MAX_ANSWER: usize = 4 << 20;
+
+/// Error bodies longer than this are cut in messages.
+const MAX_MESSAGE: usize = 1000;
+
+/// The `keyId` of the signature, as Drone's runners send it.
+const KEY_ID: &str = "hmac-key";
+
+/// The signed headers, in signing order.
+const SIGNED_HEADERS: [&str; 5] = [
+    "accept",
+    "accept-encoding",
+    "content-type",
+    "date",
+    "digest",
+];
+
+/// `Signature` (HTTP Signatures, draft-cavage).
+const SIGNATURE: HeaderName = HeaderName::from_static("signature");
+
+/// A client of a Drone secret plugin (e.g. drone-vault): it looks up the
+/// values of `kind: secret` documents with `get: {path, name}`.
+///
+/// # The contract (reference §10)
+///
+/// [`find`](Self::find) sends `POST <endpoint>` (the URL exactly as
+/// configured) with the JSON body `{"path","name","repo","build"}` and the
+/// headers
+///
+/// | header | value |
+/// | --- | --- |
+/// | `Accept` | `application/vnd.drone.secret.v1+json` |
+/// | `Accept-Encoding` | `identity` |
+/// | `Content-Type` | `application/json` |
+/// | `Date` | now, as an HTTP date |
+/// | `Digest` | `SHA-256=<base64 of the SHA-256 of the body>` |
+/// | `Signature` | `keyId="hmac-key",algorithm="hmac-sha256",headers="accept accept-encoding content-type date digest",signature="<base64>"` |
+///
+/// The signature is the HMAC-SHA256, keyed with the token, of the signing
+/// string: one `name: value` line per signed header (name lowercased), in
+/// the order of `headers`, joined by `\n`.
+///
+/// | answer | result |
+/// | --- | --- |
+/// | 204 | `Ok(None)`: not found |
+/// | 2xx with a secret `{"name","data",...}` | `Ok(Some(data))`, or `Ok(None)` when `data` is empty |
+/// | 2xx with `Content-Encoding: aesgcm` | the body is a 12-byte nonce followed by AES-256-GCM ciphertext, keyed with the first 32 bytes of the token; decrypted, then read as above |
+/// | above 299 (redirects included: they are not followed) | [`Error::PluginRefused`] with the body, or the reason phrase |
+/// | no answer within one minute, transport errors | [`Error::PluginTransport`] |
+/// | anything else | [`Error::PluginAnswer`] |
+///
+/// Each call is one attempt: nothing is retried.
+///
+/// # Secrets
+///
+/// The token and the values found are never logged, and `Debug` hides the
+/// token. The repository's `secret` (its key for encrypted documents) is
+/// blanked in the body: a plugin has no use for it.
+#[derive(Clone)]
+pub struct SecretPlugin {
+    http: reqwest::Client,
+    endpoint: Url,
+    token: Vec<u8>,
+}
+
+impl std::fmt::Debug for SecretPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretPlugin")
+            .field("endpoint", &redacted(&self.endpoint))
+            .field("token", &"******")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body of a secret request.
+#[derive(Serialize)]
+struct FindRequest<'a> {
+    path: &'a str,
+    name: &'a str,
+    repo: &'a Repo,
+    build: &'a Build,
+}
+
+impl SecretPlugin {
+    /// A client of the plugin at `endpoint` (`DRONE_SECRET_PLUGIN_ENDPOINT`,
+    /// an `http` or `https` URL), signing with `token`
+    /// (`DRONE_SECRET_PLUGIN_TOKEN`). With `skip_verify`
+    /// (`DRONE_SECRET_PLUGIN_SKIP_VERIFY`) any TLS certificate is accepted,
+    /// as `DRONE_RPC_SKIP_VERIFY` does for the server. Nothing is sent yet.
+    ///
+    /// # Errors
+    /// [`Error::MissingSetting`] for an empty endpoint or token,
+    /// [`Error::InvalidSetting`] for an endpoint that is not an `http(s)`
+    /// URL, [`Error::Tls`] or [`Error::Client`] when the HTTP client cannot
+    /// be built.
+    pub fn new(endpoint: &str, token: &str, skip_verify: bool) -> Result<Self, Error> {
+        if endpoint.is_empty() {
+            return Err(Error::MissingSetting {
+                name: "DRONE_SECRET_PLUGIN_ENDPOINT",
+            });
+        }
+        if token.is_empty() {
+            return Err(Error::MissingSetting {
+                name: "DRONE_SECRET_PLUGIN_TOKEN",
+            });
+        }
+        let url = Url::parse(endpoint).map_err(|e| Error::InvalidSetting {
+            name: "DRONE_SECRET_PLUGIN_ENDPOINT",
+            reason: e.to_string(),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Error::InvalidSetting {
+                name: "DRONE_SECRET_PLUGIN_ENDPOINT",
+                reason: format!("scheme {:?} is neither http nor https", url.scheme()),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::client_config(skip_verify)?)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(Error::Client)?;
+        Ok(Self {
+            http,
+            endpoint: url,
+            token: token.as_bytes().to_vec(),
+        })
+    }
+
+    /// The plugin's endpoint, without any password it contains.
+    pub fn endpoint(&self) -> String {
+        redacted(&self.endpoint)
+    }
+
+    /// Asks the plugin for the secret at `path` named `name`, for a stage of
+    /// `build` in `repo`. `Ok(None)` when the plugin has none (204, or an
+    /// empty `data`).
+    ///
+    /// # Errors
+    /// [`Error::PluginTransport`], [`Error::PluginRefused`] or
+    /// [`Error::PluginAnswer`], as the table on [`SecretPlugin`] says.
+    pub async fn find(
+        &self,
+        path: &str,
+        name: &str,
+        repo: &Repo,
+        build: &Build,
+    ) -> Result<Option<String>, Error> {
+        let repo = Repo {
+            secret: String::new(),
+            ..repo.clone()
+        };
+        let body = serde_json::to_vec(&FindRequest {
+            path,
+            name,
+            repo: &repo,
+            build,
+        })
+        .map_err(|e| Error::PluginAnswer {
+            reason: format!("cannot encode the request: {e}"),
+        })?;
+        let headers = signed_headers(
+            &self.token,
+            SECRET_ACCEPT,
+            &body,
+            &httpdate::fmt_http_date(SystemTime::now()),
+        )?;
+        let transport = |source| Error::PluginTransport {
+            endpoint: redacted(&self.endpoint),
+            source,
+        };
+        let mut response = self
+            .http
+            .post(self.endpoint.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let encrypted = response
+            .headers()
+            .get(CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("aesgcm"));
+        let mut answer = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if answer.len() + chunk.len() > MAX_ANSWER {
+                if status.as_u16() > 299 {
+                    break;
+                }
+                return Err(Error::PluginAnswer {
+                    reason: format!("larger than {MAX_ANSWER} bytes"),
+                });
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        if status.as_u16() > 299 {
+            return Err(Error::PluginRefused {
+                status: status.as_u16(),
+                message: message(status, &answer),
+            });
+        }
+        let plain = if encrypted {
+            decrypt(&self.token, answer)?
+        } else {
+            answer
+        };
+        let secret: Secret = serde_json::from_slice(&plain).map_err(|e| Error::PluginAnswer {
+            // serde_json's message names the position and the expected
+            // type, never the input.
+            reason: format!("not a secret in JSON: {e}"),
+        })?;
+        Ok(Some(secret.data).filter(|data| !data.is_empty()))
+    }
+}
+
+/// The five signed headers and the `Signature` over them, for a request
+/// with `body` sent at `date`.
+pub(crate) fn signed_headers(
+    token: &[u8],
+    accept: &str,
+    body: &[u8],
+    date: &str,
+) -> Result<HeaderMap, Error> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, body);
+    let digest = format!("SHA-256={}", BASE64.encode(digest.as_ref()));
+    let values = [
+        accept,
+        "identity",
+        "application/json",
+        date,
+        digest.as_str(),
+    ];
+    let mut headers = HeaderMap::new();
+    let mut signing = String::new();
+    for (name, value) in SIGNED_HEADERS.into_iter().zip(values) {
+        if !signing.is_empty() {
+            signing.push('\n');
+        }
+        signing.push_str(name);
+        signing.push_str(": ");
+        signing.push_str(value);
+        let value = HeaderValue::from_str(value).map_err(|_| Error::InvalidSetting {
+            name: "secret plugin request header",
+            reason: format!("{name} cannot be sent as an HTTP header value"),
+        })?;
+        headers.insert(HeaderName::from_static(name), value);
+    }
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token);
+    let signature = BASE64.encode(ring::hmac::sign(&key, signing.as_bytes()).as_ref());
+    let signature = format!(
+        "keyId=\"{KEY_ID}\",algorithm=\"hmac-sha256\",headers=\"{}\",signature=\"{signature}\"",
+        SIGNED_HEADERS.join(" ")
+    );
+    let mut signature = HeaderValue::from_str(&signature).map_err(|_| Error::InvalidSetting {
+        name: "secret plugin request header",
+        reason: "the signature cannot be sent as an HTTP header value".to_owned(),
+    })?;
+    signature.set_sensitive(true);
+    headers.insert(SIGNATURE, signature);
+    Ok(headers)
+}
+
+/// Opens an `aesgcm` answer: a 12-byte nonce, then AES-256-GCM ciphertext
+/// and tag, keyed with the first 32 bytes of the token.
+pub(crate) fn decrypt(token: &[u8], mut answer: Vec<u8>) -> Result<Vec<u8>, Error> {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+    let key = token
+        .get(..32)
+        .and_then(|key| UnboundKey::new(&AES_256_GCM, key).ok())
+        .ok_or_else(|| Error::PluginAnswer {
+            reason: "the answer is encrypted (aesgcm) but the token is shorter than 32 bytes"
+                .to_owned(),
+        })?;
+    if answer.len() < NONCE_LEN {
+        return Err(Error::PluginAnswer {
+            reason: "the encrypted (aesgcm) answer is shorter than its nonce".to_owned(),
+        });
+    }
+    let mut sealed = answer.split_off(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(&answer).map_err(|_| Error::PluginAnswer {
+        reason: "the encrypted (aesgcm) answer has no valid nonce".to_owned(),
+    })?;
+    let plain = LessSafeKey::new(key)
+        .open_in_place(nonce, Aad::empty(), &mut sealed)
+        .map_err(|_| Error::PluginAnswer {
+            reason: "the encrypted (aesgcm) answer does not decrypt with the token".to_owned(),
+        })?;
+    Ok(plain.to_vec())
+}
+
+/// The message of a refusal: the body (cut, trimmed), or the reason phrase.
+fn message(status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return status
+            .canonical_reason()
+            .unwrap_or("no reason given")
+            .to_owned();
+    }
+    match text.char_indices().nth(MAX_MESSAGE) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// `url` without its password, for messages.
+fn redacted(url: &Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        // Only fails for URLs that cannot have one, which this has.
+        let _ = url.set_password(Some("******"));
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signing_string_and_signature_are_as_the_reference_says() {
+        let headers = signed_headers(
+            b"token",
+            SECRET_ACCEPT,
+            b"{}",
+            "Thu, 26 Nov 2026 01:00:00 GMT",
+        )
+        .expect("headers");
+        let digest = headers["digest"].to_str().expect("ascii");
+        assert_eq!(
+            digest,
+            format!(
+                "SHA-256={}",
+                BASE64.encode(ring::digest::digest(&ring::digest::SHA256, b"{}"))
+            )
+        );
+        let signing = format!(
+            "accept: {SECRET_ACCEPT}\naccept-encoding: identity\ncontent-type: application/json\ndate: Thu, 26 Nov 2026 01:00:00 GMT\ndigest: {digest}"
+        );
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"token");
+        let expected = BASE64.encode(ring::hmac::sign(&key, signing.as_bytes()));
+        assert_eq!(
+            headers[SIGNATURE].to_str().expect("ascii"),
+            format!(
+                "keyId=\"hmac-key\",algorithm=\"hmac-sha256\",headers=\"accept accept-encoding content-type date digest\",signature=\"{expected}\""
+            )
+        );
+    }
+
+    #[test]
+    fn decrypt_refuses_short_tokens_short_bodies_and_tampering() {
+        let token = [7u8; 32];
+        assert!(decrypt(b"short", vec![0; 40]).is_err());
+        assert!(decrypt(&token, vec![0; 5]).is_err());
+        assert!(decrypt(&token, vec![0; 40]).is_err());
+    }
+
+    #[test]
+    fn refusal_messages_fall_back_to_the_reason_phrase_and_are_cut() {
+        assert_eq!(message(StatusCode::NOT_FOUND, b"  \n"), "Not Found");
+        assert_eq!(
+            message(StatusCode::NOT_FOUND, b"no such path\n"),
+            "no such path"
+        );
+        let long = "x".repeat(5000);
+        assert_eq!(
+            message(StatusCode::BAD_REQUEST, long.as_bytes())
+                .chars()
+                .count(),
+            MAX_MESSAGE + 1
+        );
+    }
+
+    #[test]
+    fn endpoints_are_checked_and_passwords_redacted() {
+        assert!(matches!(
+            SecretPlugin::new("", "t", false),
+            Err(Error::MissingSetting { .. })
+        ));
+        assert!(matches!(
+            SecretPlugin::new("http://x", "", false),
+            Err(Error::MissingSetting { .. })
+        ));
+        assert!(matches!(
+            SecretPlugin::new("ftp://x", "t", false),
+            Err(Error::InvalidSetting { .. })
+        ));
+        let plugin = SecretPlugin::new("https://u:pw@vault.example/s", "tok", true).expect("ok");
+        assert!(!format!("{plugin:?}").contains("pw@"));
+        assert!(!format!("{plugin:?}").contains("tok\""));
+        assert_eq!(plugin.endpoint(), "https://u:******@vault.example/s");
+    }
+}
