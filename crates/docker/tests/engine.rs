@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{destroy_and_check, run_step, script, spec};
+use common::{destroy_and_check, run_all, run_step, script, spec};
 use futures_util::StreamExt;
 use runnerkit_core::{
     CancellationToken, Engine, EngineErrorKind, Mount, PullPolicy, Resources, SecretVar, Step,
@@ -50,13 +50,9 @@ async fn stdout_and_stderr_arrive_in_order_with_nothing_lost() {
     // The step prints and exits at once: attaching after the start would lose lines.
     let body = "echo out1\nsleep 0.1\necho err1 >&2\nsleep 0.1\necho out2\nsleep 0.1\nprintf 'err2 no newline' >&2";
     let spec = spec("order", vec![script("print", body)]);
-    let cancel = CancellationToken::new();
-    engine.setup(&spec, &cancel).await.unwrap();
-    let ran = run_step(&engine, &spec, &spec.steps[0], &cancel)
-        .await
-        .unwrap();
-    assert_eq!(ran.exit.exit_code, 0);
-    assert_eq!(ran.log, "out1\nerr1\nout2\nerr2 no newline");
+    let ran = run_all(&engine, &spec).await;
+    assert_eq!(ran[0].exit.exit_code, 0);
+    assert_eq!(ran[0].log, "out1\nerr1\nout2\nerr2 no newline");
     destroy_and_check(&engine, &spec).await;
 }
 
@@ -131,16 +127,9 @@ async fn entrypoint_and_command_without_a_script() {
             },
         ],
     );
-    let cancel = CancellationToken::new();
-    engine.setup(&spec, &cancel).await.unwrap();
-    let ran = run_step(&engine, &spec, &spec.steps[0], &cancel)
-        .await
-        .unwrap();
-    assert_eq!(ran.log, "a b c\n");
-    let ran = run_step(&engine, &spec, &spec.steps[1], &cancel)
-        .await
-        .unwrap();
-    assert_eq!(ran.log, "65534\n/tmp\n");
+    let ran = run_all(&engine, &spec).await;
+    assert_eq!(ran[0].log, "a b c\n");
+    assert_eq!(ran[1].log, "65534\n/tmp\n");
     destroy_and_check(&engine, &spec).await;
 }
 
@@ -235,19 +224,16 @@ async fn temp_volumes_persist_across_steps_and_memory_volumes_are_tmpfs() {
             },
         },
     ];
-    let cancel = CancellationToken::new();
-    engine.setup(&spec, &cancel).await.unwrap();
-    let ran = run_step(&engine, &spec, &spec.steps[0], &cancel)
-        .await
-        .unwrap();
-    assert_eq!(ran.exit.exit_code, 0, "log: {}", ran.log);
-    assert!(ran.log.starts_with("tmpfs /ram tmpfs"), "log: {}", ran.log);
-    assert!(ran.log.contains("size=8192k"), "log: {}", ran.log);
-    assert!(ran.log.contains("mode=700"), "log: {}", ran.log);
-    let ran = run_step(&engine, &spec, &spec.steps[1], &cancel)
-        .await
-        .unwrap();
-    assert_eq!(ran.log, "cached\n");
+    let ran = run_all(&engine, &spec).await;
+    assert_eq!(ran[0].exit.exit_code, 0, "log: {}", ran[0].log);
+    assert!(
+        ran[0].log.starts_with("tmpfs /ram tmpfs"),
+        "log: {}",
+        ran[0].log
+    );
+    assert!(ran[0].log.contains("size=8192k"), "log: {}", ran[0].log);
+    assert!(ran[0].log.contains("mode=700"), "log: {}", ran[0].log);
+    assert_eq!(ran[1].log, "cached\n");
     destroy_and_check(&engine, &spec).await;
 }
 
@@ -270,17 +256,13 @@ async fn oom_is_reported_with_a_small_mem_limit() {
         ..Resources::default()
     };
     let spec = spec("oom", vec![step]);
-    let cancel = CancellationToken::new();
-    engine.setup(&spec, &cancel).await.unwrap();
-    let ran = run_step(&engine, &spec, &spec.steps[0], &cancel)
-        .await
-        .unwrap();
+    let ran = run_all(&engine, &spec).await;
     assert!(
-        ran.exit.oom_killed,
+        ran[0].exit.oom_killed,
         "exit: {:?}, log: {}",
-        ran.exit, ran.log
+        ran[0].exit, ran[0].log
     );
-    assert_eq!(ran.exit.exit_code, 137);
+    assert_eq!(ran[0].exit.exit_code, 137);
     destroy_and_check(&engine, &spec).await;
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{destroy_and_check, run_step, script, spec};
+use common::{destroy_and_check, run_all, run_step, script, spec};
 use runnerkit_core::{CancellationToken, Engine, EngineErrorKind, PullPolicy, RegistryAuth, Step};
 use runnerkit_docker::testing::{TEST_IMAGE, docker_or_skip, remove_image, tar};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -286,12 +286,8 @@ async fn the_default_policy_does_not_pull_a_present_pinned_image() {
     step.pull = PullPolicy::Default;
     assert_ne!(TEST_IMAGE.rsplit(':').next(), Some("latest"));
     let spec = spec("default", vec![step]);
-    let cancel = CancellationToken::new();
-    engine.setup(&spec, &cancel).await.unwrap();
-    let ran = run_step(&engine, &spec, &spec.steps[0], &cancel)
-        .await
-        .unwrap();
-    assert_eq!(ran.log, "local\n");
+    let ran = run_all(&engine, &spec).await;
+    assert_eq!(ran[0].log, "local\n");
     destroy_and_check(&engine, &spec).await;
 }
 

@@ -72,6 +72,22 @@ pub async fn run_step(
     })
 }
 
+/// Sets the stage up and runs each of its steps in turn (none detached),
+/// failing the test on an engine error.
+pub async fn run_all(engine: &DockerEngine, spec: &Spec) -> Vec<Ran> {
+    let cancel = CancellationToken::new();
+    engine.setup(spec, &cancel).await.expect("setup");
+    let mut ran = Vec::new();
+    for step in &spec.steps {
+        ran.push(
+            run_step(engine, spec, step, &cancel)
+                .await
+                .expect("the step runs"),
+        );
+    }
+    ran
+}
+
 /// Destroys the stage and asserts nothing labelled with it remains.
 pub async fn destroy_and_check(engine: &DockerEngine, spec: &Spec) {
     engine
