@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runnerkit_core::drone::{Build, Filter, Repo};
-use runnerkit_core::{CancellationToken, Manager, Status};
+use runnerkit_core::{CancellationToken, Engine, Manager, Status};
 use runnerkit_mock::{MockEngine, StepScript};
 use runnerkit_runner::{
     LogConfig, MemoryManager, Poller, Report, RunnerConfig, StageOutcome, StageRunner,
@@ -73,6 +73,19 @@ async fn next_stage(manager: &MemoryManager) -> runnerkit_core::drone::Stage {
         .expect("a queued stage")
 }
 
+/// Runs the next stage queued in `queue` on `engine`, reporting to `manager`
+/// (the queue itself, or a manager wrapped around it).
+async fn run_next(
+    manager: Arc<dyn Manager>,
+    queue: &MemoryManager,
+    engine: Arc<dyn Engine>,
+) -> StageOutcome {
+    StageRunner::new(manager, engine, config())
+        .run(next_stage(queue).await, CancellationToken::new())
+        .await
+        .unwrap()
+}
+
 fn step_reports(manager: &MemoryManager, stage: i64) -> Vec<(String, Status)> {
     manager
         .reports()
@@ -95,11 +108,7 @@ async fn a_stage_is_reported_step_by_step_with_its_logs() {
         )
         .with_step("flaky", StepScript::exit(3))
         .with_step("test", StepScript::exit(0).with_lines(["ok"]));
-    let runner = StageRunner::new(manager.clone(), Arc::new(engine.clone()), config());
-    let outcome = runner
-        .run(next_stage(&manager).await, CancellationToken::new())
-        .await
-        .unwrap();
+    let outcome = run_next(manager.clone(), &manager, Arc::new(engine.clone())).await;
     assert_eq!(outcome, StageOutcome::Ran(Status::Success));
     engine.assert_protocol();
 
@@ -162,11 +171,7 @@ async fn exit_78_ends_the_stage_early_and_passes() {
     let manager = Arc::new(MemoryManager::new());
     let id = manager.enqueue(PIPELINE, "ci", "exec", repo(), build());
     let engine = MockEngine::new().with_step("build", StepScript::exit(78));
-    let runner = StageRunner::new(manager.clone(), Arc::new(engine), config());
-    let outcome = runner
-        .run(next_stage(&manager).await, CancellationToken::new())
-        .await
-        .unwrap();
+    let outcome = run_next(manager.clone(), &manager, Arc::new(engine)).await;
     assert_eq!(outcome, StageOutcome::Ran(Status::Success));
     let stage = manager.stage(id).unwrap();
     let statuses: Vec<_> = stage
@@ -229,11 +234,7 @@ async fn bad_yaml_reports_the_stage_as_error_with_the_message() {
     let yaml = "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: a\n  depends_on: {x: 1}\n";
     let id = manager.enqueue(yaml, "ci", "exec", repo(), build());
     let engine = MockEngine::new();
-    let runner = StageRunner::new(manager.clone(), Arc::new(engine.clone()), config());
-    let outcome = runner
-        .run(next_stage(&manager).await, CancellationToken::new())
-        .await
-        .unwrap();
+    let outcome = run_next(manager.clone(), &manager, Arc::new(engine.clone())).await;
     let StageOutcome::Refused(msg) = outcome else {
         panic!("expected a refusal, got {outcome:?}");
     };
@@ -417,11 +418,7 @@ async fn clone_credentials_handed_out_apart_reach_the_steps() {
             "DRONE_NETRC_PASSWORD".into(),
         ]),
     );
-    let runner = StageRunner::new(manager.clone(), Arc::new(engine), config());
-    let outcome = runner
-        .run(next_stage(&manager).await, CancellationToken::new())
-        .await
-        .unwrap();
+    let outcome = run_next(manager.clone(), &manager, Arc::new(engine)).await;
     assert_eq!(outcome, StageOutcome::Ran(Status::Success));
     let step = manager.stage(id).unwrap().steps[0].id;
     let log: Vec<String> = manager
@@ -567,11 +564,7 @@ async fn an_update_applied_with_its_answer_lost_does_not_stop_the_stage() {
         lose_start: false,
     });
     let engine = MockEngine::new().with_step("test", StepScript::exit(0).with_lines(["ok"]));
-    let runner = StageRunner::new(manager, Arc::new(engine.clone()), config());
-    let outcome = runner
-        .run(next_stage(&memory).await, CancellationToken::new())
-        .await
-        .unwrap();
+    let outcome = run_next(manager, &memory, Arc::new(engine.clone())).await;
     assert_eq!(outcome, StageOutcome::Ran(Status::Success));
     engine.assert_protocol();
     assert_eq!(
@@ -611,11 +604,7 @@ async fn a_start_applied_with_its_answer_lost_is_reported_not_left_running() {
         lose_start: true,
     });
     let engine = MockEngine::new();
-    let runner = StageRunner::new(manager, Arc::new(engine.clone()), config());
-    let outcome = runner
-        .run(next_stage(&memory).await, CancellationToken::new())
-        .await
-        .unwrap();
+    let outcome = run_next(manager, &memory, Arc::new(engine.clone())).await;
     let StageOutcome::Refused(msg) = outcome else {
         panic!("expected a refusal, got {outcome:?}");
     };
