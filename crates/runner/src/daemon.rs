@@ -187,6 +187,34 @@ pub struct DaemonSettings {
     /// `DRONE_NETRC_CLONE_ONLY`: give the clone credentials to the clone
     /// step only.
     pub netrc_clone_only: bool,
+    /// `DRONE_SECRET_PLUGIN_ENDPOINT`, `_TOKEN`, `_SKIP_VERIFY`: the secret
+    /// extension plugin, when an endpoint is set.
+    pub secret_plugin: Option<SecretPluginSettings>,
+}
+
+/// Where the secret extension plugin is (reference §10). The HTTP client is
+/// `runnerkit_drone::SecretPlugin`; whoever builds the runner turns these
+/// settings into one and sets [`RunnerConfig::secret_plugin`]. `Debug`
+/// hides the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretPluginSettings {
+    /// `DRONE_SECRET_PLUGIN_ENDPOINT`: the URL requests are `POST`ed to.
+    pub endpoint: String,
+    /// `DRONE_SECRET_PLUGIN_TOKEN`: the shared token requests are signed
+    /// with. Required with an endpoint.
+    pub token: String,
+    /// `DRONE_SECRET_PLUGIN_SKIP_VERIFY`: accept any TLS certificate.
+    pub skip_verify: bool,
+}
+
+impl std::fmt::Debug for SecretPluginSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretPluginSettings")
+            .field("endpoint", &self.endpoint)
+            .field("token", &"******")
+            .field("skip_verify", &self.skip_verify)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for DaemonSettings {
@@ -201,6 +229,7 @@ impl std::fmt::Debug for DaemonSettings {
             .field("platform", &self.platform)
             .field("clone_image", &self.clone_image)
             .field("netrc_clone_only", &self.netrc_clone_only)
+            .field("secret_plugin", &self.secret_plugin)
             .finish()
     }
 }
@@ -241,6 +270,19 @@ impl DaemonSettings {
             variant: env.value("DRONE_PLATFORM_VARIANT").unwrap_or_default(),
             kernel: env.value("DRONE_PLATFORM_KERNEL").unwrap_or_default(),
         };
+        let secret_plugin = match env.value("DRONE_SECRET_PLUGIN_ENDPOINT") {
+            None => None,
+            Some(endpoint) => Some(SecretPluginSettings {
+                endpoint,
+                token: env.value("DRONE_SECRET_PLUGIN_TOKEN").ok_or_else(|| {
+                    SettingsError::Invalid {
+                        name: "DRONE_SECRET_PLUGIN_TOKEN",
+                        reason: "required when DRONE_SECRET_PLUGIN_ENDPOINT is set".to_owned(),
+                    }
+                })?,
+                skip_verify: boolean(env, "DRONE_SECRET_PLUGIN_SKIP_VERIFY")?,
+            }),
+        };
         Ok(Self {
             name: env.value("DRONE_RUNNER_NAME").unwrap_or_else(host_name),
             capacity,
@@ -255,6 +297,7 @@ impl DaemonSettings {
             platform,
             clone_image: env.value("DRONE_RUNNER_CLONE_IMAGE"),
             netrc_clone_only: boolean(env, "DRONE_NETRC_CLONE_ONLY")?,
+            secret_plugin,
         })
     }
 
@@ -273,7 +316,9 @@ impl DaemonSettings {
     }
 
     /// A [`RunnerConfig`] with these settings (name, environment, static
-    /// secrets, limits, clone settings) and defaults for the rest.
+    /// secrets, limits, clone settings) and defaults for the rest. The
+    /// secret plugin is not set: it needs an HTTP client, which this crate
+    /// does not have (see [`SecretPluginSettings`]).
     pub fn runner_config(&self) -> RunnerConfig {
         let mut compiler = Compiler {
             netrc_clone_only: self.netrc_clone_only,
@@ -497,6 +542,58 @@ mod tests {
             DaemonSettings::from_environment(&env(&[("DRONE_RUNNER_SECRETS", "token:hunter2")]))
                 .unwrap();
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_secret_plugin_needs_a_token_and_hides_it() {
+        let settings = DaemonSettings::from_environment(&env(&[])).unwrap();
+        assert_eq!(settings.secret_plugin, None);
+        let settings = DaemonSettings::from_environment(&env(&[
+            ("DRONE_SECRET_PLUGIN_ENDPOINT", "https://vault-plugin:3000"),
+            ("DRONE_SECRET_PLUGIN_TOKEN", "plugin-token-hunter2"),
+            ("DRONE_SECRET_PLUGIN_SKIP_VERIFY", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            settings.secret_plugin,
+            Some(SecretPluginSettings {
+                endpoint: "https://vault-plugin:3000".into(),
+                token: "plugin-token-hunter2".into(),
+                skip_verify: true,
+            })
+        );
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        let err = DaemonSettings::from_environment(&env(&[(
+            "DRONE_SECRET_PLUGIN_ENDPOINT",
+            "https://vault-plugin:3000",
+        )]))
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SettingsError::Invalid {
+                    name: "DRONE_SECRET_PLUGIN_TOKEN",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = DaemonSettings::from_environment(&env(&[
+            ("DRONE_SECRET_PLUGIN_ENDPOINT", "https://vault-plugin:3000"),
+            ("DRONE_SECRET_PLUGIN_TOKEN", "t"),
+            ("DRONE_SECRET_PLUGIN_SKIP_VERIFY", "perhaps"),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SettingsError::Invalid {
+                    name: "DRONE_SECRET_PLUGIN_SKIP_VERIFY",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

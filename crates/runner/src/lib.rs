@@ -53,4 +53,4 @@ pub use limits::Limits;
 pub use memory::{MemoryManager, Report};
 pub use poller::{Poller, PollerStats};
 pub use report::LogConfig;
-pub use stage::{RunnerConfig, StageOutcome, StageRunner};
+pub use stage::{RunnerConfig, SecretPluginClient, StageOutcome, StageRunner};

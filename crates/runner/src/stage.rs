@@ -10,8 +10,8 @@ use futures_util::FutureExt;
 use runnerkit_core::drone::{self, Details, Stage};
 use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError, Snapshot, Status};
 use runnerkit_manifest::{
-    CombinedSecrets, CompileContext, Compiled, Compiler, LiveStatus, RegistryProvider, SecretError,
-    SecretProvider, SecretRequest, ServerSecrets,
+    CombinedSecrets, CompileContext, Compiled, Compiler, DocumentSecrets, LiveStatus, Manifest,
+    RegistryProvider, SecretError, SecretProvider, SecretRequest, ServerSecrets, StaticSecrets,
 };
 use runnerkit_runtime::{Runtime, RuntimeConfig};
 
@@ -39,6 +39,43 @@ pub struct RunnerConfig {
     pub logs: LogConfig,
     /// Stage deadline when the repository gives none (its timeout is 0).
     pub default_timeout: Duration,
+    /// The secret extension plugin (`DRONE_SECRET_PLUGIN_ENDPOINT`), asked
+    /// for `kind: secret` documents with `get`, after every other source.
+    pub secret_plugin: Option<Arc<dyn SecretPluginClient>>,
+}
+
+/// A secret extension plugin (reference §10, `DRONE_SECRET_PLUGIN_*`) as the
+/// runner sees it: `runnerkit_drone::SecretPlugin` is the HTTP client,
+/// adapted to this trait by whoever builds the [`RunnerConfig`].
+///
+/// # How the runner uses it
+///
+/// Before compiling a stage, the runner substitutes and parses the pipeline
+/// file and collects its `kind: secret` documents with `get: {path, name}`
+/// (the first document of each name; `get.key` is not sent, as in Drone's
+/// request). A name that the server's secrets, the file's encrypted
+/// documents or the runner's static secrets already give is not asked for.
+/// The others are asked for at once, concurrently; the values found become
+/// the last source of `from_secret`, under the documents' names (reference
+/// §12 order: server, encrypted documents, runner static secrets, plugin),
+/// and are masked in logs like every secret. An error fails the stage with a
+/// message naming the secret. A file that does not substitute or parse is
+/// left to the compile, which reports it.
+#[async_trait::async_trait]
+pub trait SecretPluginClient: Send + Sync {
+    /// Looks up the secret `name` at `path` for a stage of `build` in
+    /// `repo`. `Ok(None)`: the plugin has none.
+    ///
+    /// # Errors
+    /// The plugin could not be asked or refused; the message must not hold
+    /// the secret's value or the plugin's token.
+    async fn find(
+        &self,
+        path: &str,
+        name: &str,
+        repo: &drone::Repo,
+        build: &drone::Build,
+    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>>;
 }
 
 impl Default for RunnerConfig {
@@ -53,6 +90,7 @@ impl Default for RunnerConfig {
             runtime: RuntimeConfig::default(),
             logs: LogConfig::default(),
             default_timeout: Duration::from_secs(60 * 60),
+            secret_plugin: None,
         }
     }
 }
@@ -65,6 +103,7 @@ impl std::fmt::Debug for RunnerConfig {
             .field("secrets", &self.secrets.len())
             .field("limits", &self.limits)
             .field("runtime", &self.runtime)
+            .field("secret_plugin", &self.secret_plugin.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -292,7 +331,11 @@ impl StageRunner {
             return self.refuse(stage, msg).await;
         }
         stage.machine = self.config.machine.clone();
-        let compiled = match self.compile(&stage, &details) {
+        let fetched = match self.fetch_plugin_secrets(&stage, &details).await {
+            Ok(fetched) => fetched,
+            Err(msg) => return self.refuse(stage, msg).await,
+        };
+        let compiled = match self.compile(&stage, &details, fetched) {
             Ok(c) => c,
             Err(msg) => return self.refuse(stage, msg).await,
         };
@@ -435,25 +478,140 @@ impl StageRunner {
         }
     }
 
-    fn compile(&self, stage: &Stage, details: &Details) -> Result<Compiled, String> {
-        let text = String::from_utf8(details.config.data.clone())
-            .map_err(|_| "the pipeline file is not valid UTF-8".to_owned())?;
-        let mut secrets = CombinedSecrets::new().with(ServerSecrets::new(details.secrets.clone()));
-        for provider in &self.config.secrets {
-            secrets = secrets.with(Shared(provider.clone()));
+    /// With a secret plugin configured: the values of the file's `get`
+    /// documents that no other source gives (see [`SecretPluginClient`]).
+    /// `Ok(None)` without a plugin, or when the file does not parse (the
+    /// compile reports that).
+    async fn fetch_plugin_secrets(
+        &self,
+        stage: &Stage,
+        details: &Details,
+    ) -> Result<Option<PluginSecrets>, String> {
+        let Some(plugin) = &self.config.secret_plugin else {
+            return Ok(None);
+        };
+        let Ok(text) = std::str::from_utf8(&details.config.data) else {
+            return Ok(None);
+        };
+        let ctx = self.context(stage, details);
+        let vars = ctx.substitution_environ();
+        let Ok(text) = runnerkit_manifest::envsubst(text, |k| vars.get(k).cloned()) else {
+            return Ok(None);
+        };
+        let Ok(manifest) = Manifest::parse(&text) else {
+            return Ok(None);
+        };
+        // As `prepare` does: encrypted documents only with a repository key.
+        let encrypted = manifest.secrets().any(|s| !s.data.is_empty());
+        let documents = (encrypted && !details.repository.secret.is_empty())
+            .then(|| DocumentSecrets::new(manifest.secrets(), details.repository.secret.clone()));
+        let mut wanted = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        {
+            let mut earlier = self.earlier_secrets(details);
+            if let Some(documents) = &documents {
+                earlier = earlier.with(documents.clone());
+            }
+            for provider in &self.config.secrets {
+                earlier = earlier.with(Shared(provider.clone()));
+            }
+            for doc in manifest.secrets() {
+                if !seen.insert(doc.name.as_str()) {
+                    continue;
+                }
+                let Some(get) = &doc.get else { continue };
+                let given = earlier.find(&SecretRequest {
+                    name: &doc.name,
+                    build: &details.build,
+                    repo: &details.repository,
+                });
+                // An error of another source is the compile's to report.
+                if matches!(given, Ok(Some(ref v)) if !v.is_empty()) || given.is_err() {
+                    continue;
+                }
+                wanted.push((doc.name.clone(), get.clone()));
+            }
         }
+        let lookups = wanted.iter().map(|(name, get)| async move {
+            let found = plugin
+                .find(&get.path, &get.name, &details.repository, &details.build)
+                .await;
+            (name, get, found)
+        });
+        let mut values = std::collections::BTreeMap::new();
+        for (name, get, found) in futures_util::future::join_all(lookups).await {
+            match found {
+                Ok(Some(value)) if !value.is_empty() => {
+                    values.insert(name.clone(), value);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot get secret {name:?} (path {:?}, name {:?}) from the secret plugin: {}",
+                        get.path,
+                        get.name,
+                        chain(&*e)
+                    ));
+                }
+            }
+        }
+        tracing::debug!(
+            stage = stage.id,
+            asked = wanted.len(),
+            found = values.len(),
+            "secret plugin lookups done"
+        );
+        Ok(Some(PluginSecrets { documents, values }))
+    }
+
+    /// The server's secrets: the first source of `from_secret`.
+    fn earlier_secrets(&self, details: &Details) -> CombinedSecrets {
+        CombinedSecrets::new().with(ServerSecrets::new(details.secrets.clone()))
+    }
+
+    /// The compile context of `stage`, without secrets.
+    fn context(&self, stage: &Stage, details: &Details) -> CompileContext {
         let mut environ = self.config.environ.clone();
         environ.extend(details.build.params.clone());
-        let mut ctx = CompileContext {
+        CompileContext {
             spec_id: format!("rk{}-{}", stage.id, unix(Some(SystemTime::now()))),
             build: details.build.clone(),
             repo: details.repository.clone(),
             stage: stage.clone(),
             system: details.system.clone(),
             netrc: details.netrc.clone(),
-            secrets: Arc::new(secrets),
             environ,
             ..CompileContext::default()
+        }
+    }
+
+    fn compile(
+        &self,
+        stage: &Stage,
+        details: &Details,
+        fetched: Option<PluginSecrets>,
+    ) -> Result<Compiled, String> {
+        let text = String::from_utf8(details.config.data.clone())
+            .map_err(|_| "the pipeline file is not valid UTF-8".to_owned())?;
+        let mut secrets = self.earlier_secrets(details);
+        let fetched = fetched.map(|f| {
+            // Reference §12 order: the file's encrypted documents come
+            // before the runner's static secrets (`prepare` asks them again
+            // at the end, which finds nothing new).
+            if let Some(documents) = f.documents {
+                secrets = std::mem::take(&mut secrets).with(documents);
+            }
+            f.values
+        });
+        for provider in &self.config.secrets {
+            secrets = secrets.with(Shared(provider.clone()));
+        }
+        if let Some(values) = fetched {
+            secrets = secrets.with(StaticSecrets::new(values));
+        }
+        let mut ctx = CompileContext {
+            secrets: Arc::new(secrets),
+            ..self.context(stage, details)
         };
         if let Some(registries) = &self.config.registries {
             ctx.registries = registries.clone();
@@ -472,6 +630,25 @@ impl StageRunner {
         )
         .map_err(|e| e.to_string())
     }
+}
+
+/// What the secret plugin gave for a stage, and the file's encrypted
+/// documents, which come before the runner's static secrets.
+struct PluginSecrets {
+    documents: Option<DocumentSecrets>,
+    values: std::collections::BTreeMap<String, String>,
+}
+
+/// `error: source: source...`, for messages.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 /// The lines that open each registered step's log: the compile warnings

@@ -1,0 +1,251 @@
+//! The secret extension plugin end to end: a stage from the in-process Drone
+//! server whose file has `kind: secret` documents with `get`, run on the
+//! host engine, the values fetched from an in-process plugin that verifies
+//! each request's signature (`runnerkit_drone::testing::SecretPluginServer`)
+//! through the real HTTP client (`runnerkit_drone::SecretPlugin`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnerkit_core::drone::{self, Secret};
+use runnerkit_core::{CancellationToken, Manager, Status};
+use runnerkit_drone::testing::{
+    DroneServer, PluginAnswer, SecretPluginServer, ServerConfig, push_stage,
+};
+use runnerkit_drone::{DroneManager, SecretPlugin};
+use runnerkit_local::LocalEngine;
+use runnerkit_runner::{LogConfig, RunnerConfig, SecretPluginClient, StageOutcome, StageRunner};
+
+const TOKEN: &str = "plugin-token-0123456789abcdef0123";
+const VALUE: &str = "vault-v4lue-of-the-day";
+
+/// `runnerkit_drone::SecretPlugin` as the runner's plugin, as the CLI
+/// adapts it.
+struct Adapter(SecretPlugin);
+
+#[async_trait::async_trait]
+impl SecretPluginClient for Adapter {
+    async fn find(
+        &self,
+        path: &str,
+        name: &str,
+        repo: &drone::Repo,
+        build: &drone::Build,
+    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.0.find(path, name, repo, build).await?)
+    }
+}
+
+struct Rig {
+    server: DroneServer,
+    plugin: SecretPluginServer,
+    manager: Arc<DroneManager>,
+    runner: StageRunner,
+}
+
+async fn rig() -> Rig {
+    let server = DroneServer::start(ServerConfig::default()).await.unwrap();
+    let plugin = SecretPluginServer::start(TOKEN).await.unwrap();
+    let manager = Arc::new(DroneManager::new(&server.client_config()).unwrap());
+    let client = SecretPlugin::new(&plugin.url(), TOKEN, false).unwrap();
+    let config = RunnerConfig {
+        machine: "runner-plugin".into(),
+        logs: LogConfig {
+            batch_interval: Duration::from_millis(100),
+            ..LogConfig::default()
+        },
+        secret_plugin: Some(Arc::new(Adapter(client))),
+        ..RunnerConfig::default()
+    };
+    let engine = Arc::new(LocalEngine::new().with_kill_grace(Duration::from_secs(1)));
+    let runner = StageRunner::new(manager.clone(), engine, config);
+    Rig {
+        server,
+        plugin,
+        manager,
+        runner,
+    }
+}
+
+impl Rig {
+    async fn run(&self, details: drone::Details) -> (i64, StageOutcome) {
+        let id = self.server.enqueue(details);
+        let filter = drone::Filter {
+            kind: "pipeline".into(),
+            kind_type: "exec".into(),
+            ..drone::Filter::default()
+        };
+        let stage = self
+            .manager
+            .request(&filter)
+            .await
+            .unwrap()
+            .expect("a queued stage");
+        let outcome = self
+            .runner
+            .run(stage, CancellationToken::new())
+            .await
+            .unwrap();
+        (id, outcome)
+    }
+
+    /// The uploaded log of `step`, without the `+ command` echoes.
+    fn uploaded(&self, stage: i64, step: &str) -> Vec<String> {
+        let id = self
+            .server
+            .stage(stage)
+            .unwrap()
+            .steps
+            .iter()
+            .find(|s| s.name == step)
+            .unwrap()
+            .id;
+        let body = self.server.uploaded_log(id).expect("a log was uploaded");
+        let lines: Vec<drone::Line> = serde_json::from_slice(&body).unwrap();
+        lines
+            .iter()
+            .map(|l| l.out.trim_end_matches('\n').to_owned())
+            .filter(|l| !l.starts_with("+ "))
+            .collect()
+    }
+}
+
+const PIPELINE: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: publish
+  environment:
+    TOKEN:
+      from_secret: docker_username
+    OTHER:
+      from_secret: missing_one
+  commands:
+  - test \"$TOKEN\" = \"vault-v4lue-of-the-day\"
+  - test -z \"$OTHER\"
+  - echo \"TOKEN=$TOKEN\"
+---
+kind: secret
+name: docker_username
+get:
+  path: secret/data/docker
+  name: username
+---
+kind: secret
+name: missing_one
+get:
+  path: secret/data/docker
+  name: nothing-here
+";
+
+/// A secret the plugin does not have is unset, with a warning, as any
+/// secret not found.
+const MISSING_WARNING: &str =
+    "[runnerkit] warning: secret \"missing_one\" not found: OTHER is not set";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_secret_reaches_the_step_and_is_masked() {
+    let rig = rig().await;
+    rig.plugin.set(
+        "secret/data/docker",
+        "username",
+        PluginAnswer::Value(VALUE.into()),
+    );
+    let (id, outcome) = rig.run(push_stage(PIPELINE, "exec")).await;
+    assert_eq!(outcome, StageOutcome::Ran(Status::Success));
+    assert_eq!(
+        rig.uploaded(id, "publish"),
+        [MISSING_WARNING, "TOKEN=******"],
+        "the step saw the value (its `test` passed) and its log masks it"
+    );
+    assert!(
+        rig.plugin.refused().is_empty(),
+        "{:?}",
+        rig.plugin.refused()
+    );
+    let mut asked: Vec<(String, String, String, i64)> = rig
+        .plugin
+        .requests()
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap().to_owned(),
+                r["name"].as_str().unwrap().to_owned(),
+                r["repo"]["slug"].as_str().unwrap().to_owned(),
+                r["build"]["number"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            (
+                "secret/data/docker".into(),
+                "nothing-here".into(),
+                "octo/hello".into(),
+                7
+            ),
+            (
+                "secret/data/docker".into(),
+                "username".into(),
+                "octo/hello".into(),
+                7
+            ),
+        ]
+    );
+    for request in rig.server.requests() {
+        assert!(!String::from_utf8_lossy(&request.body).contains(VALUE));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_secret_comes_first_and_the_plugin_is_not_asked() {
+    let rig = rig().await;
+    rig.plugin.set(
+        "secret/data/docker",
+        "username",
+        PluginAnswer::Value("the-plugins-value".into()),
+    );
+    let mut details = push_stage(PIPELINE, "exec");
+    details.secrets = vec![Secret {
+        name: "docker_username".into(),
+        data: VALUE.into(),
+        ..Secret::default()
+    }];
+    let (id, outcome) = rig.run(details).await;
+    assert_eq!(outcome, StageOutcome::Ran(Status::Success));
+    assert_eq!(
+        rig.uploaded(id, "publish"),
+        [MISSING_WARNING, "TOKEN=******"]
+    );
+    let names: Vec<String> = rig
+        .plugin
+        .requests()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["nothing-here"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_error_fails_the_stage_naming_the_secret() {
+    let rig = rig().await;
+    rig.plugin.set(
+        "secret/data/docker",
+        "username",
+        PluginAnswer::Status(500, "vault is sealed".into()),
+    );
+    let (id, outcome) = rig.run(push_stage(PIPELINE, "exec")).await;
+    let StageOutcome::Refused(msg) = outcome else {
+        panic!("unexpected {outcome:?}");
+    };
+    assert!(msg.contains("\"docker_username\""), "{msg}");
+    assert!(msg.contains("vault is sealed"), "{msg}");
+    let stage = rig.server.stage(id).unwrap();
+    assert_eq!(stage.status, Status::Error);
+    assert!(stage.error.contains("docker_username"), "{}", stage.error);
+}
