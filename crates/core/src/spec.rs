@@ -282,7 +282,9 @@ pub struct Step {
     /// Host devices exposed to this step.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
-    /// Working directory; empty means the workspace's full path.
+    /// Working directory; empty means the workspace's full path, except for
+    /// a detached step without a script (a service running its image's own
+    /// entrypoint), which starts in its image's working directory.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub working_dir: String,
     /// User to run as; empty means the image's or the engine's default.

@@ -52,10 +52,12 @@ pub(crate) fn container_config(
         ),
     };
 
-    let working_dir = if step.working_dir.is_empty() {
-        spec.workspace.full_path()
-    } else {
-        step.working_dir.clone()
+    // A service (detached, running its image's own entrypoint) starts where
+    // its image says, as in Drone; every other step in the workspace.
+    let working_dir = match step.working_dir.as_str() {
+        "" if step.detach && step.script.is_none() => String::new(),
+        "" => spec.workspace.full_path(),
+        dir => dir.to_owned(),
     };
 
     let (network_mode, networking_config) = if step.network_mode.is_empty() {
@@ -315,6 +317,32 @@ mod tests {
         let c = container_config(&spec(), &step, &Creator::current()).unwrap();
         assert_eq!(c.entrypoint, None, "the image's entrypoint is kept");
         assert_eq!(c.cmd, None);
+        assert_eq!(c.working_dir.as_deref(), Some("/drone/src/app"));
+    }
+
+    #[test]
+    fn a_service_without_a_script_keeps_its_images_working_dir() {
+        let service = Step {
+            detach: true,
+            ..Step::named("db")
+        };
+        let c = container_config(&spec(), &service, &Creator::current()).unwrap();
+        assert_eq!(c.working_dir, None);
+        let with_dir = Step {
+            working_dir: "/srv".into(),
+            ..service.clone()
+        };
+        let c = container_config(&spec(), &with_dir, &Creator::current()).unwrap();
+        assert_eq!(c.working_dir.as_deref(), Some("/srv"));
+        let scripted = Step {
+            script: Some(Script {
+                shell: "/bin/sh".into(),
+                body: "serve\n".into(),
+            }),
+            ..service
+        };
+        let c = container_config(&spec(), &scripted, &Creator::current()).unwrap();
+        assert_eq!(c.working_dir.as_deref(), Some("/drone/src/app"));
     }
 
     #[test]
