@@ -203,6 +203,29 @@ pub struct RunnerArgs {
     /// Example: `--netrc-clone-only` (or `DRONE_NETRC_CLONE_ONLY=true`)
     #[arg(long, env = "DRONE_NETRC_CLONE_ONLY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub netrc_clone_only: Option<String>,
+    /// The secret extension plugin (e.g. drone-vault) asked for `kind:
+    /// secret` documents with `get: {path, name}`; unset: none.
+    ///
+    /// Example: `--secret-plugin-endpoint http://vault-plugin:3000` (or `DRONE_SECRET_PLUGIN_ENDPOINT=http://vault-plugin:3000`)
+    #[arg(long, env = "DRONE_SECRET_PLUGIN_ENDPOINT", value_name = "URL")]
+    pub secret_plugin_endpoint: Option<String>,
+    /// The token shared with the secret plugin: requests are signed with it.
+    /// Required with an endpoint. Prefer the environment or the ENVFILE: a
+    /// flag shows in `ps`.
+    ///
+    /// Example: `DRONE_SECRET_PLUGIN_TOKEN=bea26a2221fd8090ea38720fc445eca6`
+    #[arg(
+        long,
+        env = "DRONE_SECRET_PLUGIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub secret_plugin_token: Option<String>,
+    /// Accept any TLS certificate from the secret plugin.
+    ///
+    /// Example: `--secret-plugin-skip-verify` (or `DRONE_SECRET_PLUGIN_SKIP_VERIFY=true`)
+    #[arg(long, env = "DRONE_SECRET_PLUGIN_SKIP_VERIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub secret_plugin_skip_verify: Option<String>,
 }
 
 /// The HTTP endpoint, shutdown and logging.
@@ -276,7 +299,7 @@ impl DaemonSettingsArgs {
     pub fn given(&self) -> Vec<(&'static str, &str)> {
         let r = &self.runner;
         let o = &self.operation;
-        let all: [(&'static str, &Option<String>); 21] = [
+        let all: [(&'static str, &Option<String>); 24] = [
             ("DRONE_RUNNER_CAPACITY", &r.capacity),
             ("DRONE_RUNNER_NAME", &r.name),
             ("DRONE_RUNNER_LABELS", &r.labels),
@@ -291,6 +314,12 @@ impl DaemonSettingsArgs {
             ("DRONE_PLATFORM_KERNEL", &r.platform_kernel),
             ("DRONE_RUNNER_CLONE_IMAGE", &r.clone_image),
             ("DRONE_NETRC_CLONE_ONLY", &r.netrc_clone_only),
+            ("DRONE_SECRET_PLUGIN_ENDPOINT", &r.secret_plugin_endpoint),
+            ("DRONE_SECRET_PLUGIN_TOKEN", &r.secret_plugin_token),
+            (
+                "DRONE_SECRET_PLUGIN_SKIP_VERIFY",
+                &r.secret_plugin_skip_verify,
+            ),
             ("DRONE_HTTP_BIND", &o.http_bind),
             ("DRONE_UI_USERNAME", &o.ui_username),
             ("DRONE_UI_PASSWORD", &o.ui_password),

@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError};
 use runnerkit_docker::DockerEngine;
-use runnerkit_drone::{DroneConfig, DroneManager};
+use runnerkit_drone::{DroneConfig, DroneManager, SecretPlugin};
 use runnerkit_local::LocalEngine;
 use runnerkit_runner::{Poller, StageRunner};
 use tokio::signal::unix::{SignalKind, signal};
@@ -119,6 +119,22 @@ fn ping_error(server: &str, error: ManagerError) -> anyhow::Error {
     }
 }
 
+/// [`SecretPlugin`], the HTTP client, as the runner's secret plugin.
+struct SecretPluginAdapter(SecretPlugin);
+
+#[async_trait::async_trait]
+impl runnerkit_runner::SecretPluginClient for SecretPluginAdapter {
+    async fn find(
+        &self,
+        path: &str,
+        name: &str,
+        repo: &runnerkit_core::drone::Repo,
+        build: &runnerkit_core::drone::Build,
+    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.0.find(path, name, repo, build).await?)
+    }
+}
+
 /// Starts everything, polls until a signal, drains, stops.
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Handled from the start: a SIGTERM while connecting must not kill the
@@ -142,11 +158,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
     let board = Arc::new(Board::default());
     let manager: Arc<dyn Manager> = Arc::new(Observed::new(drone, board.clone()));
-    let runner = Arc::new(StageRunner::new(
-        manager.clone(),
-        engine,
-        settings.runner.runner_config(),
-    ));
+    let mut runner_config = settings.runner.runner_config();
+    if let Some(plugin) = &settings.runner.secret_plugin {
+        let client = SecretPlugin::new(&plugin.endpoint, &plugin.token, plugin.skip_verify)
+            .context("cannot set up the secret plugin (DRONE_SECRET_PLUGIN_*)")?;
+        tracing::info!(endpoint = %client.endpoint(), "secret plugin configured");
+        runner_config.secret_plugin = Some(Arc::new(SecretPluginAdapter(client)));
+    }
+    let runner = Arc::new(StageRunner::new(manager.clone(), engine, runner_config));
     let capacity = settings.runner.capacity;
     let poller = Poller::new(manager, runner, settings.runner.filter(kind_type), capacity)
         .with_drain_timeout(settings.drain_timeout);

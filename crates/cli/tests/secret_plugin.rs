@@ -1,0 +1,99 @@
+//! End-to-end: the built `runnerkit daemon` with `DRONE_SECRET_PLUGIN_*`
+//! against the in-process Drone server and an in-process secret plugin
+//! that verifies each request's signature.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use runnerkit_core::Status;
+use runnerkit_core::drone::Line;
+use runnerkit_drone::testing::{
+    DroneServer, PluginAnswer, SecretPluginServer, ServerConfig, push_stage,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_runnerkit");
+const TOKEN: &str = "plugin-token-hunter2-0123456789ab";
+
+const PIPELINE: &str = "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: publish
+  environment:
+    USERNAME:
+      from_secret: docker_username
+  commands:
+  - test \"$USERNAME\" = octo-vault-user
+  - echo \"USERNAME=$USERNAME\"
+---
+kind: secret
+name: docker_username
+get:
+  path: secret/data/docker
+  name: username
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_fetches_get_documents_from_the_plugin() {
+    let server = DroneServer::start(ServerConfig::default().with_long_poll(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let plugin = SecretPluginServer::start(TOKEN).await.unwrap();
+    plugin.set(
+        "secret/data/docker",
+        "username",
+        PluginAnswer::Value("octo-vault-user".into()),
+    );
+    let id = server.enqueue(push_stage(PIPELINE, "exec"));
+
+    let mut cmd = Command::new(BIN);
+    cmd.args(["daemon", "--type", "exec"])
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DRONE_HTTP_BIND", "127.0.0.1:0")
+        .env("DRONE_RPC_HOST", server.host())
+        .env("DRONE_RPC_SECRET", server.secret())
+        .env("DRONE_DEBUG", "true")
+        .env("DRONE_SECRET_PLUGIN_ENDPOINT", plugin.url())
+        .env("DRONE_SECRET_PLUGIN_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+
+    let started = Instant::now();
+    let stage = loop {
+        let stage = server.stage(id).unwrap();
+        if stage.status.is_done() || started.elapsed() > Duration::from_secs(60) {
+            break stage;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stage.status, Status::Success, "{stage:?}\n{stderr}");
+    assert!(stderr.contains("secret plugin configured"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "the token was logged:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("octo-vault-user"),
+        "the value was logged:\n{stderr}"
+    );
+
+    let step = stage.steps.iter().find(|s| s.name == "publish").unwrap();
+    let body = server.uploaded_log(step.id).expect("a log was uploaded");
+    let lines: Vec<Line> = serde_json::from_slice(&body).unwrap();
+    assert!(
+        lines.iter().any(|l| l.out == "USERNAME=******\n"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| !l.out.contains("octo-vault-user")));
+    assert_eq!(plugin.requests().len(), 1);
+    assert!(plugin.refused().is_empty(), "{:?}", plugin.refused());
+}
