@@ -331,11 +331,11 @@ impl StageRunner {
             return self.refuse(stage, msg).await;
         }
         stage.machine = self.config.machine.clone();
-        let fetched = match self.fetch_plugin_secrets(&stage, &details).await {
-            Ok(fetched) => fetched,
+        let file_secrets = match self.file_secrets(&stage, &details).await {
+            Ok(found) => found,
             Err(msg) => return self.refuse(stage, msg).await,
         };
-        let compiled = match self.compile(&stage, &details, fetched) {
+        let compiled = match self.compile(&stage, &details, file_secrets) {
             Ok(c) => c,
             Err(msg) => return self.refuse(stage, msg).await,
         };
@@ -478,33 +478,32 @@ impl StageRunner {
         }
     }
 
-    /// With a secret plugin configured: the values of the file's `get`
-    /// documents that no other source gives (see [`SecretPluginClient`]).
-    /// `Ok(None)` without a plugin, or when the file does not parse (the
-    /// compile reports that).
-    async fn fetch_plugin_secrets(
-        &self,
-        stage: &Stage,
-        details: &Details,
-    ) -> Result<Option<PluginSecrets>, String> {
-        let Some(plugin) = &self.config.secret_plugin else {
-            return Ok(None);
-        };
+    /// The secrets the pipeline file brings: its encrypted `kind: secret`
+    /// documents (with the repository's key) and, with a secret plugin
+    /// configured, the values of its `get` documents that no earlier source
+    /// gives (see [`SecretPluginClient`]). Nothing when the file does not
+    /// parse: the compile reports that.
+    async fn file_secrets(&self, stage: &Stage, details: &Details) -> Result<FileSecrets, String> {
+        let mut found = FileSecrets::default();
         let Ok(text) = std::str::from_utf8(&details.config.data) else {
-            return Ok(None);
+            return Ok(found);
         };
         let ctx = self.context(stage, details);
         let vars = ctx.substitution_environ();
         let Ok(text) = runnerkit_manifest::envsubst(text, |k| vars.get(k).cloned()) else {
-            return Ok(None);
+            return Ok(found);
         };
         let Ok(manifest) = Manifest::parse(&text) else {
-            return Ok(None);
+            return Ok(found);
         };
         // As `prepare` does: encrypted documents only with a repository key.
         let encrypted = manifest.secrets().any(|s| !s.data.is_empty());
         let documents = (encrypted && !details.repository.secret.is_empty())
             .then(|| DocumentSecrets::new(manifest.secrets(), details.repository.secret.clone()));
+        found.documents = documents.clone();
+        let Some(plugin) = &self.config.secret_plugin else {
+            return Ok(found);
+        };
         let mut wanted = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         {
@@ -561,7 +560,8 @@ impl StageRunner {
             found = values.len(),
             "secret plugin lookups done"
         );
-        Ok(Some(PluginSecrets { documents, values }))
+        found.plugin = values;
+        Ok(found)
     }
 
     /// The server's secrets: the first source of `from_secret`.
@@ -589,25 +589,23 @@ impl StageRunner {
         &self,
         stage: &Stage,
         details: &Details,
-        fetched: Option<PluginSecrets>,
+        file: FileSecrets,
     ) -> Result<Compiled, String> {
         let text = String::from_utf8(details.config.data.clone())
             .map_err(|_| "the pipeline file is not valid UTF-8".to_owned())?;
+        // Reference §12 order: the server's secrets, the file's encrypted
+        // documents, the runner's static secrets, the secret plugin.
+        // (`prepare` asks the documents again at the end, which finds
+        // nothing new.)
         let mut secrets = self.earlier_secrets(details);
-        let fetched = fetched.map(|f| {
-            // Reference §12 order: the file's encrypted documents come
-            // before the runner's static secrets (`prepare` asks them again
-            // at the end, which finds nothing new).
-            if let Some(documents) = f.documents {
-                secrets = std::mem::take(&mut secrets).with(documents);
-            }
-            f.values
-        });
+        if let Some(documents) = file.documents {
+            secrets = secrets.with(documents);
+        }
         for provider in &self.config.secrets {
             secrets = secrets.with(Shared(provider.clone()));
         }
-        if let Some(values) = fetched {
-            secrets = secrets.with(StaticSecrets::new(values));
+        if !file.plugin.is_empty() {
+            secrets = secrets.with(StaticSecrets::new(file.plugin));
         }
         let mut ctx = CompileContext {
             secrets: Arc::new(secrets),
@@ -632,11 +630,13 @@ impl StageRunner {
     }
 }
 
-/// What the secret plugin gave for a stage, and the file's encrypted
-/// documents, which come before the runner's static secrets.
-struct PluginSecrets {
+/// The secret sources a pipeline file brings (see `StageRunner::file_secrets`).
+#[derive(Default)]
+struct FileSecrets {
+    /// Its encrypted documents, when the repository has a key.
     documents: Option<DocumentSecrets>,
-    values: std::collections::BTreeMap<String, String>,
+    /// What the secret plugin gave for its `get` documents, by name.
+    plugin: std::collections::BTreeMap<String, String>,
 }
 
 /// `error: source: source...`, for messages.

@@ -21,7 +21,7 @@ use runnerkit_drone::testing::{
 };
 use runnerkit_drone::{DroneManager, RetryPolicy};
 use runnerkit_local::LocalEngine;
-use runnerkit_manifest::{SecretError, SecretProvider, SecretRequest};
+use runnerkit_manifest::{SecretError, SecretProvider, SecretRequest, StaticSecrets};
 use runnerkit_mock::{MockEngine, StepScript};
 use runnerkit_runner::{LogConfig, Poller, RunnerConfig, StageOutcome, StageRunner};
 
@@ -853,6 +853,74 @@ async fn secrets(engine: Arc<dyn Engine>) {
 on_mock_and_host!(
     secrets_never_reach_the_server: secrets(secrets_mock())
 );
+
+// ---------------------------------------------------------------- secret lookup order
+
+/// `plain` sealed for a `kind: secret` document: base64 of nonce ‖
+/// AES-256-GCM ciphertext, keyed with the repository's secret.
+fn seal(key: &str, plain: &str) -> String {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use base64::Engine as _;
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key.as_bytes()).unwrap();
+    let nonce = [7u8; 12];
+    let mut sealed = nonce.to_vec();
+    sealed.extend(
+        cipher
+            .encrypt(&aes_gcm::Nonce::from(nonce), plain.as_bytes())
+            .unwrap(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(sealed)
+}
+
+/// Reference §12: the file's encrypted documents are asked before the
+/// runner's static secrets (`DRONE_RUNNER_SECRETS`), the server's secrets
+/// before both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_documents_come_before_the_runners_static_secrets() {
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+    let rig = rig_with(host(), |config| {
+        let runner_values = [("token", "from-runner"), ("other", "from-server-loses")];
+        let values = runner_values.map(|(k, v)| (k.to_owned(), v.to_owned()));
+        config.secrets = vec![Arc::new(StaticSecrets::new(values.into()))];
+    })
+    .await;
+    let yaml = format!(
+        "\
+kind: pipeline
+type: exec
+name: default
+clone:
+  disable: true
+steps:
+- name: check
+  environment:
+    TOKEN: {{from_secret: token}}
+    OTHER: {{from_secret: other}}
+  commands:
+  - test \"$TOKEN\" = from-document
+  - test \"$OTHER\" = from-server
+---
+kind: secret
+name: token
+data: {}
+",
+        seal(KEY, "from-document")
+    );
+    let mut details = details(&yaml);
+    details.repository.secret = KEY.into();
+    details.secrets = vec![Secret {
+        name: "other".into(),
+        data: "from-server".into(),
+        ..Secret::default()
+    }];
+    let id = rig.server.enqueue(details);
+    assert_eq!(
+        rig.run_next().await,
+        StageOutcome::Ran(Status::Success),
+        "{:?}",
+        content(&rig.uploaded(id, "check"))
+    );
+}
 
 // ---------------------------------------------------------------- compile warnings
 
