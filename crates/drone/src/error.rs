@@ -1,5 +1,7 @@
 //! Errors of building a [`DroneManager`](crate::DroneManager) from its settings,
-//! and of the [`SecretPlugin`](crate::SecretPlugin) client.
+//! and of the extension plugin clients ([`SecretPlugin`](crate::SecretPlugin),
+//! [`RegistryPlugin`](crate::RegistryPlugin),
+//! [`EnvironPlugin`](crate::EnvironPlugin)).
 //!
 //! Errors of the RPC calls themselves are [`runnerkit_core::ManagerError`]s,
 //! the shape every `Manager` shares.
@@ -30,30 +32,37 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error("cannot build the Drone HTTP client")]
     Client(#[source] reqwest::Error),
-    /// The secret plugin could not be reached, or did not answer within the
-    /// request's deadline (one minute).
-    #[error("cannot reach the secret plugin at {endpoint}")]
+    /// An extension plugin could not be reached, or did not answer within
+    /// the request's deadline (one minute).
+    #[error("cannot reach the {plugin} plugin at {endpoint}")]
     PluginTransport {
+        /// Which plugin: `secret`, `registry` or `environ`.
+        plugin: &'static str,
         /// The plugin's endpoint, without any password it contains.
         endpoint: String,
         /// What failed (connection, TLS, timeout, reading the answer).
         #[source]
         source: reqwest::Error,
     },
-    /// The secret plugin refused the request: an HTTP status above 299.
-    #[error("the secret plugin answered {status}: {message}")]
+    /// An extension plugin refused the request: an HTTP status above 299.
+    #[error("the {plugin} plugin answered {status}: {message}")]
     PluginRefused {
+        /// Which plugin: `secret`, `registry` or `environ`.
+        plugin: &'static str,
         /// The HTTP status code.
         status: u16,
         /// The answer's body (cut), or the status's reason phrase when the
         /// body is empty.
         message: String,
     },
-    /// The secret plugin's answer could not be used: not a secret in JSON,
-    /// too large, or an `aesgcm` body that does not decrypt with the token.
-    #[error("the secret plugin's answer is invalid: {reason}")]
+    /// An extension plugin's answer could not be used: not the JSON the
+    /// plugin answers (a secret, a list of registries or of variables), too
+    /// large, or an `aesgcm` body that does not decrypt with the token.
+    #[error("the {plugin} plugin's answer is invalid: {reason}")]
     PluginAnswer {
-        /// What is wrong with it. Never contains the secret's value.
+        /// Which plugin: `secret`, `registry` or `environ`.
+        plugin: &'static str,
+        /// What is wrong with it. Never contains a value the plugin sent.
         reason: String,
     },
 }

@@ -27,15 +27,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`SecretPlugin`] is the client of a secret extension plugin
-//! (`DRONE_SECRET_PLUGIN_ENDPOINT`, §10 of the reference): signed requests,
-//! `aesgcm` answers.
+//! [`SecretPlugin`], [`RegistryPlugin`] and [`EnvironPlugin`] are the
+//! clients of the extension plugins (`DRONE_SECRET_PLUGIN_ENDPOINT`,
+//! `DRONE_REGISTRY_PLUGIN_ENDPOINT`, `DRONE_ENV_PLUGIN_ENDPOINT`, §10 of the
+//! reference): signed requests, `aesgcm` answers.
 //!
 //! # Features
 //!
 //! | feature | brings |
 //! | --- | --- |
-//! | `test-server` | [`testing::DroneServer`]: an in-process HTTP server that behaves as a Drone server does (§5 of the reference), with fault injection, for testing runners; [`testing::SecretPluginServer`]: a secret plugin that verifies signatures |
+//! | `test-server` | [`testing::DroneServer`]: an in-process HTTP server that behaves as a Drone server does (§5 of the reference), with fault injection, for testing runners; [`testing::SecretPluginServer`], [`testing::ListPluginServer`]: secret, registry and environ plugins that verify signatures |
 //!
 //! TLS is rustls on the `ring` provider, configured per client: the process
 //! default provider is neither required nor installed.
@@ -54,5 +55,5 @@ mod tls;
 pub use config::DroneConfig;
 pub use error::Error;
 pub use manager::DroneManager;
-pub use plugins::SecretPlugin;
+pub use plugins::{EnvironPlugin, EnvironVariable, RegistryPlugin, SecretPlugin};
 pub use retry::RetryPolicy;

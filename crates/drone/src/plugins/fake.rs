@@ -1,5 +1,6 @@
-//! [`SecretPluginServer`]: an in-process secret plugin that checks requests
-//! the way a real one (e.g. drone-vault) does, for testing runners.
+//! [`SecretPluginServer`] and [`ListPluginServer`]: in-process secret,
+//! registry and environ plugins that check requests the way real ones
+//! (e.g. drone-vault) do, for testing runners.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +19,7 @@ use runnerkit_core::CancellationToken;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use super::SECRET_ACCEPT;
+use super::{ENVIRON_ACCEPT, REGISTRY_ACCEPT, SECRET_ACCEPT};
 
 /// Requests whose `Date` is further than this from now are refused.
 const CLOCK_SKEW: Duration = Duration::from_secs(300);
@@ -32,6 +33,21 @@ pub enum PluginAnswer {
     /// 200 with `{"name": <name>, "data": ""}`: a secret without a value.
     EmptyData,
     /// 204, no body: not found.
+    NoContent,
+    /// This status with this body as `text/plain`.
+    Status(u16, String),
+}
+
+/// What a fake registry or environ plugin ([`ListPluginServer`]) answers.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ListAnswer {
+    /// 200 with this JSON body: for a registry plugin an array of
+    /// `{"address","username","password","email","token","policy"}`, for
+    /// an environ plugin an array of `{"name","data","mask"}` (or anything
+    /// else, to test clients with).
+    Json(Value),
+    /// 204, no body: nothing to give.
     NoContent,
     /// This status with this body as `text/plain`.
     Status(u16, String),
@@ -61,6 +77,27 @@ pub enum PluginAnswer {
 /// key = first 32 bytes of the token, which must then be that long).
 #[derive(Debug)]
 pub struct SecretPluginServer {
+    server: Server,
+}
+
+/// An in-process registry or environ plugin on `127.0.0.1`, for testing
+/// clients of those extensions (reference §10). Stopped when dropped.
+///
+/// It verifies every request exactly as [`SecretPluginServer`] does, with
+/// the `Accept` of its kind: `application/vnd.drone.registry.v1+json`
+/// ([`registry`](Self::registry)) or `application/vnd.drone.env.v2+json`
+/// ([`environ`](Self::environ)). Verified requests (`{"repo","build"}`) are
+/// all answered with the one [`ListAnswer`] [`set`](Self::set) (204 until
+/// then), in clear at [`url`](Self::url) or `aesgcm`-encrypted at
+/// [`encrypted_url`](Self::encrypted_url).
+#[derive(Debug)]
+pub struct ListPluginServer {
+    server: Server,
+}
+
+/// The listening plugin, whichever its kind.
+#[derive(Debug)]
+struct Server {
     address: std::net::SocketAddr,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
@@ -68,10 +105,27 @@ pub struct SecretPluginServer {
 
 #[derive(Debug)]
 struct Shared {
+    accept: &'static str,
     token: Vec<u8>,
-    answers: Mutex<HashMap<(String, String), PluginAnswer>>,
+    answers: Answers,
     requests: Mutex<Vec<Value>>,
     refused: Mutex<Vec<(u16, String)>>,
+}
+
+/// How a plugin picks its answer to a verified request.
+#[derive(Debug)]
+enum Answers {
+    /// A secret plugin: by the request's `(path, name)`.
+    Secrets(Mutex<HashMap<(String, String), PluginAnswer>>),
+    /// A registry or environ plugin: the same for every request.
+    List(Mutex<ListAnswer>),
+}
+
+/// The answer to a verified request, before any encryption.
+enum Reply {
+    NoContent,
+    Status(u16, String),
+    Json(String),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,23 +134,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl Drop for SecretPluginServer {
+impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
 }
 
-impl SecretPluginServer {
-    /// Starts a plugin that verifies signatures with `token`.
-    ///
-    /// # Errors
-    /// The listening socket could not be opened.
-    pub async fn start(token: &str) -> std::io::Result<Self> {
+impl Server {
+    async fn start(token: &str, accept: &'static str, answers: Answers) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            accept,
             token: token.as_bytes().to_vec(),
-            answers: Mutex::new(HashMap::new()),
+            answers,
             requests: Mutex::new(Vec::new()),
             refused: Mutex::new(Vec::new()),
         });
@@ -118,30 +169,114 @@ impl SecretPluginServer {
         })
     }
 
+    fn url(&self) -> String {
+        format!("http://{}/", self.address)
+    }
+
+    fn encrypted_url(&self) -> String {
+        format!("http://{}/aesgcm", self.address)
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        lock(&self.shared.requests).clone()
+    }
+
+    fn refused(&self) -> Vec<(u16, String)> {
+        lock(&self.shared.refused).clone()
+    }
+}
+
+impl SecretPluginServer {
+    /// Starts a plugin that verifies signatures with `token`.
+    ///
+    /// # Errors
+    /// The listening socket could not be opened.
+    pub async fn start(token: &str) -> std::io::Result<Self> {
+        let answers = Answers::Secrets(Mutex::new(HashMap::new()));
+        Ok(Self {
+            server: Server::start(token, SECRET_ACCEPT, answers).await?,
+        })
+    }
+
     /// The endpoint that answers in clear: `http://127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.address)
+        self.server.url()
     }
 
     /// The endpoint that encrypts its 2xx answers (`Content-Encoding:
     /// aesgcm`): `http://127.0.0.1:<port>/aesgcm`.
     pub fn encrypted_url(&self) -> String {
-        format!("http://{}/aesgcm", self.address)
+        self.server.encrypted_url()
     }
 
     /// Sets the answer for the secret `name` at `path`.
     pub fn set(&self, path: &str, name: &str, answer: PluginAnswer) {
-        lock(&self.shared.answers).insert((path.to_owned(), name.to_owned()), answer);
+        if let Answers::Secrets(answers) = &self.server.shared.answers {
+            lock(answers).insert((path.to_owned(), name.to_owned()), answer);
+        }
     }
 
     /// The JSON bodies of the verified requests, in order of arrival.
     pub fn requests(&self) -> Vec<Value> {
-        lock(&self.shared.requests).clone()
+        self.server.requests()
     }
 
     /// The refused requests, in order: status (400 or 401) and why.
     pub fn refused(&self) -> Vec<(u16, String)> {
-        lock(&self.shared.refused).clone()
+        self.server.refused()
+    }
+}
+
+impl ListPluginServer {
+    /// Starts a registry plugin that verifies signatures with `token`.
+    ///
+    /// # Errors
+    /// The listening socket could not be opened.
+    pub async fn registry(token: &str) -> std::io::Result<Self> {
+        Self::start(token, REGISTRY_ACCEPT).await
+    }
+
+    /// Starts an environ plugin that verifies signatures with `token`.
+    ///
+    /// # Errors
+    /// The listening socket could not be opened.
+    pub async fn environ(token: &str) -> std::io::Result<Self> {
+        Self::start(token, ENVIRON_ACCEPT).await
+    }
+
+    async fn start(token: &str, accept: &'static str) -> std::io::Result<Self> {
+        let answers = Answers::List(Mutex::new(ListAnswer::NoContent));
+        Ok(Self {
+            server: Server::start(token, accept, answers).await?,
+        })
+    }
+
+    /// The endpoint that answers in clear: `http://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The endpoint that encrypts its 2xx answers (`Content-Encoding:
+    /// aesgcm`): `http://127.0.0.1:<port>/aesgcm`.
+    pub fn encrypted_url(&self) -> String {
+        self.server.encrypted_url()
+    }
+
+    /// Sets the answer to every request from now on.
+    pub fn set(&self, answer: ListAnswer) {
+        if let Answers::List(current) = &self.server.shared.answers {
+            *lock(current) = answer;
+        }
+    }
+
+    /// The JSON bodies of the verified requests, in order of arrival.
+    pub fn requests(&self) -> Vec<Value> {
+        self.server.requests()
+    }
+
+    /// The refused requests, in order: status (400 or 401) and why.
+    pub fn refused(&self) -> Vec<(u16, String)> {
+        self.server.refused()
     }
 }
 
@@ -161,20 +296,16 @@ fn answer(shared: &Shared, headers: &HeaderMap, body: &[u8], encrypt: bool) -> R
             return (status, why).into_response();
         }
     };
-    let path = request["path"].as_str().unwrap_or_default().to_owned();
-    let name = request["name"].as_str().unwrap_or_default().to_owned();
+    let reply = reply(&shared.answers, &request);
     lock(&shared.requests).push(request);
-    let found = lock(&shared.answers).get(&(path, name.clone())).cloned();
-    let data = match found {
-        None | Some(PluginAnswer::NoContent) => return StatusCode::NO_CONTENT.into_response(),
-        Some(PluginAnswer::Status(status, text)) => {
+    let json = match reply {
+        Reply::NoContent => return StatusCode::NO_CONTENT.into_response(),
+        Reply::Status(status, text) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (status, text).into_response();
         }
-        Some(PluginAnswer::EmptyData) => String::new(),
-        Some(PluginAnswer::Value(value)) => value,
+        Reply::Json(json) => json,
     };
-    let json = serde_json::json!({ "name": name, "data": data }).to_string();
     if !encrypt {
         return ([(CONTENT_TYPE, "application/json")], json).into_response();
     }
@@ -195,6 +326,29 @@ fn answer(shared: &Shared, headers: &HeaderMap, body: &[u8], encrypt: bool) -> R
     }
 }
 
+/// The answer to the verified `request`.
+fn reply(answers: &Answers, request: &Value) -> Reply {
+    match answers {
+        Answers::List(answer) => match lock(answer).clone() {
+            ListAnswer::NoContent => Reply::NoContent,
+            ListAnswer::Status(status, text) => Reply::Status(status, text),
+            ListAnswer::Json(json) => Reply::Json(json.to_string()),
+        },
+        Answers::Secrets(answers) => {
+            let path = request["path"].as_str().unwrap_or_default().to_owned();
+            let name = request["name"].as_str().unwrap_or_default().to_owned();
+            let found = lock(answers).get(&(path, name.clone())).cloned();
+            let data = match found {
+                None | Some(PluginAnswer::NoContent) => return Reply::NoContent,
+                Some(PluginAnswer::Status(status, text)) => return Reply::Status(status, text),
+                Some(PluginAnswer::EmptyData) => String::new(),
+                Some(PluginAnswer::Value(value)) => value,
+            };
+            Reply::Json(serde_json::json!({ "name": name, "data": data }).to_string())
+        }
+    }
+}
+
 /// Checks the request as a plugin does; the parsed body when it passes.
 fn verify(
     shared: &Shared,
@@ -204,7 +358,7 @@ fn verify(
     let bad = |why: &str| (StatusCode::BAD_REQUEST, why.to_owned());
     let unauthorized = |why: &str| (StatusCode::UNAUTHORIZED, why.to_owned());
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if header("accept") != Some(SECRET_ACCEPT) {
+    if header("accept") != Some(shared.accept) {
         return Err(bad("unexpected Accept"));
     }
     if header("accept-encoding") != Some("identity")

@@ -1,11 +1,16 @@
-//! Extension plugins a runner calls: the secret plugin
-//! (`DRONE_SECRET_PLUGIN_ENDPOINT`), §10 of `reference/drone-rpc-protocol.md`.
+//! Extension plugins a runner calls, §10 of
+//! `reference/drone-rpc-protocol.md`: the secret plugin
+//! (`DRONE_SECRET_PLUGIN_ENDPOINT`, [`SecretPlugin`]), the registry plugin
+//! (`DRONE_REGISTRY_PLUGIN_ENDPOINT`, [`RegistryPlugin`]) and the environ
+//! plugin (`DRONE_ENV_PLUGIN_ENDPOINT`, [`EnvironPlugin`]).
 //!
 //! A plugin is an HTTP service. Every request is one signed `POST` of a JSON
 //! body to the configured endpoint; the signature (HTTP Signatures,
 //! HMAC-SHA256 keyed with the shared token) covers a digest of the body, so
 //! the plugin knows the request comes from a runner that holds the token and
-//! was not altered on the way.
+//! was not altered on the way. The three clients share that request and the
+//! handling of its answer ([`Client::post`]); they differ in the `Accept`
+//! header, the body and what the answer holds.
 
 use std::time::{Duration, SystemTime};
 
@@ -13,21 +18,37 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::header::{CONTENT_ENCODING, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
-use runnerkit_core::drone::{Build, Repo, Secret};
+use runnerkit_core::drone::{Build, Repo};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::Error;
+
+mod environ;
+mod registry;
+mod secret;
 
 #[cfg(feature = "test-server")]
 pub(crate) mod fake;
 
+pub use environ::{EnvironPlugin, EnvironVariable};
+pub use registry::RegistryPlugin;
+pub use secret::SecretPlugin;
+
 /// `Accept` of a secret plugin request.
 pub(crate) const SECRET_ACCEPT: &str = "application/vnd.drone.secret.v1+json";
+
+/// `Accept` of a registry plugin request.
+pub(crate) const REGISTRY_ACCEPT: &str = "application/vnd.drone.registry.v1+json";
+
+/// `Accept` of an environ plugin request.
+pub(crate) const ENVIRON_ACCEPT: &str = "application/vnd.drone.env.v2+json";
 
 /// The deadline of one plugin request, answer included.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Answers larger than this are refused: a secret is small.
+/// Answers larger than this are refused: secrets, registry and variable
+/// lists are small.
 const MAX_ANSWER: usize = 4 << 20;
 
 /// Error bodies longer than this are cut in messages.
@@ -48,99 +69,70 @@ const SIGNED_HEADERS: [&str; 5] = [
 /// `Signature` (HTTP Signatures, draft-cavage).
 const SIGNATURE: HeaderName = HeaderName::from_static("signature");
 
-/// A client of a Drone secret plugin (e.g. drone-vault): it looks up the
-/// values of `kind: secret` documents with `get: {path, name}`.
-///
-/// # The contract (reference §10)
-///
-/// [`find`](Self::find) sends `POST <endpoint>` (the URL exactly as
-/// configured) with the JSON body `{"path","name","repo","build"}` and the
-/// headers
-///
-/// | header | value |
-/// | --- | --- |
-/// | `Accept` | `application/vnd.drone.secret.v1+json` |
-/// | `Accept-Encoding` | `identity` |
-/// | `Content-Type` | `application/json` |
-/// | `Date` | now, as an HTTP date |
-/// | `Digest` | `SHA-256=<base64 of the SHA-256 of the body>` |
-/// | `Signature` | `keyId="hmac-key",algorithm="hmac-sha256",headers="accept accept-encoding content-type date digest",signature="<base64>"` |
-///
-/// The signature is the HMAC-SHA256, keyed with the token, of the signing
-/// string: one `name: value` line per signed header (name lowercased), in
-/// the order of `headers`, joined by `\n`.
-///
-/// | answer | result |
-/// | --- | --- |
-/// | 204 | `Ok(None)`: not found |
-/// | 2xx with a secret `{"name","data",...}` | `Ok(Some(data))`, or `Ok(None)` when `data` is empty |
-/// | 2xx with `Content-Encoding: aesgcm` | the body is a 12-byte nonce followed by AES-256-GCM ciphertext, keyed with the first 32 bytes of the token; decrypted, then read as above |
-/// | above 299 (redirects included: they are not followed) | [`Error::PluginRefused`] with the body, or the reason phrase |
-/// | no answer within one minute, transport errors | [`Error::PluginTransport`] |
-/// | anything else | [`Error::PluginAnswer`] |
-///
-/// Each call is one attempt: nothing is retried.
-///
-/// # Secrets
-///
-/// The token and the values found are never logged, and `Debug` hides the
-/// token. The repository's `secret` (its key for encrypted documents) is
-/// blanked in the body: a plugin has no use for it.
+/// What differs between the three plugins' requests.
+#[derive(Debug, Clone, Copy)]
+struct Kind {
+    /// `secret`, `registry` or `environ`: names the plugin in errors.
+    name: &'static str,
+    /// The `Accept` header.
+    accept: &'static str,
+    /// The setting of the endpoint, for errors.
+    endpoint_setting: &'static str,
+    /// The setting of the token, for errors.
+    token_setting: &'static str,
+}
+
+const SECRET: Kind = Kind {
+    name: "secret",
+    accept: SECRET_ACCEPT,
+    endpoint_setting: "DRONE_SECRET_PLUGIN_ENDPOINT",
+    token_setting: "DRONE_SECRET_PLUGIN_TOKEN",
+};
+
+const REGISTRY: Kind = Kind {
+    name: "registry",
+    accept: REGISTRY_ACCEPT,
+    endpoint_setting: "DRONE_REGISTRY_PLUGIN_ENDPOINT",
+    token_setting: "DRONE_REGISTRY_PLUGIN_TOKEN",
+};
+
+const ENVIRON: Kind = Kind {
+    name: "environ",
+    accept: ENVIRON_ACCEPT,
+    endpoint_setting: "DRONE_ENV_PLUGIN_ENDPOINT",
+    token_setting: "DRONE_ENV_PLUGIN_TOKEN",
+};
+
+/// The request every plugin client sends: a signed `POST` of a JSON body
+/// to the endpoint, and what the answer's status and encoding mean.
 #[derive(Clone)]
-pub struct SecretPlugin {
+struct Client {
+    kind: Kind,
     http: reqwest::Client,
     endpoint: Url,
     token: Vec<u8>,
 }
 
-impl std::fmt::Debug for SecretPlugin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretPlugin")
-            .field("endpoint", &redacted(&self.endpoint))
-            .field("token", &"******")
-            .finish_non_exhaustive()
-    }
-}
-
-/// The body of a secret request.
-#[derive(Serialize)]
-struct FindRequest<'a> {
-    path: &'a str,
-    name: &'a str,
-    repo: &'a Repo,
-    build: &'a Build,
-}
-
-impl SecretPlugin {
-    /// A client of the plugin at `endpoint` (`DRONE_SECRET_PLUGIN_ENDPOINT`,
-    /// an `http` or `https` URL), signing with `token`
-    /// (`DRONE_SECRET_PLUGIN_TOKEN`). With `skip_verify`
-    /// (`DRONE_SECRET_PLUGIN_SKIP_VERIFY`) any TLS certificate is accepted,
-    /// as `DRONE_RPC_SKIP_VERIFY` does for the server. Nothing is sent yet.
-    ///
-    /// # Errors
-    /// [`Error::MissingSetting`] for an empty endpoint or token,
-    /// [`Error::InvalidSetting`] for an endpoint that is not an `http(s)`
-    /// URL, [`Error::Tls`] or [`Error::Client`] when the HTTP client cannot
-    /// be built.
-    pub fn new(endpoint: &str, token: &str, skip_verify: bool) -> Result<Self, Error> {
+impl Client {
+    /// A client of the `kind` plugin at `endpoint`; see [`SecretPlugin::new`].
+    fn new(kind: Kind, endpoint: &str, token: &str, skip_verify: bool) -> Result<Self, Error> {
         if endpoint.is_empty() {
             return Err(Error::MissingSetting {
-                name: "DRONE_SECRET_PLUGIN_ENDPOINT",
+                name: kind.endpoint_setting,
             });
         }
         if token.is_empty() {
             return Err(Error::MissingSetting {
-                name: "DRONE_SECRET_PLUGIN_TOKEN",
+                name: kind.token_setting,
             });
         }
         let url = Url::parse(endpoint).map_err(|e| Error::InvalidSetting {
-            name: "DRONE_SECRET_PLUGIN_ENDPOINT",
+            name: kind.endpoint_setting,
             reason: e.to_string(),
         })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Error::InvalidSetting {
-                name: "DRONE_SECRET_PLUGIN_ENDPOINT",
+                name: kind.endpoint_setting,
                 reason: format!("scheme {:?} is neither http nor https", url.scheme()),
             });
         }
@@ -151,52 +143,53 @@ impl SecretPlugin {
             .build()
             .map_err(Error::Client)?;
         Ok(Self {
+            kind,
             http,
             endpoint: url,
             token: token.as_bytes().to_vec(),
         })
     }
 
-    /// The plugin's endpoint, without any password it contains.
-    pub fn endpoint(&self) -> String {
+    /// The endpoint without any password it contains.
+    fn endpoint(&self) -> String {
         redacted(&self.endpoint)
     }
 
-    /// Asks the plugin for the secret at `path` named `name`, for a stage of
-    /// `build` in `repo`. `Ok(None)` when the plugin has none (204, or an
-    /// empty `data`).
-    ///
-    /// # Errors
-    /// [`Error::PluginTransport`], [`Error::PluginRefused`] or
-    /// [`Error::PluginAnswer`], as the table on [`SecretPlugin`] says.
-    pub async fn find(
+    /// `Debug` of the client named `name`: the endpoint without its
+    /// password, never the token.
+    fn debug(&self, name: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("endpoint", &self.endpoint())
+            .field("token", &"******")
+            .finish_non_exhaustive()
+    }
+
+    /// An [`Error::PluginAnswer`] of this plugin.
+    fn invalid(&self, reason: String) -> Error {
+        Error::PluginAnswer {
+            plugin: self.kind.name,
+            reason,
+        }
+    }
+
+    /// Sends `body` and reads the answer: `Ok(None)` for 204, else the
+    /// answer parsed as `T` (decrypted first when `aesgcm`).
+    async fn post<T: DeserializeOwned>(
         &self,
-        path: &str,
-        name: &str,
-        repo: &Repo,
-        build: &Build,
-    ) -> Result<Option<String>, Error> {
-        let repo = Repo {
-            secret: String::new(),
-            ..repo.clone()
-        };
-        let body = serde_json::to_vec(&FindRequest {
-            path,
-            name,
-            repo: &repo,
-            build,
-        })
-        .map_err(|e| Error::PluginAnswer {
-            reason: format!("cannot encode the request: {e}"),
-        })?;
+        body: &impl Serialize,
+        what: &str,
+    ) -> Result<Option<T>, Error> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| self.invalid(format!("cannot encode the request: {e}")))?;
         let headers = signed_headers(
             &self.token,
-            SECRET_ACCEPT,
+            self.kind.accept,
             &body,
             &httpdate::fmt_http_date(SystemTime::now()),
         )?;
         let transport = |source| Error::PluginTransport {
-            endpoint: redacted(&self.endpoint),
+            plugin: self.kind.name,
+            endpoint: self.endpoint(),
             source,
         };
         let mut response = self
@@ -222,29 +215,43 @@ impl SecretPlugin {
                 if status.as_u16() > 299 {
                     break;
                 }
-                return Err(Error::PluginAnswer {
-                    reason: format!("larger than {MAX_ANSWER} bytes"),
-                });
+                return Err(self.invalid(format!("larger than {MAX_ANSWER} bytes")));
             }
             answer.extend_from_slice(&chunk);
         }
         if status.as_u16() > 299 {
             return Err(Error::PluginRefused {
+                plugin: self.kind.name,
                 status: status.as_u16(),
                 message: message(status, &answer),
             });
         }
         let plain = if encrypted {
-            decrypt(&self.token, answer)?
+            decrypt(&self.token, answer).map_err(|reason| self.invalid(reason.to_owned()))?
         } else {
             answer
         };
-        let secret: Secret = serde_json::from_slice(&plain).map_err(|e| Error::PluginAnswer {
-            // serde_json's message names the position and the expected
-            // type, never the input.
-            reason: format!("not a secret in JSON: {e}"),
-        })?;
-        Ok(Some(secret.data).filter(|data| !data.is_empty()))
+        // serde_json's message names the position and the expected type,
+        // never the input.
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| self.invalid(format!("not {what} in JSON: {e}")))
+    }
+}
+
+/// The body of a registry or environ request.
+#[derive(Serialize)]
+struct StageRequest<'a> {
+    repo: &'a Repo,
+    build: &'a Build,
+}
+
+/// The repository as plugins see it: its `secret` (the key of its
+/// encrypted documents) blanked, as a plugin has no use for it.
+fn without_secret(repo: &Repo) -> Repo {
+    Repo {
+        secret: String::new(),
+        ..repo.clone()
     }
 }
 
@@ -275,7 +282,7 @@ pub(crate) fn signed_headers(
         signing.push_str(": ");
         signing.push_str(value);
         let value = HeaderValue::from_str(value).map_err(|_| Error::InvalidSetting {
-            name: "secret plugin request header",
+            name: "plugin request header",
             reason: format!("{name} cannot be sent as an HTTP header value"),
         })?;
         headers.insert(HeaderName::from_static(name), value);
@@ -287,7 +294,7 @@ pub(crate) fn signed_headers(
         SIGNED_HEADERS.join(" ")
     );
     let mut signature = HeaderValue::from_str(&signature).map_err(|_| Error::InvalidSetting {
-        name: "secret plugin request header",
+        name: "plugin request header",
         reason: "the signature cannot be sent as an HTTP header value".to_owned(),
     })?;
     signature.set_sensitive(true);
@@ -296,30 +303,23 @@ pub(crate) fn signed_headers(
 }
 
 /// Opens an `aesgcm` answer: a 12-byte nonce, then AES-256-GCM ciphertext
-/// and tag, keyed with the first 32 bytes of the token.
-pub(crate) fn decrypt(token: &[u8], mut answer: Vec<u8>) -> Result<Vec<u8>, Error> {
+/// and tag, keyed with the first 32 bytes of the token. The error says why
+/// it cannot be opened.
+pub(crate) fn decrypt(token: &[u8], mut answer: Vec<u8>) -> Result<Vec<u8>, &'static str> {
     use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
     let key = token
         .get(..32)
         .and_then(|key| UnboundKey::new(&AES_256_GCM, key).ok())
-        .ok_or_else(|| Error::PluginAnswer {
-            reason: "the answer is encrypted (aesgcm) but the token is shorter than 32 bytes"
-                .to_owned(),
-        })?;
+        .ok_or("the answer is encrypted (aesgcm) but the token is shorter than 32 bytes")?;
     if answer.len() < NONCE_LEN {
-        return Err(Error::PluginAnswer {
-            reason: "the encrypted (aesgcm) answer is shorter than its nonce".to_owned(),
-        });
+        return Err("the encrypted (aesgcm) answer is shorter than its nonce");
     }
     let mut sealed = answer.split_off(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(&answer).map_err(|_| Error::PluginAnswer {
-        reason: "the encrypted (aesgcm) answer has no valid nonce".to_owned(),
-    })?;
+    let nonce = Nonce::try_assume_unique_for_key(&answer)
+        .map_err(|_| "the encrypted (aesgcm) answer has no valid nonce")?;
     let plain = LessSafeKey::new(key)
         .open_in_place(nonce, Aad::empty(), &mut sealed)
-        .map_err(|_| Error::PluginAnswer {
-            reason: "the encrypted (aesgcm) answer does not decrypt with the token".to_owned(),
-        })?;
+        .map_err(|_| "the encrypted (aesgcm) answer does not decrypt with the token")?;
     Ok(plain.to_vec())
 }
 

@@ -88,7 +88,7 @@ use runnerkit_core::drone::{Build, ConfigFile, Details, Line, Repo, Stage, Step,
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-pub use crate::plugins::fake::{PluginAnswer, SecretPluginServer};
+pub use crate::plugins::fake::{ListAnswer, ListPluginServer, PluginAnswer, SecretPluginServer};
 pub use faults::{Endpoint, Fault};
 
 use crate::DroneConfig;
