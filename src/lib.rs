@@ -30,8 +30,8 @@
 //!
 //! ## Write an engine, run a pipeline on it
 //!
-//! An engine implements the six calls of [`Engine`](core::Engine); the
-//! [`Runtime`](runtime::Runtime) does the rest (order, DAGs, policies,
+//! An engine implements the six calls of [`Engine`]; the
+//! [`Runtime`] does the rest (order, DAGs, policies,
 //! cancellation, logs, masking, teardown):
 //!
 //! ```
