@@ -32,7 +32,8 @@ pub enum StepDecision {
 ///
 /// 1. [`before`](Hook::before) once, when the stage starts, before `setup`.
 /// 2. For each step that is about to run: [`before_each`](Hook::before_each)
-///    (the step is `running`; the hook may still skip it), then
+///    (the step is `running`; the hook may still skip it, or add variables
+///    to its environment), then
 ///    [`got_line`](Hook::got_line) for each log line in order, then
 ///    [`got_logs`](Hook::got_logs) once with every line, then
 ///    [`after_each`](Hook::after_each) with the final status.
