@@ -38,6 +38,17 @@ struct Rig {
     runner: Arc<StageRunner>,
 }
 
+/// A `type: exec` pipeline named `default`, without a clone step, whose
+/// `steps:` are the given YAML.
+macro_rules! exec_pipeline {
+    ($steps:literal) => {
+        concat!(
+            "kind: pipeline\ntype: exec\nname: default\nclone:\n  disable: true\nsteps:\n",
+            $steps
+        )
+    };
+}
+
 /// One scenario as two tests, `NAME::on_mock` and `NAME::on_host`: on the
 /// mock engine the expression scripts the steps, and the closure-like block
 /// then inspects the calls the engine saw.
@@ -258,13 +269,8 @@ fn assert_stage_reports(rig: &Rig, id: i64, names: &[&str], status: Status) {
 
 // ---------------------------------------------------------------- one stage passes
 
-const PASSES: &str = "\
-kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
+const PASSES: &str = exec_pipeline!(
+    "\
 - name: build
   commands:
   - echo compiling
@@ -272,7 +278,8 @@ steps:
 - name: test
   commands:
   - echo ok
-";
+"
+);
 
 fn passes_mock() -> MockEngine {
     MockEngine::new()
@@ -330,13 +337,8 @@ on_mock_and_host!(
 
 // ---------------------------------------------------------------- failure: ignore, exit 78, policies
 
-const POLICIES: &str = "\
-kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
+const POLICIES: &str = exec_pipeline!(
+    "\
 - name: flaky
   failure: ignore
   commands:
@@ -359,7 +361,8 @@ steps:
 - name: after
   commands:
   - echo not reached
-";
+"
+);
 
 fn policies_mock() -> MockEngine {
     MockEngine::new()
@@ -429,13 +432,8 @@ on_mock_and_host!(
 
 // ---------------------------------------------------------------- live status variables
 
-const NOTIFIES: &str = "\
-kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
+const NOTIFIES: &str = exec_pipeline!(
+    "\
 - name: unit
   commands:
   - exit 2
@@ -447,7 +445,8 @@ steps:
   - echo DRONE_FAILED_STAGES=$DRONE_FAILED_STAGES
   when:
     status: [failure]
-";
+"
+);
 
 const LIVE_VARS: [&str; 4] = [
     "DRONE_BUILD_STATUS",
@@ -536,13 +535,8 @@ on_mock_and_host!(
 
 // ---------------------------------------------------------------- cancel through watch
 
-const LONG: &str = "\
-kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
+const LONG: &str = exec_pipeline!(
+    "\
 - name: build
   commands:
   - echo started
@@ -551,7 +545,8 @@ steps:
 - name: test
   commands:
   - echo not reached
-";
+"
+);
 
 fn long_mock() -> MockEngine {
     MockEngine::new().with_step("build", StepScript::exit(0).with_lines(["started"]).hang())
@@ -672,13 +667,8 @@ on_mock_and_host!(
 
 // ---------------------------------------------------------------- the server goes away
 
-const CHATTY: &str = "\
-kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
+const CHATTY: &str = exec_pipeline!(
+    "\
 - name: first
   commands:
   - echo first
@@ -688,7 +678,8 @@ steps:
 - name: third
   commands:
   - for i in 1 2 3 4 5 6 7 8 9 10; do echo third $i; sleep 0.25; done
-";
+"
+);
 
 fn chatty_mock() -> MockEngine {
     let lines = |name: &str| {
@@ -789,13 +780,8 @@ on_mock_and_host!(
 const SECRET_VALUE: &str = "s3cr3t-d3pl0y-t0k3n";
 const NETRC_PASSWORD: &str = "netrc-pa55w0rd-xyz";
 
-const SECRETS: &str = "\
-kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
+const SECRETS: &str = exec_pipeline!(
+    "\
 - name: publish
   environment:
     TOKEN:
@@ -803,7 +789,8 @@ steps:
   commands:
   - echo \"TOKEN=$TOKEN\"
   - echo \"DRONE_NETRC_PASSWORD=$DRONE_NETRC_PASSWORD\"
-";
+"
+);
 
 fn secrets_mock() -> MockEngine {
     MockEngine::new().with_step(
@@ -988,18 +975,14 @@ on_mock_and_host!(
 
 // ---------------------------------------------------------------- the poller
 
-const WORK: &str = "\
-kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
+const WORK: &str = exec_pipeline!(
+    "\
 - name: work
   commands:
   - sleep 2
   - echo worked
-";
+"
+);
 
 fn work_mock() -> MockEngine {
     MockEngine::new().with_step(
@@ -1143,20 +1126,16 @@ impl SecretProvider for Panicking {
     }
 }
 
-const ASKS_A_SECRET: &str = "\
-kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
+const ASKS_A_SECRET: &str = exec_pipeline!(
+    "\
 - name: deploy
   environment:
     TOKEN:
       from_secret: vault_token
   commands:
   - echo deploying
-";
+"
+);
 
 /// A panic in one stage is reported as that stage's error (with versions
 /// the server accepts), and the worker goes on to the next stage.
@@ -1208,13 +1187,8 @@ on_mock_and_host!(
 
 // ---------------------------------------------------------------- detached steps
 
-const DETACHED: &str = "\
-kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
+const DETACHED: &str = exec_pipeline!(
+    "\
 - name: server
   detach: true
   commands:
@@ -1224,7 +1198,8 @@ steps:
   commands:
   - sleep 0.5
   - echo asked
-";
+"
+);
 
 fn detached_mock() -> MockEngine {
     MockEngine::new()
@@ -1305,17 +1280,13 @@ on_mock_and_host!(
 
 // ---------------------------------------------------------------- refused live batches
 
-const ONE_STEP: &str = "\
-kind: pipeline
-type: exec
-name: default
-clone:
-  disable: true
-steps:
+const ONE_STEP: &str = exec_pipeline!(
+    "\
 - name: talk
   commands:
   - for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.1; done
-";
+"
+);
 
 fn one_step_mock() -> MockEngine {
     let script = (1..=8).fold(StepScript::exit(0), |script, i| {
