@@ -189,27 +189,39 @@ pub struct DaemonSettings {
     pub netrc_clone_only: bool,
     /// `DRONE_SECRET_PLUGIN_ENDPOINT`, `_TOKEN`, `_SKIP_VERIFY`: the secret
     /// extension plugin, when an endpoint is set.
-    pub secret_plugin: Option<SecretPluginSettings>,
+    pub secret_plugin: Option<PluginSettings>,
+    /// `DRONE_REGISTRY_PLUGIN_ENDPOINT`, `_TOKEN`, `_SKIP_VERIFY`: the
+    /// registry extension plugin, when an endpoint is set.
+    pub registry_plugin: Option<PluginSettings>,
+    /// `DRONE_ENV_PLUGIN_ENDPOINT`, `_TOKEN`, `_SKIP_VERIFY`: the environ
+    /// extension plugin, when an endpoint is set.
+    pub environ_plugin: Option<PluginSettings>,
 }
 
-/// Where the secret extension plugin is (reference §10). The HTTP client is
-/// `runnerkit_drone::SecretPlugin`; whoever builds the runner turns these
-/// settings into one and sets [`RunnerConfig::secret_plugin`]. `Debug`
-/// hides the token.
+/// Where an extension plugin is (reference §10): the secret
+/// (`DRONE_SECRET_PLUGIN_*`), registry (`DRONE_REGISTRY_PLUGIN_*`) or
+/// environ (`DRONE_ENV_PLUGIN_*`) plugin. The HTTP clients are
+/// `runnerkit_drone::{SecretPlugin, RegistryPlugin, EnvironPlugin}`;
+/// whoever builds the runner turns these settings into one and sets
+/// [`RunnerConfig::secret_plugin`], [`RunnerConfig::registry_plugin`] or
+/// [`RunnerConfig::environ_plugin`]. `Debug` hides the token.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretPluginSettings {
-    /// `DRONE_SECRET_PLUGIN_ENDPOINT`: the URL requests are `POST`ed to.
+pub struct PluginSettings {
+    /// `DRONE_<PLUGIN>_PLUGIN_ENDPOINT`: the URL requests are `POST`ed to.
     pub endpoint: String,
-    /// `DRONE_SECRET_PLUGIN_TOKEN`: the shared token requests are signed
+    /// `DRONE_<PLUGIN>_PLUGIN_TOKEN`: the shared token requests are signed
     /// with. Required with an endpoint.
     pub token: String,
-    /// `DRONE_SECRET_PLUGIN_SKIP_VERIFY`: accept any TLS certificate.
+    /// `DRONE_<PLUGIN>_PLUGIN_SKIP_VERIFY`: accept any TLS certificate.
     pub skip_verify: bool,
 }
 
-impl std::fmt::Debug for SecretPluginSettings {
+/// The settings of the secret plugin: [`PluginSettings`], its earlier name.
+pub type SecretPluginSettings = PluginSettings;
+
+impl std::fmt::Debug for PluginSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretPluginSettings")
+        f.debug_struct("PluginSettings")
             .field("endpoint", &self.endpoint)
             .field("token", &"******")
             .field("skip_verify", &self.skip_verify)
@@ -230,6 +242,8 @@ impl std::fmt::Debug for DaemonSettings {
             .field("clone_image", &self.clone_image)
             .field("netrc_clone_only", &self.netrc_clone_only)
             .field("secret_plugin", &self.secret_plugin)
+            .field("registry_plugin", &self.registry_plugin)
+            .field("environ_plugin", &self.environ_plugin)
             .finish()
     }
 }
@@ -270,19 +284,30 @@ impl DaemonSettings {
             variant: env.value("DRONE_PLATFORM_VARIANT").unwrap_or_default(),
             kernel: env.value("DRONE_PLATFORM_KERNEL").unwrap_or_default(),
         };
-        let secret_plugin = match env.value("DRONE_SECRET_PLUGIN_ENDPOINT") {
-            None => None,
-            Some(endpoint) => Some(SecretPluginSettings {
-                endpoint,
-                token: env.value("DRONE_SECRET_PLUGIN_TOKEN").ok_or_else(|| {
-                    SettingsError::Invalid {
-                        name: "DRONE_SECRET_PLUGIN_TOKEN",
-                        reason: "required when DRONE_SECRET_PLUGIN_ENDPOINT is set".to_owned(),
-                    }
-                })?,
-                skip_verify: boolean(env, "DRONE_SECRET_PLUGIN_SKIP_VERIFY")?,
-            }),
-        };
+        let secret_plugin = plugin(
+            env,
+            [
+                "DRONE_SECRET_PLUGIN_ENDPOINT",
+                "DRONE_SECRET_PLUGIN_TOKEN",
+                "DRONE_SECRET_PLUGIN_SKIP_VERIFY",
+            ],
+        )?;
+        let registry_plugin = plugin(
+            env,
+            [
+                "DRONE_REGISTRY_PLUGIN_ENDPOINT",
+                "DRONE_REGISTRY_PLUGIN_TOKEN",
+                "DRONE_REGISTRY_PLUGIN_SKIP_VERIFY",
+            ],
+        )?;
+        let environ_plugin = plugin(
+            env,
+            [
+                "DRONE_ENV_PLUGIN_ENDPOINT",
+                "DRONE_ENV_PLUGIN_TOKEN",
+                "DRONE_ENV_PLUGIN_SKIP_VERIFY",
+            ],
+        )?;
         Ok(Self {
             name: env.value("DRONE_RUNNER_NAME").unwrap_or_else(host_name),
             capacity,
@@ -298,6 +323,8 @@ impl DaemonSettings {
             clone_image: env.value("DRONE_RUNNER_CLONE_IMAGE"),
             netrc_clone_only: boolean(env, "DRONE_NETRC_CLONE_ONLY")?,
             secret_plugin,
+            registry_plugin,
+            environ_plugin,
         })
     }
 
@@ -317,8 +344,8 @@ impl DaemonSettings {
 
     /// A [`RunnerConfig`] with these settings (name, environment, static
     /// secrets, limits, clone settings) and defaults for the rest. The
-    /// secret plugin is not set: it needs an HTTP client, which this crate
-    /// does not have (see [`SecretPluginSettings`]).
+    /// extension plugins are not set: they need an HTTP client, which this
+    /// crate does not have (see [`PluginSettings`]).
     pub fn runner_config(&self) -> RunnerConfig {
         let mut compiler = Compiler {
             netrc_clone_only: self.netrc_clone_only,
@@ -368,6 +395,25 @@ fn pairs(env: &Environment, name: &'static str) -> Result<BTreeMap<String, Strin
         map.insert(key.to_owned(), value.trim().to_owned());
     }
     Ok(map)
+}
+
+/// An extension plugin's settings from its `[endpoint, token, skip_verify]`
+/// variables; `None` without an endpoint.
+fn plugin(
+    env: &Environment,
+    [endpoint, token, skip_verify]: [&'static str; 3],
+) -> Result<Option<PluginSettings>, SettingsError> {
+    let Some(url) = env.value(endpoint) else {
+        return Ok(None);
+    };
+    Ok(Some(PluginSettings {
+        endpoint: url,
+        token: env.value(token).ok_or_else(|| SettingsError::Invalid {
+            name: token,
+            reason: format!("required when {endpoint} is set"),
+        })?,
+        skip_verify: boolean(env, skip_verify)?,
+    }))
 }
 
 /// A comma-separated list; blank items are skipped.
@@ -589,6 +635,75 @@ mod tests {
                 err,
                 SettingsError::Invalid {
                     name: "DRONE_SECRET_PLUGIN_SKIP_VERIFY",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_registry_and_environ_plugins_are_read_like_the_secret_plugin() {
+        let settings = DaemonSettings::from_environment(&env(&[])).unwrap();
+        assert_eq!(
+            (settings.registry_plugin, settings.environ_plugin),
+            (None, None)
+        );
+        let settings = DaemonSettings::from_environment(&env(&[
+            (
+                "DRONE_REGISTRY_PLUGIN_ENDPOINT",
+                "http://registry-plugin:3000",
+            ),
+            ("DRONE_REGISTRY_PLUGIN_TOKEN", "registry-token-hunter2"),
+            ("DRONE_ENV_PLUGIN_ENDPOINT", "https://env-plugin:3000"),
+            ("DRONE_ENV_PLUGIN_TOKEN", "env-token-hunter2"),
+            ("DRONE_ENV_PLUGIN_SKIP_VERIFY", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            settings.registry_plugin,
+            Some(PluginSettings {
+                endpoint: "http://registry-plugin:3000".into(),
+                token: "registry-token-hunter2".into(),
+                skip_verify: false,
+            })
+        );
+        assert_eq!(
+            settings.environ_plugin,
+            Some(PluginSettings {
+                endpoint: "https://env-plugin:3000".into(),
+                token: "env-token-hunter2".into(),
+                skip_verify: true,
+            })
+        );
+        assert_eq!(settings.secret_plugin, None);
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        for (endpoint, token) in [
+            (
+                "DRONE_REGISTRY_PLUGIN_ENDPOINT",
+                "DRONE_REGISTRY_PLUGIN_TOKEN",
+            ),
+            ("DRONE_ENV_PLUGIN_ENDPOINT", "DRONE_ENV_PLUGIN_TOKEN"),
+        ] {
+            let err =
+                DaemonSettings::from_environment(&env(&[(endpoint, "http://p:3000")])).unwrap_err();
+            assert!(
+                matches!(&err, SettingsError::Invalid { name, .. } if *name == token),
+                "{err}"
+            );
+            assert!(err.to_string().contains(endpoint), "{err}");
+        }
+        let err = DaemonSettings::from_environment(&env(&[
+            ("DRONE_ENV_PLUGIN_ENDPOINT", "http://p:3000"),
+            ("DRONE_ENV_PLUGIN_TOKEN", "t"),
+            ("DRONE_ENV_PLUGIN_SKIP_VERIFY", "perhaps"),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SettingsError::Invalid {
+                    name: "DRONE_ENV_PLUGIN_SKIP_VERIFY",
                     ..
                 }
             ),

@@ -4,7 +4,9 @@
 //!   backing off (exponentially, with jitter, capped) when the server fails,
 //!   draining on shutdown.
 //! - [`StageRunner`]: one stage, start to end — accept, watch for
-//!   cancellation, details, environment, envsubst, parse, lint, secrets,
+//!   cancellation, details, extension plugins (secret, registry, environ:
+//!   [`SecretPluginClient`], [`RegistryPluginClient`],
+//!   [`EnvironPluginClient`]), environment, envsubst, parse, lint, secrets,
 //!   compile, register the steps, run them on the engine while a reporting
 //!   hook sends every step update and streams logs in batches, upload each
 //!   step's full log, report the end. Every failure before the run is
@@ -53,4 +55,7 @@ pub use limits::Limits;
 pub use memory::{MemoryManager, Report};
 pub use poller::{Poller, PollerStats};
 pub use report::LogConfig;
-pub use stage::{RunnerConfig, SecretPluginClient, StageOutcome, StageRunner};
+pub use stage::{
+    EnvironPluginClient, PluginVariable, RegistryPluginClient, RunnerConfig, SecretPluginClient,
+    StageOutcome, StageRunner,
+};

@@ -8,10 +8,14 @@ use std::time::{Duration, SystemTime};
 use futures_util::FutureExt;
 
 use runnerkit_core::drone::{self, Details, Stage};
-use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError, Snapshot, Status};
+use runnerkit_core::{
+    CancellationToken, Engine, Manager, ManagerError, RegistryAuth, Secret, SecretVar, Snapshot,
+    Spec, Status,
+};
 use runnerkit_manifest::{
-    CombinedSecrets, CompileContext, Compiled, Compiler, DocumentSecrets, LiveStatus, Manifest,
-    RegistryProvider, SecretError, SecretProvider, SecretRequest, ServerSecrets, StaticSecrets,
+    CombinedRegistries, CombinedSecrets, CompileContext, Compiled, Compiler, DocumentSecrets,
+    LiveStatus, Manifest, RegistryError, RegistryProvider, SecretError, SecretProvider,
+    SecretRequest, ServerSecrets, StaticRegistries, StaticSecrets,
 };
 use runnerkit_runtime::{Runtime, RuntimeConfig};
 
@@ -27,7 +31,8 @@ pub struct RunnerConfig {
     pub environ: std::collections::BTreeMap<String, String>,
     /// The runner's own secret providers, asked after the server's secrets.
     pub secrets: Vec<Arc<dyn SecretProvider>>,
-    /// Registry credentials beyond a pipeline's `image_pull_secrets`.
+    /// Registry credentials beyond a pipeline's `image_pull_secrets`
+    /// (before the registry plugin's).
     pub registries: Option<Arc<dyn RegistryProvider>>,
     /// Which repositories and events this runner accepts.
     pub limits: Limits,
@@ -42,6 +47,100 @@ pub struct RunnerConfig {
     /// The secret extension plugin (`DRONE_SECRET_PLUGIN_ENDPOINT`), asked
     /// for `kind: secret` documents with `get`, after every other source.
     pub secret_plugin: Option<Arc<dyn SecretPluginClient>>,
+    /// The registry extension plugin (`DRONE_REGISTRY_PLUGIN_ENDPOINT`),
+    /// asked for a stage's registry credentials before compiling; they come
+    /// after the pipeline's `image_pull_secrets` and [`registries`](Self::registries).
+    pub registry_plugin: Option<Arc<dyn RegistryPluginClient>>,
+    /// The environ extension plugin (`DRONE_ENV_PLUGIN_ENDPOINT`), asked for
+    /// a stage's runner globals before compiling (see
+    /// [`EnvironPluginClient`]).
+    pub environ_plugin: Option<Arc<dyn EnvironPluginClient>>,
+}
+
+/// A registry extension plugin (reference §10, `DRONE_REGISTRY_PLUGIN_*`)
+/// as the runner sees it: `runnerkit_drone::RegistryPlugin` is the HTTP
+/// client, adapted to this trait by whoever builds the [`RunnerConfig`].
+///
+/// # How the runner uses it
+///
+/// Once per stage, after the details and before compiling, the runner asks
+/// for the credentials of the stage's repository and build. They are
+/// offered to the engine after the pipeline's `image_pull_secrets` and the
+/// runner's own [`RunnerConfig::registries`] (reference §13 order); the
+/// first whose host matches an image's registry is used. An error fails the
+/// stage (`error`) with a message naming the registry plugin.
+#[async_trait::async_trait]
+pub trait RegistryPluginClient: Send + Sync {
+    /// The registry credentials for a stage of `build` in `repo`; empty
+    /// when the plugin has none.
+    ///
+    /// # Errors
+    /// The plugin could not be asked or refused; the message must not hold
+    /// a password or the plugin's token.
+    async fn registries(
+        &self,
+        repo: &drone::Repo,
+        build: &drone::Build,
+    ) -> Result<Vec<RegistryAuth>, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// An environ extension plugin (reference §10, `DRONE_ENV_PLUGIN_*`) as
+/// the runner sees it: `runnerkit_drone::EnvironPlugin` is the HTTP client,
+/// adapted to this trait by whoever builds the [`RunnerConfig`].
+///
+/// # How the runner uses it
+///
+/// Once per stage, after the details and before anything reads the
+/// pipeline file, the runner asks for the variables of the stage's
+/// repository and build (a later variable of the same name wins). They are
+/// runner globals (reference §10 of the pipeline reference):
+///
+/// - **unmasked** ones join [`RunnerConfig::environ`] (`DRONE_RUNNER_ENVIRON`),
+///   overriding it, under the build's parameters and everything else:
+///   steps and envsubst see them;
+/// - **masked** ones are set in every step as secrets are (they win over
+///   the pipeline's and the step's `environment`, a step's own `from_secret`
+///   of the same name wins over them), are masked in every step's log, and
+///   are not offered to envsubst.
+///
+/// An error fails the stage (`error`) with a message naming the environ
+/// plugin.
+#[async_trait::async_trait]
+pub trait EnvironPluginClient: Send + Sync {
+    /// The variables for a stage of `build` in `repo`; empty when the
+    /// plugin has none.
+    ///
+    /// # Errors
+    /// The plugin could not be asked or refused; the message must not hold
+    /// a value or the plugin's token.
+    async fn environ(
+        &self,
+        repo: &drone::Repo,
+        build: &drone::Build,
+    ) -> Result<Vec<PluginVariable>, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// A variable an environ plugin gives. `Debug` hides the value of a masked
+/// one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PluginVariable {
+    /// The variable's name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// Mask the value in every step's log (and keep it out of envsubst).
+    pub mask: bool,
+}
+
+impl std::fmt::Debug for PluginVariable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value: &dyn std::fmt::Debug = if self.mask { &"******" } else { &self.value };
+        f.debug_struct("PluginVariable")
+            .field("name", &self.name)
+            .field("value", value)
+            .field("mask", &self.mask)
+            .finish()
+    }
 }
 
 /// A secret extension plugin (reference §10, `DRONE_SECRET_PLUGIN_*`) as the
@@ -91,6 +190,8 @@ impl Default for RunnerConfig {
             logs: LogConfig::default(),
             default_timeout: Duration::from_secs(60 * 60),
             secret_plugin: None,
+            registry_plugin: None,
+            environ_plugin: None,
         }
     }
 }
@@ -104,6 +205,8 @@ impl std::fmt::Debug for RunnerConfig {
             .field("limits", &self.limits)
             .field("runtime", &self.runtime)
             .field("secret_plugin", &self.secret_plugin.is_some())
+            .field("registry_plugin", &self.registry_plugin.is_some())
+            .field("environ_plugin", &self.environ_plugin.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +231,15 @@ struct Shared(Arc<dyn SecretProvider>);
 impl SecretProvider for Shared {
     fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
         self.0.find(request)
+    }
+}
+
+/// A registry provider shared behind an `Arc`, for the combinator.
+struct SharedRegistries(Arc<dyn RegistryProvider>);
+
+impl RegistryProvider for SharedRegistries {
+    fn registries(&self) -> Result<Vec<RegistryAuth>, RegistryError> {
+        self.0.registries()
     }
 }
 
@@ -331,11 +443,15 @@ impl StageRunner {
             return self.refuse(stage, msg).await;
         }
         stage.machine = self.config.machine.clone();
-        let file_secrets = match self.file_secrets(&stage, &details).await {
+        let extensions = match self.extensions(&stage, &details).await {
             Ok(found) => found,
             Err(msg) => return self.refuse(stage, msg).await,
         };
-        let compiled = match self.compile(&stage, &details, file_secrets) {
+        let file_secrets = match self.file_secrets(&stage, &details, &extensions).await {
+            Ok(found) => found,
+            Err(msg) => return self.refuse(stage, msg).await,
+        };
+        let compiled = match self.compile(&stage, &details, file_secrets, &extensions) {
             Ok(c) => c,
             Err(msg) => return self.refuse(stage, msg).await,
         };
@@ -483,12 +599,17 @@ impl StageRunner {
     /// configured, the values of its `get` documents that no earlier source
     /// gives (see [`SecretPluginClient`]). Nothing when the file does not
     /// parse: the compile reports that.
-    async fn file_secrets(&self, stage: &Stage, details: &Details) -> Result<FileSecrets, String> {
+    async fn file_secrets(
+        &self,
+        stage: &Stage,
+        details: &Details,
+        extensions: &Extensions,
+    ) -> Result<FileSecrets, String> {
         let mut found = FileSecrets::default();
         let Ok(text) = std::str::from_utf8(&details.config.data) else {
             return Ok(found);
         };
-        let ctx = self.context(stage, details);
+        let ctx = self.context(stage, details, extensions);
         let vars = ctx.substitution_environ();
         let Ok(text) = runnerkit_manifest::envsubst(text, |k| vars.get(k).cloned()) else {
             return Ok(found);
@@ -569,9 +690,70 @@ impl StageRunner {
         CombinedSecrets::new().with(ServerSecrets::new(details.secrets.clone()))
     }
 
-    /// The compile context of `stage`, without secrets.
-    fn context(&self, stage: &Stage, details: &Details) -> CompileContext {
+    /// What the registry and environ plugins give for the stage, asked
+    /// concurrently (nothing without plugins). The error names the plugin.
+    async fn extensions(&self, stage: &Stage, details: &Details) -> Result<Extensions, String> {
+        let (repo, build) = (&details.repository, &details.build);
+        let registries = async {
+            match &self.config.registry_plugin {
+                Some(plugin) => plugin.registries(repo, build).await.map_err(|e| {
+                    format!(
+                        "cannot get the registry credentials from the registry plugin: {}",
+                        chain(&*e)
+                    )
+                }),
+                None => Ok(Vec::new()),
+            }
+        };
+        let environ = async {
+            match &self.config.environ_plugin {
+                Some(plugin) => plugin.environ(repo, build).await.map_err(|e| {
+                    format!(
+                        "cannot get the environment variables from the environ plugin: {}",
+                        chain(&*e)
+                    )
+                }),
+                None => Ok(Vec::new()),
+            }
+        };
+        let (registries, variables) = futures_util::future::join(registries, environ).await;
+        let (registries, variables) = (registries?, variables?);
+        // A later variable of the same name wins, masked or not.
+        let mut by_name = std::collections::BTreeMap::new();
+        for variable in variables {
+            if !variable.name.is_empty() {
+                by_name.insert(variable.name, (variable.value, variable.mask));
+            }
+        }
+        let mut found = Extensions {
+            registries,
+            ..Extensions::default()
+        };
+        for (name, (value, mask)) in by_name {
+            if mask {
+                found.masked.push((name, value));
+            } else {
+                found.environ.insert(name, value);
+            }
+        }
+        if self.config.registry_plugin.is_some() || self.config.environ_plugin.is_some() {
+            tracing::debug!(
+                stage = stage.id,
+                registries = found.registries.len(),
+                variables = found.environ.len(),
+                masked = found.masked.len(),
+                "registry and environ plugins asked"
+            );
+        }
+        Ok(found)
+    }
+
+    /// The compile context of `stage`, without secrets. Its environment is
+    /// the runner's globals (`DRONE_RUNNER_ENVIRON`, then the environ
+    /// plugin's unmasked variables), then the build's parameters.
+    fn context(&self, stage: &Stage, details: &Details, extensions: &Extensions) -> CompileContext {
         let mut environ = self.config.environ.clone();
+        environ.extend(extensions.environ.clone());
         environ.extend(details.build.params.clone());
         CompileContext {
             spec_id: format!("rk{}-{}", stage.id, unix(Some(SystemTime::now()))),
@@ -590,6 +772,7 @@ impl StageRunner {
         stage: &Stage,
         details: &Details,
         file: FileSecrets,
+        extensions: &Extensions,
     ) -> Result<Compiled, String> {
         let text = String::from_utf8(details.config.data.clone())
             .map_err(|_| "the pipeline file is not valid UTF-8".to_owned())?;
@@ -607,26 +790,76 @@ impl StageRunner {
         if !file.plugin.is_empty() {
             secrets = secrets.with(StaticSecrets::new(file.plugin));
         }
-        let mut ctx = CompileContext {
-            secrets: Arc::new(secrets),
-            ..self.context(stage, details)
-        };
-        if let Some(registries) = &self.config.registries {
-            ctx.registries = registries.clone();
+        // Reference §13 order: `image_pull_secrets` (the compiler puts them
+        // first), the runner's own credentials, the registry plugin's.
+        let mut registries = CombinedRegistries::new();
+        if let Some(own) = &self.config.registries {
+            registries = registries.with(SharedRegistries(own.clone()));
         }
+        if !extensions.registries.is_empty() {
+            registries = registries.with(StaticRegistries(extensions.registries.clone()));
+        }
+        let ctx = CompileContext {
+            secrets: Arc::new(secrets),
+            registries: Arc::new(registries),
+            ..self.context(stage, details, extensions)
+        };
         let name = if stage.name.is_empty() {
             "default"
         } else {
             stage.name.as_str()
         };
-        runnerkit_manifest::prepare(
+        let mut compiled = runnerkit_manifest::prepare(
             &text,
             Some(name),
             details.repository.trusted,
             &self.config.compiler,
             &ctx,
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        add_masked_globals(&mut compiled.spec, &extensions.masked);
+        Ok(compiled)
+    }
+}
+
+/// What the registry and environ plugins gave for a stage (see
+/// `StageRunner::extensions`).
+#[derive(Default)]
+struct Extensions {
+    /// The registry plugin's credentials.
+    registries: Vec<RegistryAuth>,
+    /// The environ plugin's unmasked variables: runner globals.
+    environ: std::collections::BTreeMap<String, String>,
+    /// Its masked variables, by name.
+    masked: Vec<(String, String)>,
+}
+
+/// Sets the masked runner globals in every step of `spec` as secrets are
+/// set (before the step's own secrets, so that its `from_secret` of the same
+/// name wins) and lists their values among the spec's masked secrets, so
+/// that every step's log masks them (reference §12). Empty values are
+/// skipped, as empty variables are dropped anyway.
+fn add_masked_globals(spec: &mut Spec, masked: &[(String, String)]) {
+    let masked: Vec<&(String, String)> = masked.iter().filter(|(_, v)| !v.is_empty()).collect();
+    if masked.is_empty() {
+        return;
+    }
+    for step in &mut spec.steps {
+        let globals = masked.iter().map(|(name, value)| SecretVar {
+            env: name.clone(),
+            value: value.clone(),
+            mask: true,
+        });
+        step.secrets.splice(0..0, globals);
+    }
+    for (name, value) in masked {
+        if !spec.secrets.iter().any(|s| s.mask && s.value == *value) {
+            spec.secrets.push(Secret {
+                name: name.clone(),
+                value: value.clone(),
+                mask: true,
+            });
+        }
     }
 }
 

@@ -4,17 +4,17 @@
 //! each request's signature (`runnerkit_drone::testing::SecretPluginServer`)
 //! through the real HTTP client (`runnerkit_drone::SecretPlugin`).
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
+use std::sync::Arc;
+
+use runnerkit_core::Status;
 use runnerkit_core::drone::{self, Secret};
-use runnerkit_core::{CancellationToken, Manager, Status};
-use runnerkit_drone::testing::{
-    DroneServer, PluginAnswer, SecretPluginServer, ServerConfig, push_stage,
-};
-use runnerkit_drone::{DroneManager, SecretPlugin};
-use runnerkit_local::LocalEngine;
-use runnerkit_runner::{LogConfig, RunnerConfig, SecretPluginClient, StageOutcome, StageRunner};
+use runnerkit_drone::SecretPlugin;
+use runnerkit_drone::testing::{PluginAnswer, SecretPluginServer, push_stage};
+use runnerkit_runner::{RunnerConfig, SecretPluginClient, StageOutcome};
+
+use common::Rig;
 
 const TOKEN: &str = "plugin-token-0123456789abcdef0123";
 const VALUE: &str = "vault-v4lue-of-the-day";
@@ -36,78 +36,29 @@ impl SecretPluginClient for Adapter {
     }
 }
 
-struct Rig {
-    server: DroneServer,
+/// The rig with a secret plugin that verifies signatures.
+struct PluginRig {
+    rig: Rig,
     plugin: SecretPluginServer,
-    manager: Arc<DroneManager>,
-    runner: StageRunner,
 }
 
-async fn rig() -> Rig {
-    let server = DroneServer::start(ServerConfig::default()).await.unwrap();
+impl std::ops::Deref for PluginRig {
+    type Target = Rig;
+
+    fn deref(&self) -> &Rig {
+        &self.rig
+    }
+}
+
+async fn rig() -> PluginRig {
     let plugin = SecretPluginServer::start(TOKEN).await.unwrap();
-    let manager = Arc::new(DroneManager::new(&server.client_config()).unwrap());
     let client = SecretPlugin::new(&plugin.url(), TOKEN, false).unwrap();
-    let config = RunnerConfig {
-        machine: "runner-plugin".into(),
-        logs: LogConfig {
-            batch_interval: Duration::from_millis(100),
-            ..LogConfig::default()
-        },
+    let rig = Rig::start(RunnerConfig {
         secret_plugin: Some(Arc::new(Adapter(client))),
-        ..RunnerConfig::default()
-    };
-    let engine = Arc::new(LocalEngine::new().with_kill_grace(Duration::from_secs(1)));
-    let runner = StageRunner::new(manager.clone(), engine, config);
-    Rig {
-        server,
-        plugin,
-        manager,
-        runner,
-    }
-}
-
-impl Rig {
-    async fn run(&self, details: drone::Details) -> (i64, StageOutcome) {
-        let id = self.server.enqueue(details);
-        let filter = drone::Filter {
-            kind: "pipeline".into(),
-            kind_type: "exec".into(),
-            ..drone::Filter::default()
-        };
-        let stage = self
-            .manager
-            .request(&filter)
-            .await
-            .unwrap()
-            .expect("a queued stage");
-        let outcome = self
-            .runner
-            .run(stage, CancellationToken::new())
-            .await
-            .unwrap();
-        (id, outcome)
-    }
-
-    /// The uploaded log of `step`, without the `+ command` echoes.
-    fn uploaded(&self, stage: i64, step: &str) -> Vec<String> {
-        let id = self
-            .server
-            .stage(stage)
-            .unwrap()
-            .steps
-            .iter()
-            .find(|s| s.name == step)
-            .unwrap()
-            .id;
-        let body = self.server.uploaded_log(id).expect("a log was uploaded");
-        let lines: Vec<drone::Line> = serde_json::from_slice(&body).unwrap();
-        lines
-            .iter()
-            .map(|l| l.out.trim_end_matches('\n').to_owned())
-            .filter(|l| !l.starts_with("+ "))
-            .collect()
-    }
+        ..common::config()
+    })
+    .await;
+    PluginRig { rig, plugin }
 }
 
 const PIPELINE: &str = "\

@@ -226,6 +226,52 @@ pub struct RunnerArgs {
     /// Example: `--secret-plugin-skip-verify` (or `DRONE_SECRET_PLUGIN_SKIP_VERIFY=true`)
     #[arg(long, env = "DRONE_SECRET_PLUGIN_SKIP_VERIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub secret_plugin_skip_verify: Option<String>,
+    /// The registry extension plugin asked for each stage's registry
+    /// credentials (after `image_pull_secrets`); unset: none.
+    ///
+    /// Example: `--registry-plugin-endpoint http://registry-plugin:3000` (or `DRONE_REGISTRY_PLUGIN_ENDPOINT=http://registry-plugin:3000`)
+    #[arg(long, env = "DRONE_REGISTRY_PLUGIN_ENDPOINT", value_name = "URL")]
+    pub registry_plugin_endpoint: Option<String>,
+    /// The token shared with the registry plugin: requests are signed with
+    /// it. Required with an endpoint. Prefer the environment or the
+    /// ENVFILE: a flag shows in `ps`.
+    ///
+    /// Example: `DRONE_REGISTRY_PLUGIN_TOKEN=bea26a2221fd8090ea38720fc445eca6`
+    #[arg(
+        long,
+        env = "DRONE_REGISTRY_PLUGIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub registry_plugin_token: Option<String>,
+    /// Accept any TLS certificate from the registry plugin.
+    ///
+    /// Example: `--registry-plugin-skip-verify` (or `DRONE_REGISTRY_PLUGIN_SKIP_VERIFY=true`)
+    #[arg(long, env = "DRONE_REGISTRY_PLUGIN_SKIP_VERIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub registry_plugin_skip_verify: Option<String>,
+    /// The environ extension plugin asked for each stage's global variables
+    /// (masked ones are masked in logs); unset: none.
+    ///
+    /// Example: `--env-plugin-endpoint http://env-plugin:3000` (or `DRONE_ENV_PLUGIN_ENDPOINT=http://env-plugin:3000`)
+    #[arg(long, env = "DRONE_ENV_PLUGIN_ENDPOINT", value_name = "URL")]
+    pub env_plugin_endpoint: Option<String>,
+    /// The token shared with the environ plugin: requests are signed with
+    /// it. Required with an endpoint. Prefer the environment or the
+    /// ENVFILE: a flag shows in `ps`.
+    ///
+    /// Example: `DRONE_ENV_PLUGIN_TOKEN=bea26a2221fd8090ea38720fc445eca6`
+    #[arg(
+        long,
+        env = "DRONE_ENV_PLUGIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub env_plugin_token: Option<String>,
+    /// Accept any TLS certificate from the environ plugin.
+    ///
+    /// Example: `--env-plugin-skip-verify` (or `DRONE_ENV_PLUGIN_SKIP_VERIFY=true`)
+    #[arg(long, env = "DRONE_ENV_PLUGIN_SKIP_VERIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub env_plugin_skip_verify: Option<String>,
 }
 
 /// The HTTP endpoint, shutdown and logging.
@@ -299,7 +345,7 @@ impl DaemonSettingsArgs {
     pub fn given(&self) -> Vec<(&'static str, &str)> {
         let r = &self.runner;
         let o = &self.operation;
-        let all: [(&'static str, &Option<String>); 24] = [
+        let all: [(&'static str, &Option<String>); 30] = [
             ("DRONE_RUNNER_CAPACITY", &r.capacity),
             ("DRONE_RUNNER_NAME", &r.name),
             ("DRONE_RUNNER_LABELS", &r.labels),
@@ -320,6 +366,18 @@ impl DaemonSettingsArgs {
                 "DRONE_SECRET_PLUGIN_SKIP_VERIFY",
                 &r.secret_plugin_skip_verify,
             ),
+            (
+                "DRONE_REGISTRY_PLUGIN_ENDPOINT",
+                &r.registry_plugin_endpoint,
+            ),
+            ("DRONE_REGISTRY_PLUGIN_TOKEN", &r.registry_plugin_token),
+            (
+                "DRONE_REGISTRY_PLUGIN_SKIP_VERIFY",
+                &r.registry_plugin_skip_verify,
+            ),
+            ("DRONE_ENV_PLUGIN_ENDPOINT", &r.env_plugin_endpoint),
+            ("DRONE_ENV_PLUGIN_TOKEN", &r.env_plugin_token),
+            ("DRONE_ENV_PLUGIN_SKIP_VERIFY", &r.env_plugin_skip_verify),
             ("DRONE_HTTP_BIND", &o.http_bind),
             ("DRONE_UI_USERNAME", &o.ui_username),
             ("DRONE_UI_PASSWORD", &o.ui_password),

@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError};
 use runnerkit_docker::DockerEngine;
-use runnerkit_drone::{DroneConfig, DroneManager, SecretPlugin};
+use runnerkit_drone::{DroneConfig, DroneManager, EnvironPlugin, RegistryPlugin, SecretPlugin};
 use runnerkit_local::LocalEngine;
 use runnerkit_runner::{Poller, StageRunner};
 use tokio::signal::unix::{SignalKind, signal};
@@ -135,6 +135,43 @@ impl runnerkit_runner::SecretPluginClient for SecretPluginAdapter {
     }
 }
 
+/// [`RegistryPlugin`], the HTTP client, as the runner's registry plugin.
+struct RegistryPluginAdapter(RegistryPlugin);
+
+#[async_trait::async_trait]
+impl runnerkit_runner::RegistryPluginClient for RegistryPluginAdapter {
+    async fn registries(
+        &self,
+        repo: &runnerkit_core::drone::Repo,
+        build: &runnerkit_core::drone::Build,
+    ) -> Result<Vec<runnerkit_core::RegistryAuth>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.0.list(repo, build).await?)
+    }
+}
+
+/// [`EnvironPlugin`], the HTTP client, as the runner's environ plugin.
+struct EnvironPluginAdapter(EnvironPlugin);
+
+#[async_trait::async_trait]
+impl runnerkit_runner::EnvironPluginClient for EnvironPluginAdapter {
+    async fn environ(
+        &self,
+        repo: &runnerkit_core::drone::Repo,
+        build: &runnerkit_core::drone::Build,
+    ) -> Result<Vec<runnerkit_runner::PluginVariable>, Box<dyn std::error::Error + Send + Sync>>
+    {
+        let variables = self.0.list(repo, build).await?;
+        Ok(variables
+            .into_iter()
+            .map(|v| runnerkit_runner::PluginVariable {
+                name: v.name,
+                value: v.data,
+                mask: v.mask,
+            })
+            .collect())
+    }
+}
+
 /// Starts everything, polls until a signal, drains, stops.
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Handled from the start: a SIGTERM while connecting must not kill the
@@ -164,6 +201,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             .context("cannot set up the secret plugin (DRONE_SECRET_PLUGIN_*)")?;
         tracing::info!(endpoint = %client.endpoint(), "secret plugin configured");
         runner_config.secret_plugin = Some(Arc::new(SecretPluginAdapter(client)));
+    }
+    if let Some(plugin) = &settings.runner.registry_plugin {
+        let client = RegistryPlugin::new(&plugin.endpoint, &plugin.token, plugin.skip_verify)
+            .context("cannot set up the registry plugin (DRONE_REGISTRY_PLUGIN_*)")?;
+        tracing::info!(endpoint = %client.endpoint(), "registry plugin configured");
+        runner_config.registry_plugin = Some(Arc::new(RegistryPluginAdapter(client)));
+    }
+    if let Some(plugin) = &settings.runner.environ_plugin {
+        let client = EnvironPlugin::new(&plugin.endpoint, &plugin.token, plugin.skip_verify)
+            .context("cannot set up the environ plugin (DRONE_ENV_PLUGIN_*)")?;
+        tracing::info!(endpoint = %client.endpoint(), "environ plugin configured");
+        runner_config.environ_plugin = Some(Arc::new(EnvironPluginAdapter(client)));
     }
     let runner = Arc::new(StageRunner::new(manager.clone(), engine, runner_config));
     let capacity = settings.runner.capacity;
