@@ -394,3 +394,46 @@ impl DaemonSettingsArgs {
         given
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn the_extension_plugin_flags_are_settings_by_their_variable_names() {
+        let cli = Cli::try_parse_from([
+            "runnerkit",
+            "daemon",
+            "--registry-plugin-endpoint",
+            "http://registry-plugin:3000",
+            "--registry-plugin-token",
+            "registry-token",
+            "--registry-plugin-skip-verify",
+            "--env-plugin-endpoint",
+            "http://env-plugin:3000",
+            "--env-plugin-token",
+            "env-token",
+            "--env-plugin-skip-verify=false",
+        ])
+        .unwrap();
+        let Command::Daemon(args) = cli.command else {
+            panic!("not daemon");
+        };
+        let given = args.settings.given();
+        for expected in [
+            (
+                "DRONE_REGISTRY_PLUGIN_ENDPOINT",
+                "http://registry-plugin:3000",
+            ),
+            ("DRONE_REGISTRY_PLUGIN_TOKEN", "registry-token"),
+            ("DRONE_REGISTRY_PLUGIN_SKIP_VERIFY", "true"),
+            ("DRONE_ENV_PLUGIN_ENDPOINT", "http://env-plugin:3000"),
+            ("DRONE_ENV_PLUGIN_TOKEN", "env-token"),
+            ("DRONE_ENV_PLUGIN_SKIP_VERIFY", "false"),
+        ] {
+            assert!(given.contains(&expected), "{expected:?} in {given:?}");
+        }
+    }
+}
