@@ -93,7 +93,7 @@ pub trait RegistryPluginClient: Send + Sync {
 /// Once per stage, after the details and before anything reads the
 /// pipeline file, the runner asks for the variables of the stage's
 /// repository and build (a later variable of the same name wins). They are
-/// runner globals (reference §10 of the pipeline reference):
+/// runner globals (pipeline reference §10 and §12):
 ///
 /// - **unmasked** ones join [`RunnerConfig::environ`] (`DRONE_RUNNER_ENVIRON`),
 ///   overriding it, under the build's parameters and everything else:
