@@ -39,11 +39,13 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod backoff;
+mod compile;
 pub mod daemon;
 mod envfile;
 mod error;
 mod limits;
 mod memory;
+mod plugins;
 mod poller;
 mod report;
 mod stage;
@@ -53,9 +55,7 @@ pub use daemon::DaemonSettings;
 pub use error::Error;
 pub use limits::Limits;
 pub use memory::{MemoryManager, Report};
+pub use plugins::{EnvironPluginClient, PluginVariable, RegistryPluginClient, SecretPluginClient};
 pub use poller::{Poller, PollerStats};
 pub use report::LogConfig;
-pub use stage::{
-    EnvironPluginClient, PluginVariable, RegistryPluginClient, RunnerConfig, SecretPluginClient,
-    StageOutcome, StageRunner,
-};
+pub use stage::{RunnerConfig, StageOutcome, StageRunner};
