@@ -293,16 +293,7 @@ async fn an_environ_plugin_error_fails_the_stage_naming_the_plugin() {
     let rig = rig().await;
     rig.environ
         .set(ListAnswer::Status(500, "env store unavailable".into()));
-    let (id, outcome) = rig.rig.run(push_stage(PIPELINE, "exec")).await;
-    let StageOutcome::Refused(msg) = outcome else {
-        panic!("unexpected {outcome:?}");
-    };
-    assert!(msg.contains("environ plugin"), "{msg}");
-    assert!(msg.contains("env store unavailable"), "{msg}");
-    let stage = rig.rig.server.stage(id).unwrap();
-    assert_eq!(stage.status, Status::Error);
-    assert!(stage.error.contains("environ plugin"), "{}", stage.error);
-    assert!(rig.engine.specs.lock().unwrap().is_empty(), "nothing ran");
+    refused_naming(&rig, PIPELINE, "environ plugin", "env store unavailable").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,15 +364,28 @@ async fn a_registry_plugin_error_fails_the_stage_naming_the_plugin() {
     let rig = rig().await;
     rig.registry
         .set(ListAnswer::Status(403, "repository not allowed".into()));
-    let (id, outcome) = rig.rig.run(push_stage(PIPELINE_PLAIN, "exec")).await;
+    refused_naming(
+        &rig,
+        PIPELINE_PLAIN,
+        "registry plugin",
+        "repository not allowed",
+    )
+    .await;
+}
+
+/// Runs `pipeline`, which must be refused before anything runs: reported
+/// `error`, with a message naming `plugin` and holding what it `said`.
+async fn refused_naming(rig: &PluginRig, pipeline: &str, plugin: &str, said: &str) {
+    let (id, outcome) = rig.rig.run(push_stage(pipeline, "exec")).await;
     let StageOutcome::Refused(msg) = outcome else {
         panic!("unexpected {outcome:?}");
     };
-    assert!(msg.contains("registry plugin"), "{msg}");
-    assert!(msg.contains("repository not allowed"), "{msg}");
+    assert!(msg.contains(plugin), "{msg}");
+    assert!(msg.contains(said), "{msg}");
     let stage = rig.rig.server.stage(id).unwrap();
     assert_eq!(stage.status, Status::Error);
-    assert!(stage.error.contains("registry plugin"), "{}", stage.error);
+    assert!(stage.error.contains(plugin), "{}", stage.error);
+    assert!(rig.engine.specs.lock().unwrap().is_empty(), "nothing ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
