@@ -22,6 +22,7 @@ mod engine;
 mod hook;
 mod line;
 mod manager;
+mod plugins;
 mod serde_util;
 mod spec;
 mod state;
@@ -31,6 +32,7 @@ pub use engine::{Engine, EngineError, EngineErrorKind, LogStream};
 pub use hook::{Hook, HookError, StepDecision};
 pub use line::{ExitState, Line};
 pub use manager::{Manager, ManagerError};
+pub use plugins::{EnvironPluginClient, PluginVariable, RegistryPluginClient, SecretPluginClient};
 pub use spec::{
     Device, ErrorPolicy, Mount, Network, Platform, PullPolicy, RegistryAuth, Resources, RunPolicy,
     Script, Secret, SecretVar, Spec, Step, Volume, VolumeSource, Workspace,

@@ -55,5 +55,5 @@ mod tls;
 pub use config::DroneConfig;
 pub use error::Error;
 pub use manager::DroneManager;
-pub use plugins::{EnvironPlugin, EnvironVariable, RegistryPlugin, SecretPlugin};
+pub use plugins::{EnvironPlugin, RegistryPlugin, SecretPlugin};
 pub use retry::RetryPolicy;

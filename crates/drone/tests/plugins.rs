@@ -2,10 +2,11 @@
 //! in-process plugins that verify the digest and the signature as real ones
 //! do.
 
+use runnerkit_core::PluginVariable;
 use runnerkit_core::RegistryAuth;
 use runnerkit_core::drone::{Build, Repo};
 use runnerkit_drone::testing::{ListAnswer, ListPluginServer, PluginAnswer, SecretPluginServer};
-use runnerkit_drone::{EnvironPlugin, EnvironVariable, Error, RegistryPlugin, SecretPlugin};
+use runnerkit_drone::{EnvironPlugin, Error, RegistryPlugin, SecretPlugin};
 use serde_json::json;
 
 /// 32 bytes and more: also the AES-256-GCM key of encrypted answers.
@@ -371,9 +372,9 @@ async fn environ_variables_are_parsed_with_their_mask_flags() {
     assert_eq!(
         found,
         [
-            EnvironVariable::new("GOPROXY", "https://proxy.example.com", false),
-            EnvironVariable::new("NPM_TOKEN", "npm-s3cret", true),
-            EnvironVariable::new("PLAIN", "no-mask-field", false),
+            PluginVariable::new("GOPROXY", "https://proxy.example.com", false),
+            PluginVariable::new("NPM_TOKEN", "npm-s3cret", true),
+            PluginVariable::new("PLAIN", "no-mask-field", false),
         ]
     );
     // Debug hides masked values.
@@ -442,7 +443,7 @@ async fn environ_encrypted_answers_are_decrypted() {
     ));
     let client = EnvironPlugin::new(&server.encrypted_url(), TOKEN, false).expect("client");
     let found = client.list(&repo(), &build()).await.expect("listed");
-    assert_eq!(found, [EnvironVariable::new("A", "b", true)]);
+    assert_eq!(found, [PluginVariable::new("A", "b", true)]);
 }
 
 #[tokio::test]

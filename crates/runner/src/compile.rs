@@ -45,7 +45,7 @@ impl<'a> StageCompiler<'a> {
     /// The secrets the pipeline file brings: its encrypted `kind: secret`
     /// documents (with the repository's key) and, with a secret plugin
     /// configured, the values of its `get` documents that no earlier source
-    /// gives (see [`SecretPluginClient`]). Nothing when the file does not
+    /// gives (see `runnerkit_core::SecretPluginClient`). Nothing when the file does not
     /// parse: the compile reports that.
     async fn file_secrets(&self, extensions: &Extensions) -> Result<FileSecrets, String> {
         let (stage, details) = (self.stage, self.details);

@@ -5,8 +5,9 @@
 //!   draining on shutdown.
 //! - [`StageRunner`]: one stage, start to end — accept, watch for
 //!   cancellation, details, extension plugins (secret, registry, environ:
-//!   [`SecretPluginClient`], [`RegistryPluginClient`],
-//!   [`EnvironPluginClient`]), environment, envsubst, parse, lint, secrets,
+//!   [`SecretPluginClient`](runnerkit_core::SecretPluginClient),
+//!   [`RegistryPluginClient`](runnerkit_core::RegistryPluginClient),
+//!   [`EnvironPluginClient`](runnerkit_core::EnvironPluginClient)), environment, envsubst, parse, lint, secrets,
 //!   compile, register the steps, run them on the engine while a reporting
 //!   hook sends every step update and streams logs in batches, upload each
 //!   step's full log, report the end. Every failure before the run is
@@ -45,7 +46,6 @@ mod envfile;
 mod error;
 mod limits;
 mod memory;
-mod plugins;
 mod poller;
 mod report;
 mod stage;
@@ -55,7 +55,6 @@ pub use daemon::DaemonSettings;
 pub use error::Error;
 pub use limits::Limits;
 pub use memory::{MemoryManager, Report};
-pub use plugins::{EnvironPluginClient, PluginVariable, RegistryPluginClient, SecretPluginClient};
 pub use poller::{Poller, PollerStats};
 pub use report::LogConfig;
 pub use stage::{RunnerConfig, StageOutcome, StageRunner};

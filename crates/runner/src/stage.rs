@@ -13,9 +13,9 @@ use runnerkit_manifest::{Compiled, Compiler, LiveStatus, RegistryProvider, Secre
 use runnerkit_runtime::{Runtime, RuntimeConfig};
 
 use crate::compile::StageCompiler;
-use crate::plugins::{EnvironPluginClient, RegistryPluginClient, SecretPluginClient};
 use crate::report::{LogConfig, Reporter, truncate_error, unix};
 use crate::{Backoff, Error, Limits};
+use runnerkit_core::{EnvironPluginClient, RegistryPluginClient, SecretPluginClient};
 
 /// What a [`StageRunner`] needs beyond the manager and the engine.
 #[derive(Clone)]

@@ -20,53 +20,13 @@ use runnerkit_drone::testing::{ListAnswer, ListPluginServer, push_stage};
 use runnerkit_drone::{EnvironPlugin, RegistryPlugin};
 use runnerkit_local::LocalEngine;
 use runnerkit_manifest::StaticRegistries;
-use runnerkit_runner::{
-    EnvironPluginClient, PluginVariable, RegistryPluginClient, RunnerConfig, StageOutcome,
-};
+use runnerkit_runner::{RunnerConfig, StageOutcome};
 use serde_json::json;
 
 use common::Rig;
 
 const TOKEN: &str = "plugin-token-0123456789abcdef0123";
 const MASKED: &str = "m4sked-plugin-v4lue";
-
-/// `runnerkit_drone::RegistryPlugin` as the runner's plugin, as the CLI
-/// adapts it.
-struct Registry(RegistryPlugin);
-
-#[async_trait::async_trait]
-impl RegistryPluginClient for Registry {
-    async fn registries(
-        &self,
-        repo: &drone::Repo,
-        build: &drone::Build,
-    ) -> Result<Vec<RegistryAuth>, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.0.list(repo, build).await?)
-    }
-}
-
-/// `runnerkit_drone::EnvironPlugin` as the runner's plugin, as the CLI
-/// adapts it.
-struct Environ(EnvironPlugin);
-
-#[async_trait::async_trait]
-impl EnvironPluginClient for Environ {
-    async fn environ(
-        &self,
-        repo: &drone::Repo,
-        build: &drone::Build,
-    ) -> Result<Vec<PluginVariable>, Box<dyn std::error::Error + Send + Sync>> {
-        let variables = self.0.list(repo, build).await?;
-        Ok(variables
-            .into_iter()
-            .map(|v| PluginVariable {
-                name: v.name,
-                value: v.data,
-                mask: v.mask,
-            })
-            .collect())
-    }
-}
 
 /// The host engine, keeping the spec of every stage it sets up.
 struct Recording {
@@ -149,12 +109,12 @@ async fn rig_with(config: RunnerConfig) -> PluginRig {
     let registry = ListPluginServer::registry(TOKEN).await.unwrap();
     let environ = ListPluginServer::environ(TOKEN).await.unwrap();
     let config = RunnerConfig {
-        registry_plugin: Some(Arc::new(Registry(
+        registry_plugin: Some(Arc::new(
             RegistryPlugin::new(&registry.url(), TOKEN, false).unwrap(),
-        ))),
-        environ_plugin: Some(Arc::new(Environ(
+        )),
+        environ_plugin: Some(Arc::new(
             EnvironPlugin::new(&environ.url(), TOKEN, false).unwrap(),
-        ))),
+        )),
         ..config
     };
     let engine = Recording::new();
@@ -394,9 +354,9 @@ async fn a_plugin_with_another_token_fails_the_stage() {
         .await
         .unwrap();
     let rig = Rig::start(RunnerConfig {
-        registry_plugin: Some(Arc::new(Registry(
+        registry_plugin: Some(Arc::new(
             RegistryPlugin::new(&registry.url(), TOKEN, false).unwrap(),
-        ))),
+        )),
         ..common::config()
     })
     .await;

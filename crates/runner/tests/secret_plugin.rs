@@ -9,32 +9,15 @@ mod common;
 use std::sync::Arc;
 
 use runnerkit_core::Status;
-use runnerkit_core::drone::{self, Secret};
+use runnerkit_core::drone::Secret;
 use runnerkit_drone::SecretPlugin;
 use runnerkit_drone::testing::{PluginAnswer, SecretPluginServer, push_stage};
-use runnerkit_runner::{RunnerConfig, SecretPluginClient, StageOutcome};
+use runnerkit_runner::{RunnerConfig, StageOutcome};
 
 use common::Rig;
 
 const TOKEN: &str = "plugin-token-0123456789abcdef0123";
 const VALUE: &str = "vault-v4lue-of-the-day";
-
-/// `runnerkit_drone::SecretPlugin` as the runner's plugin, as the CLI
-/// adapts it.
-struct Adapter(SecretPlugin);
-
-#[async_trait::async_trait]
-impl SecretPluginClient for Adapter {
-    async fn find(
-        &self,
-        path: &str,
-        name: &str,
-        repo: &drone::Repo,
-        build: &drone::Build,
-    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.0.find(path, name, repo, build).await?)
-    }
-}
 
 /// The rig with a secret plugin that verifies signatures.
 struct PluginRig {
@@ -54,7 +37,7 @@ async fn rig() -> PluginRig {
     let plugin = SecretPluginServer::start(TOKEN).await.unwrap();
     let client = SecretPlugin::new(&plugin.url(), TOKEN, false).unwrap();
     let rig = Rig::start(RunnerConfig {
-        secret_plugin: Some(Arc::new(Adapter(client))),
+        secret_plugin: Some(Arc::new(client)),
         ..common::config()
     })
     .await;

@@ -119,59 +119,6 @@ fn ping_error(server: &str, error: ManagerError) -> anyhow::Error {
     }
 }
 
-/// [`SecretPlugin`], the HTTP client, as the runner's secret plugin.
-struct SecretPluginAdapter(SecretPlugin);
-
-#[async_trait::async_trait]
-impl runnerkit_runner::SecretPluginClient for SecretPluginAdapter {
-    async fn find(
-        &self,
-        path: &str,
-        name: &str,
-        repo: &runnerkit_core::drone::Repo,
-        build: &runnerkit_core::drone::Build,
-    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.0.find(path, name, repo, build).await?)
-    }
-}
-
-/// [`RegistryPlugin`], the HTTP client, as the runner's registry plugin.
-struct RegistryPluginAdapter(RegistryPlugin);
-
-#[async_trait::async_trait]
-impl runnerkit_runner::RegistryPluginClient for RegistryPluginAdapter {
-    async fn registries(
-        &self,
-        repo: &runnerkit_core::drone::Repo,
-        build: &runnerkit_core::drone::Build,
-    ) -> Result<Vec<runnerkit_core::RegistryAuth>, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.0.list(repo, build).await?)
-    }
-}
-
-/// [`EnvironPlugin`], the HTTP client, as the runner's environ plugin.
-struct EnvironPluginAdapter(EnvironPlugin);
-
-#[async_trait::async_trait]
-impl runnerkit_runner::EnvironPluginClient for EnvironPluginAdapter {
-    async fn environ(
-        &self,
-        repo: &runnerkit_core::drone::Repo,
-        build: &runnerkit_core::drone::Build,
-    ) -> Result<Vec<runnerkit_runner::PluginVariable>, Box<dyn std::error::Error + Send + Sync>>
-    {
-        let variables = self.0.list(repo, build).await?;
-        Ok(variables
-            .into_iter()
-            .map(|v| runnerkit_runner::PluginVariable {
-                name: v.name,
-                value: v.data,
-                mask: v.mask,
-            })
-            .collect())
-    }
-}
-
 /// Starts everything, polls until a signal, drains, stops.
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Handled from the start: a SIGTERM while connecting must not kill the
@@ -200,19 +147,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         let client = SecretPlugin::new(&plugin.endpoint, &plugin.token, plugin.skip_verify)
             .context("cannot set up the secret plugin (DRONE_SECRET_PLUGIN_*)")?;
         tracing::info!(endpoint = %client.endpoint(), "secret plugin configured");
-        runner_config.secret_plugin = Some(Arc::new(SecretPluginAdapter(client)));
+        runner_config.secret_plugin = Some(Arc::new(client));
     }
     if let Some(plugin) = &settings.runner.registry_plugin {
         let client = RegistryPlugin::new(&plugin.endpoint, &plugin.token, plugin.skip_verify)
             .context("cannot set up the registry plugin (DRONE_REGISTRY_PLUGIN_*)")?;
         tracing::info!(endpoint = %client.endpoint(), "registry plugin configured");
-        runner_config.registry_plugin = Some(Arc::new(RegistryPluginAdapter(client)));
+        runner_config.registry_plugin = Some(Arc::new(client));
     }
     if let Some(plugin) = &settings.runner.environ_plugin {
         let client = EnvironPlugin::new(&plugin.endpoint, &plugin.token, plugin.skip_verify)
             .context("cannot set up the environ plugin (DRONE_ENV_PLUGIN_*)")?;
         tracing::info!(endpoint = %client.endpoint(), "environ plugin configured");
-        runner_config.environ_plugin = Some(Arc::new(EnvironPluginAdapter(client)));
+        runner_config.environ_plugin = Some(Arc::new(client));
     }
     let runner = Arc::new(StageRunner::new(manager.clone(), engine, runner_config));
     let capacity = settings.runner.capacity;

@@ -1,6 +1,8 @@
 //! [`EnvironPlugin`]: the environ extension plugin client.
 
+use async_trait::async_trait;
 use runnerkit_core::drone::{Build, Repo};
+use runnerkit_core::{EnvironPluginClient, PluginVariable};
 use serde::Deserialize;
 
 use super::{Client, ENVIRON, StageRequest, without_secret};
@@ -20,7 +22,7 @@ use crate::Error;
 /// | answer | result |
 /// | --- | --- |
 /// | 204 | `Ok(vec![])`: no variables |
-/// | 2xx with a JSON array (or `null`) of `{"name","data","mask"}` | one [`EnvironVariable`] per element, in order |
+/// | 2xx with a JSON array (or `null`) of `{"name","data","mask"}` | one [`PluginVariable`] per element, in order |
 /// | 2xx with `Content-Encoding: aesgcm` | decrypted with the token, then read as above |
 /// | above 299 (redirects included: they are not followed) | [`Error::PluginRefused`] with the body, or the reason phrase |
 /// | no answer within one minute, transport errors | [`Error::PluginTransport`] |
@@ -44,39 +46,13 @@ impl std::fmt::Debug for EnvironPlugin {
     }
 }
 
-/// A variable an environ plugin gives (`{"name","data","mask"}`).
-#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+/// A variable as an environ plugin answers it (`{"name","data","mask"}`).
+#[derive(Default, Deserialize)]
 #[serde(default)]
-#[non_exhaustive]
-pub struct EnvironVariable {
-    /// The variable's name (`name`).
-    pub name: String,
-    /// Its value (`data`).
-    pub data: String,
-    /// Mask the value in every step's log (`mask`).
-    pub mask: bool,
-}
-
-impl EnvironVariable {
-    /// The variable `name` with the value `data`, masked or not.
-    pub fn new(name: impl Into<String>, data: impl Into<String>, mask: bool) -> Self {
-        Self {
-            name: name.into(),
-            data: data.into(),
-            mask,
-        }
-    }
-}
-
-impl std::fmt::Debug for EnvironVariable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let data: &dyn std::fmt::Debug = if self.mask { &"******" } else { &self.data };
-        f.debug_struct("EnvironVariable")
-            .field("name", &self.name)
-            .field("data", data)
-            .field("mask", &self.mask)
-            .finish()
-    }
+struct WireVariable {
+    name: String,
+    data: String,
+    mask: bool,
 }
 
 impl EnvironPlugin {
@@ -108,13 +84,27 @@ impl EnvironPlugin {
     /// # Errors
     /// [`Error::PluginTransport`], [`Error::PluginRefused`] or
     /// [`Error::PluginAnswer`], as the table on [`EnvironPlugin`] says.
-    pub async fn list(&self, repo: &Repo, build: &Build) -> Result<Vec<EnvironVariable>, Error> {
+    pub async fn list(&self, repo: &Repo, build: &Build) -> Result<Vec<PluginVariable>, Error> {
         let request = StageRequest {
             repo: &without_secret(repo),
             build,
         };
-        let answer: Option<Option<Vec<EnvironVariable>>> =
+        let answer: Option<Option<Vec<WireVariable>>> =
             self.client.post(&request, "a list of variables").await?;
-        Ok(answer.flatten().unwrap_or_default())
+        let variables = answer.flatten().unwrap_or_default().into_iter();
+        Ok(variables
+            .map(|v| PluginVariable::new(v.name, v.data, v.mask))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl EnvironPluginClient for EnvironPlugin {
+    async fn environ(
+        &self,
+        repo: &Repo,
+        build: &Build,
+    ) -> Result<Vec<PluginVariable>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.list(repo, build).await?)
     }
 }

@@ -31,7 +31,7 @@ mod secret;
 #[cfg(feature = "test-server")]
 pub(crate) mod fake;
 
-pub use environ::{EnvironPlugin, EnvironVariable};
+pub use environ::EnvironPlugin;
 pub use registry::RegistryPlugin;
 pub use secret::SecretPlugin;
 

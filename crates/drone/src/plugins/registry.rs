@@ -1,7 +1,8 @@
 //! [`RegistryPlugin`]: the registry extension plugin client.
 
-use runnerkit_core::RegistryAuth;
+use async_trait::async_trait;
 use runnerkit_core::drone::{Build, Repo};
+use runnerkit_core::{RegistryAuth, RegistryPluginClient};
 use serde::Deserialize;
 
 use super::{Client, REGISTRY, StageRequest, without_secret};
@@ -105,5 +106,16 @@ impl RegistryPlugin {
                 password: r.password,
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl RegistryPluginClient for RegistryPlugin {
+    async fn registries(
+        &self,
+        repo: &Repo,
+        build: &Build,
+    ) -> Result<Vec<RegistryAuth>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.list(repo, build).await?)
     }
 }

@@ -1,5 +1,7 @@
 //! [`SecretPlugin`]: the secret extension plugin client.
 
+use async_trait::async_trait;
+use runnerkit_core::SecretPluginClient;
 use runnerkit_core::drone::{Build, Repo, Secret};
 use serde::Serialize;
 
@@ -111,5 +113,18 @@ impl SecretPlugin {
         Ok(secret
             .map(|secret| secret.data)
             .filter(|data| !data.is_empty()))
+    }
+}
+
+#[async_trait]
+impl SecretPluginClient for SecretPlugin {
+    async fn find(
+        &self,
+        path: &str,
+        name: &str,
+        repo: &Repo,
+        build: &Build,
+    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(SecretPlugin::find(self, path, name, repo, build).await?)
     }
 }

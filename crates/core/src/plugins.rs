@@ -1,26 +1,30 @@
-//! The extension plugins (reference §10) as the runner sees them: small
-//! traits, so that runnerkit-runner holds no HTTP code. `runnerkit_drone`
-//! has the HTTP clients; whoever builds the [`RunnerConfig`] adapts them.
+//! The extension plugins a runner calls (reference §10: secret, registry,
+//! environ), as contracts: `runnerkit_drone` implements them over HTTP, and
+//! `runnerkit_runner` calls them for each stage (`RunnerConfig`'s
+//! `secret_plugin`, `registry_plugin` and `environ_plugin`). Implement one to
+//! serve secrets, credentials or variables from anywhere else.
+//!
+//! Each is called concurrently for different stages, so it is
+//! `Send + Sync`; a call never retries on its own.
 
-use runnerkit_core::RegistryAuth;
-use runnerkit_core::drone;
+use async_trait::async_trait;
 
-#[cfg(doc)]
-use crate::RunnerConfig;
+use crate::RegistryAuth;
+use crate::drone;
 
 /// A registry extension plugin (reference §10, `DRONE_REGISTRY_PLUGIN_*`)
-/// as the runner sees it: `runnerkit_drone::RegistryPlugin` is the HTTP
-/// client, adapted to this trait by whoever builds the [`RunnerConfig`].
+/// as the runner sees it: `runnerkit_drone::RegistryPlugin`, the HTTP
+/// client, implements it.
 ///
 /// # How the runner uses it
 ///
 /// Once per stage, after the details and before compiling, the runner asks
 /// for the credentials of the stage's repository and build. They are
 /// offered to the engine after the pipeline's `image_pull_secrets` and the
-/// runner's own [`RunnerConfig::registries`] (reference §13 order); the
+/// runner's own (`RunnerConfig::registries`) (reference §13 order); the
 /// first whose host matches an image's registry is used. An error fails the
 /// stage (`error`) with a message naming the registry plugin.
-#[async_trait::async_trait]
+#[async_trait]
 pub trait RegistryPluginClient: Send + Sync {
     /// The registry credentials for a stage of `build` in `repo`; empty
     /// when the plugin has none.
@@ -36,8 +40,8 @@ pub trait RegistryPluginClient: Send + Sync {
 }
 
 /// An environ extension plugin (reference §10, `DRONE_ENV_PLUGIN_*`) as
-/// the runner sees it: `runnerkit_drone::EnvironPlugin` is the HTTP client,
-/// adapted to this trait by whoever builds the [`RunnerConfig`].
+/// the runner sees it: `runnerkit_drone::EnvironPlugin`, the HTTP client,
+/// implements it.
 ///
 /// # How the runner uses it
 ///
@@ -46,7 +50,7 @@ pub trait RegistryPluginClient: Send + Sync {
 /// repository and build (a later variable of the same name wins). They are
 /// runner globals (pipeline reference §10 and §12):
 ///
-/// - **unmasked** ones join [`RunnerConfig::environ`] (`DRONE_RUNNER_ENVIRON`),
+/// - **unmasked** ones join the runner's globals (`RunnerConfig::environ`, `DRONE_RUNNER_ENVIRON`),
 ///   overriding it, under the build's parameters and everything else:
 ///   steps and envsubst see them;
 /// - **masked** ones are set in every step as secrets are (they win over
@@ -56,7 +60,7 @@ pub trait RegistryPluginClient: Send + Sync {
 ///
 /// An error fails the stage (`error`) with a message naming the environ
 /// plugin.
-#[async_trait::async_trait]
+#[async_trait]
 pub trait EnvironPluginClient: Send + Sync {
     /// The variables for a stage of `build` in `repo`; empty when the
     /// plugin has none.
@@ -83,6 +87,17 @@ pub struct PluginVariable {
     pub mask: bool,
 }
 
+impl PluginVariable {
+    /// The variable `name` with `value`, masked or not.
+    pub fn new(name: impl Into<String>, value: impl Into<String>, mask: bool) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+            mask,
+        }
+    }
+}
+
 impl std::fmt::Debug for PluginVariable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let value: &dyn std::fmt::Debug = if self.mask { &"******" } else { &self.value };
@@ -95,8 +110,8 @@ impl std::fmt::Debug for PluginVariable {
 }
 
 /// A secret extension plugin (reference §10, `DRONE_SECRET_PLUGIN_*`) as the
-/// runner sees it: `runnerkit_drone::SecretPlugin` is the HTTP client,
-/// adapted to this trait by whoever builds the [`RunnerConfig`].
+/// runner sees it: `runnerkit_drone::SecretPlugin`, the HTTP client,
+/// implements it.
 ///
 /// # How the runner uses it
 ///
@@ -111,7 +126,7 @@ impl std::fmt::Debug for PluginVariable {
 /// and are masked in logs like every secret. An error fails the stage with a
 /// message naming the secret. A file that does not substitute or parse is
 /// left to the compile, which reports it.
-#[async_trait::async_trait]
+#[async_trait]
 pub trait SecretPluginClient: Send + Sync {
     /// Looks up the secret `name` at `path` for a stage of `build` in
     /// `repo`. `Ok(None)`: the plugin has none.
