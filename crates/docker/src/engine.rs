@@ -475,29 +475,21 @@ impl Engine for DockerEngine {
             waited = exited.next() => Some(waited),
             () = cancel.cancelled() => None,
         };
-        // The wait answer carries the exit code (a non-zero one arrives as an
-        // error); only a SIGKILL (137) can be an OOM kill, which takes an
-        // inspect to tell, so every other code saves that round trip.
-        let code = match waited {
+        match waited {
             None => {
                 tracing::debug!(%container, grace = ?self.stop_grace, "cancelled: stopping");
                 if step.script.is_some() {
                     self.terminate_script(&container).await;
                 }
                 self.stop(&container).await?;
-                None
             }
-            Some(Some(Ok(answer))) => Some(answer.status_code),
-            Some(Some(Err(ApiError::DockerContainerWaitError { code, .. }))) => Some(code),
-            Some(None) => None,
+            // A non-zero exit arrives as an error; the inspect below reads it.
+            Some(None | Some(Ok(_)) | Some(Err(ApiError::DockerContainerWaitError { .. }))) => {}
             Some(Some(Err(e))) => {
                 return Err(api_error(format!("wait for container {container:?}"), e));
             }
-        };
-        match code.map(i32::try_from) {
-            Some(Ok(code)) if code != 137 => Ok(ExitState::code(code)),
-            _ => self.exit_state(&container).await,
         }
+        self.exit_state(&container).await
     }
 
     async fn destroy(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
