@@ -484,6 +484,8 @@ impl Engine for DockerEngine {
                 self.stop(&container).await?;
             }
             // A non-zero exit arrives as an error; the inspect below reads it.
+            // It is needed whatever the code: Docker flags an OOM kill of any
+            // process of the container (a child too), not only of the main one.
             Some(None | Some(Ok(_)) | Some(Err(ApiError::DockerContainerWaitError { .. }))) => {}
             Some(Some(Err(e))) => {
                 return Err(api_error(format!("wait for container {container:?}"), e));
