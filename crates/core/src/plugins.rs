@@ -117,7 +117,8 @@ impl std::fmt::Debug for PluginVariable {
 ///
 /// Before compiling a stage, the runner substitutes and parses the pipeline
 /// file and collects its `kind: secret` documents with `get: {path, name}`
-/// (the first document of each name; `get.key` is not sent, as in Drone's
+/// that the stage's pipeline refers to (`from_secret`, `image_pull_secrets`;
+/// the first document of each name; `get.key` is not sent, as in Drone's
 /// request). A name that the server's secrets, the file's encrypted
 /// documents or the runner's static secrets already give is not asked for.
 /// The others are asked for at once, concurrently; the values found become

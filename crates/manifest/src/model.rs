@@ -205,6 +205,28 @@ impl Pipeline {
             .map(|s| (s, true))
             .chain(self.steps.iter().map(|s| (s, false)))
     }
+
+    /// The names of the secrets the pipeline refers to, each once, in order:
+    /// `image_pull_secrets`, then each service's and step's `from_secret`
+    /// (environment, then settings). What a secret source is asked for.
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.image_pull_secrets.iter().map(String::as_str).collect();
+        for (step, _) in self.all_steps() {
+            let Some(step) = &step.value else { continue };
+            let env = step.environment.values().filter_map(|v| match v {
+                EnvValue::FromSecret(name) => Some(name.as_str()),
+                _ => None,
+            });
+            let settings = step.settings.values().filter_map(|v| match v {
+                SettingValue::FromSecret(name) => Some(name.as_str()),
+                SettingValue::Value(_) => None,
+            });
+            names.extend(env.chain(settings));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        names.retain(|name| seen.insert(*name));
+        names
+    }
 }
 
 /// `platform:`.
@@ -594,6 +616,38 @@ steps:
 kind: signature
 hmac: abc123
 ";
+
+    #[test]
+    fn secret_names_lists_every_reference_once() {
+        let text = "\
+kind: pipeline
+name: p
+image_pull_secrets: [dockerconfig]
+services:
+- name: db
+  image: postgres
+  environment:
+    POSTGRES_PASSWORD: {from_secret: db_password}
+steps:
+- name: test
+  image: golang
+  environment:
+    PLAIN: value
+    TOKEN: {from_secret: token}
+- name: publish
+  image: plugins/docker
+  settings:
+    repo: octo/app
+    password: {from_secret: token}
+    username: {from_secret: docker_username}
+";
+        let manifest = Manifest::parse(text).unwrap();
+        let pipeline = manifest.pipelines().next().unwrap();
+        assert_eq!(
+            pipeline.secret_names(),
+            ["dockerconfig", "db_password", "token", "docker_username"]
+        );
+    }
 
     #[test]
     fn multi_document_files_parse_into_typed_resources() {

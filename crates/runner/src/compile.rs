@@ -35,6 +35,16 @@ impl<'a> StageCompiler<'a> {
         }
     }
 
+    /// The pipeline the stage runs: the one named like it (`default` for
+    /// an unnamed stage), as Drone's runners look it up.
+    fn pipeline_name(&self) -> &'a str {
+        if self.stage.name.is_empty() {
+            "default"
+        } else {
+            self.stage.name.as_str()
+        }
+    }
+
     /// The compiled stage, or why it cannot run.
     pub(crate) async fn compile(&self) -> Result<Compiled, String> {
         let extensions = self.extensions().await?;
@@ -69,6 +79,15 @@ impl<'a> StageCompiler<'a> {
         let Some(plugin) = &self.config.secret_plugin else {
             return Ok(found);
         };
+        // Only what the stage's pipeline refers to is asked for, as Drone
+        // looks secrets up while compiling: a `get` document nobody uses
+        // costs no request and cannot fail the stage.
+        let name = self.pipeline_name();
+        let Ok(pipeline) = runnerkit_manifest::select(&manifest, Some(name), &stage.kind_type)
+        else {
+            return Ok(found);
+        };
+        let used = pipeline.secret_names();
         let mut wanted = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         {
@@ -84,6 +103,9 @@ impl<'a> StageCompiler<'a> {
                     continue;
                 }
                 let Some(get) = &doc.get else { continue };
+                if !used.contains(&doc.name.as_str()) {
+                    continue;
+                }
                 let given = earlier.find(&SecretRequest {
                     name: &doc.name,
                     build: &details.build,
@@ -213,7 +235,7 @@ impl<'a> StageCompiler<'a> {
     }
 
     fn compile_with(&self, file: FileSecrets, extensions: &Extensions) -> Result<Compiled, String> {
-        let (stage, details) = (self.stage, self.details);
+        let details = self.details;
         let text = String::from_utf8(details.config.data.clone())
             .map_err(|_| "the pipeline file is not valid UTF-8".to_owned())?;
         // Reference §12 order: the server's secrets, the file's encrypted
@@ -244,11 +266,7 @@ impl<'a> StageCompiler<'a> {
             registries: Arc::new(registries),
             ..self.context(extensions)
         };
-        let name = if stage.name.is_empty() {
-            "default"
-        } else {
-            stage.name.as_str()
-        };
+        let name = self.pipeline_name();
         let mut compiled = runnerkit_manifest::prepare(
             &text,
             Some(name),

@@ -73,6 +73,12 @@ name: missing_one
 get:
   path: secret/data/docker
   name: nothing-here
+---
+kind: secret
+name: unused_here
+get:
+  path: secret/data/broken
+  name: anything
 ";
 
 /// A secret the plugin does not have is unset, with a warning, as any
@@ -87,6 +93,13 @@ async fn a_plugin_secret_reaches_the_step_and_is_masked() {
         "secret/data/docker",
         "username",
         PluginAnswer::Value(VALUE.into()),
+    );
+    // No step uses `unused_here`: it is not asked for, so its error
+    // cannot fail the stage.
+    rig.plugin.set(
+        "secret/data/broken",
+        "anything",
+        PluginAnswer::Status(500, "would fail the stage".into()),
     );
     let (id, outcome) = rig.run(push_stage(PIPELINE, "exec")).await;
     assert_eq!(outcome, StageOutcome::Ran(Status::Success));
