@@ -108,3 +108,33 @@ fn compile_takes_a_pipeline_from_a_parsed_manifest() {
     assert_eq!(c.spec.id, "run7");
     assert!(c.spec.steps[1].entrypoint.is_empty() && c.spec.steps[1].command.is_empty());
 }
+
+#[test]
+fn steps_with_the_same_dependencies_share_one_list() {
+    let text = "\
+kind: pipeline
+type: exec
+steps:
+- name: a
+  commands: [true]
+- name: b
+  commands: [true]
+- name: c
+  depends_on: [a, b]
+  commands: [true]
+- name: d
+  depends_on: [a, b]
+  commands: [true]
+- name: e
+  depends_on: [c]
+  commands: [true]
+";
+    let c = prepare(text, None, true, &Compiler::default(), &ctx()).unwrap();
+    let deps = |name: &str| {
+        let step = c.spec.steps.iter().find(|s| s.name == name).unwrap();
+        step.depends_on.clone()
+    };
+    assert_eq!(*deps("c"), ["a", "b"]);
+    assert!(std::sync::Arc::ptr_eq(&deps("c"), &deps("d")));
+    assert_eq!(*deps("e"), ["c"]);
+}

@@ -290,6 +290,22 @@ fn finish_steps(spec: &mut Spec, with_clone: bool, spec_id: &str) {
             step.depends_on = ["clone".to_owned()].into();
         }
     }
+    share_dependency_lists(spec);
+}
+
+/// Gives consecutive steps with equal `depends_on` lists one shared list, so
+/// that a generated pipeline (a layer of steps each depending on the whole
+/// layer before) holds each list once and the runtime checks it once.
+fn share_dependency_lists(spec: &mut Spec) {
+    let mut previous: Option<std::sync::Arc<[String]>> = None;
+    for step in &mut spec.steps {
+        match &previous {
+            Some(list) if !list.is_empty() && **list == *step.depends_on => {
+                step.depends_on = list.clone();
+            }
+            _ => previous = Some(step.depends_on.clone()),
+        }
+    }
 }
 
 impl Assembly<'_> {
