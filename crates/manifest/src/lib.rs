@@ -135,8 +135,24 @@ pub fn prepare(
     let vars = ctx.substitution_environ();
     let text = envsubst(text, |k| vars.get(k).cloned())?;
     let manifest = Manifest::parse(&text)?;
-    let pipeline = select(&manifest, name, &ctx.stage.kind_type)?;
-    let mut problems = lint_manifest(&manifest);
+    prepare_manifest(&manifest, name, trusted, compiler, ctx)
+}
+
+/// [`prepare`] from an already substituted and parsed file: select, lint,
+/// compile. For a caller that reads the file itself first (a runner that
+/// looks at its `kind: secret` documents before compiling).
+///
+/// # Errors
+/// [`Error`]: the first failing phase; lint reports all its problems.
+pub fn prepare_manifest(
+    manifest: &Manifest,
+    name: Option<&str>,
+    trusted: bool,
+    compiler: &Compiler,
+    ctx: &CompileContext,
+) -> Result<Compiled, Error> {
+    let pipeline = select(manifest, name, &ctx.stage.kind_type)?;
+    let mut problems = lint_manifest(manifest);
     problems.extend(lint(pipeline, trusted));
     if !problems.is_empty() {
         return Err(Error::Lint(problems));

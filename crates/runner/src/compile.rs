@@ -17,7 +17,7 @@ use crate::report::unix;
 
 /// Compiles one stage: asks the registry and environ plugins, gathers the
 /// pipeline file's secrets (its encrypted documents, the secret plugin's
-/// values), builds the compile context and runs the manifest's `prepare`.
+/// values), builds the compile context and runs the manifest's `prepare_manifest`.
 /// Every error is a message for the stage's `error`.
 pub(crate) struct StageCompiler<'a> {
     config: &'a RunnerConfig,
@@ -48,30 +48,31 @@ impl<'a> StageCompiler<'a> {
     /// The compiled stage, or why it cannot run.
     pub(crate) async fn compile(&self) -> Result<Compiled, String> {
         let extensions = self.extensions().await?;
-        let file = self.file_secrets(&extensions).await?;
-        self.compile_with(file, &extensions)
+        let ctx = self.context(&extensions);
+        let manifest = self.parse(&ctx)?;
+        let file = self.file_secrets(&manifest).await?;
+        self.compile_with(&manifest, ctx, file, &extensions)
+    }
+
+    /// The pipeline file, substituted (with `ctx`'s variables) and parsed:
+    /// read once, for the secret lookups and the compile.
+    fn parse(&self, ctx: &CompileContext) -> Result<Manifest, String> {
+        let text = std::str::from_utf8(&self.details.config.data)
+            .map_err(|_| "the pipeline file is not valid UTF-8".to_owned())?;
+        let vars = ctx.substitution_environ();
+        let text = runnerkit_manifest::envsubst(text, |k| vars.get(k).cloned())
+            .map_err(|e| e.to_string())?;
+        Manifest::parse(&text).map_err(|e| e.to_string())
     }
 
     /// The secrets the pipeline file brings: its encrypted `kind: secret`
     /// documents (with the repository's key) and, with a secret plugin
     /// configured, the values of its `get` documents that no earlier source
-    /// gives (see `runnerkit_core::SecretPluginClient`). Nothing when the file does not
-    /// parse: the compile reports that.
-    async fn file_secrets(&self, extensions: &Extensions) -> Result<FileSecrets, String> {
+    /// gives (see `runnerkit_core::SecretPluginClient`).
+    async fn file_secrets(&self, manifest: &Manifest) -> Result<FileSecrets, String> {
         let (stage, details) = (self.stage, self.details);
         let mut found = FileSecrets::default();
-        let Ok(text) = std::str::from_utf8(&details.config.data) else {
-            return Ok(found);
-        };
-        let ctx = self.context(extensions);
-        let vars = ctx.substitution_environ();
-        let Ok(text) = runnerkit_manifest::envsubst(text, |k| vars.get(k).cloned()) else {
-            return Ok(found);
-        };
-        let Ok(manifest) = Manifest::parse(&text) else {
-            return Ok(found);
-        };
-        // As `prepare` does: encrypted documents only with a repository key.
+        // As `prepare_manifest` does: encrypted documents only with a repository key.
         let encrypted = manifest.secrets().any(|s| !s.data.is_empty());
         let documents = (encrypted && !details.repository.secret.is_empty())
             .then(|| DocumentSecrets::new(manifest.secrets(), details.repository.secret.clone()));
@@ -83,7 +84,7 @@ impl<'a> StageCompiler<'a> {
         // looks secrets up while compiling: a `get` document nobody uses
         // costs no request and cannot fail the stage.
         let name = self.pipeline_name();
-        let Ok(pipeline) = runnerkit_manifest::select(&manifest, Some(name), &stage.kind_type)
+        let Ok(pipeline) = runnerkit_manifest::select(manifest, Some(name), &stage.kind_type)
         else {
             return Ok(found);
         };
@@ -234,14 +235,19 @@ impl<'a> StageCompiler<'a> {
         }
     }
 
-    fn compile_with(&self, file: FileSecrets, extensions: &Extensions) -> Result<Compiled, String> {
-        let details = self.details;
-        let text = String::from_utf8(details.config.data.clone())
-            .map_err(|_| "the pipeline file is not valid UTF-8".to_owned())?;
+    /// Selects, lints and compiles the stage's pipeline of `manifest`, with
+    /// every secret and registry source in its order.
+    fn compile_with(
+        &self,
+        manifest: &Manifest,
+        ctx: CompileContext,
+        file: FileSecrets,
+        extensions: &Extensions,
+    ) -> Result<Compiled, String> {
         // Reference §12 order: the server's secrets, the file's encrypted
         // documents, the runner's static secrets, the secret plugin.
-        // (`prepare` asks the documents again at the end, which finds
-        // nothing new.)
+        // (`prepare_manifest` asks the documents again at the end, which
+        // finds nothing new.)
         let mut secrets = self.earlier_secrets();
         if let Some(documents) = file.documents {
             secrets = secrets.with(documents);
@@ -264,13 +270,12 @@ impl<'a> StageCompiler<'a> {
         let ctx = CompileContext {
             secrets: Arc::new(secrets),
             registries: Arc::new(registries),
-            ..self.context(extensions)
+            ..ctx
         };
-        let name = self.pipeline_name();
-        let mut compiled = runnerkit_manifest::prepare(
-            &text,
-            Some(name),
-            details.repository.trusted,
+        let mut compiled = runnerkit_manifest::prepare_manifest(
+            manifest,
+            Some(self.pipeline_name()),
+            self.details.repository.trusted,
             &self.config.compiler,
             &ctx,
         )
