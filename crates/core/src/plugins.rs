@@ -125,8 +125,8 @@ impl std::fmt::Debug for PluginVariable {
 /// the last source of `from_secret`, under the documents' names (reference
 /// §12 order: server, encrypted documents, runner static secrets, plugin),
 /// and are masked in logs like every secret. An error fails the stage with a
-/// message naming the secret. A file that does not substitute or parse is
-/// left to the compile, which reports it.
+/// message naming the secret. A file that does not substitute or parse
+/// fails the stage before any lookup.
 #[async_trait]
 pub trait SecretPluginClient: Send + Sync {
     /// Looks up the secret `name` at `path` for a stage of `build` in
