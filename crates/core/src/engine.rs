@@ -278,14 +278,7 @@ impl EngineError {
     /// The message followed by every cause in the chain, `: `-separated: what
     /// a user should read in a step's error.
     pub fn to_chain_string(&self) -> String {
-        let mut out = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            out.push_str(": ");
-            out.push_str(&c.to_string());
-            cause = c.source();
-        }
-        out
+        crate::error_chain(self)
     }
 }
 

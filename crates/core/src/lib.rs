@@ -10,13 +10,16 @@
 //! - [`Line`] and [`ExitState`]: what a step produces.
 //! - The three contracts: [`Engine`] (runs steps), [`Hook`] (observes a
 //!   stage), [`Manager`] (talks to the CI server), each documented with who
-//!   calls what, when, and what must hold afterwards.
+//!   calls what, when, and what must hold afterwards; and the extension
+//!   plugins a runner asks ([`SecretPluginClient`], [`RegistryPluginClient`],
+//!   [`EnvironPluginClient`]).
 //! - [`drone`]: Drone's runner RPC data model, field for field.
 //!
 //! The runtime that drives these contracts lives in `runnerkit-runtime`; the
 //! scripted test engine and the engine conformance suite in `runnerkit-mock`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod chain;
 pub mod drone;
 mod engine;
 mod hook;
@@ -28,6 +31,7 @@ mod spec;
 mod state;
 mod status;
 
+pub use chain::error_chain;
 pub use engine::{Engine, EngineError, EngineErrorKind, LogStream};
 pub use hook::{Hook, HookError, StepDecision};
 pub use line::{ExitState, Line};

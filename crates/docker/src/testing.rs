@@ -44,7 +44,7 @@ pub async fn docker_or_skip() -> Option<DockerEngine> {
     let engine = match DockerEngine::connect().await {
         Ok(engine) => engine,
         Err(e) => {
-            let reason = error_chain(&e);
+            let reason = runnerkit_core::error_chain(&e);
             assert!(
                 !required,
                 "{REQUIRE_DOCKER_ENV}=1 but no Docker daemon: {reason}"
@@ -54,7 +54,7 @@ pub async fn docker_or_skip() -> Option<DockerEngine> {
         }
     };
     if let Err(e) = ensure_test_image(&engine).await {
-        let reason = error_chain(&e);
+        let reason = runnerkit_core::error_chain(&e);
         assert!(
             !required,
             "{REQUIRE_DOCKER_ENV}=1 but the test image is unavailable: {reason}"
@@ -158,17 +158,6 @@ pub async fn stage_leftovers(engine: &DockerEngine, stage_id: &str) -> Result<Ve
         .into_iter()
         .map(|o| format!("{} {}", o.kind, o.name))
         .collect())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 /// A ustar archive of regular files `(path, mode, contents)`: a build

@@ -5,13 +5,12 @@
 //! calls with input one JSON value followed by `\n`, no `Content-Type`.
 //! Answers are read whatever their `Content-Type` (Drone sets none).
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode, Url};
-use runnerkit_core::ManagerError;
+use runnerkit_core::{ManagerError, error_chain};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -155,7 +154,7 @@ impl Rpc {
                 tracing::warn!(
                     call = call.name,
                     retries = attempt,
-                    error = %Chain(&failure.error),
+                    error = %error_chain(&failure.error),
                     "drone call still failing; giving up"
                 );
                 return Err(failure.error);
@@ -164,7 +163,7 @@ impl Rpc {
             if attempt == 0 {
                 tracing::warn!(
                     call = call.name,
-                    error = %Chain(&failure.error),
+                    error = %error_chain(&failure.error),
                     "drone call failed; retrying with backoff"
                 );
             } else {
@@ -172,7 +171,7 @@ impl Rpc {
                     call = call.name,
                     attempt,
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    error = %Chain(&failure.error),
+                    error = %error_chain(&failure.error),
                     "drone call failed again"
                 );
             }
@@ -307,21 +306,6 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ManagerError> {
     serde_json::from_slice(body)
         .map_err(|e| ManagerError::Invalid(format!("cannot decode the answer to {call}: {e}")))
-}
-
-/// An error and its sources on one line, for logs.
-struct Chain<'a>(&'a ManagerError);
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

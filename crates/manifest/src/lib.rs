@@ -157,16 +157,12 @@ pub fn prepare_manifest(
     if !problems.is_empty() {
         return Err(Error::Lint(problems));
     }
-    let encrypted = manifest.secrets().any(|s| !s.data.is_empty());
-    if encrypted && !ctx.repo.secret.is_empty() {
+    if let Some(documents) = DocumentSecrets::of(manifest, &ctx.repo.secret) {
         // `kind: secret` documents of this file, after the caller's providers.
         let mut ctx = ctx.clone();
         let combined = CombinedSecrets::new()
             .with(ctx.secrets.clone())
-            .with(DocumentSecrets::new(
-                manifest.secrets(),
-                ctx.repo.secret.clone(),
-            ));
+            .with(documents);
         ctx.secrets = std::sync::Arc::new(combined);
         return Ok(compiler.compile(pipeline, &ctx)?);
     }

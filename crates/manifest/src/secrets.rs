@@ -238,6 +238,13 @@ impl DocumentSecrets {
         }
     }
 
+    /// The encrypted documents of `manifest`, to decrypt with `key`; `None`
+    /// when it has none or there is no key (a repository without one).
+    pub fn of(manifest: &crate::Manifest, key: &str) -> Option<Self> {
+        let encrypted = manifest.secrets().any(|s| !s.data.is_empty());
+        (encrypted && !key.is_empty()).then(|| Self::new(manifest.secrets(), key))
+    }
+
     fn decrypt(&self, name: &str, data: &str) -> Result<String, SecretError> {
         use aes_gcm::aead::{Aead, KeyInit};
         use base64::Engine as _;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use runnerkit_core::drone::{Details, Stage};
-use runnerkit_core::{RegistryAuth, Secret, SecretVar, Spec};
+use runnerkit_core::{RegistryAuth, Secret, SecretVar, Spec, error_chain};
 use runnerkit_manifest::{
     CombinedRegistries, CombinedSecrets, CompileContext, Compiled, DocumentSecrets, Manifest,
     RegistryError, RegistryProvider, SecretError, SecretProvider, SecretRequest, ServerSecrets,
@@ -71,12 +71,10 @@ impl<'a> StageCompiler<'a> {
     /// gives (see `runnerkit_core::SecretPluginClient`).
     async fn file_secrets(&self, manifest: &Manifest) -> Result<FileSecrets, String> {
         let (stage, details) = (self.stage, self.details);
-        let mut found = FileSecrets::default();
-        // As `prepare_manifest` does: encrypted documents only with a repository key.
-        let encrypted = manifest.secrets().any(|s| !s.data.is_empty());
-        let documents = (encrypted && !details.repository.secret.is_empty())
-            .then(|| DocumentSecrets::new(manifest.secrets(), details.repository.secret.clone()));
-        found.documents = documents.clone();
+        let mut found = FileSecrets {
+            documents: DocumentSecrets::of(manifest, &details.repository.secret),
+            ..FileSecrets::default()
+        };
         let Some(plugin) = &self.config.secret_plugin else {
             return Ok(found);
         };
@@ -92,13 +90,7 @@ impl<'a> StageCompiler<'a> {
         let mut wanted = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         {
-            let mut earlier = self.earlier_secrets();
-            if let Some(documents) = &documents {
-                earlier = earlier.with(documents.clone());
-            }
-            for provider in &self.config.secrets {
-                earlier = earlier.with(Shared(provider.clone()));
-            }
+            let earlier = self.secrets_before_plugin(found.documents.clone());
             for doc in manifest.secrets() {
                 if !seen.insert(doc.name.as_str()) {
                     continue;
@@ -137,7 +129,7 @@ impl<'a> StageCompiler<'a> {
                         "cannot get secret {name:?} (path {:?}, name {:?}) from the secret plugin: {}",
                         get.path,
                         get.name,
-                        chain(&*e)
+                        error_chain(&*e)
                     ));
                 }
             }
@@ -152,9 +144,19 @@ impl<'a> StageCompiler<'a> {
         Ok(found)
     }
 
-    /// The server's secrets: the first source of `from_secret`.
-    fn earlier_secrets(&self) -> CombinedSecrets {
-        CombinedSecrets::new().with(ServerSecrets::new(self.details.secrets.clone()))
+    /// The sources of `from_secret` before the secret plugin, in the order
+    /// of reference §12: the server's secrets, the file's encrypted
+    /// `documents`, the runner's static secrets.
+    fn secrets_before_plugin(&self, documents: Option<DocumentSecrets>) -> CombinedSecrets {
+        let mut secrets =
+            CombinedSecrets::new().with(ServerSecrets::new(self.details.secrets.clone()));
+        if let Some(documents) = documents {
+            secrets = secrets.with(documents);
+        }
+        for provider in &self.config.secrets {
+            secrets = secrets.with(Shared(provider.clone()));
+        }
+        secrets
     }
 
     /// What the registry and environ plugins give for the stage, asked
@@ -166,7 +168,7 @@ impl<'a> StageCompiler<'a> {
                 Some(plugin) => plugin.registries(repo, build).await.map_err(|e| {
                     format!(
                         "cannot get the registry credentials from the registry plugin: {}",
-                        chain(&*e)
+                        error_chain(&*e)
                     )
                 }),
                 None => Ok(Vec::new()),
@@ -177,7 +179,7 @@ impl<'a> StageCompiler<'a> {
                 Some(plugin) => plugin.environ(repo, build).await.map_err(|e| {
                     format!(
                         "cannot get the environment variables from the environ plugin: {}",
-                        chain(&*e)
+                        error_chain(&*e)
                     )
                 }),
                 None => Ok(Vec::new()),
@@ -244,17 +246,9 @@ impl<'a> StageCompiler<'a> {
         file: FileSecrets,
         extensions: &Extensions,
     ) -> Result<Compiled, String> {
-        // Reference §12 order: the server's secrets, the file's encrypted
-        // documents, the runner's static secrets, the secret plugin.
-        // (`prepare_manifest` asks the documents again at the end, which
-        // finds nothing new.)
-        let mut secrets = self.earlier_secrets();
-        if let Some(documents) = file.documents {
-            secrets = secrets.with(documents);
-        }
-        for provider in &self.config.secrets {
-            secrets = secrets.with(Shared(provider.clone()));
-        }
+        // Reference §12 order, the secret plugin last. (`prepare_manifest`
+        // asks the documents again at the end, which finds nothing new.)
+        let mut secrets = self.secrets_before_plugin(file.documents);
         if !file.plugin.is_empty() {
             secrets = secrets.with(StaticSecrets::new(file.plugin));
         }
@@ -351,16 +345,4 @@ struct FileSecrets {
     documents: Option<DocumentSecrets>,
     /// What the secret plugin gave for its `get` documents, by name.
     plugin: std::collections::BTreeMap<String, String>,
-}
-
-/// `error: source: source...`, for messages.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
