@@ -91,9 +91,7 @@ impl Rpc {
             })?;
         // Keeps the token out of `Debug` output of requests.
         token.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::tls::client_config(config.skip_verify)?)
-            .redirect(reqwest::redirect::Policy::none())
+        let http = crate::tls::http_client(config.skip_verify)?
             .connect_timeout(config.connect_timeout)
             .build()
             .map_err(Error::Client)?;

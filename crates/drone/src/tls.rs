@@ -13,6 +13,15 @@ use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use crate::Error;
 
+/// An HTTP client builder for a Drone endpoint (the server or a plugin):
+/// TLS as [`client_config`] sets it up, and no redirects (a redirect would
+/// carry the token or the signed request elsewhere).
+pub(crate) fn http_client(skip_verify: bool) -> Result<reqwest::ClientBuilder, Error> {
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(client_config(skip_verify)?)
+        .redirect(reqwest::redirect::Policy::none()))
+}
+
 /// A client configuration that verifies the server against the platform's
 /// trust store, or, with `skip_verify` (`DRONE_RPC_SKIP_VERIFY`), accepts any
 /// certificate while still checking the handshake signature.

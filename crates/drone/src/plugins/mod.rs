@@ -136,9 +136,7 @@ impl Client {
                 reason: format!("scheme {:?} is neither http nor https", url.scheme()),
             });
         }
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::tls::client_config(skip_verify)?)
-            .redirect(reqwest::redirect::Policy::none())
+        let http = crate::tls::http_client(skip_verify)?
             .timeout(TIMEOUT)
             .build()
             .map_err(Error::Client)?;
