@@ -3,7 +3,7 @@
 //! (e.g. drone-vault) do, for testing runners.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -20,6 +20,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use super::{ENVIRON_ACCEPT, REGISTRY_ACCEPT, SECRET_ACCEPT};
+use crate::testing::lock;
 
 /// Requests whose `Date` is further than this from now are refused.
 const CLOCK_SKEW: Duration = Duration::from_secs(300);
@@ -126,12 +127,6 @@ enum Reply {
     NoContent,
     Status(u16, String),
     Json(String),
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for Server {
