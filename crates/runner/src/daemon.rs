@@ -216,9 +216,6 @@ pub struct PluginSettings {
     pub skip_verify: bool,
 }
 
-/// The settings of the secret plugin: [`PluginSettings`], its earlier name.
-pub type SecretPluginSettings = PluginSettings;
-
 impl std::fmt::Debug for PluginSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginSettings")
@@ -602,7 +599,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             settings.secret_plugin,
-            Some(SecretPluginSettings {
+            Some(PluginSettings {
                 endpoint: "https://vault-plugin:3000".into(),
                 token: "plugin-token-hunter2".into(),
                 skip_verify: true,
