@@ -25,6 +25,7 @@ mod engine;
 mod hook;
 mod line;
 mod manager;
+mod options;
 mod plugins;
 mod serde_util;
 mod spec;
@@ -36,6 +37,7 @@ pub use engine::{Engine, EngineError, EngineErrorKind, LogStream};
 pub use hook::{Hook, HookError, StepDecision};
 pub use line::{ExitState, Line};
 pub use manager::{Manager, ManagerError};
+pub use options::{EngineOptions, OptionsValue};
 pub use plugins::{EnvironPluginClient, PluginVariable, RegistryPluginClient, SecretPluginClient};
 pub use spec::{
     Device, ErrorPolicy, Mount, Network, Platform, PullPolicy, RegistryAuth, Resources, RunPolicy,

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::EngineOptions;
+
 /// One stage, compiled: stage-wide settings plus its steps in declaration order.
 ///
 /// Steps are identified by their index in [`Spec::steps`] everywhere in the
@@ -46,7 +48,19 @@ pub struct Spec {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// The steps, services included (as detached steps), in declaration order.
+    /// Only steps that may run are here: a step whose `when` does not match
+    /// is left out by the compiler, its dependents waiting for its own
+    /// dependencies instead.
     pub steps: Vec<Step>,
+    /// Run the steps as a DAG even when none declares `depends_on` (each
+    /// then starts at once). The compiler sets it for a pipeline that is a
+    /// graph whose every edge led to a step that does not run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub graph: bool,
+    /// The engine's own stage-wide options (pipeline keys it declared when
+    /// its type was registered); empty for engines that declare none.
+    #[serde(skip_serializing_if = "EngineOptions::is_empty")]
+    pub options: EngineOptions,
 }
 
 impl Spec {
@@ -55,10 +69,11 @@ impl Spec {
         self.steps.iter().position(|s| s.name == name)
     }
 
-    /// True when no step declares `depends_on`: the steps then run one after
-    /// another in declaration order instead of as a DAG.
+    /// True when no step declares `depends_on` (and [`graph`](Self::graph)
+    /// is not set): the steps then run one after another in declaration
+    /// order instead of as a DAG.
     pub fn is_serial(&self) -> bool {
-        self.steps.iter().all(|s| s.depends_on.is_empty())
+        !self.graph && self.steps.iter().all(|s| s.depends_on.is_empty())
     }
 
     /// Every secret value that must be masked in logs: the stage's and every
@@ -334,6 +349,10 @@ pub struct Step {
         with = "crate::serde_util::opt_secs"
     )]
     pub timeout: Option<Duration>,
+    /// The engine's own options for this step (step or service keys it
+    /// declared when its type was registered).
+    #[serde(skip_serializing_if = "EngineOptions::is_empty")]
+    pub options: EngineOptions,
 }
 
 impl Step {
@@ -453,8 +472,6 @@ pub enum RunPolicy {
     OnFailure,
     /// Run whatever happened, except after a cancellation.
     Always,
-    /// Do not run and do not list the step (its `when` did not match).
-    Never,
 }
 
 impl RunPolicy {

@@ -49,24 +49,37 @@ impl Conditions {
     /// True when every key except `status` and `paths` matches. `instance` is
     /// tested too (it is a runner-side key; the server ignores it in `trigger`).
     pub fn matches(&self, input: MatchInput<'_>) -> bool {
-        let b = input.build;
-        self.branch.matches(&b.target)
-            && self.event.matches(&b.event)
-            && self.git_ref.matches(&b.git_ref)
-            && self.repo.matches(&input.repo.slug)
-            && self.instance.matches(&input.system.host)
-            && self.target.matches(&b.deploy_to)
-            && self.cron.matches(&b.cron)
-            && self.action.matches(&b.action)
+        self.mismatch(input).is_none()
     }
 
-    /// The run policy of a step with these conditions (§7.2): `never` when a
-    /// key does not match, else from `status`.
-    pub fn run_policy(&self, input: MatchInput<'_>) -> RunPolicy {
-        if !self.matches(input) {
-            return RunPolicy::Never;
+    /// The first key (in the order Drone lists them) whose condition does
+    /// not match, e.g. `"branch"`; `None` when every key matches. `status`
+    /// and `paths` are not tested here.
+    pub fn mismatch(&self, input: MatchInput<'_>) -> Option<&'static str> {
+        let b = input.build;
+        let keys: [(&'static str, &Condition, &str); 8] = [
+            ("branch", &self.branch, &b.target),
+            ("event", &self.event, &b.event),
+            ("ref", &self.git_ref, &b.git_ref),
+            ("repo", &self.repo, &input.repo.slug),
+            ("instance", &self.instance, &input.system.host),
+            ("target", &self.target, &b.deploy_to),
+            ("cron", &self.cron, &b.cron),
+            ("action", &self.action, &b.action),
+        ];
+        keys.into_iter()
+            .find(|(_, condition, value)| !condition.matches(value))
+            .map(|(key, _, _)| key)
+    }
+
+    /// The run policy of a step with these conditions (§7.2): `Err` with
+    /// the key that did not match when the step does not run at all, else
+    /// the policy `status` gives.
+    pub fn run_policy(&self, input: MatchInput<'_>) -> Result<RunPolicy, &'static str> {
+        match self.mismatch(input) {
+            Some(key) => Err(key),
+            None => Ok(self.status_policy()),
         }
-        self.status_policy()
     }
 
     /// The run policy `status` alone gives.
@@ -193,7 +206,7 @@ mod tests {
             ..Conditions::default()
         };
         assert!(!c.matches(input));
-        assert_eq!(c.run_policy(input), RunPolicy::Never);
+        assert_eq!(c.run_policy(input), Err("event"));
     }
 
     #[test]

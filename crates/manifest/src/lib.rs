@@ -1,22 +1,28 @@
 //! The pipeline language: from the text of a `.drone.yml` to a compiled
 //! [`runnerkit_core::Spec`].
 //!
-//! The flow for one stage (reference §1), each step also callable alone:
+//! [`assemble`] is the one path for one stage (reference §1), which
+//! `runnerkit exec`, the runner daemon and third parties all take:
 //!
 //! 1. [`envsubst`] over the text, with [`CompileContext::substitution_environ`];
 //! 2. [`Manifest::parse`]: every document as a typed [`Resource`];
-//! 3. pick the pipeline: [`Manifest::pipeline`] or [`Manifest::pipeline_of_type`];
-//! 4. [`lint`] it (all problems at once) against the repository's trust;
-//! 5. [`Compiler::compile`] it into a [`Compiled`]: the `Spec` plus warnings
-//!    (a `from_secret` nobody knows leaves its variable unset and warns on
-//!    that step, as Drone does).
-//!
-//! [`prepare`] does all five.
+//! 3. pick the pipeline ([`select`]) and check that its type is one the
+//!    runner serves ([`TypeRegistry`]);
+//! 4. lint it (all problems at once): Drone's rules and the engine's own
+//!    keys ([`EngineKeys`]);
+//! 5. look up every secret it refers to and the registry credentials,
+//!    through async sources ([`SecretProvider`], [`RegistryProvider`]);
+//! 6. compile it into a [`Compiled`]: the `Spec`, the warnings (a
+//!    `from_secret` nobody knows leaves its variable unset and warns on
+//!    that step, as Drone does), and every step with its spec index or why
+//!    it will not run.
 //!
 //! ```
 //! use std::collections::BTreeMap;
 //! use std::sync::Arc;
-//! use runnerkit_manifest::{prepare, CompileContext, Compiler, StaticSecrets};
+//! use runnerkit_manifest::{
+//!     assemble, CompileContext, Compiler, PipelineType, StageInput, StaticSecrets, TypeRegistry,
+//! };
 //!
 //! let yaml = "\
 //! kind: pipeline
@@ -28,6 +34,9 @@
 //!     TOKEN: {from_secret: demo_token}
 //!   commands:
 //!   - echo hello from ${DRONE_BRANCH}
+//! - name: deploy
+//!   when: {branch: production}
+//!   commands: [./deploy]
 //! ";
 //! let mut ctx = CompileContext {
 //!     spec_id: "run-1".into(),
@@ -39,14 +48,30 @@
 //!     ..CompileContext::default()
 //! };
 //! ctx.build.target = "main".into();
+//! let types = TypeRegistry::new().with(PipelineType::exec());
 //!
-//! let compiled = prepare(yaml, Some("hello"), false, &Compiler::default(), &ctx)?;
+//! # tokio_test_block_on(async {
+//! let compiled = assemble(StageInput {
+//!     text: yaml,
+//!     pipeline: Some("hello"),
+//!     trusted: false,
+//!     types: &types,
+//!     compiler: &Compiler::default(),
+//!     context: &ctx,
+//! })
+//! .await?;
 //! let step = &compiled.spec.steps[0];
 //! assert_eq!(step.id, "run-1-1");
 //! assert!(step.script.as_ref().unwrap().body.contains("echo hello from main"));
 //! assert_eq!(step.secrets[0].env, "TOKEN");
+//! assert_eq!(compiled.spec.steps.len(), 1);
+//! assert_eq!(compiled.steps[1].not_run.as_ref().unwrap().to_string(), "when: branch");
 //! assert!(compiled.warnings.is_empty());
 //! # Ok::<(), runnerkit_manifest::Error>(())
+//! # }).unwrap();
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
 //! ```
 //!
 //! The YAML crate (serde-saphyr) is used in one private module only; see
@@ -54,6 +79,7 @@
 //! `docs/pipeline-reference.md`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod assemble;
 mod compile;
 mod conditions;
 pub mod environ;
@@ -64,13 +90,17 @@ mod live;
 mod model;
 mod registry;
 mod secrets;
+mod types;
 mod values;
 mod yaml;
 
-pub use compile::{CompileContext, CompileError, CompileWarning, Compiled, Compiler};
+pub use assemble::{StageInput, assemble};
+pub use compile::{
+    CompileContext, CompileError, CompileWarning, Compiled, Compiler, NotRun, StageStep,
+};
 pub use conditions::MatchInput;
 pub use envsubst::{EnvsubstError, envsubst};
-pub use lint::{LintError, LintRule, lint, lint_manifest};
+pub use lint::{LintError, LintRule, lint, lint_file, lint_manifest};
 pub use live::LiveStatus;
 pub use model::raw_documents;
 pub use model::{
@@ -86,6 +116,7 @@ pub use secrets::{
     CombinedSecrets, DocumentSecrets, EnvSecrets, SecretError, SecretProvider, SecretRequest,
     ServerSecrets, StaticSecrets,
 };
+pub use types::{EngineDocument, EngineKeys, EngineStep, PipelineType, StepKind, TypeRegistry};
 pub use values::{ByteSize, Condition, EnvValue, SettingValue};
 pub use yaml::{Located, YamlError};
 
@@ -98,6 +129,16 @@ pub enum Error {
     /// The YAML is invalid or not the shape Drone expects.
     #[error(transparent)]
     Parse(#[from] ParseError),
+    /// The pipeline's type is not one this runner serves.
+    #[error("pipeline {pipeline:?}: type {kind_type:?} is not served here (this runner serves: {})", served.join(", "))]
+    UnknownType {
+        /// The pipeline.
+        pipeline: String,
+        /// Its type.
+        kind_type: String,
+        /// The types the runner serves.
+        served: Vec<String>,
+    },
     /// No pipeline has the name asked for (or the file has none).
     #[error("pipeline {name:?} not found{}", if available.is_empty() { String::new() } else { format!(" (the file has: {})", available.join(", ")) })]
     PipelineNotFound {
@@ -112,61 +153,6 @@ pub enum Error {
     /// The pipeline could not be compiled.
     #[error(transparent)]
     Compile(#[from] CompileError),
-}
-
-/// The whole flow for one stage: envsubst (with the context's variables),
-/// parse, select, lint (file-wide rules and the pipeline's, against
-/// `trusted`), compile. `kind: secret` documents with encrypted `data` are
-/// looked up after `ctx.secrets`, with `ctx.repo.secret` as the key.
-///
-/// `name` selects the pipeline (`None`: the first one). When
-/// `ctx.stage.kind_type` is set, only pipelines of that type match, as a
-/// runner's lookup does.
-///
-/// # Errors
-/// [`Error`]: the first failing phase; lint reports all its problems.
-pub fn prepare(
-    text: &str,
-    name: Option<&str>,
-    trusted: bool,
-    compiler: &Compiler,
-    ctx: &CompileContext,
-) -> Result<Compiled, Error> {
-    let vars = ctx.substitution_environ();
-    let text = envsubst(text, |k| vars.get(k).cloned())?;
-    let manifest = Manifest::parse(&text)?;
-    prepare_manifest(&manifest, name, trusted, compiler, ctx)
-}
-
-/// [`prepare`] from an already substituted and parsed file: select, lint,
-/// compile. For a caller that reads the file itself first (a runner that
-/// looks at its `kind: secret` documents before compiling).
-///
-/// # Errors
-/// [`Error`]: the first failing phase; lint reports all its problems.
-pub fn prepare_manifest(
-    manifest: &Manifest,
-    name: Option<&str>,
-    trusted: bool,
-    compiler: &Compiler,
-    ctx: &CompileContext,
-) -> Result<Compiled, Error> {
-    let pipeline = select(manifest, name, &ctx.stage.kind_type)?;
-    let mut problems = lint_manifest(manifest);
-    problems.extend(lint(pipeline, trusted));
-    if !problems.is_empty() {
-        return Err(Error::Lint(problems));
-    }
-    if let Some(documents) = DocumentSecrets::of(manifest, &ctx.repo.secret) {
-        // `kind: secret` documents of this file, after the caller's providers.
-        let mut ctx = ctx.clone();
-        let combined = CombinedSecrets::new()
-            .with(ctx.secrets.clone())
-            .with(documents);
-        ctx.secrets = std::sync::Arc::new(combined);
-        return Ok(compiler.compile(pipeline, &ctx)?);
-    }
-    Ok(compiler.compile(pipeline, ctx)?)
 }
 
 /// Picks a pipeline by name (and type, when `kind_type` is not empty).

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::model::{Manifest, Pipeline, StepSpec};
+use crate::types::{PipelineType, StepKind, TypeRegistry};
 
 /// One problem found by [`lint`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -63,6 +64,9 @@ pub enum LintRule {
     InvalidVolume,
     /// A mount of a reserved volume, or under `/run/drone`.
     InvalidMount,
+    /// A key of the pipeline type's engine has the wrong shape, or breaks
+    /// one of the engine's own rules (see `EngineKeys`).
+    EngineKey,
 }
 
 const MAX_NAME: usize = 100;
@@ -85,17 +89,29 @@ impl Linter<'_> {
     }
 }
 
-/// Lints one pipeline. `trusted` is the repository's trusted flag: without
-/// it, privileged mode, devices, DNS settings, extra hosts, network mode,
-/// shared memory size, host volumes and memory volumes are refused.
+/// Lints one pipeline of `pipeline_type`: Drone's rules for its kind of
+/// steps, then the engine's own keys and rules. `trusted` is the
+/// repository's trusted flag: without it, privileged mode, devices, DNS
+/// settings, extra hosts, network mode, shared memory size, host volumes
+/// and memory volumes are refused.
 ///
-/// Returns every problem found, in file order; empty means clean.
-pub fn lint(pipeline: &Pipeline, trusted: bool) -> Vec<LintError> {
+/// Returns every problem found (Drone's rules in file order, then the
+/// engine's); empty means clean.
+pub fn lint(pipeline: &Pipeline, pipeline_type: &PipelineType, trusted: bool) -> Vec<LintError> {
+    let mut problems = lint_shared(pipeline, pipeline_type.step_kind(), trusted);
+    if let Err(engine) = pipeline_type.read_keys(pipeline, trusted) {
+        problems.extend(engine);
+    }
+    problems
+}
+
+/// Drone's own rules (reference §15) for a pipeline whose steps are `kind`.
+pub(crate) fn lint_shared(pipeline: &Pipeline, kind: StepKind, trusted: bool) -> Vec<LintError> {
     let mut l = Linter {
         pipeline,
         errors: Vec::new(),
     };
-    let docker = pipeline.pipeline_type() == "docker";
+    let docker = kind == StepKind::Container;
     lint_volumes(&mut l, trusted);
 
     let mut names: BTreeMap<&str, u64> = BTreeMap::new();
@@ -346,6 +362,19 @@ fn visit<'a>(
     state.insert(name, 2);
 }
 
+/// Lints a whole file as `runnerkit lint` does: the file-wide rules, then
+/// every pipeline whose type `types` serves (a pipeline of another type is
+/// another runner's to check, and is left alone).
+pub fn lint_file(manifest: &Manifest, types: &TypeRegistry, trusted: bool) -> Vec<LintError> {
+    let mut problems = lint_manifest(manifest);
+    for pipeline in manifest.pipelines() {
+        if let Some(pipeline_type) = types.get(pipeline.pipeline_type()) {
+            problems.extend(lint(pipeline, pipeline_type, trusted));
+        }
+    }
+    problems
+}
+
 /// Lints what spans pipelines: two pipelines with one name.
 pub fn lint_manifest(manifest: &Manifest) -> Vec<LintError> {
     let mut seen = BTreeMap::new();
@@ -370,7 +399,12 @@ mod tests {
 
     fn lint_text(text: &str, trusted: bool) -> Vec<LintError> {
         let m = Manifest::parse(text).unwrap();
-        lint(m.pipeline(None).unwrap(), trusted)
+        let p = m.pipeline(None).unwrap();
+        let ty = match p.pipeline_type() {
+            "exec" => PipelineType::exec(),
+            other => PipelineType::container(other),
+        };
+        lint(p, &ty, trusted)
     }
 
     fn rules(errors: &[LintError]) -> Vec<LintRule> {

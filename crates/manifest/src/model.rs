@@ -177,6 +177,10 @@ pub struct Pipeline {
     /// 1-based line of the document's first line in the file.
     #[serde(skip)]
     pub line: u64,
+    /// The document it was read from, for the keys of its engine
+    /// (`EngineKeys`); `None` for a pipeline built in code.
+    #[serde(skip)]
+    pub(crate) source: Option<std::sync::Arc<yaml::DocumentText>>,
 }
 
 impl Pipeline {
@@ -516,6 +520,7 @@ impl Manifest {
                         });
                     }
                     pipeline.line = doc.first_line;
+                    pipeline.source = Some(std::sync::Arc::new(doc.clone()));
                     Resource::Pipeline(Box::new(pipeline))
                 }
                 "secret" => Resource::Secret(doc.parse().map_err(wrap)?),

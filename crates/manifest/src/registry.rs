@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use async_trait::async_trait;
 use base64::Engine as _;
 use runnerkit_core::RegistryAuth;
 use serde::Deserialize;
@@ -26,20 +27,32 @@ pub enum RegistryError {
 /// # Contract
 /// Returns every credential it has; the engine picks the one whose
 /// `address` matches an image's registry host ([`find_credentials`]).
+/// Asked once per stage by the stage assembly ([`crate::assemble`]),
+/// concurrently with the secret lookups; asynchronous, so a source on the
+/// network (a registry plugin) is asked on the same path.
+#[async_trait]
 pub trait RegistryProvider: Send + Sync {
     /// All credentials.
     ///
     /// # Errors
     /// [`RegistryError`] when the source cannot be read.
-    fn registries(&self) -> Result<Vec<RegistryAuth>, RegistryError>;
+    async fn registries(&self) -> Result<Vec<RegistryAuth>, RegistryError>;
+}
+
+#[async_trait]
+impl<T: RegistryProvider + ?Sized> RegistryProvider for std::sync::Arc<T> {
+    async fn registries(&self) -> Result<Vec<RegistryAuth>, RegistryError> {
+        (**self).registries().await
+    }
 }
 
 /// Fixed credentials.
 #[derive(Debug, Clone, Default)]
 pub struct StaticRegistries(pub Vec<RegistryAuth>);
 
+#[async_trait]
 impl RegistryProvider for StaticRegistries {
-    fn registries(&self) -> Result<Vec<RegistryAuth>, RegistryError> {
+    async fn registries(&self) -> Result<Vec<RegistryAuth>, RegistryError> {
         Ok(self.0.clone())
     }
 }
@@ -115,8 +128,9 @@ impl DockerConfig {
     }
 }
 
+#[async_trait]
 impl RegistryProvider for DockerConfig {
-    fn registries(&self) -> Result<Vec<RegistryAuth>, RegistryError> {
+    async fn registries(&self) -> Result<Vec<RegistryAuth>, RegistryError> {
         Ok(self.auths.clone())
     }
 }
@@ -124,7 +138,7 @@ impl RegistryProvider for DockerConfig {
 /// Asks every provider and concatenates what they give, in order.
 #[derive(Default)]
 pub struct CombinedRegistries {
-    providers: Vec<Box<dyn RegistryProvider>>,
+    providers: Vec<std::sync::Arc<dyn RegistryProvider>>,
 }
 
 impl CombinedRegistries {
@@ -136,7 +150,14 @@ impl CombinedRegistries {
     /// Adds a provider after those already added.
     #[must_use]
     pub fn with(mut self, provider: impl RegistryProvider + 'static) -> Self {
-        self.providers.push(Box::new(provider));
+        self.providers.push(std::sync::Arc::new(provider));
+        self
+    }
+
+    /// Adds a shared provider after those already added.
+    #[must_use]
+    pub fn with_shared(mut self, provider: std::sync::Arc<dyn RegistryProvider>) -> Self {
+        self.providers.push(provider);
         self
     }
 }
@@ -149,11 +170,12 @@ impl fmt::Debug for CombinedRegistries {
     }
 }
 
+#[async_trait]
 impl RegistryProvider for CombinedRegistries {
-    fn registries(&self) -> Result<Vec<RegistryAuth>, RegistryError> {
+    async fn registries(&self) -> Result<Vec<RegistryAuth>, RegistryError> {
         let mut out = Vec::new();
         for p in &self.providers {
-            out.extend(p.registries()?);
+            out.extend(p.registries().await?);
         }
         Ok(out)
     }
@@ -258,8 +280,8 @@ mod tests {
         assert_eq!(image_registry("localhost/x"), "localhost");
     }
 
-    #[test]
-    fn combined_concatenates() {
+    #[tokio::test]
+    async fn combined_concatenates() {
         let a = RegistryAuth {
             address: "a.io".into(),
             username: "u".into(),
@@ -268,7 +290,7 @@ mod tests {
         let c = CombinedRegistries::new()
             .with(StaticRegistries(vec![a.clone()]))
             .with(DockerConfig::parse(CONFIG, "t").unwrap());
-        let all = c.registries().unwrap();
+        let all = c.registries().await.unwrap();
         assert_eq!(all.len(), 4);
         assert_eq!(all[0], a);
     }

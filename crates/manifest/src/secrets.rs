@@ -2,11 +2,15 @@
 //! secrets, the runner's static secrets, the process environment (opt-in),
 //! and a combinator that asks each in turn.
 //!
-//! Lookups are synchronous: a source that needs the network should fetch
-//! before compiling and hand over a [`StaticSecrets`].
+//! Lookups are asynchronous, so a source on the network (a secret plugin,
+//! a vault) is asked on the same path as the others: the stage assembly
+//! ([`crate::assemble`]) asks for every secret a pipeline refers to,
+//! concurrently, before compiling.
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+use async_trait::async_trait;
 
 use runnerkit_core::drone::{self, Build, Repo};
 
@@ -31,6 +35,10 @@ pub struct SecretRequest<'a> {
     pub build: &'a Build,
     /// The repository.
     pub repo: &'a Repo,
+    /// The pipeline file's `kind: secret` document of that name, if it has
+    /// one (the first, when several share the name): its encrypted `data`,
+    /// or the `get` a secret plugin answers.
+    pub document: Option<&'a crate::SecretResource>,
 }
 
 impl SecretRequest<'_> {
@@ -46,17 +54,22 @@ impl SecretRequest<'_> {
 ///   name (the next one is asked). `Err`: the lookup failed; the compile stops
 ///   with the error, as in Drone, instead of silently using another value.
 /// - Must not log values.
+/// - Called by the stage assembly once per secret name a pipeline refers
+///   to; lookups of different names may be concurrent, so a provider is
+///   `Send + Sync` and synchronises itself.
+#[async_trait]
 pub trait SecretProvider: Send + Sync {
     /// Looks `request.name` up.
     ///
     /// # Errors
     /// [`SecretError`] when the source could not be read.
-    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError>;
+    async fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError>;
 }
 
+#[async_trait]
 impl<T: SecretProvider + ?Sized> SecretProvider for std::sync::Arc<T> {
-    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
-        (**self).find(request)
+    async fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+        (**self).find(request).await
     }
 }
 
@@ -94,8 +107,9 @@ impl fmt::Debug for StaticSecrets {
     }
 }
 
+#[async_trait]
 impl SecretProvider for StaticSecrets {
-    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+    async fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
         if request.is_pull_request() && !self.pull_requests {
             return Ok(None);
         }
@@ -120,8 +134,9 @@ impl EnvSecrets {
     }
 }
 
+#[async_trait]
 impl SecretProvider for EnvSecrets {
-    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+    async fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
         let exact = format!("{}{}", self.prefix, request.name);
         let upper = format!("{}{}", self.prefix, request.name.to_uppercase());
         Ok(std::env::var(&exact)
@@ -154,8 +169,9 @@ impl fmt::Debug for ServerSecrets {
     }
 }
 
+#[async_trait]
 impl SecretProvider for ServerSecrets {
-    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+    async fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
         let found = self
             .secrets
             .iter()
@@ -172,7 +188,7 @@ impl SecretProvider for ServerSecrets {
 /// the lookup.
 #[derive(Default)]
 pub struct CombinedSecrets {
-    providers: Vec<Box<dyn SecretProvider>>,
+    providers: Vec<std::sync::Arc<dyn SecretProvider>>,
 }
 
 impl CombinedSecrets {
@@ -184,7 +200,14 @@ impl CombinedSecrets {
     /// Adds a provider, asked after those already added.
     #[must_use]
     pub fn with(mut self, provider: impl SecretProvider + 'static) -> Self {
-        self.providers.push(Box::new(provider));
+        self.providers.push(std::sync::Arc::new(provider));
+        self
+    }
+
+    /// Adds a shared provider, asked after those already added.
+    #[must_use]
+    pub fn with_shared(mut self, provider: std::sync::Arc<dyn SecretProvider>) -> Self {
+        self.providers.push(provider);
         self
     }
 }
@@ -197,10 +220,11 @@ impl fmt::Debug for CombinedSecrets {
     }
 }
 
+#[async_trait]
 impl SecretProvider for CombinedSecrets {
-    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+    async fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
         for provider in &self.providers {
-            if let Some(value) = provider.find(request)?
+            if let Some(value) = provider.find(request).await?
                 && !value.is_empty()
             {
                 return Ok(Some(value));
@@ -212,40 +236,14 @@ impl SecretProvider for CombinedSecrets {
 
 /// `kind: secret` documents whose `data` is encrypted with the repository's
 /// key (reference §12): base64 of a 12-byte nonce followed by the AES-256-GCM
-/// ciphertext, the key being the repository's `secret` (32 bytes). Hidden
-/// from pull requests of forks of public repositories.
-#[derive(Clone, Default)]
-pub struct DocumentSecrets {
-    /// Name → encrypted data.
-    encrypted: Vec<(String, String)>,
-    key: String,
-}
+/// ciphertext, the key being the repository's `secret` (32 bytes). Reads the
+/// document the request carries; nothing without a key (a repository that
+/// has none). Hidden from pull requests of forks of public repositories.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DocumentSecrets;
 
 impl DocumentSecrets {
-    /// The `kind: secret` documents of a file that carry `data`, decrypted
-    /// with `key` (the repository's `secret`) on lookup.
-    pub fn new<'a>(
-        documents: impl IntoIterator<Item = &'a crate::SecretResource>,
-        key: impl Into<String>,
-    ) -> Self {
-        Self {
-            encrypted: documents
-                .into_iter()
-                .filter(|d| !d.data.is_empty())
-                .map(|d| (d.name.clone(), d.data.clone()))
-                .collect(),
-            key: key.into(),
-        }
-    }
-
-    /// The encrypted documents of `manifest`, to decrypt with `key`; `None`
-    /// when it has none or there is no key (a repository without one).
-    pub fn of(manifest: &crate::Manifest, key: &str) -> Option<Self> {
-        let encrypted = manifest.secrets().any(|s| !s.data.is_empty());
-        (encrypted && !key.is_empty()).then(|| Self::new(manifest.secrets(), key))
-    }
-
-    fn decrypt(&self, name: &str, data: &str) -> Result<String, SecretError> {
+    fn decrypt(name: &str, data: &str, key: &str) -> Result<String, SecretError> {
         use aes_gcm::aead::{Aead, KeyInit};
         use base64::Engine as _;
         let fail = |message: &str| SecretError {
@@ -260,7 +258,7 @@ impl DocumentSecrets {
             return Err(fail("data is shorter than its nonce"));
         }
         let (nonce, ciphertext) = raw.split_at(12);
-        let cipher = aes_gcm::Aes256Gcm::new_from_slice(self.key.as_bytes())
+        let cipher = aes_gcm::Aes256Gcm::new_from_slice(key.as_bytes())
             .map_err(|_| fail("the repository key is not 32 bytes"))?;
         let nonce = aes_gcm::Nonce::try_from(nonce).map_err(|_| fail("bad nonce"))?;
         let plain = cipher
@@ -270,26 +268,22 @@ impl DocumentSecrets {
     }
 }
 
-impl fmt::Debug for DocumentSecrets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.encrypted.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("DocumentSecrets")
-            .field("names", &names)
-            .finish_non_exhaustive()
-    }
-}
-
+#[async_trait]
 impl SecretProvider for DocumentSecrets {
-    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
-        let Some((name, data)) = self.encrypted.iter().find(|(n, _)| n == request.name) else {
+    async fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+        let Some(document) = request.document.filter(|d| !d.data.is_empty()) else {
             return Ok(None);
         };
+        let key = &request.repo.secret;
+        if key.is_empty() {
+            return Ok(None);
+        }
         let fork =
             !request.build.source_repo.is_empty() && request.build.source_repo != request.repo.slug;
         if request.is_pull_request() && !request.repo.private && fork {
             return Ok(None);
         }
-        self.decrypt(name, data).map(Some)
+        Self::decrypt(&document.name, &document.data, key).map(Some)
     }
 }
 
@@ -297,14 +291,24 @@ impl SecretProvider for DocumentSecrets {
 mod tests {
     use super::*;
 
-    fn ask<'a>(p: &dyn SecretProvider, name: &'a str, build: &'a Build) -> Option<String> {
-        let repo = Repo::default();
+    async fn lookup(
+        p: &dyn SecretProvider,
+        name: &str,
+        build: &Build,
+        repo: &Repo,
+        document: Option<&crate::SecretResource>,
+    ) -> Result<Option<String>, SecretError> {
         p.find(&SecretRequest {
             name,
             build,
-            repo: &repo,
+            repo,
+            document,
         })
-        .unwrap()
+        .await
+    }
+
+    async fn ask(p: &dyn SecretProvider, name: &str, build: &Build) -> Option<String> {
+        lookup(p, name, build, &Repo::default(), None).await.unwrap()
     }
 
     fn push() -> Build {
@@ -321,19 +325,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn static_secrets_and_their_pull_request_rule() {
+    #[tokio::test]
+    async fn static_secrets_and_their_pull_request_rule() {
         let s = StaticSecrets::new([("token".to_owned(), "t0k".to_owned())].into());
-        assert_eq!(ask(&s, "token", &push()).as_deref(), Some("t0k"));
-        assert_eq!(ask(&s, "other", &push()), None);
-        assert_eq!(ask(&s, "token", &pr()).as_deref(), Some("t0k"));
+        assert_eq!(ask(&s, "token", &push()).await.as_deref(), Some("t0k"));
+        assert_eq!(ask(&s, "other", &push()).await, None);
+        assert_eq!(ask(&s, "token", &pr()).await.as_deref(), Some("t0k"));
         let runner = s.with_pull_requests(false);
-        assert_eq!(ask(&runner, "token", &pr()), None);
+        assert_eq!(ask(&runner, "token", &pr()).await, None);
         assert!(!format!("{runner:?}").contains("t0k"));
     }
 
-    #[test]
-    fn server_secrets_match_names_case_insensitively_and_hide_from_prs() {
+    #[tokio::test]
+    async fn server_secrets_match_names_case_insensitively_and_hide_from_prs() {
         let s = ServerSecrets::new(vec![
             drone::Secret {
                 name: "Docker_Password".into(),
@@ -347,22 +351,23 @@ mod tests {
                 ..drone::Secret::default()
             },
         ]);
-        assert_eq!(ask(&s, "docker_password", &push()).as_deref(), Some("pw"));
-        assert_eq!(ask(&s, "docker_password", &pr()), None);
-        assert_eq!(ask(&s, "public", &pr()).as_deref(), Some("pub"));
+        assert_eq!(ask(&s, "docker_password", &push()).await.as_deref(), Some("pw"));
+        assert_eq!(ask(&s, "docker_password", &pr()).await, None);
+        assert_eq!(ask(&s, "public", &pr()).await.as_deref(), Some("pub"));
     }
 
-    #[test]
-    fn env_secrets_need_a_prefix() {
+    #[tokio::test]
+    async fn env_secrets_need_a_prefix() {
         assert!(EnvSecrets::new("").is_none());
         let p = EnvSecrets::new("RUNNERKIT_TEST_SECRET_UNLIKELY_").unwrap();
         // The path variable exists in any test environment; without the prefix it is not read.
-        assert_eq!(ask(&p, "PATH", &push()), None);
+        assert_eq!(ask(&p, "PATH", &push()).await, None);
     }
 
     struct Failing;
+    #[async_trait]
     impl SecretProvider for Failing {
-        fn find(&self, r: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+        async fn find(&self, r: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
             Err(SecretError {
                 name: r.name.to_owned(),
                 provider: "failing".into(),
@@ -381,97 +386,79 @@ mod tests {
         base64::engine::general_purpose::STANDARD.encode(out)
     }
 
-    #[test]
-    fn document_secrets_decrypt_with_the_repository_key() {
-        let key = "0123456789abcdef0123456789abcdef";
-        let docs = [
-            crate::SecretResource {
-                name: "token".into(),
-                data: encrypt(key, [7; 12], "s3cret"),
-                get: None,
-            },
-            crate::SecretResource {
-                name: "broken".into(),
-                data: "bm90IGVub3VnaA==".into(),
-                get: None,
-            },
-        ];
-        let p = DocumentSecrets::new(&docs, key);
-        assert_eq!(ask(&p, "token", &push()).as_deref(), Some("s3cret"));
-        assert_eq!(ask(&p, "other", &push()), None);
-        let wrong = DocumentSecrets::new(&docs, "ffffffffffffffffffffffffffffffff");
-        let repo = Repo::default();
-        let build = push();
-        let req = SecretRequest {
-            name: "token",
-            build: &build,
-            repo: &repo,
-        };
-        assert!(
-            wrong
-                .find(&req)
-                .unwrap_err()
-                .to_string()
-                .contains("cannot decrypt")
-        );
-        let req = SecretRequest {
-            name: "broken",
-            build: &build,
-            repo: &repo,
-        };
-        assert!(p.find(&req).is_err());
-        assert!(!format!("{p:?}").contains("s3cret"));
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    fn document(name: &str, data: String) -> crate::SecretResource {
+        crate::SecretResource {
+            name: name.into(),
+            data,
+            get: None,
+        }
     }
 
-    #[test]
-    fn document_secrets_are_hidden_from_fork_pull_requests_of_public_repos() {
-        let key = "0123456789abcdef0123456789abcdef";
-        let docs = [crate::SecretResource {
-            name: "token".into(),
-            data: encrypt(key, [1; 12], "v"),
-            get: None,
-        }];
-        let p = DocumentSecrets::new(&docs, key);
+    fn keyed(key: &str) -> Repo {
+        Repo {
+            secret: key.into(),
+            ..Repo::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn document_secrets_decrypt_with_the_repository_key() {
+        let token = document("token", encrypt(KEY, [7; 12], "s3cret"));
+        let broken = document("broken", "bm90IGVub3VnaA==".into());
+        let p = DocumentSecrets;
+        let found = lookup(&p, "token", &push(), &keyed(KEY), Some(&token)).await;
+        assert_eq!(found.unwrap().as_deref(), Some("s3cret"));
+        let none = lookup(&p, "other", &push(), &keyed(KEY), None).await;
+        assert_eq!(none.unwrap(), None);
+        // Without a key, the documents are not read.
+        let keyless = lookup(&p, "token", &push(), &Repo::default(), Some(&token)).await;
+        assert_eq!(keyless.unwrap(), None);
+        let wrong = lookup(&p, "token", &push(), &keyed(&"f".repeat(32)), Some(&token)).await;
+        assert!(wrong.unwrap_err().to_string().contains("cannot decrypt"));
+        let bad = lookup(&p, "broken", &push(), &keyed(KEY), Some(&broken)).await;
+        assert!(bad.is_err());
+    }
+
+    #[tokio::test]
+    async fn document_secrets_are_hidden_from_fork_pull_requests_of_public_repos() {
+        let token = document("token", encrypt(KEY, [1; 12], "v"));
         let mut build = pr();
         build.source_repo = "fork/hello".into();
         let mut repo = Repo {
             slug: "octo/hello".into(),
-            ..Repo::default()
+            ..keyed(KEY)
         };
-        let req = |b: &Build, r: &Repo| {
-            p.find(&SecretRequest {
-                name: "token",
-                build: b,
-                repo: r,
-            })
-            .unwrap()
+        let p = DocumentSecrets;
+        let found = |b: Build, r: Repo| {
+            let token = token.clone();
+            async move {
+                lookup(&p, "token", &b, &r, Some(&token))
+                    .await
+                    .unwrap()
+            }
         };
-        assert_eq!(req(&build, &repo), None);
+        assert_eq!(found(build.clone(), repo.clone()).await, None);
         repo.private = true;
-        assert_eq!(req(&build, &repo).as_deref(), Some("v"));
+        assert_eq!(found(build.clone(), repo.clone()).await.as_deref(), Some("v"));
         repo.private = false;
         build.source_repo = "octo/hello".into();
-        assert_eq!(req(&build, &repo).as_deref(), Some("v"));
+        assert_eq!(found(build, repo).await.as_deref(), Some("v"));
     }
 
-    #[test]
-    fn combined_first_non_empty_wins_and_errors_stop() {
+    #[tokio::test]
+    async fn combined_first_non_empty_wins_and_errors_stop() {
         let c = CombinedSecrets::new()
             .with(StaticSecrets::new([("a".to_owned(), String::new())].into()))
             .with(StaticSecrets::new(
                 [("a".to_owned(), "second".to_owned())].into(),
             ));
-        assert_eq!(ask(&c, "a", &push()).as_deref(), Some("second"));
-        assert_eq!(ask(&c, "b", &push()), None);
+        assert_eq!(ask(&c, "a", &push()).await.as_deref(), Some("second"));
+        assert_eq!(ask(&c, "b", &push()).await, None);
         let c = CombinedSecrets::new().with(Failing);
-        let repo = Repo::default();
-        let build = push();
-        let err = c
-            .find(&SecretRequest {
-                name: "x",
-                build: &build,
-                repo: &repo,
-            })
+        let err = lookup(&c, "x", &push(), &Repo::default(), None)
+            .await
             .unwrap_err();
         assert_eq!(err.to_string(), "secret \"x\" from failing: down");
     }

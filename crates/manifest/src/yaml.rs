@@ -43,7 +43,7 @@ impl YamlError {
 }
 
 /// One document of a multi-document stream, ready to deserialize.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DocumentText {
     /// The document's text, preceded by as many empty lines as came before it
     /// in the file, so that every line and column the YAML crate reports is

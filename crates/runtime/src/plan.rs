@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use petgraph::visit::{GraphBase, IntoNeighbors, IntoNodeIdentifiers, NodeIndexable};
-use runnerkit_core::{RunPolicy, Spec};
+use runnerkit_core::Spec;
 use rustc_hash::FxHashMap;
 
 use crate::Error;
@@ -25,7 +25,7 @@ const NO_GROUP: u32 = u32::MAX;
 /// A validated plan for one spec.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// Plan index → spec index. Steps with run policy `never` are left out.
+    /// Plan index → spec index (the same: one index means one thing).
     pub(crate) steps: Vec<usize>,
     /// Per plan step, the group it waits for, or `NO_GROUP`.
     waits_for: Vec<u32>,
@@ -55,14 +55,10 @@ impl Plan {
                 return Err(Error::DuplicateStep(step.name.clone()));
             }
         }
-        let mut plan_index = vec![NO_GROUP; n];
-        let mut steps = Vec::with_capacity(n);
-        for (i, step) in spec.steps.iter().enumerate() {
-            if step.run_policy != RunPolicy::Never {
-                plan_index[i] = steps.len() as u32;
-                steps.push(i);
-            }
-        }
+        // Every step of a spec may run (the compiler leaves out those that
+        // cannot), so plan positions are spec positions.
+        let plan_index: Vec<u32> = (0..n as u32).collect();
+        let steps: Vec<usize> = (0..n).collect();
 
         let mut waits_for = vec![NO_GROUP; steps.len()];
         let mut member_offsets = vec![0u32];
@@ -99,10 +95,7 @@ impl Plan {
                     if d == i {
                         return Err(Error::Cycle(vec![step.name.clone()]));
                     }
-                    // A dependency that never runs is satisfied at once.
-                    if plan_index[d] != NO_GROUP {
-                        members.push(plan_index[d]);
-                    }
+                    members.push(plan_index[d]);
                 }
                 let group = if members.len() == start {
                     NO_GROUP
@@ -389,11 +382,79 @@ mod tests {
     }
 
     #[test]
-    fn never_steps_are_left_out_and_satisfy_their_dependents() {
-        let mut s = spec(&[("a", &[]), ("b", &["a"])]);
-        s.steps[0].run_policy = RunPolicy::Never;
+    fn identical_dependency_lists_share_a_group() {
+        let plan = Plan::new(&spec(&[
+            ("a", &[]),
+            ("b", &[]),
+            ("c", &["a", "b"]),
+            ("d", &["a", "b"]),
+            ("e", &["c"]),
+        ]))
+        .unwrap();
+        assert_eq!(plan.groups(), 2);
+        assert_eq!(plan.waits_for(2), plan.waits_for(3));
+        let g = plan.waits_for(2).unwrap();
+        assert_eq!(plan.waiters(g), &[2, 3]);
+        assert_eq!(plan.group_size(g), 2);
+    }
+
+    #[test]
+    fn a_shared_list_is_one_group_and_still_checked() {
+        let layer: Arc<[String]> = ["a".to_owned(), "b".to_owned()].into();
+        let mut s = spec(&[("a", &[]), ("b", &[]), ("c", &[]), ("d", &[])]);
+        s.steps[2].depends_on = layer.clone();
+        s.steps[3].depends_on = layer;
         let plan = Plan::new(&s).unwrap();
-        assert_eq!(plan.steps, [1]);
-        assert_eq!(plan.waits_for(0), None);
+        assert_eq!(plan.groups(), 1);
+        assert_eq!(plan.waiters(0), &[2, 3]);
+
+        // A step whose (shared) list names itself is a cycle, even when the
+        // step before it with the same list was fine.
+        let err = Plan::new(&spec(&[("x", &["y"]), ("y", &["y"])])).unwrap_err();
+        assert!(
+            matches!(&err, Error::Cycle(names) if names == &["y"]),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_dependencies_are_named() {
+        let err = Plan::new(&spec(&[("a", &[]), ("b", &["nope"])])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "step \"b\" depends on \"nope\", which is not a step of this pipeline"
+        );
+    }
+
+    #[test]
+    fn cycles_are_named() {
+        let err = Plan::new(&spec(&[
+            ("a", &["c"]),
+            ("b", &["a"]),
+            ("c", &["b"]),
+            ("d", &[]),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Cycle(names) if names == &["a", "b", "c"]),
+            "{err}"
+        );
+        let err = Plan::new(&spec(&[("a", &["a"])])).unwrap_err();
+        assert!(
+            matches!(&err, Error::Cycle(names) if names == &["a"]),
+            "{err}"
+        );
+        // A self-dependency hidden in a shared dependency list.
+        let err = Plan::new(&spec(&[("x", &["y"]), ("y", &["y"])])).unwrap_err();
+        assert!(
+            matches!(&err, Error::Cycle(names) if names == &["y"]),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let err = Plan::new(&spec(&[("a", &[]), ("a", &[])])).unwrap_err();
+        assert!(matches!(err, Error::DuplicateStep(n) if n == "a"));
     }
 }

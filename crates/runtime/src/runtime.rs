@@ -111,9 +111,8 @@ impl Runtime {
         Ok(self.execute(spec, plan, 0, cancel).await)
     }
 
-    /// Runs a serial spec from the step at `start` (an index among the steps
-    /// that run, i.e. not counting `never` steps); earlier steps are reported
-    /// `skipped`.
+    /// Runs a serial spec from the step at index `start` of `spec.steps`;
+    /// earlier steps are reported `skipped`.
     pub async fn resume(
         &self,
         spec: Arc<Spec>,
@@ -352,7 +351,6 @@ impl<'a> Scheduler<'a> {
             RunPolicy::OnSuccess => !self.failed,
             RunPolicy::OnFailure => self.failed,
             RunPolicy::Always => true,
-            RunPolicy::Never => false,
         };
         let action = if runs { Action::Run } else { Action::Skip };
         let ctx = self.ctx.clone();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use runnerkit_core::Resources;
-use runnerkit_core::Spec;
+use runnerkit_core::{Secret, Spec};
 use runnerkit_core::drone::{Build, Netrc, Repo, Stage, System};
 
 use crate::conditions::MatchInput;
@@ -16,16 +16,6 @@ use crate::secrets::{CombinedSecrets, SecretError, SecretProvider};
 /// Why a pipeline could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
-    /// The pipeline's type is not `docker` or `exec`.
-    #[error(
-        "pipeline {pipeline:?}: type {kind_type:?} cannot be compiled here (docker and exec can)"
-    )]
-    UnsupportedType {
-        /// The pipeline.
-        pipeline: String,
-        /// Its type.
-        kind_type: String,
-    },
     /// A secret provider failed (not "not found", which is a warning).
     #[error("pipeline {pipeline:?}: {source}")]
     Secret {
@@ -65,13 +55,59 @@ pub struct CompileWarning {
     pub message: String,
 }
 
-/// The result of [`Compiler::compile`].
+/// A compiled stage: what [`crate::assemble`] returns.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Compiled {
-    /// What the engine runs.
+    /// What the engine runs: the steps that may run, in order.
     pub spec: Spec,
     /// Problems that did not stop the compile, in step order.
     pub warnings: Vec<CompileWarning>,
+    /// Every step of the pipeline (the clone step first when there is one,
+    /// then services, then steps), with where it is in the spec or why it
+    /// will not run. The one listing every consumer shows.
+    pub steps: Vec<StageStep>,
+    /// The pipeline's name (`default` when it has none).
+    pub pipeline: String,
+    /// Its type, as the runner registered it.
+    pub pipeline_type: String,
+}
+
+/// One step of a compiled pipeline, run or not.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StageStep {
+    /// Its name.
+    pub name: String,
+    /// True for a service.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub service: bool,
+    /// 1-based line of the step in the file; 0 for the clone step.
+    pub line: u64,
+    /// Its index in `Spec::steps` (and in the runtime's `Snapshot::steps`),
+    /// `None` when it will not run.
+    pub spec_index: Option<usize>,
+    /// Why it will not run, when it will not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<NotRun>,
+}
+
+/// Why a step of a pipeline is not in its spec.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+#[non_exhaustive]
+pub enum NotRun {
+    /// A key of its `when` does not match the build.
+    When {
+        /// The key, e.g. `branch`.
+        key: String,
+    },
+}
+
+impl std::fmt::Display for NotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRun::When { key } => write!(f, "when: {key}"),
+        }
+    }
 }
 
 impl Compiled {
@@ -99,12 +135,21 @@ pub struct CompileContext {
     pub system: System,
     /// Clone credentials.
     pub netrc: Option<Netrc>,
-    /// Where `from_secret` and `image_pull_secrets` values come from.
+    /// Where `from_secret` and `image_pull_secrets` values come from, in
+    /// order (a [`CombinedSecrets`] chain): asked once per name the
+    /// pipeline refers to, by [`crate::assemble`].
     pub secrets: Arc<dyn SecretProvider>,
     /// Registry credentials beyond `image_pull_secrets`.
     pub registries: Arc<dyn RegistryProvider>,
     /// The runner's global environment (lowest precedence; envsubst sees it too).
     pub environ: Environ,
+    /// Runner globals that are secret (an environ plugin's masked
+    /// variables): in every step's environment like a `from_secret`, before
+    /// the step's own, and masked in every log.
+    pub secret_environ: Environ,
+    /// Values masked in every step's log whether or not a step uses them
+    /// (`runnerkit exec --secret`: a step may print one some other way).
+    pub masked: Vec<Secret>,
     /// A host directory to use as the workspace (`runnerkit exec` passes the
     /// pipeline file's directory): container engines bind-mount it, the host
     /// engine runs steps in it.
@@ -128,6 +173,8 @@ impl Default for CompileContext {
             secrets: Arc::new(CombinedSecrets::new()),
             registries: Arc::new(CombinedRegistries::new()),
             environ: Environ::new(),
+            secret_environ: Environ::new(),
+            masked: Vec::new(),
             host_workspace: None,
             clone: true,
             now: 0,

@@ -6,7 +6,9 @@ mod script;
 mod settings;
 mod workspace;
 
-pub use context::{CompileContext, CompileError, CompileWarning, Compiled, Compiler};
+pub use context::{
+    CompileContext, CompileError, CompileWarning, Compiled, Compiler, NotRun, StageStep,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,37 +22,16 @@ use self::workspace::{go_duration, unix_now, workspace};
 use crate::environ::{self, Environ};
 use crate::model::{Pipeline, StepSpec};
 use crate::registry::DockerConfig;
-use crate::secrets::SecretRequest;
+use crate::types::{PipelineType, ReadKeys, StepKind};
 use crate::values::{EnvValue, SettingValue};
 
-/// Secrets looked up once per name for the whole stage.
-struct SecretCache<'a> {
-    ctx: &'a CompileContext,
-    pipeline: String,
-    found: BTreeMap<String, Option<String>>,
-}
-
-impl SecretCache<'_> {
-    fn get(&mut self, name: &str) -> Result<Option<String>, CompileError> {
-        if let Some(v) = self.found.get(name) {
-            return Ok(v.clone());
-        }
-        let value = self
-            .ctx
-            .secrets
-            .find(&SecretRequest {
-                name,
-                build: &self.ctx.build,
-                repo: &self.ctx.repo,
-            })
-            .map_err(|source| CompileError::Secret {
-                pipeline: self.pipeline.clone(),
-                source,
-            })?
-            .filter(|v| !v.is_empty());
-        self.found.insert(name.to_owned(), value.clone());
-        Ok(value)
-    }
+/// What the stage assembly looked up before compiling: every secret the
+/// pipeline refers to (`None`: no source knows it) and the registry
+/// credentials of the caller's sources.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    pub(crate) secrets: BTreeMap<String, Option<String>>,
+    pub(crate) registries: Vec<RegistryAuth>,
 }
 
 struct Assembly<'a> {
@@ -61,36 +42,36 @@ struct Assembly<'a> {
     windows: bool,
     workspace: Workspace,
     base_env: Environ,
-    secrets: SecretCache<'a>,
+    resolved: &'a Resolved,
     warnings: Vec<CompileWarning>,
     volumes: BTreeSet<String>,
 }
 
+/// A step compiled, and the `when` key that keeps it from running, if any.
+struct Candidate {
+    step: Step,
+    not_run: Option<&'static str>,
+    service: bool,
+    line: u64,
+}
+
 impl Compiler {
-    /// Compiles `pipeline` for the run described by `ctx`.
+    /// Compiles `pipeline` of `pipeline_type` for the run described by
+    /// `ctx`, with the engine's `keys` and what the assembly `resolved`.
     ///
-    /// Lint first ([`crate::lint`]): this does not check names, images or
-    /// trust. Null steps are skipped.
-    ///
-    /// # Errors
-    /// [`CompileError`] for an unsupported type, a failing secret or registry
-    /// source, or an `image_pull_secrets` value that is not a `config.json`.
-    pub fn compile(
+    /// Lint first: this does not check names, images or trust. Null steps
+    /// are skipped. Steps whose `when` does not match are left out of the
+    /// spec (listed in [`Compiled::steps`] with the key), their dependents
+    /// waiting for their own dependencies instead.
+    pub(crate) fn compile(
         &self,
         pipeline: &Pipeline,
+        pipeline_type: &PipelineType,
+        keys: ReadKeys,
         ctx: &CompileContext,
+        resolved: &Resolved,
     ) -> Result<Compiled, CompileError> {
-        let kind_type = pipeline.pipeline_type();
-        let docker = match kind_type {
-            "docker" => true,
-            "exec" => false,
-            other => {
-                return Err(CompileError::UnsupportedType {
-                    pipeline: pipeline.display_name().to_owned(),
-                    kind_type: other.to_owned(),
-                });
-            }
-        };
+        let docker = pipeline_type.step_kind() == StepKind::Container;
         let platform = platform(pipeline, &ctx.stage);
         let windows = platform.os == "windows";
         let workspace = workspace(pipeline, ctx, docker, windows);
@@ -102,11 +83,7 @@ impl Compiler {
             windows,
             base_env: Environ::new(),
             workspace,
-            secrets: SecretCache {
-                ctx,
-                pipeline: pipeline.display_name().to_owned(),
-                found: BTreeMap::new(),
-            },
+            resolved,
             warnings: Vec::new(),
             volumes: pipeline
                 .volumes
@@ -122,20 +99,37 @@ impl Compiler {
             workspace: b.workspace.clone(),
             labels: b.stage_labels(),
             volumes: spec_volumes(pipeline),
+            options: keys.pipeline,
             ..Spec::default()
         };
         spec.registries = b.registries()?;
 
         let with_clone = ctx.clone && !pipeline.clone.disable;
+        let mut candidates = Vec::new();
         if with_clone {
-            spec.steps.push(b.clone_step());
+            candidates.push(Candidate {
+                step: b.clone_step(),
+                not_run: None,
+                service: false,
+                line: 0,
+            });
         }
+        let mut options = keys.steps.into_iter();
         for (entry, service) in pipeline.all_steps() {
+            let own = options.next().unwrap_or_default();
             if let Some(step) = &entry.value {
-                let compiled = b.step(step, service)?;
-                spec.steps.push(compiled);
+                let (mut compiled, not_run) = b.step(step, service)?;
+                compiled.options = own;
+                candidates.push(Candidate {
+                    step: compiled,
+                    not_run,
+                    service,
+                    line: entry.line,
+                });
             }
         }
+        let (steps, listed) = leave_out_steps_that_do_not_run(candidates, &mut spec.graph);
+        spec.steps = steps;
         if docker {
             let runner_mounts = runner_volumes(&self.runner_volumes)?;
             for step in &mut spec.steps {
@@ -146,8 +140,9 @@ impl Compiler {
                 .extend(runner_mounts.into_iter().map(|(volume, _)| volume));
             spec.network.options.clone_from(&self.network_options);
         }
+        add_secret_environ(&mut spec, &ctx.secret_environ);
         finish_steps(&mut spec, with_clone, &ctx.spec_id);
-        collect_stage_secrets(&mut spec, &b.secrets.found);
+        collect_stage_secrets(&mut spec, &resolved.secrets, &ctx.masked);
         tracing::debug!(
             pipeline = pipeline.display_name(),
             steps = spec.steps.len(),
@@ -157,7 +152,117 @@ impl Compiler {
         Ok(Compiled {
             spec,
             warnings: b.warnings,
+            steps: listed,
+            pipeline: pipeline.display_name().to_owned(),
+            pipeline_type: pipeline_type.name().to_owned(),
         })
+    }
+}
+
+/// Splits the candidates into the spec's steps and the listing of every
+/// step. A step that does not run is left out of the spec; a step that
+/// depended on it depends on its dependencies instead (transitively), so
+/// it still waits for them, as in Drone, where such a step is a vertex
+/// that completes at once when its turn comes. Sets `graph` when the
+/// pipeline is a DAG but no edge is left, so the rest still start at once
+/// rather than one after another.
+fn leave_out_steps_that_do_not_run(
+    candidates: Vec<Candidate>,
+    graph: &mut bool,
+) -> (Vec<Step>, Vec<StageStep>) {
+    let is_graph = candidates.iter().any(|c| !c.step.depends_on.is_empty());
+    let left_out: BTreeMap<String, std::sync::Arc<[String]>> = candidates
+        .iter()
+        .filter(|c| c.not_run.is_some())
+        .map(|c| (c.step.name.clone(), c.step.depends_on.clone()))
+        .collect();
+    let mut expanded: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut steps = Vec::new();
+    let mut listed = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let spec_index = c.not_run.is_none().then_some(steps.len());
+        listed.push(StageStep {
+            name: c.step.name.clone(),
+            service: c.service,
+            line: c.line,
+            spec_index,
+            not_run: c.not_run.map(|key| NotRun::When { key: key.to_owned() }),
+        });
+        if c.not_run.is_some() {
+            continue;
+        }
+        let mut step = c.step;
+        if !left_out.is_empty() && step.depends_on.iter().any(|d| left_out.contains_key(d)) {
+            let mut deps = Vec::new();
+            for d in step.depends_on.iter() {
+                through_left_out(d, &left_out, &mut expanded, &mut Vec::new(), &mut deps);
+            }
+            let mut seen = BTreeSet::new();
+            deps.retain(|d| seen.insert(d.clone()));
+            step.depends_on = deps.into();
+        }
+        steps.push(step);
+    }
+    if is_graph && steps.iter().all(|s| s.depends_on.is_empty()) {
+        *graph = true;
+    }
+    (steps, listed)
+}
+
+/// Appends to `out` what depending on `name` means once the steps that do
+/// not run are left out: `name` itself, or (for a left-out step) what its
+/// own dependencies mean, memoized so that each left-out step is expanded
+/// once. `path` guards against a cycle (which lint refuses anyway).
+fn through_left_out(
+    name: &str,
+    left_out: &BTreeMap<String, std::sync::Arc<[String]>>,
+    expanded: &mut BTreeMap<String, Vec<String>>,
+    path: &mut Vec<String>,
+    out: &mut Vec<String>,
+) {
+    let Some(deps) = left_out.get(name) else {
+        out.push(name.to_owned());
+        return;
+    };
+    if let Some(done) = expanded.get(name) {
+        out.extend(done.iter().cloned());
+        return;
+    }
+    if path.iter().any(|p| p == name) {
+        return;
+    }
+    path.push(name.to_owned());
+    let mut mine = Vec::new();
+    for d in deps.iter() {
+        through_left_out(d, left_out, expanded, path, &mut mine);
+    }
+    path.pop();
+    let mut seen = BTreeSet::new();
+    mine.retain(|d| seen.insert(d.clone()));
+    out.extend(mine.iter().cloned());
+    expanded.insert(name.to_owned(), mine);
+}
+
+/// The masked runner globals (an environ plugin's masked variables): set in
+/// every step as secrets are, before the step's own (so that its
+/// `from_secret` of the same name wins), and masked in every log
+/// (reference §12). Empty values are skipped, as empty variables are
+/// dropped anyway.
+fn add_secret_environ(spec: &mut Spec, environ: &BTreeMap<String, String>) {
+    let globals: Vec<SecretVar> = environ
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(name, value)| SecretVar {
+            env: name.clone(),
+            value: value.clone(),
+            mask: true,
+        })
+        .collect();
+    if globals.is_empty() {
+        return;
+    }
+    for step in &mut spec.steps {
+        step.secrets.splice(0..0, globals.iter().cloned());
     }
 }
 
@@ -204,8 +309,13 @@ fn spec_volumes(pipeline: &Pipeline) -> Vec<Volume> {
 }
 
 /// Every masked step secret, once, in `Spec.secrets`, named after its
-/// `from_secret` name where known (else after its variable).
-fn collect_stage_secrets(spec: &mut Spec, found: &BTreeMap<String, Option<String>>) {
+/// `from_secret` name where known (else after its variable), then every
+/// value of `masked` (masked whether or not a step uses it).
+fn collect_stage_secrets(
+    spec: &mut Spec,
+    found: &BTreeMap<String, Option<String>>,
+    masked: &[Secret],
+) {
     let mut secrets: Vec<Secret> = Vec::new();
     for var in spec.steps.iter().flat_map(|s| &s.secrets) {
         if var.mask && !secrets.iter().any(|s| s.value == var.value) {
@@ -217,6 +327,14 @@ fn collect_stage_secrets(spec: &mut Spec, found: &BTreeMap<String, Option<String
                 name,
                 value: var.value.clone(),
                 mask: true,
+            });
+        }
+    }
+    for secret in masked {
+        if !secret.value.is_empty() && !secrets.iter().any(|s| s.value == secret.value) {
+            secrets.push(Secret {
+                mask: true,
+                ..secret.clone()
             });
         }
     }
@@ -382,7 +500,7 @@ impl Assembly<'_> {
         let pipeline_name = self.pipeline.display_name().to_owned();
         let mut out = Vec::new();
         for name in &self.pipeline.image_pull_secrets {
-            match self.secrets.get(name)? {
+            match self.secret(name) {
                 Some(json) => {
                     let config = DockerConfig::parse(&json, name).map_err(|source| {
                         CompileError::Registry {
@@ -398,15 +516,7 @@ impl Assembly<'_> {
                 ),
             }
         }
-        let more = self
-            .ctx
-            .registries
-            .registries()
-            .map_err(|source| CompileError::Registry {
-                pipeline: pipeline_name,
-                source,
-            })?;
-        out.extend(more);
+        out.extend(self.resolved.registries.iter().cloned());
         Ok(out)
     }
 
@@ -479,8 +589,17 @@ impl Assembly<'_> {
         step
     }
 
-    fn step(&mut self, spec: &StepSpec, service: bool) -> Result<Step, CompileError> {
+    /// The compiled step, and the `when` key that keeps it from running.
+    fn step(
+        &mut self,
+        spec: &StepSpec,
+        service: bool,
+    ) -> Result<(Step, Option<&'static str>), CompileError> {
         let name = spec.name.clone();
+        let (run_policy, not_run) = match spec.when.run_policy(self.ctx.match_input()) {
+            Ok(policy) => (policy, None),
+            Err(key) => (RunPolicy::default(), Some(key)),
+        };
         let detach = service || spec.detach;
         // Drone ignores these silently; say so instead.
         if !spec.when.paths.is_empty() {
@@ -536,7 +655,7 @@ impl Assembly<'_> {
             environment: env,
             secrets,
             depends_on: spec.depends_on.as_slice().into(),
-            run_policy: spec.when.run_policy(self.ctx.match_input()),
+            run_policy,
             error_policy: error_policy(&spec.failure),
             detach,
             user: spec.user.clone(),
@@ -559,7 +678,7 @@ impl Assembly<'_> {
             self.container_fields(spec, &mut step);
         }
         self.netrc(&mut step, false);
-        Ok(step)
+        Ok((step, not_run))
     }
 
     fn script(&self, commands: &[String]) -> Script {
@@ -581,6 +700,11 @@ impl Assembly<'_> {
         }
     }
 
+    /// A secret's value, as the assembly looked it up.
+    fn secret(&self, name: &str) -> Option<String> {
+        self.resolved.secrets.get(name).cloned().flatten()
+    }
+
     fn secret_var(
         &mut self,
         step: &str,
@@ -588,7 +712,7 @@ impl Assembly<'_> {
         secret: &str,
         out: &mut Vec<SecretVar>,
     ) -> Result<(), CompileError> {
-        match self.secrets.get(secret)? {
+        match self.secret(secret) {
             Some(value) => out.push(SecretVar {
                 env: env.to_owned(),
                 value,
