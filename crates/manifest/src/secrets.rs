@@ -308,7 +308,9 @@ mod tests {
     }
 
     async fn ask(p: &dyn SecretProvider, name: &str, build: &Build) -> Option<String> {
-        lookup(p, name, build, &Repo::default(), None).await.unwrap()
+        lookup(p, name, build, &Repo::default(), None)
+            .await
+            .unwrap()
     }
 
     fn push() -> Build {
@@ -351,7 +353,10 @@ mod tests {
                 ..drone::Secret::default()
             },
         ]);
-        assert_eq!(ask(&s, "docker_password", &push()).await.as_deref(), Some("pw"));
+        assert_eq!(
+            ask(&s, "docker_password", &push()).await.as_deref(),
+            Some("pw")
+        );
         assert_eq!(ask(&s, "docker_password", &pr()).await, None);
         assert_eq!(ask(&s, "public", &pr()).await.as_deref(), Some("pub"));
     }
@@ -433,15 +438,14 @@ mod tests {
         let p = DocumentSecrets;
         let found = |b: Build, r: Repo| {
             let token = token.clone();
-            async move {
-                lookup(&p, "token", &b, &r, Some(&token))
-                    .await
-                    .unwrap()
-            }
+            async move { lookup(&p, "token", &b, &r, Some(&token)).await.unwrap() }
         };
         assert_eq!(found(build.clone(), repo.clone()).await, None);
         repo.private = true;
-        assert_eq!(found(build.clone(), repo.clone()).await.as_deref(), Some("v"));
+        assert_eq!(
+            found(build.clone(), repo.clone()).await.as_deref(),
+            Some("v")
+        );
         repo.private = false;
         build.source_repo = "octo/hello".into();
         assert_eq!(found(build, repo).await.as_deref(), Some("v"));

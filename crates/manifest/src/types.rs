@@ -243,7 +243,10 @@ impl fmt::Debug for PipelineType {
             .field("steps", &self.steps)
             .field(
                 "keys",
-                &self.keys.as_ref().map(|k| (k.pipeline_keys(), k.step_keys())),
+                &self
+                    .keys
+                    .as_ref()
+                    .map(|k| (k.pipeline_keys(), k.step_keys())),
             )
             .finish()
     }

@@ -3,7 +3,10 @@
 
 use runnerkit_core::drone::Netrc;
 use runnerkit_core::{PullPolicy, Resources, RunPolicy};
-use runnerkit_manifest::{CompileContext, Compiler, Manifest, prepare};
+use runnerkit_manifest::{CompileContext, Compiler};
+
+mod support;
+use support::prepare;
 
 fn ctx() -> CompileContext {
     CompileContext {
@@ -101,12 +104,10 @@ fn exec_without_a_host_workspace_leaves_the_base_to_the_engine() {
 }
 
 #[test]
-fn compile_takes_a_pipeline_from_a_parsed_manifest() {
-    let m = Manifest::parse(DOCKER).unwrap();
-    let p = m.pipeline(None).unwrap();
-    let c = Compiler::default().compile(p, &ctx()).unwrap();
+fn plain_plugin_steps_keep_no_entrypoint_or_command() {
+    let c = prepare(DOCKER, None, true, &Compiler::default(), &ctx()).unwrap();
     assert_eq!(c.spec.id, "run7");
-    assert!(c.spec.steps[1].entrypoint.is_empty() && c.spec.steps[1].command.is_empty());
+    assert!(c.spec.steps[2].entrypoint.is_empty() && c.spec.steps[2].command.is_empty());
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! What users see when a pipeline file is wrong: parse errors with the line,
 //! lint problems all at once, substitution errors naming the expression.
 
-use runnerkit_manifest::{
-    CompileContext, Compiler, Error, LintRule, Manifest, ParseError, prepare,
-};
+use runnerkit_manifest::{CompileContext, Compiler, Error, LintRule, Manifest, ParseError};
+
+mod support;
+use support::prepare;
 
 fn parse_err(text: &str) -> ParseError {
     Manifest::parse(text).expect_err("should not parse")
@@ -148,11 +149,14 @@ fn prepare_lists_the_pipelines_when_the_name_is_unknown() {
 }
 
 #[test]
-fn prepare_refuses_other_pipeline_types() {
+fn prepare_refuses_types_the_runner_does_not_serve_naming_those_it_does() {
     let text = "kind: pipeline\ntype: kubernetes\nsteps:\n- name: a\n  image: x\n";
     let err = prepare(text, None, true, &Compiler::default(), &ctx()).unwrap_err();
-    assert!(matches!(err, Error::Compile(_)));
-    assert!(err.to_string().contains("kubernetes"), "{err}");
+    assert!(matches!(err, Error::UnknownType { .. }));
+    assert_eq!(
+        err.to_string(),
+        "pipeline \"default\": type \"kubernetes\" is not served here (this runner serves: docker, exec)"
+    );
 }
 
 #[test]

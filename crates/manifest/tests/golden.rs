@@ -10,7 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use runnerkit_core::drone::{Build, Netrc, Repo, Stage, System};
-use runnerkit_manifest::{CompileContext, Compiled, Compiler, StaticSecrets, prepare};
+use runnerkit_manifest::{CompileContext, Compiled, Compiler, StaticSecrets};
+
+mod support;
+use support::prepare;
 
 const DOCKER_CONFIG: &str =
     r#"{"auths":{"registry.example.com:5000":{"auth":"Ym9iOnJlZ2lzdHJ5LXB3"}}}"#;
@@ -104,7 +107,7 @@ fn compile(
 }
 
 fn snapshot(compiled: &Compiled) -> serde_json::Value {
-    serde_json::json!({ "spec": compiled.spec, "warnings": compiled.warnings })
+    serde_json::json!({ "spec": compiled.spec, "warnings": compiled.warnings, "steps": compiled.steps })
 }
 
 fn golden(file: &str, name: &str, kind_type: &str) {

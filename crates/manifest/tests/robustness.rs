@@ -2,7 +2,9 @@
 //! the input (the cargo-fuzz targets in `fuzz/` explore further).
 
 use proptest::prelude::*;
-use runnerkit_manifest::{CompileContext, Compiler, Manifest, envsubst, lint, lint_manifest};
+use runnerkit_manifest::{CompileContext, Compiler, Manifest, envsubst, lint_file};
+
+mod support;
 
 /// Pieces of real pipelines, glued in random order and indentation: most
 /// results are invalid YAML in interesting ways, some parse.
@@ -41,11 +43,10 @@ proptest! {
     #[test]
     fn parse_lint_compile_never_panic(text in yamlish()) {
         if let Ok(manifest) = Manifest::parse(&text) {
-            let _ = lint_manifest(&manifest);
+            let _ = lint_file(&manifest, &support::types(), false);
             let ctx = CompileContext { spec_id: "p".into(), ..CompileContext::default() };
             for p in manifest.pipelines() {
-                let _ = lint(p, false);
-                let _ = Compiler::default().compile(p, &ctx);
+                let _ = support::prepare(&text, Some(p.display_name()), false, &Compiler::default(), &ctx);
             }
         }
     }

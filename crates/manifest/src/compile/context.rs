@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use runnerkit_core::Resources;
-use runnerkit_core::{Secret, Spec};
 use runnerkit_core::drone::{Build, Netrc, Repo, Stage, System};
+use runnerkit_core::{Secret, Spec};
 
 use crate::conditions::MatchInput;
 use crate::environ::{self, Environ};

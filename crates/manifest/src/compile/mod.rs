@@ -186,7 +186,9 @@ fn leave_out_steps_that_do_not_run(
             service: c.service,
             line: c.line,
             spec_index,
-            not_run: c.not_run.map(|key| NotRun::When { key: key.to_owned() }),
+            not_run: c.not_run.map(|key| NotRun::When {
+                key: key.to_owned(),
+            }),
         });
         if c.not_run.is_some() {
             continue;
