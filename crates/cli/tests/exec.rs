@@ -317,6 +317,47 @@ fn secrets_are_masked_in_everything_printed() {
 }
 
 #[test]
+fn an_engine_error_quoting_a_secret_is_masked_in_everything_printed() {
+    let tmp = workspace("secret-error.drone.yml");
+    let dir = tmp.path();
+    let secret = "s3cr3t-D1r";
+    let args = |json: bool| {
+        let mut args = vec![
+            "exec".to_owned(),
+            "--secret".to_owned(),
+            format!("target={secret}"),
+            "--env".to_owned(),
+            format!("TARGET={secret}"),
+        ];
+        if json {
+            args.push("--json".to_owned());
+        }
+        args
+    };
+    for as_json in [false, true] {
+        let args = args(as_json);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(dir, &args);
+        let printed = format!("{}{}", r.stdout, r.stderr);
+        assert_eq!(r.code, 1, "{printed}");
+        assert!(!printed.contains(secret), "{printed}");
+        let quoted = "working directory /nonexistent-runnerkit/******";
+        // The step's end line and the summary's error both quote it.
+        let human = if as_json { &r.stderr } else { &r.stdout };
+        assert!(
+            human.contains("deploy | <-- error (exit 255) in "),
+            "{printed}"
+        );
+        assert_eq!(human.matches(quoted).count(), 2, "{printed}");
+        if as_json {
+            let error = json(&r.stdout)["error"].as_str().unwrap().to_owned();
+            assert!(error.contains(quoted), "{error}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn build_flags_reach_conditions_and_variables() {
     let tmp = workspace("multi.drone.yml");
     let dir = tmp.path();

@@ -54,6 +54,16 @@ pub enum StepDecision {
 /// The [`State`] handle reads the stage's live state; the [`StepState`] given
 /// with a per-step event is an owned copy taken when the event happened.
 ///
+/// # Masking
+///
+/// Every text a hook receives is already masked with the stage's masked
+/// values ([`Spec::masked_values`](crate::Spec::masked_values)): log lines
+/// (the runtime's own notes among them), each step's and the stage's error
+/// (an engine's, a hook's or the runtime's message), in the per-step
+/// [`StepState`] and in every snapshot of the [`State`]. A hook shows or
+/// sends them as they are and masks nothing on its own; only text it gets
+/// from elsewhere (not from the runtime) is its own business.
+///
 /// # Errors and panics
 ///
 /// An error (or a panic) from `before`, `before_each`, `got_logs` or
@@ -94,7 +104,7 @@ pub trait Hook: Send + Sync {
         Ok(())
     }
 
-    /// One line of `step`'s log, masked, in order.
+    /// One line of `step`'s log, already masked, in order.
     ///
     /// Called on the log path for every line, so it must be quick and must
     /// not block: buffer lines and send them elsewhere (a hook that reports to

@@ -37,6 +37,11 @@ pub struct StepState {
     /// When it finished (or was skipped).
     pub stopped: Option<SystemTime>,
     /// Why it errored, was killed or skipped, when there is something to say.
+    ///
+    /// Written by the runtime already masked with the stage's masked values
+    /// ([`Spec::masked_values`](crate::Spec::masked_values)), whether the text
+    /// came from the engine, a hook or the runtime itself: show or send it as
+    /// it is.
     pub error: Option<String>,
 }
 
@@ -87,6 +92,9 @@ pub struct StageState {
     /// When it finished.
     pub stopped: Option<SystemTime>,
     /// Why it errored or was killed.
+    ///
+    /// Already masked with the stage's masked values, like
+    /// [`StepState::error`].
     pub error: Option<String>,
 }
 

@@ -56,6 +56,8 @@ pub struct StepScript {
     chunks: Vec<(Duration, Bytes)>,
     run_for: Duration,
     fail_at: Option<CallKind>,
+    /// What the scripted failure says, instead of naming the call.
+    fail_message: Option<String>,
     panic_at: Option<CallKind>,
     hang: bool,
     ignore_cancel: bool,
@@ -114,6 +116,15 @@ impl StepScript {
         self
     }
 
+    /// Fails the given call with an engine error saying `message`: an
+    /// engine's message may quote anything (a command line, a path, a
+    /// variable), which is what tests of masking need.
+    pub fn error_at_saying(mut self, call: CallKind, message: impl Into<String>) -> Self {
+        self.fail_at = Some(call);
+        self.fail_message = Some(message.into());
+        self
+    }
+
     /// Panics in the given call.
     pub fn panic_at(mut self, call: CallKind) -> Self {
         self.panic_at = Some(call);
@@ -146,7 +157,8 @@ struct Inner {
     violations: Vec<String>,
     /// Per spec id: setup done, destroyed, and each step's progress.
     stages: HashMap<String, StageRecord>,
-    setup_error: bool,
+    /// What a failing `setup` says; `None`: it succeeds.
+    setup_error: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -193,7 +205,12 @@ impl MockEngine {
 
     /// Makes `setup` fail.
     pub fn with_setup_error(self) -> Self {
-        self.lock().setup_error = true;
+        self.with_setup_error_saying("scripted setup failure")
+    }
+
+    /// Makes `setup` fail with an engine error saying `message`.
+    pub fn with_setup_error_saying(self, message: impl Into<String>) -> Self {
+        self.lock().setup_error = Some(message.into());
         self
     }
 
@@ -288,11 +305,11 @@ impl MockEngine {
             panic!("mock engine: scripted panic in {kind:?}");
         }
         if script.fail_at == Some(kind) {
-            return Err(EngineError::new(
-                "mock",
-                EngineErrorKind::Other,
-                format!("scripted failure in {kind:?}"),
-            ));
+            let message = script
+                .fail_message
+                .clone()
+                .unwrap_or_else(|| format!("scripted failure in {kind:?}"));
+            return Err(EngineError::new("mock", EngineErrorKind::Other, message));
         }
         Ok(script)
     }
@@ -356,11 +373,12 @@ impl Engine for MockEngine {
 
     async fn setup(&self, spec: &Spec, _cancel: &CancellationToken) -> Result<(), EngineError> {
         self.enter(CallKind::Setup, spec, None)?;
-        if self.lock().setup_error {
+        let failure = self.lock().setup_error.clone();
+        if let Some(message) = failure {
             return Err(EngineError::new(
                 "mock",
                 EngineErrorKind::Unavailable,
-                "scripted setup failure",
+                message,
             ));
         }
         Ok(())

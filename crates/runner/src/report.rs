@@ -39,7 +39,9 @@ pub(crate) fn unix(t: Option<SystemTime>) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Drone keeps 500 characters of an error.
+/// Drone keeps 500 characters of an error. Only shortened here: an error
+/// from the runtime's state is masked already (cutting into a `******`
+/// reveals nothing).
 pub(crate) fn truncate_error(e: &str) -> String {
     e.chars().take(500).collect()
 }

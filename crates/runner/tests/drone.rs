@@ -1440,6 +1440,51 @@ async fn an_engine_error_is_reported_as_the_steps_and_stages_error() {
     assert_eq!(stage.steps[1].status, Status::Skipped);
 }
 
+/// An engine message may quote a secret (a registry login, a command line):
+/// the runtime masks it, so what the server gets in the step's and the
+/// stage's `error`, and in any request at all, shows `******`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_error_quoting_a_secret_reaches_the_server_masked() {
+    let engine = MockEngine::new().with_step(
+        "publish",
+        StepScript::exit(0).error_at_saying(
+            runnerkit_mock::CallKind::Start,
+            format!("push with token {SECRET_VALUE} refused"),
+        ),
+    );
+    let rig = rig(Arc::new(engine.clone())).await;
+    let mut details = details(SECRETS);
+    details.secrets = vec![Secret {
+        name: "deploy_token".into(),
+        data: SECRET_VALUE.into(),
+        ..Secret::default()
+    }];
+    let id = rig.server.enqueue(details);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Error));
+    engine.assert_protocol();
+
+    let masked = "mock: push with token ****** refused";
+    let publish = rig
+        .server
+        .step_updates()
+        .into_iter()
+        .find(|s| s.status == Status::Error)
+        .expect("the step's final update");
+    assert_eq!(publish.error, masked);
+    let stage = rig.stage(id);
+    assert_eq!(stage.error, masked);
+    assert_eq!(stage.steps[0].error, masked);
+    for request in rig.server.requests() {
+        let body = String::from_utf8_lossy(&request.body);
+        assert!(
+            !body.contains(SECRET_VALUE),
+            "{} {} carried the secret: {body}",
+            request.method,
+            request.path
+        );
+    }
+}
+
 // ---------------------------------------------------------------- the stage deadline
 
 /// A repository without a timeout (0, which Drone's runner takes as an

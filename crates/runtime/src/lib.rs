@@ -15,6 +15,9 @@
 //! - The log path: bytes become numbered [`Line`](runnerkit_core::Line)s,
 //!   secrets are masked however the output was chunked, and a per-step limit
 //!   truncates with a visible marker ([`logs`]).
+//! - Masking in one place: log lines, the runtime's own notes in a log, and
+//!   every step and stage error text are masked with the stage's masked
+//!   values before any hook, snapshot or caller sees them.
 //!
 //! ```
 //! use std::sync::Arc;

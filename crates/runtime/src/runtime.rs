@@ -38,6 +38,10 @@ use crate::{Error, RuntimeConfig};
 ///   timeouts), with its own deadline and a fresh token.
 /// - Every step ends in a final status; the returned [`Snapshot`] is the
 ///   final state, the same one the `after` hooks saw.
+/// - Every text in the state and the logs (lines, step and stage errors,
+///   whoever wrote them: the engine, a hook, the runtime) is masked with the
+///   spec's [`masked_values`](Spec::masked_values), so no consumer has to
+///   mask what the runtime hands it.
 ///
 /// # Cancel safety
 ///
@@ -202,7 +206,9 @@ impl Runtime {
         finalize(&ctx, stop.as_ref());
         if let Err(e) = ctx.hooks.after(&ctx.state).await {
             ctx.writer.update(|s| {
-                s.stage.error.get_or_insert(e);
+                if s.stage.error.is_none() {
+                    ctx.write_error(&mut s.stage.error, &e);
+                }
             });
         }
         ctx.state.snapshot()
@@ -229,9 +235,11 @@ impl Runtime {
             }
         };
         if let Some(problem) = problem {
-            tracing::error!(spec = %ctx.spec.id, "{problem}");
+            tracing::error!(spec = %ctx.spec.id, "{}", ctx.masker.mask_str(&problem));
             ctx.writer.update(|s| {
-                s.stage.error.get_or_insert(problem);
+                if s.stage.error.is_none() {
+                    ctx.write_error(&mut s.stage.error, &problem);
+                }
             });
         }
     }
@@ -413,13 +421,7 @@ impl<'a> Scheduler<'a> {
 /// of defence against a bug in the step's own code.
 fn errored(ctx: &StageContext, index: usize, panic: &str) -> StepReport {
     let msg = format!("the step's task failed: {panic}");
-    ctx.writer.update(|s| {
-        let st = &mut s.steps[index];
-        st.status = Status::Error;
-        st.exit_code = 255;
-        st.error = Some(msg);
-        st.stopped = Some(SystemTime::now());
-    });
+    ctx.finish(index, Status::Error, 255, Some(msg));
     StepReport {
         index,
         status: Status::Error,
@@ -484,8 +486,8 @@ fn finalize(ctx: &StageContext, stop: Option<&Stop>) {
         s.stage.stopped = Some(now);
         // A teardown problem recorded earlier stays unless there is a cause
         // that matters more.
-        if error.is_some() {
-            s.stage.error = error;
+        if let Some(error) = &error {
+            ctx.write_error(&mut s.stage.error, error);
         }
     });
 }

@@ -65,7 +65,19 @@ enum Executed {
 }
 
 impl StageContext {
-    fn finish(
+    /// Puts `text` in `slot` (a step's or the stage's error), masked with
+    /// the stage's secrets. Every error text enters the state here and
+    /// nowhere else, so that hooks, snapshots and `Runtime::run`'s result
+    /// only ever hold masked text: an engine's or a hook's message may quote
+    /// a command line, a registry login or an environment, and consumers
+    /// rely on not having to mask on their own.
+    pub(crate) fn write_error(&self, slot: &mut Option<String>, text: &str) {
+        *slot = Some(self.masker.mask_str(text));
+    }
+
+    /// Ends step `index` with `status`, `exit_code` and, when there is one,
+    /// `error`, and returns its final state.
+    pub(crate) fn finish(
         &self,
         index: usize,
         status: Status,
@@ -81,8 +93,8 @@ impl StageContext {
             if st.started.is_none() {
                 st.started = Some(now);
             }
-            if error.is_some() {
-                st.error = error;
+            if let Some(error) = &error {
+                self.write_error(&mut st.error, error);
             }
             st.clone()
         })
@@ -341,9 +353,10 @@ async fn pump(
                     "[runnerkit] reading the step's output failed: {}",
                     e.to_chain_string()
                 );
-                tracing::warn!(step = %running.name, "{msg}");
+                tracing::warn!(step = %running.name, "{}", ctx.masker.mask_str(&msg));
+                // The writer masks it like any line of the step's output.
                 writer.write(b"\n", ts, &mut emit);
-                writer.write(ctx.masker.mask_str(&msg).as_bytes(), ts, &mut emit);
+                writer.write(msg.as_bytes(), ts, &mut emit);
                 writer.write(b"\n", ts, &mut emit);
                 break;
             }

@@ -69,7 +69,7 @@ async fn prepare_and_run(args: &ExecArgs) -> anyhow::Result<Outcome> {
 
     if args.json {
         // The stage has run: a closed stdout changes nothing about its outcome.
-        let _ = RunResult::from_snapshot(&snapshot, &masker).write(&mut std::io::stdout().lock());
+        let _ = RunResult::from_snapshot(&snapshot).write(&mut std::io::stdout().lock());
     }
     Ok(Outcome::Ran(snapshot.stage.status))
 }

@@ -47,6 +47,9 @@ pub struct HumanReporter {
     out: Mutex<Box<dyn Write + Send>>,
     width: usize,
     style: Style,
+    /// For compile warnings only: they come from the compiler, not the
+    /// runtime, so nothing has masked them yet. Lines and errors arrive
+    /// masked by the runtime.
     masker: Masker,
     /// Compile warnings by step name; `None` for the whole stage.
     warnings: BTreeMap<Option<String>, Vec<String>>,
@@ -62,9 +65,9 @@ impl std::fmt::Debug for HumanReporter {
 }
 
 impl HumanReporter {
-    /// A reporter for the steps of `spec` writing to `out`. Everything it
-    /// prints besides log lines (which the runtime already masked) goes
-    /// through `masker`.
+    /// A reporter for the steps of `spec` writing to `out`. The compile
+    /// warnings it shows go through `masker`; log lines and step and stage
+    /// errors are printed as the runtime gave them, already masked.
     pub fn new(out: Box<dyn Write + Send>, spec: &Spec, style: Style, masker: Masker) -> Self {
         let width = spec
             .steps
@@ -131,7 +134,7 @@ impl HumanReporter {
         }
         if let Some(error) = &step.error {
             line.push_str(": ");
-            line.push_str(&self.masker.mask_str(error));
+            line.push_str(error);
         }
         line.push('\n');
         line
@@ -188,7 +191,7 @@ impl HumanReporter {
         }
         text.push('\n');
         if let Some(error) = &stage.error {
-            text.push_str(&format!("error: {}\n", self.masker.mask_str(error)));
+            text.push_str(&format!("error: {error}\n"));
         }
         text
     }
@@ -334,7 +337,8 @@ mod tests {
         );
         let build = finished(0, "build", Status::Success, 0, 1200);
         let mut test = finished(1, "test", Status::Error, 255, 10);
-        test.error = Some("local: start step \"test\" (/bin/s3cr3t)".into());
+        // As the runtime writes it: masked already.
+        test.error = Some("local: start step \"test\" (/bin/******)".into());
         let mut snap = Snapshot::new(vec![build.clone(), test.clone()]);
         snap.stage.status = Status::Error;
         snap.stage.started = build.started;
@@ -361,6 +365,44 @@ mod tests {
              test   error     255  0.01s\n\
              \n\
              pipeline error in 2m05s\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn warnings_are_masked_and_errors_printed_as_the_runtime_gave_them() {
+        let buf = Buffer::default();
+        let reporter = HumanReporter::new(
+            Box::new(buf.clone()),
+            &spec(),
+            Style { color: false },
+            Masker::new(["s3cr3t"]),
+        )
+        .with_warnings(vec![
+            CompileWarning {
+                step: None,
+                message: "stage-wide s3cr3t".into(),
+            },
+            CompileWarning {
+                step: Some("build".into()),
+                message: "about s3cr3t".into(),
+            },
+        ]);
+        let mut build = finished(0, "build", Status::Error, 255, 10);
+        // A text the runtime gave is printed as it is, not masked again.
+        build.error = Some("quotes ****** and s3cr3t".into());
+        let state = StateWriter::new(Snapshot::new(vec![build.clone()])).reader();
+        reporter.before(&state).await.unwrap();
+        reporter.before_each(&state, &build).await.unwrap();
+        reporter.after_each(&state, &build).await.unwrap();
+        let text = buf.text();
+        assert!(
+            text.starts_with(
+                "warning: stage-wide ******\n\
+                 build | --> running\n\
+                 build | warning: about ******\n\
+                 build | <-- error (exit 255) in 0.01s: quotes ****** and s3cr3t\n"
+            ),
+            "{text}"
         );
     }
 

@@ -2,7 +2,8 @@
 //!
 //! `{"status": "...", "steps": [{"name": "...", "status": "...", "exit_code": N}], "error": "..."?}`
 //! as DESIGN.md ("The CLI contract") gives it. Statuses are Drone's
-//! spellings; `error` is there only when there is one, secrets masked.
+//! spellings; `error` is there only when there is one, secrets masked (by
+//! the runtime for a stage that ran, here for a refusal).
 
 use std::io::Write;
 
@@ -29,14 +30,14 @@ struct StepResult {
 
 impl RunResult {
     /// The result of a stage that ran. Its `error` is the stage's, else the
-    /// first step error, so a failing engine call is explained.
-    pub fn from_snapshot(snapshot: &Snapshot, masker: &Masker) -> Self {
+    /// first step error, so a failing engine call is explained; the runtime
+    /// masked both already.
+    pub fn from_snapshot(snapshot: &Snapshot) -> Self {
         let error = snapshot
             .stage
             .error
-            .as_deref()
-            .or_else(|| snapshot.steps.iter().find_map(|s| s.error.as_deref()))
-            .map(|e| masker.mask_str(e));
+            .clone()
+            .or_else(|| snapshot.steps.iter().find_map(|s| s.error.clone()));
         Self {
             status: snapshot.stage.status,
             steps: snapshot
@@ -52,7 +53,8 @@ impl RunResult {
         }
     }
 
-    /// The result when nothing ran: the input was refused.
+    /// The result when nothing ran: the input was refused. The runtime never
+    /// saw the message, so it is masked here.
     pub fn refused(message: &str, masker: &Masker) -> Self {
         Self {
             status: Status::Error,
@@ -89,7 +91,7 @@ mod tests {
         bad.exit_code = 2;
         let mut snap = Snapshot::new(vec![ok, bad]);
         snap.stage.status = Status::Failure;
-        let text = render(&RunResult::from_snapshot(&snap, &Masker::new([])));
+        let text = render(&RunResult::from_snapshot(&snap));
         assert_eq!(
             text,
             "{\"status\":\"failure\",\"steps\":[{\"name\":\"build\",\"status\":\"success\",\"exit_code\":0},\
@@ -98,19 +100,23 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_masked() {
+    fn a_step_error_explains_a_stage_without_one() {
         let mut step = StepState::pending(0, "deploy");
         step.status = Status::Error;
         step.exit_code = 255;
-        step.error = Some("local: start step (/bin/hunter2)".into());
+        step.error = Some("local: start step (/bin/******)".into());
         let mut snap = Snapshot::new(vec![step]);
         snap.stage.status = Status::Error;
-        let masker = Masker::new(["hunter2"]);
-        let text = render(&RunResult::from_snapshot(&snap, &masker));
+        let text = render(&RunResult::from_snapshot(&snap));
         assert!(
             text.contains("\"error\":\"local: start step (/bin/******)\""),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_refusal_is_masked() {
+        let masker = Masker::new(["hunter2"]);
         let text = render(&RunResult::refused("bad hunter2", &masker));
         assert_eq!(
             text,

@@ -83,7 +83,7 @@ impl LineWriter {
                 "[runnerkit] {} more lines ({} bytes) were dropped by the log limit",
                 self.dropped_lines, self.dropped_bytes
             );
-            self.push(message, timestamp, emit);
+            self.note(&message, timestamp, emit);
             self.dropped_lines = 0;
         }
     }
@@ -160,10 +160,18 @@ impl LineWriter {
                 "[runnerkit] log limit of {} bytes reached: the rest of this step's output is not kept",
                 self.limit
             );
-            self.push(message, timestamp, emit);
+            self.note(&message, timestamp, emit);
             return false;
         }
         true
+    }
+
+    /// A line of the writer's own, masked like the step's output: what the
+    /// runtime writes into a log must not show a secret either, whatever it
+    /// quotes.
+    fn note(&mut self, message: &str, timestamp: u64, emit: &mut impl FnMut(Line)) {
+        let message = self.masker.mask_str(message);
+        self.push(message, timestamp, emit);
     }
 
     fn push(&mut self, message: String, timestamp: u64, emit: &mut impl FnMut(Line)) {
