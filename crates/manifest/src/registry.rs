@@ -20,6 +20,14 @@ pub enum RegistryError {
         /// What is wrong.
         message: String,
     },
+    /// A source of credentials could not be asked (a registry plugin).
+    #[error("{message}")]
+    Source {
+        /// Which source.
+        source_name: String,
+        /// What went wrong, with its cause.
+        message: String,
+    },
 }
 
 /// A source of registry credentials.

@@ -488,8 +488,8 @@ mod tests {
         assert_eq!(config.compiler.clone_image, Compiler::default().clone_image);
     }
 
-    #[test]
-    fn every_setting_is_read() {
+    #[tokio::test]
+    async fn every_setting_is_read() {
         let settings = DaemonSettings::from_environment(&env(&[
             ("DRONE_RUNNER_NAME", " runner-7 "),
             ("DRONE_RUNNER_CAPACITY", "8"),
@@ -553,7 +553,9 @@ mod tests {
                 name: "token",
                 build: &build,
                 repo: &repo,
+                document: None,
             })
+            .await
             .unwrap();
         assert_eq!(found.as_deref(), Some("abc"));
     }

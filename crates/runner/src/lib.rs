@@ -52,7 +52,7 @@ mod stage;
 
 pub use backoff::Backoff;
 pub use daemon::DaemonSettings;
-pub use error::Error;
+pub use error::{Error, StageError};
 pub use limits::Limits;
 pub use memory::{MemoryManager, Report};
 pub use poller::{Poller, PollerStats};

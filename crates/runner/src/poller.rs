@@ -238,12 +238,12 @@ impl Worker {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
                 tracing::error!(stage = id, "stage lost: {e}");
-                StageOutcome::Refused(e.to_string())
+                StageOutcome::Refused(std::sync::Arc::new(crate::StageError::Lost(e)))
             }
             Err(panic) => {
                 let msg = panic_message(&*panic);
                 tracing::error!(stage = id, "the runner panicked taking the stage: {msg}");
-                StageOutcome::Refused(msg)
+                StageOutcome::Refused(std::sync::Arc::new(crate::StageError::Panic(msg)))
             }
         };
         self.stats.running.fetch_sub(1, Ordering::Relaxed);

@@ -8,13 +8,15 @@ use std::time::{Duration, SystemTime};
 use futures_util::FutureExt;
 
 use runnerkit_core::drone::{self, Stage};
-use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError, Snapshot, Status};
-use runnerkit_manifest::{Compiled, Compiler, LiveStatus, RegistryProvider, SecretProvider};
+use runnerkit_core::{CancellationToken, Engine, Hook, Manager, ManagerError, Snapshot, Status};
+use runnerkit_manifest::{
+    Compiled, Compiler, LiveStatus, PipelineType, RegistryProvider, SecretProvider, TypeRegistry,
+};
 use runnerkit_runtime::{Runtime, RuntimeConfig};
 
-use crate::compile::StageCompiler;
+use crate::compile::compile_stage;
 use crate::report::{LogConfig, Reporter, truncate_error, unix};
-use crate::{Backoff, Error, Limits};
+use crate::{Backoff, Error, Limits, StageError};
 use runnerkit_core::{EnvironPluginClient, RegistryPluginClient, SecretPluginClient};
 
 /// What a [`StageRunner`] needs beyond the manager and the engine.
@@ -33,6 +35,14 @@ pub struct RunnerConfig {
     pub limits: Limits,
     /// How pipelines are compiled (clone image and the like).
     pub compiler: Compiler,
+    /// The pipeline types this runner compiles (how each type's steps
+    /// compile, the engine's own keys). The default serves `docker` and
+    /// `exec`; a runner of another engine registers its own type.
+    pub types: TypeRegistry,
+    /// The user's hooks (metrics, a notifier): each stage's runtime calls
+    /// them after the runner's own (the live `DRONE_*` status and the
+    /// server reporter), with the same masked events.
+    pub hooks: Vec<Arc<dyn Hook>>,
     /// Runtime settings; `stage_timeout` is replaced by the repository's.
     pub runtime: RuntimeConfig,
     /// Live log batching.
@@ -61,6 +71,10 @@ impl Default for RunnerConfig {
             registries: None,
             limits: Limits::default(),
             compiler: Compiler::default(),
+            types: TypeRegistry::new()
+                .with(PipelineType::docker())
+                .with(PipelineType::exec()),
+            hooks: Vec::new(),
             runtime: RuntimeConfig::default(),
             logs: LogConfig::default(),
             default_timeout: Duration::from_secs(60 * 60),
@@ -79,6 +93,8 @@ impl std::fmt::Debug for RunnerConfig {
             .field("secrets", &self.secrets.len())
             .field("limits", &self.limits)
             .field("runtime", &self.runtime)
+            .field("types", &self.types.names().collect::<Vec<_>>())
+            .field("hooks", &self.hooks.len())
             .field("secret_plugin", &self.secret_plugin.is_some())
             .field("registry_plugin", &self.registry_plugin.is_some())
             .field("environ_plugin", &self.environ_plugin.is_some())
@@ -87,18 +103,32 @@ impl std::fmt::Debug for RunnerConfig {
 }
 
 /// How one stage ended, from the runner's side.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StageOutcome {
     /// Another runner accepted it first; nothing was reported.
     Taken,
     /// The build was already killed or skipped on the server; nothing ran.
     AlreadyDone,
-    /// It could not be run (refused repository, bad YAML, lint, ...) and was
-    /// reported `error` with this message.
-    Refused(String),
+    /// It could not be run (refused repository, bad YAML, lint, a plugin
+    /// down, ...) and was reported `error` with this error's message.
+    Refused(Arc<StageError>),
     /// It ran; the final stage status as reported.
     Ran(Status),
 }
+
+impl PartialEq for StageOutcome {
+    /// Refusals are equal when their messages are.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Taken, Self::Taken) | (Self::AlreadyDone, Self::AlreadyDone) => true,
+            (Self::Refused(a), Self::Refused(b)) => a.to_string() == b.to_string(),
+            (Self::Ran(a), Self::Ran(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StageOutcome {}
 
 /// Runs one stage the way Drone's runner does, and better: accept, watch for
 /// cancellation, details, environment, envsubst, parse, lint, secrets,
@@ -196,7 +226,7 @@ impl StageRunner {
     /// was last told: steps still running end `error`, pending ones
     /// `skipped`.
     async fn report_panic(&self, progress: &Progress, panic: &str) -> Result<StageOutcome, Error> {
-        let msg = format!("the runner failed: {panic}");
+        let msg = StageError::Panic(panic.to_owned());
         tracing::error!("{msg}");
         let mut stage = progress.stage();
         if let Some(steps) = progress.steps() {
@@ -231,11 +261,13 @@ impl StageRunner {
         };
         stage.version = version;
         stage.steps.clear();
-        let msg = concat!(
-            "the server's answer to the stage's start was lost on the way; ",
-            "the stage was not run (restart the build)"
-        )
-        .to_owned();
+        let msg = StageError::Start(
+            concat!(
+                "the server's answer to the stage's start was lost on the way; ",
+                "the stage was not run (restart the build)"
+            )
+            .to_owned(),
+        );
         self.refuse(stage, msg).await
     }
 
@@ -249,7 +281,7 @@ impl StageRunner {
         mut stage: Stage,
         e: ManagerError,
     ) -> Result<StageOutcome, Error> {
-        let msg = format!("the server refused the stage's start: {e}");
+        let msg = StageError::Start(format!("the server refused the stage's start: {e}"));
         match self.manager.details(stage.id).await {
             Ok(details) => stage.version = details.stage.version,
             Err(again) => {
@@ -273,7 +305,10 @@ impl StageRunner {
         let mut details = match self.manager.details(stage.id).await {
             Ok(d) => d,
             Err(e) => {
-                let msg = format!("cannot get the stage's details from the server: {e}");
+                let msg = StageError::Server {
+                    call: "cannot get the stage's details from the server",
+                    source: e,
+                };
                 return self.refuse(stage, msg).await;
             }
         };
@@ -283,7 +318,10 @@ impl StageRunner {
             match self.manager.netrc(details.repository.id).await {
                 Ok(netrc) => details.netrc = netrc,
                 Err(e) => {
-                    let msg = format!("cannot get the clone credentials from the server: {e}");
+                    let msg = StageError::Server {
+                        call: "cannot get the clone credentials from the server",
+                        source: e,
+                    };
                     return self.refuse(stage, msg).await;
                 }
             }
@@ -297,23 +335,20 @@ impl StageRunner {
             return Ok(StageOutcome::AlreadyDone);
         }
         if let Err(msg) = self.config.limits.check(&details) {
-            return self.refuse(stage, msg).await;
+            return self.refuse(stage, StageError::Limits(msg)).await;
         }
         stage.machine = self.config.machine.clone();
-        let compiled = match StageCompiler::new(&self.config, &stage, &details)
-            .compile()
-            .await
-        {
+        let compiled = match compile_stage(&self.config, &stage, &details).await {
             Ok(c) => c,
-            Err(msg) => return self.refuse(stage, msg).await,
+            Err(error) => return self.refuse(stage, error).await,
         };
         let spec = Arc::new(compiled.spec.clone());
 
-        // Register every step that runs: number 1..n, pending.
+        // Register every step of the spec (those that may run), number 1..n,
+        // pending: the same positions as the runtime's snapshot.
         let registered: Vec<drone::Step> = spec
             .steps
             .iter()
-            .filter(|s| s.run_policy != runnerkit_core::RunPolicy::Never)
             .enumerate()
             .map(|(i, s)| drone::Step {
                 step_id: stage.id,
@@ -354,7 +389,13 @@ impl StageRunner {
         };
         let runtime = Runtime::new(self.engine.clone())
             .with_hook(Arc::new(LiveStatus::new(&details.build, &stage)))
-            .with_hook(reporter.clone())
+            .with_hook(reporter.clone());
+        let runtime = self
+            .config
+            .hooks
+            .iter()
+            .cloned()
+            .fold(runtime, Runtime::with_hook)
             .with_config(RuntimeConfig {
                 stage_timeout: Some(timeout),
                 ..self.config.runtime.clone()
@@ -367,7 +408,7 @@ impl StageRunner {
             Ok(snapshot) => snapshot,
             // The compiler checked dependencies already; this is a bug, but
             // the user must still see it.
-            Err(e) => return self.refuse(stage, e.to_string()).await,
+            Err(e) => return self.refuse(stage, StageError::Engine(e.to_string())).await,
         };
         stage.steps = reporter.steps();
         self.report_end(stage, &snapshot).await
@@ -411,8 +452,13 @@ impl StageRunner {
     /// Reports a stage that cannot run as `error`, with `msg`.
     /// Steps not done yet end too: running ones `error`, pending ones
     /// `skipped`, so that no step of a finished stage looks alive.
-    async fn refuse(&self, mut stage: Stage, msg: String) -> Result<StageOutcome, Error> {
-        tracing::warn!(stage = stage.id, "stage not run: {msg}");
+    async fn refuse(&self, mut stage: Stage, error: StageError) -> Result<StageOutcome, Error> {
+        let msg = error.to_string();
+        tracing::warn!(
+            stage = stage.id,
+            kind = error.kind(),
+            "stage not run: {msg}"
+        );
         let now = unix(Some(SystemTime::now()));
         for step in &mut stage.steps {
             match step.status {
@@ -438,7 +484,7 @@ impl StageRunner {
         }
         stage.stopped = now;
         match self.manager.after_all(&mut stage).await {
-            Ok(()) | Err(ManagerError::Conflict) => Ok(StageOutcome::Refused(msg)),
+            Ok(()) | Err(ManagerError::Conflict) => Ok(StageOutcome::Refused(Arc::new(error))),
             Err(e) => Err(Error::Report {
                 stage: stage.id,
                 source: e,

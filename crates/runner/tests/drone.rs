@@ -639,6 +639,7 @@ async fn yaml_error(engine: Arc<dyn Engine>) {
     let StageOutcome::Refused(message) = rig.run_next().await else {
         panic!("a YAML error refuses the stage");
     };
+    let message = message.to_string();
     assert!(!message.is_empty());
     let updates = rig.stage_updates(id);
     assert_eq!(updates.len(), 1, "only the end is reported: {updates:#?}");
@@ -1120,8 +1121,9 @@ on_mock_and_host!(
 /// A secret provider with a bug.
 struct Panicking;
 
+#[async_trait::async_trait]
 impl SecretProvider for Panicking {
-    fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
+    async fn find(&self, request: &SecretRequest<'_>) -> Result<Option<String>, SecretError> {
         panic!("the provider broke looking up {}", request.name);
     }
 }
@@ -1389,6 +1391,7 @@ async fn a_failed_start_is_reported_as_the_stages_error() {
     let StageOutcome::Refused(message) = rig.run_next().await else {
         panic!("the stage cannot run");
     };
+    let message = message.to_string();
     assert!(message.contains("database is locked"), "{message}");
     let stage = rig.stage(id);
     assert_eq!((stage.status, stage.exit_code), (Status::Error, 255));

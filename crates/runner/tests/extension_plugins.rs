@@ -340,6 +340,7 @@ async fn refused_naming(rig: &PluginRig, pipeline: &str, plugin: &str, said: &st
     let StageOutcome::Refused(msg) = outcome else {
         panic!("unexpected {outcome:?}");
     };
+    let msg = msg.to_string();
     assert!(msg.contains(plugin), "{msg}");
     assert!(msg.contains(said), "{msg}");
     let stage = rig.rig.server.stage(id).unwrap();
@@ -364,6 +365,7 @@ async fn a_plugin_with_another_token_fails_the_stage() {
     let StageOutcome::Refused(msg) = outcome else {
         panic!("unexpected {outcome:?}");
     };
+    let msg = msg.to_string();
     assert!(msg.contains("registry plugin answered 401"), "{msg}");
     assert!(!msg.contains(TOKEN), "{msg}");
     assert_eq!(

@@ -238,6 +238,7 @@ async fn bad_yaml_reports_the_stage_as_error_with_the_message() {
     let StageOutcome::Refused(msg) = outcome else {
         panic!("expected a refusal, got {outcome:?}");
     };
+    let msg = msg.to_string();
     assert!(msg.contains("line 6"), "{msg}");
     let stage = manager.stage(id).unwrap();
     assert_eq!((stage.status, stage.exit_code), (Status::Error, 255));
@@ -256,9 +257,13 @@ async fn a_refused_repository_is_reported_not_run() {
         .run(next_stage(&manager).await, CancellationToken::new())
         .await
         .unwrap();
+    let StageOutcome::Refused(error) = outcome else {
+        panic!("expected a refusal, got {outcome:?}");
+    };
+    assert!(matches!(*error, runnerkit_runner::StageError::Limits(_)));
     assert_eq!(
-        outcome,
-        StageOutcome::Refused("insufficient permission to run the pipeline".into())
+        error.to_string(),
+        "insufficient permission to run the pipeline"
     );
     assert_eq!(manager.stage(id).unwrap().status, Status::Error);
 }
@@ -608,6 +613,7 @@ async fn a_start_applied_with_its_answer_lost_is_reported_not_left_running() {
     let StageOutcome::Refused(msg) = outcome else {
         panic!("expected a refusal, got {outcome:?}");
     };
+    let msg = msg.to_string();
     assert!(
         msg.contains("answer to the stage's start was lost"),
         "{msg}"

@@ -190,6 +190,7 @@ async fn a_plugin_error_fails_the_stage_naming_the_secret() {
     let StageOutcome::Refused(msg) = outcome else {
         panic!("unexpected {outcome:?}");
     };
+    let msg = msg.to_string();
     assert!(msg.contains("\"docker_username\""), "{msg}");
     assert!(msg.contains("vault is sealed"), "{msg}");
     let stage = rig.server.stage(id).unwrap();
