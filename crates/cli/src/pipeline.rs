@@ -1,15 +1,17 @@
-//! From a pipeline file on disk to a compiled `Spec`: the input side every
-//! command shares, over `runnerkit-manifest`'s phases (envsubst, parse,
-//! select, lint, compile). Every error here refuses the input.
+//! From a pipeline file on disk to a compiled stage for a local run: the
+//! input side `exec` and `compile` share, over `runnerkit-manifest`'s one
+//! assembly path. Every error here refuses the input.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use runnerkit_core::Secret;
 use runnerkit_manifest::{
-    CompileContext, Compiled, Compiler, LintError, LiveStatus, Manifest, Pipeline, StaticSecrets,
+    CombinedSecrets, CompileContext, Compiled, Compiler, DocumentSecrets, Error, LintError,
+    LiveStatus, StageInput, StaticSecrets, TypeRegistry,
 };
 
 use crate::cli::BuildArgs;
@@ -53,87 +55,102 @@ pub struct RunInputs<'a> {
     pub build: BuildArgs,
     /// `--env` values: every step's environment, and `${VAR}` substitution.
     pub env: &'a [(String, String)],
-    /// `--secret` values for `from_secret`.
+    /// `--secret` values for `from_secret`, each masked in every log.
     pub secrets: &'a [(String, String)],
 }
 
-/// A compiled pipeline and what kind of engine runs it.
+/// A compiled pipeline, ready to run.
 #[derive(Debug)]
 pub struct Prepared {
-    /// The Spec and the compile warnings.
+    /// The Spec, the compile warnings and every step of the pipeline.
     pub compiled: Compiled,
-    /// The pipeline's `type`: `exec` or `docker`.
-    pub pipeline_type: String,
     /// Keeps `DRONE_BUILD_STATUS` and its kin current as steps start.
     pub live: LiveStatus,
 }
 
-/// Substitutes, parses, selects, lints and compiles one pipeline of
-/// `source` for a local run: its directory is the workspace, nothing is
-/// cloned.
-pub fn prepare(source: &SourceFile, inputs: &RunInputs<'_>) -> anyhow::Result<Prepared> {
-    let path = source.path.display();
+/// Assembles one pipeline of `source` for a local run: its directory is
+/// the workspace, nothing is cloned, `--secret` values come first and the
+/// file's encrypted documents after them, and every `--secret` value is
+/// masked whether or not the pipeline uses it.
+pub async fn prepare(
+    source: &SourceFile,
+    inputs: &RunInputs<'_>,
+    types: &TypeRegistry,
+) -> anyhow::Result<Prepared> {
     let requested = inputs.pipeline.unwrap_or_default();
     let local = local_build(&inputs.build, &source.dir, inputs.trusted, requested, "");
-    let mut ctx = CompileContext {
+    let secrets = CombinedSecrets::new()
+        .with(StaticSecrets::new(to_map(inputs.secrets)))
+        .with(DocumentSecrets);
+    let ctx = CompileContext {
         spec_id: run_id(),
         build: local.build,
         repo: local.repo,
         stage: local.stage,
         system: local.system,
-        secrets: Arc::new(StaticSecrets::new(to_map(inputs.secrets))),
+        secrets: Arc::new(secrets),
         environ: to_map(inputs.env),
+        masked: inputs
+            .secrets
+            .iter()
+            .map(|(name, value)| Secret {
+                name: name.clone(),
+                value: value.clone(),
+                mask: true,
+            })
+            .collect(),
         host_workspace: Some(source.dir.display().to_string()),
         clone: false,
         ..CompileContext::default()
     };
-    let vars = ctx.substitution_environ();
-    let text = runnerkit_manifest::envsubst(&source.text, |k| vars.get(k).cloned())
-        .with_context(|| format!("{path}: variable substitution failed"))?;
-    let manifest =
-        Manifest::parse(&text).with_context(|| format!("{path}: invalid pipeline file"))?;
-    let pipeline = runnerkit_manifest::select(&manifest, inputs.pipeline, "")
-        .with_context(|| format!("{path}: cannot pick the pipeline to run"))?;
-    let problems = lint(&manifest, [pipeline], inputs.trusted);
-    if !problems.is_empty() {
-        bail!(
-            "{path}: the pipeline has problems:\n{}",
-            describe(&problems, source)
-        );
-    }
-    ctx.stage.name = pipeline.display_name().to_owned();
-    ctx.stage.kind_type = pipeline.pipeline_type().to_owned();
-    let compiled = Compiler::default()
-        .compile(pipeline, &ctx)
-        .with_context(|| format!("{path}: cannot compile the pipeline"))?;
-    Ok(Prepared {
-        compiled,
-        live: LiveStatus::new(&ctx.build, &ctx.stage),
-        pipeline_type: ctx.stage.kind_type,
+    let compiled = runnerkit_manifest::assemble(StageInput {
+        text: &source.text,
+        pipeline: inputs.pipeline,
+        trusted: inputs.trusted,
+        types,
+        compiler: &Compiler::default(),
+        context: &ctx,
     })
+    .await
+    .map_err(|e| refused(e, source))?;
+    let mut stage = ctx.stage;
+    stage.name.clone_from(&compiled.pipeline);
+    stage.kind_type.clone_from(&compiled.pipeline_type);
+    Ok(Prepared {
+        live: LiveStatus::new(&ctx.build, &stage),
+        compiled,
+    })
+}
+
+/// Why the file was refused, said the way `exec` and `compile` print it:
+/// the file first, then the phase that failed.
+fn refused(error: Error, source: &SourceFile) -> anyhow::Error {
+    let path = source.path.display();
+    let phase = match &error {
+        Error::Lint(problems) => {
+            return anyhow::anyhow!(
+                "{path}: the pipeline has problems:\n{}",
+                describe(problems, source)
+            );
+        }
+        Error::Envsubst(_) => "variable substitution failed",
+        Error::Parse(_) => "invalid pipeline file",
+        Error::PipelineNotFound { .. } | Error::UnknownType { .. } => {
+            "cannot pick the pipeline to run"
+        }
+        _ => "cannot compile the pipeline",
+    };
+    anyhow::Error::new(error).context(format!("{path}: {phase}"))
 }
 
 /// Parses `source` for linting: `${VAR}` expressions substitute as empty,
 /// since linting needs the shape, not the values.
-pub fn parse_for_lint(source: &SourceFile) -> anyhow::Result<Manifest> {
+pub fn parse_for_lint(source: &SourceFile) -> anyhow::Result<runnerkit_manifest::Manifest> {
     let path = source.path.display();
     let text = runnerkit_manifest::envsubst(&source.text, |_| None)
         .with_context(|| format!("{path}: variable substitution failed"))?;
-    Manifest::parse(&text).with_context(|| format!("{path}: invalid pipeline file"))
-}
-
-/// Every lint problem of the file (pipelines sharing a name) and of
-/// `pipelines`.
-pub fn lint<'a>(
-    manifest: &Manifest,
-    pipelines: impl IntoIterator<Item = &'a Pipeline>,
-    trusted: bool,
-) -> Vec<LintError> {
-    let mut problems = runnerkit_manifest::lint_manifest(manifest);
-    for pipeline in pipelines {
-        problems.extend(runnerkit_manifest::lint(pipeline, trusted));
-    }
-    problems
+    runnerkit_manifest::Manifest::parse(&text)
+        .with_context(|| format!("{path}: invalid pipeline file"))
 }
 
 /// One line per problem, each starting with the file.

@@ -1,0 +1,255 @@
+//! [`Runner`]: a whole runner binary from the pipeline types it serves,
+//! each a [`RunnerType`] (a pipeline type and how to get its engine).
+//!
+//! `runnerkit` itself is this builder with `docker` and `exec` registered;
+//! a third party's `main` registers its own type the same way and gets
+//! `exec`, `compile`, `lint`, `daemon`, `ping` and `prune` for it.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use runnerkit_core::Engine;
+use runnerkit_manifest::{PipelineType, TypeRegistry};
+
+/// An error of an engine factory or a prune, shown to the user with its
+/// causes.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type EngineFactory = Arc<dyn Fn() -> BoxFuture<Result<Arc<dyn Engine>, BoxError>> + Send + Sync>;
+type PruneFn = Arc<dyn Fn() -> BoxFuture<Result<Vec<String>, BoxError>> + Send + Sync>;
+
+/// One pipeline type a runner serves: how its pipelines compile
+/// ([`PipelineType`]) and how to get the engine that runs them.
+#[derive(Clone)]
+pub struct RunnerType {
+    pipeline_type: PipelineType,
+    about: String,
+    engine: EngineFactory,
+    prune: Option<PruneFn>,
+}
+
+impl fmt::Debug for RunnerType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunnerType")
+            .field("pipeline_type", &self.pipeline_type)
+            .field("about", &self.about)
+            .field("prune", &self.prune.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunnerType {
+    /// Pipelines of `pipeline_type` run on the engine `engine` makes.
+    ///
+    /// `engine` is called once per `exec` run and once when the daemon
+    /// starts (whose every stage then shares the engine, so the engine must
+    /// keep the stages it runs at once apart, as the `Engine` contract
+    /// says). An error refuses the run or stops the daemon from starting,
+    /// with the message: say what to check ("is the daemon running?").
+    pub fn new<F, Fut, E>(pipeline_type: PipelineType, engine: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<E, BoxError>> + Send + 'static,
+        E: Engine + 'static,
+    {
+        let engine: EngineFactory = Arc::new(move || {
+            let made = engine();
+            Box::pin(async move { made.await.map(|e| Arc::new(e) as Arc<dyn Engine>) })
+        });
+        Self {
+            about: String::new(),
+            pipeline_type,
+            engine,
+            prune: None,
+        }
+    }
+
+    /// One line saying what its steps run as ("each step in a Docker
+    /// container"), for `--help`.
+    #[must_use]
+    pub fn about(mut self, about: impl Into<String>) -> Self {
+        self.about = about.into();
+        self
+    }
+
+    /// How to remove what runs of this engine left behind when their process
+    /// died (`runnerkit prune`, and the daemon at start): `prune` returns
+    /// one line per object removed (`container rk-…-build`). It must never
+    /// touch objects of a run still in progress.
+    #[must_use]
+    pub fn with_prune<F, Fut>(mut self, prune: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<String>, BoxError>> + Send + 'static,
+    {
+        self.prune = Some(Arc::new(move || Box::pin(prune())));
+        self
+    }
+
+    /// The `type` name.
+    pub fn name(&self) -> &str {
+        self.pipeline_type.name()
+    }
+
+    /// The pipeline type.
+    pub fn pipeline_type(&self) -> &PipelineType {
+        &self.pipeline_type
+    }
+
+    /// Makes the engine.
+    pub(crate) async fn engine(&self) -> Result<Arc<dyn Engine>, BoxError> {
+        (self.engine)().await
+    }
+
+    /// Prunes, when the engine can; `None` when it has nothing to prune.
+    pub(crate) async fn prune(&self) -> Option<Result<Vec<String>, BoxError>> {
+        match &self.prune {
+            Some(prune) => Some(prune().await),
+            None => None,
+        }
+    }
+}
+
+/// The types a runner serves, in registration order (the first is the
+/// daemon's default).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunnerTypes {
+    types: Vec<RunnerType>,
+    registry: TypeRegistry,
+}
+
+impl RunnerTypes {
+    fn push(&mut self, runner_type: RunnerType) {
+        self.types.retain(|t| t.name() != runner_type.name());
+        self.registry = self
+            .registry
+            .clone()
+            .with(runner_type.pipeline_type.clone());
+        self.types.push(runner_type);
+    }
+
+    /// How the types' pipelines compile.
+    pub(crate) fn registry(&self) -> &TypeRegistry {
+        &self.registry
+    }
+
+    /// The type named `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&RunnerType> {
+        self.types.iter().find(|t| t.name() == name)
+    }
+
+    /// Every type, in registration order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &RunnerType> {
+        self.types.iter()
+    }
+
+    /// The names, joined for a message: `docker, exec`.
+    pub(crate) fn names(&self) -> String {
+        self.types
+            .iter()
+            .map(RunnerType::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The engine of the type named `name`; an unknown type names those
+    /// served.
+    pub(crate) async fn engine_for(&self, name: &str) -> anyhow::Result<Arc<dyn Engine>> {
+        let Some(runner_type) = self.get(name) else {
+            anyhow::bail!(
+                "pipelines of type {name:?} cannot run here: this runner serves {}",
+                self.names()
+            );
+        };
+        runner_type
+            .engine()
+            .await
+            .map_err(|e| anyhow::anyhow!(runnerkit_core::error_chain(&*e)))
+    }
+}
+
+/// A runner binary: its name, the pipeline types it serves, and the
+/// commands (`exec`, `compile`, `lint`, `daemon`, `ping`, `prune`) over them.
+///
+/// ```no_run
+/// use runnerkit_cli::{Runner, RunnerType};
+/// use runnerkit_manifest::PipelineType;
+///
+/// # async fn main_() -> std::process::ExitCode {
+/// Runner::new("my-runner")
+///     .with_type(RunnerType::new(PipelineType::exec(), || async {
+///         Ok(runnerkit_local::LocalEngine::new())
+///     }))
+///     .run()
+///     .await
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Runner {
+    name: String,
+    version: Option<String>,
+    types: RunnerTypes,
+}
+
+impl Runner {
+    /// A runner called `name` (its binary name, in `--help`) serving no
+    /// type yet.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            version: None,
+            types: RunnerTypes::default(),
+        }
+    }
+
+    /// Its version, for `--version`.
+    #[must_use]
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// Serves `runner_type` too (replacing a type of the same name). The
+    /// first type registered is the daemon's default `--type`.
+    #[must_use]
+    pub fn with_type(mut self, runner_type: RunnerType) -> Self {
+        self.types.push(runner_type);
+        self
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How the pipelines of the types served compile.
+    pub fn registry(&self) -> &TypeRegistry {
+        self.types.registry()
+    }
+
+    pub(crate) fn types(&self) -> &RunnerTypes {
+        &self.types
+    }
+
+    /// Parses the process's command line, runs it and gives the exit code.
+    pub async fn run(self) -> std::process::ExitCode {
+        self.run_from(std::env::args_os()).await
+    }
+
+    /// Runs the command line `args` (the first is the program's name).
+    pub async fn run_from<I, T>(self, args: I) -> std::process::ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let cli = match crate::cli::parse(&self, args) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        };
+        crate::commands::run(cli, &self).await
+    }
+}
