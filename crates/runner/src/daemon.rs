@@ -743,8 +743,6 @@ mod tests {
         assert_eq!(env.get("RUNNERKIT_TEST_NOWHERE"), None);
         let settings = DaemonSettings::from_env(Some(&path)).unwrap();
         assert_eq!(settings.capacity, 5);
-        std::fs::remove_dir_all(&dir).unwrap();
-
         let env = Environment::load(Some(&path)).unwrap().with_overrides([
             ("PATH".to_owned(), "/from/a/flag".to_owned()),
             ("DRONE_RUNNER_CAPACITY".to_owned(), "7".to_owned()),
@@ -752,6 +750,7 @@ mod tests {
         assert_eq!(env.get("PATH").as_deref(), Some("/from/a/flag"));
         assert_eq!(env.value(&settings::CAPACITY).as_deref(), Some("7"));
         assert_eq!(env.value(&settings::PLATFORM_OS).as_deref(), Some("linux"));
+        std::fs::remove_dir_all(&dir).unwrap();
 
         let err = Environment::load(Some(&dir.join("missing.env"))).unwrap_err();
         assert!(matches!(err, SettingsError::ReadEnvFile { .. }));
