@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use daemon::{DaemonArgs, DaemonSettingsArgs, EngineType, PingArgs};
+pub use daemon::{DaemonArgs, DaemonSettingsArgs, PingArgs};
 
 /// Run Drone pipelines on this machine (no server, nothing cloned), or run
 /// a runner daemon that takes stages from a Drone server.

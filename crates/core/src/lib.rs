@@ -14,6 +14,8 @@
 //!   plugins a runner asks ([`SecretPluginClient`], [`RegistryPluginClient`],
 //!   [`EnvironPluginClient`]).
 //! - [`drone`]: Drone's runner RPC data model, field for field.
+//! - [`settings`]: a runner daemon's settings (`DRONE_RPC_HOST`, ...), each
+//!   declared once, for every crate that reads or documents them.
 //!
 //! The runtime that drives these contracts lives in `runnerkit-runtime`; the
 //! scripted test engine and the engine conformance suite in `runnerkit-mock`.
@@ -28,6 +30,7 @@ mod manager;
 mod options;
 mod plugins;
 mod serde_util;
+pub mod settings;
 mod spec;
 mod state;
 mod status;

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use runnerkit_core::settings::{
+    RPC_HOST, RPC_PROTO, RPC_SECRET, RPC_SKIP_VERIFY, Setting, parse_bool,
+};
+
 use crate::{Error, RetryPolicy};
 
 /// The Drone server's long polls (Request, Watch) are held for 30 s.
@@ -89,22 +93,19 @@ impl DroneConfig {
     /// # Errors
     /// As [`from_env`](Self::from_env).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let proto = get("DRONE_RPC_PROTO").unwrap_or_else(|| "http".to_owned());
-        let host = get("DRONE_RPC_HOST").ok_or(Error::MissingSetting {
-            name: "DRONE_RPC_HOST",
+        let get = |setting: &Setting| setting.value_in(&lookup);
+        // The protocol has a default: unset it reads as that.
+        let proto = get(&RPC_PROTO).unwrap_or_default();
+        let host = get(&RPC_HOST).ok_or(Error::MissingSetting {
+            name: RPC_HOST.name,
         })?;
-        let secret = get("DRONE_RPC_SECRET").ok_or(Error::MissingSetting {
-            name: "DRONE_RPC_SECRET",
+        let secret = get(&RPC_SECRET).ok_or(Error::MissingSetting {
+            name: RPC_SECRET.name,
         })?;
-        let skip_verify = match get("DRONE_RPC_SKIP_VERIFY") {
+        let skip_verify = match get(&RPC_SKIP_VERIFY) {
             None => false,
-            Some(value) => parse_go_bool(&value).ok_or_else(|| Error::InvalidSetting {
-                name: "DRONE_RPC_SKIP_VERIFY",
+            Some(value) => parse_bool(&value).ok_or_else(|| Error::InvalidSetting {
+                name: RPC_SKIP_VERIFY.name,
                 reason: format!("{value:?} is not a boolean"),
             })?,
         };
@@ -157,45 +158,36 @@ impl DroneConfig {
     pub fn validate(&self) -> Result<(), Error> {
         if self.proto != "http" && self.proto != "https" {
             return Err(Error::InvalidSetting {
-                name: "DRONE_RPC_PROTO",
+                name: RPC_PROTO.name,
                 reason: format!("{:?} is neither http nor https", self.proto),
             });
         }
         if self.host.trim_end_matches('/').is_empty() {
             return Err(Error::MissingSetting {
-                name: "DRONE_RPC_HOST",
+                name: RPC_HOST.name,
             });
         }
         if self.host.contains("://") {
             return Err(Error::InvalidSetting {
-                name: "DRONE_RPC_HOST",
+                name: RPC_HOST.name,
                 reason: format!(
-                    "{:?} carries a scheme; put it in DRONE_RPC_PROTO and only the host here",
-                    self.host
+                    "{:?} carries a scheme; put it in {} and only the host here",
+                    self.host, RPC_PROTO.name
                 ),
             });
         }
         if self.secret.is_empty() {
             return Err(Error::MissingSetting {
-                name: "DRONE_RPC_SECRET",
+                name: RPC_SECRET.name,
             });
         }
         if self.secret.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return Err(Error::InvalidSetting {
-                name: "DRONE_RPC_SECRET",
+                name: RPC_SECRET.name,
                 reason: "it holds control characters, which an HTTP header cannot carry".to_owned(),
             });
         }
         Ok(())
-    }
-}
-
-/// Go's `strconv.ParseBool`, which Drone's settings use.
-fn parse_go_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
     }
 }
 

@@ -86,7 +86,7 @@ impl Rpc {
         config.validate()?;
         let mut token =
             HeaderValue::from_str(&config.secret).map_err(|_| Error::InvalidSetting {
-                name: "DRONE_RPC_SECRET",
+                name: runnerkit_core::settings::RPC_SECRET.name,
                 reason: "it cannot be sent as an HTTP header value".to_owned(),
             })?;
         // Keeps the token out of `Debug` output of requests.

@@ -5,10 +5,13 @@
 //! [`Environment`] is where the values come from: the dotenv file given to
 //! the daemon (`ENVFILE`) first, then the process environment, which wins,
 //! as in Drone (a variable set in the process, even empty, is never
-//! replaced by the file). [`DaemonSettings`] reads the runner's own settings
-//! from it and gives the [`Filter`] to poll with, the [`RunnerConfig`] and
-//! the capacity. The server's address and secret (`DRONE_RPC_*`) are the
-//! Drone client's to read from the same [`Environment::get`].
+//! replaced by the file), then the flags of a command line
+//! ([`Environment::with_overrides`]). [`DaemonSettings`] reads the runner's
+//! own settings from it and gives the [`Filter`] to poll with, the
+//! [`RunnerConfig`] and the capacity. The server's address and secret
+//! (`DRONE_RPC_*`) are the Drone client's to read from the same
+//! [`Environment::get`]. Every setting is looked up through its declaration
+//! in [`runnerkit_core::settings`], which holds its name and default.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -36,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use runnerkit_core::drone::Filter;
+use runnerkit_core::settings::{self, Setting, parse_bool};
 use runnerkit_manifest::{Compiler, StaticSecrets};
 
 use crate::{Limits, RunnerConfig};
@@ -76,11 +80,12 @@ pub enum SettingsError {
 }
 
 /// Where settings are read from: the process environment over a dotenv
-/// file's variables.
+/// file's variables, and under values given on a command line.
 #[derive(Clone, Default)]
 pub struct Environment {
     file: BTreeMap<String, String>,
     process: bool,
+    overrides: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Environment {
@@ -89,6 +94,7 @@ impl std::fmt::Debug for Environment {
         f.debug_struct("Environment")
             .field("file", &self.file.keys().collect::<Vec<_>>())
             .field("process", &self.process)
+            .field("overrides", &self.overrides.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -106,6 +112,7 @@ impl Environment {
         Ok(Self {
             file,
             process: true,
+            overrides: BTreeMap::new(),
         })
     }
 
@@ -115,12 +122,23 @@ impl Environment {
         Self {
             file: vars,
             process: false,
+            overrides: BTreeMap::new(),
         }
     }
 
-    /// The value of `name`: the process's if it has the variable, else the
-    /// file's.
+    /// With `vars` (by variable name) winning over the process environment
+    /// and the file: the flags of a command line.
+    pub fn with_overrides(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.overrides.extend(vars);
+        self
+    }
+
+    /// The value of `name`: an override's, else the process's if it has the
+    /// variable, else the file's.
     pub fn get(&self, name: &str) -> Option<String> {
+        if let Some(value) = self.overrides.get(name) {
+            return Some(value.clone());
+        }
         if self.process
             && let Some(value) = std::env::var_os(name)
         {
@@ -129,11 +147,10 @@ impl Environment {
         self.file.get(name).cloned()
     }
 
-    /// The value of `name`, trimmed; `None` when unset or blank.
-    fn value(&self, name: &str) -> Option<String> {
-        self.get(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+    /// The value of `setting`, as [`Setting::value_in`] reads it: trimmed,
+    /// blank as unset, else its default.
+    pub fn value(&self, setting: &Setting) -> Option<String> {
+        setting.value_in(|name| self.get(name))
     }
 }
 
@@ -153,8 +170,8 @@ pub struct Platform {
 impl Default for Platform {
     fn default() -> Self {
         Self {
-            os: "linux".into(),
-            arch: "amd64".into(),
+            os: settings::PLATFORM_OS.default.unwrap_or_default().into(),
+            arch: settings::PLATFORM_ARCH.default.unwrap_or_default().into(),
             variant: String::new(),
             kernel: String::new(),
         }
@@ -262,63 +279,61 @@ impl DaemonSettings {
     /// that is not `key:value`, a boolean that is not one of Go's (`1`, `t`,
     /// `true`, `0`, `f`, `false`, any case).
     pub fn from_environment(env: &Environment) -> Result<Self, SettingsError> {
-        let capacity = match env.value("DRONE_RUNNER_CAPACITY") {
-            None => 2,
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(SettingsError::Invalid {
-                        name: "DRONE_RUNNER_CAPACITY",
-                        reason: format!("{text:?} is not a positive number"),
-                    });
-                }
-            },
+        // The capacity has a default: unset it reads as that.
+        let text = env.value(&settings::CAPACITY).unwrap_or_default();
+        let capacity = match text.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(SettingsError::Invalid {
+                    name: settings::CAPACITY.name,
+                    reason: format!("{text:?} is not a positive number"),
+                });
+            }
         };
-        let defaults = Platform::default();
         let platform = Platform {
-            os: env.value("DRONE_PLATFORM_OS").unwrap_or(defaults.os),
-            arch: env.value("DRONE_PLATFORM_ARCH").unwrap_or(defaults.arch),
-            variant: env.value("DRONE_PLATFORM_VARIANT").unwrap_or_default(),
-            kernel: env.value("DRONE_PLATFORM_KERNEL").unwrap_or_default(),
+            os: env.value(&settings::PLATFORM_OS).unwrap_or_default(),
+            arch: env.value(&settings::PLATFORM_ARCH).unwrap_or_default(),
+            variant: env.value(&settings::PLATFORM_VARIANT).unwrap_or_default(),
+            kernel: env.value(&settings::PLATFORM_KERNEL).unwrap_or_default(),
         };
         let secret_plugin = plugin(
             env,
             [
-                "DRONE_SECRET_PLUGIN_ENDPOINT",
-                "DRONE_SECRET_PLUGIN_TOKEN",
-                "DRONE_SECRET_PLUGIN_SKIP_VERIFY",
+                &settings::SECRET_PLUGIN_ENDPOINT,
+                &settings::SECRET_PLUGIN_TOKEN,
+                &settings::SECRET_PLUGIN_SKIP_VERIFY,
             ],
         )?;
         let registry_plugin = plugin(
             env,
             [
-                "DRONE_REGISTRY_PLUGIN_ENDPOINT",
-                "DRONE_REGISTRY_PLUGIN_TOKEN",
-                "DRONE_REGISTRY_PLUGIN_SKIP_VERIFY",
+                &settings::REGISTRY_PLUGIN_ENDPOINT,
+                &settings::REGISTRY_PLUGIN_TOKEN,
+                &settings::REGISTRY_PLUGIN_SKIP_VERIFY,
             ],
         )?;
         let environ_plugin = plugin(
             env,
             [
-                "DRONE_ENV_PLUGIN_ENDPOINT",
-                "DRONE_ENV_PLUGIN_TOKEN",
-                "DRONE_ENV_PLUGIN_SKIP_VERIFY",
+                &settings::ENV_PLUGIN_ENDPOINT,
+                &settings::ENV_PLUGIN_TOKEN,
+                &settings::ENV_PLUGIN_SKIP_VERIFY,
             ],
         )?;
         Ok(Self {
-            name: env.value("DRONE_RUNNER_NAME").unwrap_or_else(host_name),
+            name: env.value(&settings::NAME).unwrap_or_else(host_name),
             capacity,
-            labels: pairs(env, "DRONE_RUNNER_LABELS")?,
-            environ: pairs(env, "DRONE_RUNNER_ENVIRON")?,
-            secrets: pairs(env, "DRONE_RUNNER_SECRETS")?,
+            labels: pairs(env, &settings::LABELS)?,
+            environ: pairs(env, &settings::ENVIRON)?,
+            secrets: pairs(env, &settings::SECRETS)?,
             limits: Limits {
-                repos: list(env, "DRONE_LIMIT_REPOS"),
-                events: list(env, "DRONE_LIMIT_EVENTS"),
-                trusted: boolean(env, "DRONE_LIMIT_TRUSTED")?,
+                repos: list(env, &settings::LIMIT_REPOS),
+                events: list(env, &settings::LIMIT_EVENTS),
+                trusted: boolean(env, &settings::LIMIT_TRUSTED)?,
             },
             platform,
-            clone_image: env.value("DRONE_RUNNER_CLONE_IMAGE"),
-            netrc_clone_only: boolean(env, "DRONE_NETRC_CLONE_ONLY")?,
+            clone_image: env.value(&settings::CLONE_IMAGE),
+            netrc_clone_only: boolean(env, &settings::NETRC_CLONE_ONLY)?,
             secret_plugin,
             registry_plugin,
             environ_plugin,
@@ -368,8 +383,9 @@ impl DaemonSettings {
 
 /// `key:value,key:value`, as Drone's settings library reads a map. Blank
 /// items are skipped; the value is what follows the first `:`.
-fn pairs(env: &Environment, name: &'static str) -> Result<BTreeMap<String, String>, SettingsError> {
-    let Some(text) = env.value(name) else {
+fn pairs(env: &Environment, setting: &Setting) -> Result<BTreeMap<String, String>, SettingsError> {
+    let name = setting.name;
+    let Some(text) = env.value(setting) else {
         return Ok(BTreeMap::new());
     };
     let mut map = BTreeMap::new();
@@ -395,10 +411,10 @@ fn pairs(env: &Environment, name: &'static str) -> Result<BTreeMap<String, Strin
 }
 
 /// An extension plugin's settings from its `[endpoint, token, skip_verify]`
-/// variables; `None` without an endpoint.
+/// settings; `None` without an endpoint.
 fn plugin(
     env: &Environment,
-    [endpoint, token, skip_verify]: [&'static str; 3],
+    [endpoint, token, skip_verify]: [&Setting; 3],
 ) -> Result<Option<PluginSettings>, SettingsError> {
     let Some(url) = env.value(endpoint) else {
         return Ok(None);
@@ -406,16 +422,16 @@ fn plugin(
     Ok(Some(PluginSettings {
         endpoint: url,
         token: env.value(token).ok_or_else(|| SettingsError::Invalid {
-            name: token,
-            reason: format!("required when {endpoint} is set"),
+            name: token.name,
+            reason: format!("required when {} is set", endpoint.name),
         })?,
         skip_verify: boolean(env, skip_verify)?,
     }))
 }
 
 /// A comma-separated list; blank items are skipped.
-fn list(env: &Environment, name: &str) -> Vec<String> {
-    env.value(name)
+fn list(env: &Environment, setting: &Setting) -> Vec<String> {
+    env.value(setting)
         .map(|text| {
             text.split(',')
                 .map(str::trim)
@@ -426,17 +442,16 @@ fn list(env: &Environment, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Go's `strconv.ParseBool`, which Drone's settings use; unset is false.
-fn boolean(env: &Environment, name: &'static str) -> Result<bool, SettingsError> {
-    match env.value(name).as_deref() {
-        None => Ok(false),
-        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
-        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
-        Some(other) => Err(SettingsError::Invalid {
-            name,
-            reason: format!("{other:?} is not a boolean"),
-        }),
-    }
+/// A boolean setting (Go's `strconv.ParseBool`, which Drone's settings
+/// use); unset is false.
+fn boolean(env: &Environment, setting: &Setting) -> Result<bool, SettingsError> {
+    let Some(text) = env.value(setting) else {
+        return Ok(false);
+    };
+    parse_bool(&text).ok_or_else(|| SettingsError::Invalid {
+        name: setting.name,
+        reason: format!("{text:?} is not a boolean"),
+    })
 }
 
 /// The machine's host name, as Drone's runners default their name to it.
@@ -730,6 +745,13 @@ mod tests {
         assert_eq!(env.get("RUNNERKIT_TEST_NOWHERE"), None);
         let settings = DaemonSettings::from_env(Some(&path)).unwrap();
         assert_eq!(settings.capacity, 5);
+        let env = Environment::load(Some(&path)).unwrap().with_overrides([
+            ("PATH".to_owned(), "/from/a/flag".to_owned()),
+            ("DRONE_RUNNER_CAPACITY".to_owned(), "7".to_owned()),
+        ]);
+        assert_eq!(env.get("PATH").as_deref(), Some("/from/a/flag"));
+        assert_eq!(env.value(&settings::CAPACITY).as_deref(), Some("7"));
+        assert_eq!(env.value(&settings::PLATFORM_OS).as_deref(), Some("linux"));
         std::fs::remove_dir_all(&dir).unwrap();
 
         let err = Environment::load(Some(&dir.join("missing.env"))).unwrap_err();

@@ -200,7 +200,8 @@ impl Worker {
                         match &e {
                             ManagerError::Unauthorized { .. } => tracing::error!(
                                 worker = self.id,
-                                "the server refuses this runner's secret ({e}); check DRONE_RPC_SECRET"
+                                "the server refuses this runner's secret ({e}); check {}",
+                                runnerkit_core::settings::RPC_SECRET.name
                             ),
                             _ => {
                                 tracing::warn!(worker = self.id, error = %e, "requesting work failed; backing off")

@@ -1,34 +1,21 @@
-//! The flags of `runnerkit daemon` and `runnerkit ping`: each is also an
-//! environment variable, named as Drone's runners name it.
+//! The flags of `runnerkit daemon` and `runnerkit ping`, built from the
+//! settings' declarations ([`runnerkit_core::settings`]): each flag is also
+//! an environment variable, named as Drone's runners name it, and is listed
+//! in `docs/daemon-settings.md`, which a test regenerates from them.
 //!
 //! Every value is kept as text and read in one place
 //! ([`crate::daemon::settings`]), whether it came from a flag, the process
 //! environment or the ENVFILE, so all three are checked the same way and an
-//! error names the variable.
+//! error names the variable. clap knows each setting's variable only to
+//! show it in `--help`: the flags hold what the command line gave, and the
+//! process environment is read with the ENVFILE, under them.
 
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
-
-/// The engine the daemon runs stages on, and the pipeline `type` it asks
-/// the server for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EngineType {
-    /// Each step in a Docker container (`type: docker` pipelines).
-    Docker,
-    /// Each step as a process on this machine (`type: exec` pipelines).
-    Exec,
-}
-
-impl EngineType {
-    /// The pipeline type, as `.drone.yml` and the server spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Docker => "docker",
-            Self::Exec => "exec",
-        }
-    }
-}
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, Args, FromArgMatches};
+use runnerkit_core::settings::{self, Group, Kind, Setting};
 
 /// `runnerkit daemon`.
 #[derive(Debug, Args)]
@@ -44,8 +31,7 @@ pub struct DaemonArgs {
     pub settings: DaemonSettingsArgs,
 }
 
-/// What `daemon` and `ping` read: an env file, the engine type, and one flag
-/// per setting.
+/// What `daemon` reads: an env file and one flag per setting.
 #[derive(Debug, Args)]
 pub struct DaemonSettingsArgs {
     /// A dotenv file of settings (`KEY=VALUE` lines, `#` comments), read
@@ -54,22 +40,16 @@ pub struct DaemonSettingsArgs {
     /// Example: `runnerkit daemon /etc/runnerkit.env`
     #[arg(value_name = "ENVFILE")]
     pub envfile: Option<PathBuf>,
-    /// The engine, and the pipeline type asked for: `docker` runs `type:
-    /// docker` pipelines in containers, `exec` runs `type: exec` pipelines as
-    /// processes on this machine. Default `docker`.
-    ///
-    /// Example: `--type exec` (or `RUNNERKIT_TYPE=exec`)
-    #[arg(long = "type", value_enum, env = "RUNNERKIT_TYPE", value_name = "TYPE")]
-    pub engine: Option<EngineType>,
-    /// The Drone server and how to reach it.
+    /// A flag per setting.
     #[command(flatten)]
-    pub server: ServerArgs,
-    /// What this runner is and which stages it takes.
-    #[command(flatten)]
-    pub runner: RunnerArgs,
-    /// The HTTP endpoint, shutdown and logging.
-    #[command(flatten)]
-    pub operation: OperationArgs,
+    pub flags: SettingFlags<AllSettings>,
+}
+
+impl DaemonSettingsArgs {
+    /// Every setting given as a flag, by its variable name.
+    pub fn given(&self) -> Vec<(&'static str, &str)> {
+        self.flags.given()
+    }
 }
 
 /// `runnerkit ping`: the server's settings alone.
@@ -81,325 +61,200 @@ pub struct PingArgs {
     /// Example: `runnerkit ping /etc/runnerkit.env`
     #[arg(value_name = "ENVFILE")]
     pub envfile: Option<PathBuf>,
-    /// The Drone server and how to reach it.
+    /// A flag per server setting.
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub server: SettingFlags<ServerSettings>,
 }
 
-/// The Drone server (`DRONE_RPC_*`).
-#[derive(Debug, Args)]
-pub struct ServerArgs {
-    /// `http` or `https`; default `http`.
-    ///
-    /// Example: `--rpc-proto https` (or `DRONE_RPC_PROTO=https`)
-    #[arg(long, env = "DRONE_RPC_PROTO", value_name = "PROTO")]
-    pub rpc_proto: Option<String>,
-    /// The server's host and optional port, without a scheme. Required.
-    ///
-    /// Example: `--rpc-host drone.example.com` (or `DRONE_RPC_HOST=drone.example.com:8080`)
-    #[arg(long, env = "DRONE_RPC_HOST", value_name = "HOST")]
-    pub rpc_host: Option<String>,
-    /// The secret shared with the server (its `DRONE_RPC_SECRET`). Required.
-    /// Prefer the environment or the ENVFILE: a flag shows in `ps`.
-    ///
-    /// Example: `DRONE_RPC_SECRET=bea26a2221fd8090ea38720fc445eca6`
-    #[arg(
-        long,
-        env = "DRONE_RPC_SECRET",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
-    pub rpc_secret: Option<String>,
-    /// Accept any TLS certificate from the server (self-signed setups).
-    ///
-    /// Example: `--rpc-skip-verify` (or `DRONE_RPC_SKIP_VERIFY=true`)
-    #[arg(long, env = "DRONE_RPC_SKIP_VERIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub rpc_skip_verify: Option<String>,
+/// Which declared settings a command has flags for.
+pub trait Scope {
+    /// Whether `setting` is one of them.
+    fn includes(setting: &Setting) -> bool;
 }
 
-/// The runner (`DRONE_RUNNER_*`, `DRONE_LIMIT_*`, `DRONE_PLATFORM_*`).
-#[derive(Debug, Args)]
-pub struct RunnerArgs {
-    /// How many stages run at once; default 2.
-    ///
-    /// Example: `--capacity 4` (or `DRONE_RUNNER_CAPACITY=4`)
-    #[arg(long, env = "DRONE_RUNNER_CAPACITY", value_name = "N")]
-    pub capacity: Option<String>,
-    /// The runner's name, shown on the server as the stage's machine;
-    /// default the host name.
-    ///
-    /// Example: `--name runner-eu-1` (or `DRONE_RUNNER_NAME=runner-eu-1`)
-    #[arg(long, env = "DRONE_RUNNER_NAME", value_name = "NAME")]
-    pub name: Option<String>,
-    /// Labels (`key:value,...`): only stages whose `node` labels are exactly
-    /// these are taken.
-    ///
-    /// Example: `--labels zone:eu,disk:ssd` (or `DRONE_RUNNER_LABELS=zone:eu`)
-    #[arg(long, env = "DRONE_RUNNER_LABELS", value_name = "K:V,...")]
-    pub labels: Option<String>,
-    /// Variables every step gets (`NAME:value,...`).
-    ///
-    /// Example: `--environ GOPROXY:https://proxy.example.com,CI_TIER:gold`
-    #[arg(
-        long,
-        env = "DRONE_RUNNER_ENVIRON",
-        value_name = "K:V,...",
-        hide_env_values = true
-    )]
-    pub environ: Option<String>,
-    /// Static secrets for `from_secret` (`name:value,...`), asked after the
-    /// server's; for local setups. Values are masked in logs.
-    ///
-    /// Example: `DRONE_RUNNER_SECRETS=docker_password:hunter2`
-    #[arg(
-        long,
-        env = "DRONE_RUNNER_SECRETS",
-        value_name = "K:V,...",
-        hide_env_values = true
-    )]
-    pub secrets: Option<String>,
-    /// Only run stages of these repositories (comma-separated globs).
-    ///
-    /// Example: `--limit-repos 'octocat/*,acme/api'`
-    #[arg(long, env = "DRONE_LIMIT_REPOS", value_name = "GLOBS")]
-    pub limit_repos: Option<String>,
-    /// Only run stages of builds for these events (comma-separated).
-    ///
-    /// Example: `--limit-events push,tag`
-    #[arg(long, env = "DRONE_LIMIT_EVENTS", value_name = "EVENTS")]
-    pub limit_events: Option<String>,
-    /// Only run stages of trusted repositories.
-    ///
-    /// Example: `--limit-trusted` (or `DRONE_LIMIT_TRUSTED=true`)
-    #[arg(long, env = "DRONE_LIMIT_TRUSTED", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub limit_trusted: Option<String>,
-    /// The OS asked for; default `linux`.
-    ///
-    /// Example: `--platform-os linux`
-    #[arg(long, env = "DRONE_PLATFORM_OS", value_name = "OS")]
-    pub platform_os: Option<String>,
-    /// The architecture asked for; default `amd64`.
-    ///
-    /// Example: `--platform-arch arm64`
-    #[arg(long, env = "DRONE_PLATFORM_ARCH", value_name = "ARCH")]
-    pub platform_arch: Option<String>,
-    /// The architecture variant asked for.
-    ///
-    /// Example: `--platform-arch arm --platform-variant v7`
-    #[arg(long, env = "DRONE_PLATFORM_VARIANT", value_name = "VARIANT")]
-    pub platform_variant: Option<String>,
-    /// The kernel version asked for (Windows builds).
-    ///
-    /// Example: `--platform-kernel 1809`
-    #[arg(long, env = "DRONE_PLATFORM_KERNEL", value_name = "KERNEL")]
-    pub platform_kernel: Option<String>,
-    /// The clone step's image for `type: docker` pipelines.
-    ///
-    /// Example: `--clone-image registry.local/drone/git:latest`
-    #[arg(long, env = "DRONE_RUNNER_CLONE_IMAGE", value_name = "IMAGE")]
-    pub clone_image: Option<String>,
-    /// Give the clone credentials (netrc) to the clone step only.
-    ///
-    /// Example: `--netrc-clone-only` (or `DRONE_NETRC_CLONE_ONLY=true`)
-    #[arg(long, env = "DRONE_NETRC_CLONE_ONLY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub netrc_clone_only: Option<String>,
-    /// The secret extension plugin (e.g. drone-vault) asked for `kind:
-    /// secret` documents with `get: {path, name}`; unset: none.
-    ///
-    /// Example: `--secret-plugin-endpoint http://vault-plugin:3000` (or `DRONE_SECRET_PLUGIN_ENDPOINT=http://vault-plugin:3000`)
-    #[arg(long, env = "DRONE_SECRET_PLUGIN_ENDPOINT", value_name = "URL")]
-    pub secret_plugin_endpoint: Option<String>,
-    /// The token shared with the secret plugin: requests are signed with it.
-    /// Required with an endpoint. Prefer the environment or the ENVFILE: a
-    /// flag shows in `ps`.
-    ///
-    /// Example: `DRONE_SECRET_PLUGIN_TOKEN=bea26a2221fd8090ea38720fc445eca6`
-    #[arg(
-        long,
-        env = "DRONE_SECRET_PLUGIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub secret_plugin_token: Option<String>,
-    /// Accept any TLS certificate from the secret plugin.
-    ///
-    /// Example: `--secret-plugin-skip-verify` (or `DRONE_SECRET_PLUGIN_SKIP_VERIFY=true`)
-    #[arg(long, env = "DRONE_SECRET_PLUGIN_SKIP_VERIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub secret_plugin_skip_verify: Option<String>,
-    /// The registry extension plugin asked for each stage's registry
-    /// credentials (after `image_pull_secrets`); unset: none.
-    ///
-    /// Example: `--registry-plugin-endpoint http://registry-plugin:3000` (or `DRONE_REGISTRY_PLUGIN_ENDPOINT=http://registry-plugin:3000`)
-    #[arg(long, env = "DRONE_REGISTRY_PLUGIN_ENDPOINT", value_name = "URL")]
-    pub registry_plugin_endpoint: Option<String>,
-    /// The token shared with the registry plugin: requests are signed with
-    /// it. Required with an endpoint. Prefer the environment or the
-    /// ENVFILE: a flag shows in `ps`.
-    ///
-    /// Example: `DRONE_REGISTRY_PLUGIN_TOKEN=bea26a2221fd8090ea38720fc445eca6`
-    #[arg(
-        long,
-        env = "DRONE_REGISTRY_PLUGIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub registry_plugin_token: Option<String>,
-    /// Accept any TLS certificate from the registry plugin.
-    ///
-    /// Example: `--registry-plugin-skip-verify` (or `DRONE_REGISTRY_PLUGIN_SKIP_VERIFY=true`)
-    #[arg(long, env = "DRONE_REGISTRY_PLUGIN_SKIP_VERIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub registry_plugin_skip_verify: Option<String>,
-    /// The environ extension plugin asked for each stage's global variables
-    /// (masked ones are masked in logs); unset: none.
-    ///
-    /// Example: `--env-plugin-endpoint http://env-plugin:3000` (or `DRONE_ENV_PLUGIN_ENDPOINT=http://env-plugin:3000`)
-    #[arg(long, env = "DRONE_ENV_PLUGIN_ENDPOINT", value_name = "URL")]
-    pub env_plugin_endpoint: Option<String>,
-    /// The token shared with the environ plugin: requests are signed with
-    /// it. Required with an endpoint. Prefer the environment or the
-    /// ENVFILE: a flag shows in `ps`.
-    ///
-    /// Example: `DRONE_ENV_PLUGIN_TOKEN=bea26a2221fd8090ea38720fc445eca6`
-    #[arg(
-        long,
-        env = "DRONE_ENV_PLUGIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub env_plugin_token: Option<String>,
-    /// Accept any TLS certificate from the environ plugin.
-    ///
-    /// Example: `--env-plugin-skip-verify` (or `DRONE_ENV_PLUGIN_SKIP_VERIFY=true`)
-    #[arg(long, env = "DRONE_ENV_PLUGIN_SKIP_VERIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub env_plugin_skip_verify: Option<String>,
+/// Every setting: `runnerkit daemon`.
+#[derive(Debug)]
+pub struct AllSettings;
+
+impl Scope for AllSettings {
+    fn includes(_: &Setting) -> bool {
+        true
+    }
 }
 
-/// The HTTP endpoint, shutdown and logging.
-#[derive(Debug, Args)]
-pub struct OperationArgs {
-    /// Where to serve `/healthz`, `/metrics` and the stages page; `:PORT`
-    /// listens on every interface. Default `:3000`.
-    ///
-    /// Example: `--http-bind 127.0.0.1:3000` (or `DRONE_HTTP_BIND=:3000`)
-    #[arg(long, env = "DRONE_HTTP_BIND", value_name = "ADDR")]
-    pub http_bind: Option<String>,
-    /// User name for the stages page (HTTP basic auth, with
-    /// `--ui-password`); `/healthz` and `/metrics` stay open.
-    ///
-    /// Example: `--ui-username admin` (or `DRONE_UI_USERNAME=admin`)
-    #[arg(long, env = "DRONE_UI_USERNAME", value_name = "USER")]
-    pub ui_username: Option<String>,
-    /// Password for the stages page.
-    ///
-    /// Example: `DRONE_UI_PASSWORD=correct-horse`
-    #[arg(
-        long,
-        env = "DRONE_UI_PASSWORD",
-        value_name = "PASSWORD",
-        hide_env_values = true
-    )]
-    pub ui_password: Option<String>,
-    /// The basic auth realm; default `runnerkit`.
-    ///
-    /// Example: `--ui-realm "CI runners"`
-    #[arg(long, env = "DRONE_UI_REALM", value_name = "REALM")]
-    pub ui_realm: Option<String>,
-    /// After SIGTERM or SIGINT, how long running stages may go on before they
-    /// are cancelled and reported killed (`90s`, `15m`, `1h30m`); default `1h`.
-    /// A second signal cancels them at once.
-    ///
-    /// Example: `--drain-timeout 10m` (or `RUNNERKIT_DRAIN_TIMEOUT=10m`)
-    #[arg(long, env = "RUNNERKIT_DRAIN_TIMEOUT", value_name = "DURATION")]
-    pub drain_timeout: Option<String>,
-    /// Log at debug level (runnerkit's own messages).
-    ///
-    /// Example: `--debug` (or `DRONE_DEBUG=true`)
-    #[arg(long, env = "DRONE_DEBUG", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub debug: Option<String>,
-    /// Log at trace level (runnerkit's own messages).
-    ///
-    /// Example: `--trace` (or `DRONE_TRACE=true`)
-    #[arg(long, env = "DRONE_TRACE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub trace: Option<String>,
+/// The server's settings ([`Group::Server`]): `runnerkit ping`.
+#[derive(Debug)]
+pub struct ServerSettings;
+
+impl Scope for ServerSettings {
+    fn includes(setting: &Setting) -> bool {
+        setting.group == Group::Server
+    }
 }
 
-impl ServerArgs {
-    /// Every server setting given as a flag or in the process environment,
-    /// by its variable name.
+/// The flags of the settings `S` has, and the values the command line gave
+/// them, as text.
+pub struct SettingFlags<S> {
+    given: Vec<(&'static Setting, String)>,
+    scope: PhantomData<S>,
+}
+
+impl<S: Scope> SettingFlags<S> {
+    /// The settings with a flag here, in the order help lists them.
+    fn settings() -> impl Iterator<Item = &'static Setting> {
+        settings::ALL.iter().filter(|s| S::includes(s))
+    }
+
+    /// Every setting given as a flag, by its variable name.
     pub fn given(&self) -> Vec<(&'static str, &str)> {
-        let all: [(&'static str, &Option<String>); 4] = [
-            ("DRONE_RPC_PROTO", &self.rpc_proto),
-            ("DRONE_RPC_HOST", &self.rpc_host),
-            ("DRONE_RPC_SECRET", &self.rpc_secret),
-            ("DRONE_RPC_SKIP_VERIFY", &self.rpc_skip_verify),
-        ];
-        all.into_iter()
-            .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        self.given
+            .iter()
+            .map(|(setting, value)| (setting.name, value.as_str()))
             .collect()
     }
 }
 
-impl DaemonSettingsArgs {
-    /// Every setting given as a flag or in the process environment, by its
-    /// variable name.
-    pub fn given(&self) -> Vec<(&'static str, &str)> {
-        let r = &self.runner;
-        let o = &self.operation;
-        let all: [(&'static str, &Option<String>); 30] = [
-            ("DRONE_RUNNER_CAPACITY", &r.capacity),
-            ("DRONE_RUNNER_NAME", &r.name),
-            ("DRONE_RUNNER_LABELS", &r.labels),
-            ("DRONE_RUNNER_ENVIRON", &r.environ),
-            ("DRONE_RUNNER_SECRETS", &r.secrets),
-            ("DRONE_LIMIT_REPOS", &r.limit_repos),
-            ("DRONE_LIMIT_EVENTS", &r.limit_events),
-            ("DRONE_LIMIT_TRUSTED", &r.limit_trusted),
-            ("DRONE_PLATFORM_OS", &r.platform_os),
-            ("DRONE_PLATFORM_ARCH", &r.platform_arch),
-            ("DRONE_PLATFORM_VARIANT", &r.platform_variant),
-            ("DRONE_PLATFORM_KERNEL", &r.platform_kernel),
-            ("DRONE_RUNNER_CLONE_IMAGE", &r.clone_image),
-            ("DRONE_NETRC_CLONE_ONLY", &r.netrc_clone_only),
-            ("DRONE_SECRET_PLUGIN_ENDPOINT", &r.secret_plugin_endpoint),
-            ("DRONE_SECRET_PLUGIN_TOKEN", &r.secret_plugin_token),
-            (
-                "DRONE_SECRET_PLUGIN_SKIP_VERIFY",
-                &r.secret_plugin_skip_verify,
-            ),
-            (
-                "DRONE_REGISTRY_PLUGIN_ENDPOINT",
-                &r.registry_plugin_endpoint,
-            ),
-            ("DRONE_REGISTRY_PLUGIN_TOKEN", &r.registry_plugin_token),
-            (
-                "DRONE_REGISTRY_PLUGIN_SKIP_VERIFY",
-                &r.registry_plugin_skip_verify,
-            ),
-            ("DRONE_ENV_PLUGIN_ENDPOINT", &r.env_plugin_endpoint),
-            ("DRONE_ENV_PLUGIN_TOKEN", &r.env_plugin_token),
-            ("DRONE_ENV_PLUGIN_SKIP_VERIFY", &r.env_plugin_skip_verify),
-            ("DRONE_HTTP_BIND", &o.http_bind),
-            ("DRONE_UI_USERNAME", &o.ui_username),
-            ("DRONE_UI_PASSWORD", &o.ui_password),
-            ("DRONE_UI_REALM", &o.ui_realm),
-            ("RUNNERKIT_DRAIN_TIMEOUT", &o.drain_timeout),
-            ("DRONE_DEBUG", &o.debug),
-            ("DRONE_TRACE", &o.trace),
-        ];
-        let mut given = self.server.given();
-        given.extend(
-            all.into_iter()
-                .filter_map(|(name, value)| value.as_deref().map(|v| (name, v))),
-        );
-        given
+impl<S> std::fmt::Debug for SettingFlags<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (setting, value) in &self.given {
+            let shown = if setting.secret { "******" } else { value };
+            map.entry(&setting.name, &shown);
+        }
+        map.finish()
+    }
+}
+
+impl<S: Scope> FromArgMatches for SettingFlags<S> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let given = Self::settings()
+            // The value clap took from the variable is ignored: the process
+            // environment is read with the ENVFILE, which it must win over.
+            .filter(|s| matches.value_source(s.name) == Some(ValueSource::CommandLine))
+            .filter_map(|s| Some((s, matches.get_one::<String>(s.name)?.clone())))
+            .collect();
+        Ok(Self {
+            given,
+            scope: PhantomData,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl<S: Scope> Args for SettingFlags<S> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.args(Self::settings().map(flag))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// The flag of `setting`, its variable shown in help (never its value when
+/// secret).
+fn flag(setting: &'static Setting) -> Arg {
+    let default = setting
+        .default
+        .map(|d| format!(" [default: {d}]"))
+        .unwrap_or_default();
+    // Short help is a summary: clap's derive drops the closing period too.
+    let short = format!("{}{default}", setting.doc.trim_end_matches('.'));
+    let long = format!("{}{default}\n\nExample: {}", setting.doc, example(setting));
+    let arg = Arg::new(setting.name)
+        .long(setting.flag)
+        .env(setting.name)
+        .hide_env_values(setting.secret)
+        .help(short)
+        .long_help(long)
+        .help_heading(setting.group.title());
+    match setting.kind {
+        Kind::Text { value_name } => arg.value_name(value_name),
+        // `--debug` alone means true; `--debug=false` is taken too.
+        Kind::Bool => arg
+            .value_name("BOOL")
+            .num_args(0..=1)
+            .default_missing_value("true"),
+    }
+}
+
+/// How help shows `setting` set: a secret in the environment only, where
+/// `ps` does not show it.
+fn example(setting: &Setting) -> String {
+    let value = shell_word(setting.example);
+    let variable = format!("`{}={value}`", setting.name);
+    match setting.kind {
+        _ if setting.secret => variable,
+        Kind::Bool => format!("`--{}` (or {variable})", setting.flag),
+        Kind::Text { .. } => format!("`--{} {value}` (or {variable})", setting.flag),
+    }
+}
+
+/// `text` as one word of a shell command line: quoted when it holds
+/// anything but plain characters (`*`, a blank).
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.,:/=@+%".contains(c);
+    if text.chars().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
+    use std::fmt::Write as _;
+    use std::path::Path;
 
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
     use crate::cli::{Cli, Command};
+
+    /// `docs/daemon-settings.md`: every setting, group by group, with its
+    /// variable, flag, default and help.
+    fn settings_reference() -> String {
+        let mut doc = String::from(
+            "# Daemon settings\n\n\
+         <!-- Generated from runnerkit_core::settings: do not edit. Update with\n     \
+         RUNNERKIT_BLESS=1 cargo test -p runnerkit-cli settings_doc -->\n\n\
+         `runnerkit daemon` is configured by these settings, named as Drone's runners name\n\
+         them; `runnerkit ping` reads the Drone server's alone. Each is an environment\n\
+         variable and a flag. They are read from the ENVFILE first (`runnerkit daemon\n\
+         /etc/runnerkit.env`), then the process environment, then the flags, the last one\n\
+         winning; a blank value counts as unset. A secret's value is never printed.\n",
+        );
+        for group in Group::ALL {
+            // Writing to a String cannot fail.
+            let _ = write!(
+                doc,
+                "\n## {}\n\n| variable | flag | default | meaning |\n| --- | --- | --- | --- |\n",
+                group.title()
+            );
+            for setting in settings::ALL.iter().filter(|s| s.group == group) {
+                let flag = match setting.kind {
+                    Kind::Text { value_name } => format!("`--{} <{value_name}>`", setting.flag),
+                    Kind::Bool => format!("`--{}`", setting.flag),
+                };
+                let default = setting
+                    .default
+                    .map(|d| format!("`{d}`"))
+                    .unwrap_or_default();
+                let secret = if setting.secret { " Secret." } else { "" };
+                let _ = writeln!(
+                    doc,
+                    "| `{}` | {flag} | {default} | {}{secret} |",
+                    setting.name,
+                    setting.doc.replace('|', r"\|")
+                );
+            }
+        }
+        doc
+    }
 
     #[test]
     fn the_extension_plugin_flags_are_settings_by_their_variable_names() {
@@ -435,5 +290,64 @@ mod tests {
         ] {
             assert!(given.contains(&expected), "{expected:?} in {given:?}");
         }
+        assert_eq!(given.len(), 6, "only what the command line gave");
+        assert!(!format!("{:?}", args.settings).contains("env-token"));
+    }
+
+    #[test]
+    fn daemon_has_a_flag_per_setting_and_ping_the_servers() {
+        let cli = Cli::command();
+        let flags = |name: &str| -> Vec<String> {
+            let sub = cli.find_subcommand(name).unwrap();
+            sub.get_arguments()
+                .filter_map(|a| Some(a.get_env()?.to_string_lossy().into_owned()))
+                .collect()
+        };
+        let all: Vec<String> = settings::ALL.iter().map(|s| s.name.to_owned()).collect();
+        assert_eq!(flags("daemon"), all);
+        assert_eq!(
+            flags("ping"),
+            [
+                "DRONE_RPC_PROTO",
+                "DRONE_RPC_HOST",
+                "DRONE_RPC_SECRET",
+                "DRONE_RPC_SKIP_VERIFY"
+            ]
+        );
+    }
+
+    #[test]
+    fn help_shows_the_default_and_an_example_and_hides_secrets() {
+        let long = |s: &'static Setting| flag(s).get_long_help().unwrap().to_string();
+        assert_eq!(
+            long(&settings::CAPACITY),
+            "How many stages run at once. [default: 2]\n\n\
+             Example: `--capacity 4` (or `DRONE_RUNNER_CAPACITY=4`)"
+        );
+        assert!(long(&settings::UI_REALM).contains("`--ui-realm 'CI runners'`"));
+        assert!(long(&settings::DEBUG).contains("`--debug` (or `DRONE_DEBUG=true`)"));
+        assert!(
+            long(&settings::RPC_SECRET)
+                .ends_with("Example: `DRONE_RPC_SECRET=bea26a2221fd8090ea38720fc445eca6`")
+        );
+        assert!(flag(&settings::RPC_SECRET).is_hide_env_values_set());
+        assert!(!flag(&settings::RPC_HOST).is_hide_env_values_set());
+    }
+
+    #[test]
+    fn settings_doc_is_up_to_date() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/daemon-settings.md");
+        let expected = settings_reference();
+        if std::env::var_os("RUNNERKIT_BLESS").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+            return;
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "docs/daemon-settings.md differs from the settings table \
+             (runnerkit_core::settings); regenerate it with:\n  \
+             RUNNERKIT_BLESS=1 cargo test -p runnerkit-cli settings_doc"
+        );
     }
 }

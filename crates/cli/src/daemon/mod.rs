@@ -24,13 +24,13 @@ use runnerkit_local::LocalEngine;
 use runnerkit_runner::{Poller, StageRunner};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::cli::{DaemonArgs, DaemonSettingsArgs, EngineType, PingArgs};
+use crate::cli::{DaemonArgs, DaemonSettingsArgs, PingArgs};
 use crate::logging::{self, Verbosity};
 use crate::output::error_chain;
 use crate::output::exit::Outcome;
 use board::{Board, Observed};
 use metrics::RunnerInfo;
-use settings::{Settings, Values};
+use settings::{EngineType, Settings, Values};
 
 /// Runs the daemon until SIGTERM or SIGINT (or only checks the server with
 /// `--dry-run`). Every error that stops it is printed on one line.
@@ -41,7 +41,7 @@ pub async fn run(args: &DaemonArgs) -> Outcome {
     let started = async {
         let values = Values::load(args.settings.envfile.as_deref(), &args.settings.given())?;
         logging::install(settings::verbosity(&values)?);
-        let settings = Settings::read(&args.settings, &values)?;
+        let settings = Settings::read(&values)?;
         serve(settings).await
     };
     match started.await {
@@ -67,7 +67,7 @@ pub async fn ping(args: &PingArgs) -> Outcome {
 async fn dry_run(args: &DaemonSettingsArgs) -> Outcome {
     check(async {
         let values = Values::load(args.envfile.as_deref(), &args.given())?;
-        Ok(Settings::read(args, &values)?.drone)
+        Ok(Settings::read(&values)?.drone)
     })
     .await
 }

@@ -1,79 +1,44 @@
 //! Everything the daemon is configured with, read in one place: the ENVFILE
-//! first, then the process environment and the flags (clap gives a flag's
-//! value, else its variable's), the later winning.
+//! first, then the process environment, then the flags, the later winning.
 //!
-//! The runner's own settings are `runnerkit-runner`'s to read
-//! ([`DaemonSettings`]), the server's `runnerkit-drone`'s ([`DroneConfig`]);
-//! what only the daemon has (engine type, HTTP endpoint, drain timeout, log
-//! level) is read here.
+//! Each setting is declared once in [`runnerkit_core::settings`] and looked
+//! up by its declaration. The runner's own settings are
+//! `runnerkit-runner`'s to read ([`DaemonSettings`]), the server's
+//! `runnerkit-drone`'s ([`DroneConfig`]); what only the daemon has (engine
+//! type, HTTP endpoint, drain timeout, log level) is read here.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::ValueEnum;
+use runnerkit_core::settings::{
+    self as declared, DEBUG, DRAIN_TIMEOUT, HTTP_BIND, RPC_HOST, Setting, TRACE, TYPE, UI_PASSWORD,
+    UI_REALM, UI_USERNAME,
+};
 use runnerkit_drone::DroneConfig;
 use runnerkit_runner::DaemonSettings;
-use runnerkit_runner::daemon::{Environment, read_env_file};
+use runnerkit_runner::daemon::Environment;
 
-use crate::cli::{DaemonSettingsArgs, EngineType};
 use crate::logging::Verbosity;
 
-/// Where the HTTP endpoint listens when `DRONE_HTTP_BIND` is not set, as
-/// Drone's runners do.
-const DEFAULT_HTTP_BIND: &str = ":3000";
-/// The basic auth realm when `DRONE_UI_REALM` is not set.
-const DEFAULT_REALM: &str = "runnerkit";
-/// How long running stages may go on after SIGTERM, by default.
-const DEFAULT_DRAIN: Duration = Duration::from_secs(60 * 60);
-
-/// Every setting's value by variable name, the winning one.
-#[derive(Clone, Default)]
-pub struct Values(BTreeMap<String, String>);
-
-impl std::fmt::Debug for Values {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Values hold secrets: names only.
-        f.debug_list().entries(self.0.keys()).finish()
-    }
-}
+/// Every setting's value: the ENVFILE's under the process environment's
+/// under the flags'.
+#[derive(Debug, Clone, Default)]
+pub struct Values(Environment);
 
 impl Values {
-    /// The variables of `envfile` under the settings `given` (by flags or
-    /// in the process environment, as clap found them) and the process
-    /// environment.
+    /// The variables of `envfile` under the process environment, under the
+    /// settings `given` as flags (by variable name).
     pub fn load(envfile: Option<&Path>, given: &[(&'static str, &str)]) -> anyhow::Result<Self> {
-        let mut values = match envfile {
-            Some(path) => read_env_file(path)?,
-            None => BTreeMap::new(),
-        };
-        if envfile.is_some() {
-            // Variables clap does not know (RUNNERKIT_TYPE is an enum there)
-            // still follow the rule: the process environment wins.
-            for name in values.keys().cloned().collect::<Vec<_>>() {
-                if let Some(value) = std::env::var_os(&name) {
-                    values.insert(name, value.to_string_lossy().into_owned());
-                }
-            }
-        }
-        for (name, value) in given {
-            values.insert((*name).to_owned(), (*value).to_owned());
-        }
-        Ok(Self(values))
+        let flags = given
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()));
+        Ok(Self(Environment::load(envfile)?.with_overrides(flags)))
     }
 
-    /// The value of `name`, trimmed; `None` when unset or blank.
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.0
-            .get(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// As the runner's settings reader takes them.
-    fn environment(&self) -> Environment {
-        Environment::from_vars(self.0.clone())
+    /// The value of `setting`, trimmed; its default when unset or blank.
+    pub fn get(&self, setting: &Setting) -> Option<String> {
+        self.0.value(setting)
     }
 }
 
@@ -109,7 +74,8 @@ pub struct HttpSettings {
 /// The daemon's settings, all of them checked.
 #[derive(Debug)]
 pub struct Settings {
-    /// `--type`: the engine and the pipeline type asked for.
+    /// `RUNNERKIT_TYPE` (`--type`): the engine and the pipeline type asked
+    /// for.
     pub engine: EngineType,
     /// The server (`DRONE_RPC_*`).
     pub drone: DroneConfig,
@@ -121,75 +87,88 @@ pub struct Settings {
     pub drain_timeout: Duration,
 }
 
-/// The engine type: the flag or `RUNNERKIT_TYPE` in the process
-/// environment, else the ENVFILE's, else `docker`.
-pub fn engine_type(args: &DaemonSettingsArgs, values: &Values) -> anyhow::Result<EngineType> {
-    if let Some(engine) = args.engine {
-        return Ok(engine);
+/// The engines the daemon runs stages on, each serving the pipeline type of
+/// its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineType {
+    /// Each step in a Docker container (`type: docker` pipelines).
+    Docker,
+    /// Each step as a process on this machine (`type: exec` pipelines).
+    Exec,
+}
+
+impl EngineType {
+    /// Every type, in the order an error lists them.
+    pub const ALL: [Self; 2] = [Self::Docker, Self::Exec];
+
+    /// The pipeline type, as `.drone.yml` and the server spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Exec => "exec",
+        }
     }
-    match values.get("RUNNERKIT_TYPE") {
-        None => Ok(EngineType::Docker),
-        Some(text) => EngineType::from_str(&text, true)
-            .map_err(|_| anyhow::anyhow!("RUNNERKIT_TYPE: {text:?} is neither docker nor exec")),
-    }
+}
+
+/// The engine serving pipeline type `name` (any case): where the text of
+/// `RUNNERKIT_TYPE` becomes an engine.
+pub fn engine_type(name: &str) -> anyhow::Result<EngineType> {
+    EngineType::ALL
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            let known: Vec<&str> = EngineType::ALL.iter().map(|t| t.as_str()).collect();
+            anyhow::anyhow!(
+                "{name:?} is not a pipeline type this runner serves ({})",
+                known.join(", ")
+            )
+        })
 }
 
 /// The server's settings alone: all `ping` needs.
 pub fn drone(values: &Values) -> anyhow::Result<DroneConfig> {
-    DroneConfig::from_lookup(|name| values.get(name)).map_err(|e| match e {
+    DroneConfig::from_lookup(|name| values.0.get(name)).map_err(|e| match e {
         runnerkit_drone::Error::MissingSetting { name } => anyhow::anyhow!(
             "{name} is not set: give the Drone server's {} (in the environment, the ENVFILE or --{})",
-            if name == "DRONE_RPC_HOST" {
+            if name == RPC_HOST.name {
                 "address"
             } else {
                 "shared secret"
             },
-            flag_name(name)
+            declared::find(name).map_or(name, |s| s.flag)
         ),
         other => anyhow::Error::new(other),
     })
 }
 
-/// The flag of setting `name`: `DRONE_RPC_HOST` is `--rpc-host`.
-fn flag_name(name: &str) -> String {
-    name.trim_start_matches("DRONE_")
-        .trim_start_matches("RUNNER_")
-        .to_ascii_lowercase()
-        .replace('_', "-")
-}
-
 impl Settings {
     /// Reads and checks every setting.
-    pub fn read(args: &DaemonSettingsArgs, values: &Values) -> anyhow::Result<Self> {
-        let engine = engine_type(args, values)?;
+    pub fn read(values: &Values) -> anyhow::Result<Self> {
+        // Every setting read here has a default: unset it reads as that.
+        let text = |setting: &Setting| values.get(setting).unwrap_or_default();
+        let engine = engine_type(&text(&TYPE)).context(TYPE.name)?;
         let drone = drone(values)?;
-        let runner = DaemonSettings::from_environment(&values.environment())?;
-        let drain_timeout = match values.get("RUNNERKIT_DRAIN_TIMEOUT") {
-            None => DEFAULT_DRAIN,
-            Some(text) => parse_duration(&text)
-                .with_context(|| format!("RUNNERKIT_DRAIN_TIMEOUT: {text:?}"))?,
-        };
-        let auth = match (
-            values.get("DRONE_UI_USERNAME"),
-            values.get("DRONE_UI_PASSWORD"),
-        ) {
+        let runner = DaemonSettings::from_environment(&values.0)?;
+        let drain = text(&DRAIN_TIMEOUT);
+        let drain_timeout =
+            parse_duration(&drain).with_context(|| format!("{}: {drain:?}", DRAIN_TIMEOUT.name))?;
+        let auth = match (values.get(&UI_USERNAME), values.get(&UI_PASSWORD)) {
             (Some(username), Some(password)) => Some(BasicAuth { username, password }),
             (None, None) => None,
-            _ => bail!("DRONE_UI_USERNAME and DRONE_UI_PASSWORD go together: set both or neither"),
+            _ => bail!(
+                "{} and {} go together: set both or neither",
+                UI_USERNAME.name,
+                UI_PASSWORD.name
+            ),
         };
-        let bind = values
-            .get("DRONE_HTTP_BIND")
-            .unwrap_or_else(|| DEFAULT_HTTP_BIND.to_owned());
         Ok(Self {
             engine,
             drone,
             runner,
             http: HttpSettings {
-                bind: listen_address(&bind),
+                bind: listen_address(&text(&HTTP_BIND)),
                 auth,
-                realm: values
-                    .get("DRONE_UI_REALM")
-                    .unwrap_or_else(|| DEFAULT_REALM.to_owned()),
+                realm: text(&UI_REALM),
             },
             drain_timeout,
         })
@@ -198,22 +177,27 @@ impl Settings {
 
 /// How much to log: `DRONE_TRACE`, else `DRONE_DEBUG`, else info.
 pub fn verbosity(values: &Values) -> anyhow::Result<Verbosity> {
-    if boolean(values, "DRONE_TRACE")? {
+    if boolean(values, &TRACE)? {
         Ok(Verbosity::Trace)
-    } else if boolean(values, "DRONE_DEBUG")? {
+    } else if boolean(values, &DEBUG)? {
         Ok(Verbosity::Debug)
     } else {
         Ok(Verbosity::Info)
     }
 }
 
-/// Go's `strconv.ParseBool`, as Drone reads its booleans; unset is false.
-fn boolean(values: &Values, name: &str) -> anyhow::Result<bool> {
-    match values.get(name).as_deref() {
-        None => Ok(false),
-        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
-        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
-        Some(other) => bail!("{name}: {other:?} is not a boolean (true or false)"),
+/// A boolean setting (Go's `strconv.ParseBool`, as Drone reads its
+/// booleans); unset is false.
+fn boolean(values: &Values, setting: &Setting) -> anyhow::Result<bool> {
+    let Some(text) = values.get(setting) else {
+        return Ok(false);
+    };
+    match declared::parse_bool(&text) {
+        Some(value) => Ok(value),
+        None => bail!(
+            "{}: {text:?} is not a boolean (true or false)",
+            setting.name
+        ),
     }
 }
 
@@ -268,13 +252,45 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_unknown_type_is_refused_naming_the_known_ones() {
+        let err = Settings::read(&values(&[
+            ("DRONE_RPC_HOST", "drone:80"),
+            ("DRONE_RPC_SECRET", "s"),
+            ("RUNNERKIT_TYPE", "kubernetes"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            crate::output::error_chain(&err),
+            "RUNNERKIT_TYPE: \"kubernetes\" is not a pipeline type this runner serves (docker, exec)"
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_process_environment_and_the_file() {
+        let file =
+            std::env::temp_dir().join(format!("runnerkit-values-{}.env", std::process::id()));
+        // PATH is set in any test process: it wins over the file.
+        std::fs::write(
+            &file,
+            "DRONE_UI_REALM=file\nDRONE_UI_USERNAME=file\nPATH=/file\n",
+        )
+        .unwrap();
+        let v = Values::load(Some(&file), &[("DRONE_UI_USERNAME", "flag")]).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(v.get(&UI_REALM).as_deref(), Some("file"));
+        assert_eq!(v.get(&UI_USERNAME).as_deref(), Some("flag"));
+        assert_ne!(v.0.get("PATH").as_deref(), Some("/file"));
+        assert_eq!(Values::default().get(&HTTP_BIND).as_deref(), Some(":3000"));
+    }
+
     fn values(pairs: &[(&str, &str)]) -> Values {
-        Values(
+        Values(Environment::from_vars(
             pairs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-        )
+        ))
     }
 
     #[test]
@@ -302,19 +318,12 @@ mod tests {
 
     #[test]
     fn daemon_settings_have_drones_defaults() {
-        use clap::Parser;
-        let crate::cli::Command::Daemon(args) =
-            crate::cli::Cli::parse_from(["runnerkit", "daemon"]).command
-        else {
-            panic!("not daemon");
-        };
-        let args = args.settings;
         let v = values(&[("DRONE_RPC_HOST", "drone:80"), ("DRONE_RPC_SECRET", "s")]);
-        let settings = Settings::read(&args, &v).unwrap();
+        let settings = Settings::read(&v).unwrap();
         assert_eq!(settings.engine, EngineType::Docker);
         assert_eq!(settings.http.bind, "0.0.0.0:3000");
         assert!(settings.http.auth.is_none());
-        assert_eq!(settings.drain_timeout, DEFAULT_DRAIN);
+        assert_eq!(settings.drain_timeout, Duration::from_secs(60 * 60));
         assert_eq!(settings.runner.capacity, 2);
         assert_eq!(verbosity(&v).unwrap(), Verbosity::Info);
 
@@ -328,7 +337,7 @@ mod tests {
             ("RUNNERKIT_DRAIN_TIMEOUT", "2m"),
             ("DRONE_DEBUG", "true"),
         ]);
-        let settings = Settings::read(&args, &v).unwrap();
+        let settings = Settings::read(&v).unwrap();
         assert_eq!(settings.engine, EngineType::Exec);
         assert_eq!(settings.http.bind, "127.0.0.1:0");
         assert_eq!(settings.http.auth.unwrap().username, "admin");
@@ -340,7 +349,13 @@ mod tests {
             ("DRONE_RPC_SECRET", "s"),
             ("DRONE_UI_PASSWORD", "pw"),
         ]);
-        assert!(Settings::read(&args, &half).is_err());
+        assert!(Settings::read(&half).is_err());
+        let other = values(&[
+            ("DRONE_RPC_HOST", "drone:80"),
+            ("DRONE_RPC_SECRET", "s"),
+            ("RUNNERKIT_TYPE", "EXEC"),
+        ]);
+        assert_eq!(Settings::read(&other).unwrap().engine, EngineType::Exec);
         let bad = values(&[("DRONE_DEBUG", "yes please")]);
         assert!(
             verbosity(&bad)

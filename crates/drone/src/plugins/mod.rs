@@ -19,6 +19,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::header::{CONTENT_ENCODING, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use runnerkit_core::drone::{Build, Repo};
+use runnerkit_core::settings;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -85,22 +86,22 @@ struct Kind {
 const SECRET: Kind = Kind {
     name: "secret",
     accept: SECRET_ACCEPT,
-    endpoint_setting: "DRONE_SECRET_PLUGIN_ENDPOINT",
-    token_setting: "DRONE_SECRET_PLUGIN_TOKEN",
+    endpoint_setting: settings::SECRET_PLUGIN_ENDPOINT.name,
+    token_setting: settings::SECRET_PLUGIN_TOKEN.name,
 };
 
 const REGISTRY: Kind = Kind {
     name: "registry",
     accept: REGISTRY_ACCEPT,
-    endpoint_setting: "DRONE_REGISTRY_PLUGIN_ENDPOINT",
-    token_setting: "DRONE_REGISTRY_PLUGIN_TOKEN",
+    endpoint_setting: settings::REGISTRY_PLUGIN_ENDPOINT.name,
+    token_setting: settings::REGISTRY_PLUGIN_TOKEN.name,
 };
 
 const ENVIRON: Kind = Kind {
     name: "environ",
     accept: ENVIRON_ACCEPT,
-    endpoint_setting: "DRONE_ENV_PLUGIN_ENDPOINT",
-    token_setting: "DRONE_ENV_PLUGIN_TOKEN",
+    endpoint_setting: settings::ENV_PLUGIN_ENDPOINT.name,
+    token_setting: settings::ENV_PLUGIN_TOKEN.name,
 };
 
 /// The request every plugin client sends: a signed `POST` of a JSON body
