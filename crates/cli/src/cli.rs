@@ -4,7 +4,7 @@ pub mod daemon;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use daemon::{DaemonArgs, DaemonSettingsArgs, PingArgs};
 
@@ -289,4 +289,45 @@ mod tests {
             }
         }
     }
+}
+
+/// Parses `args` for `runner`: its name in the usage and help, the types
+/// it serves listed under `--type`.
+///
+/// # Errors
+/// clap's, to print and exit with (`--help` and `--version` included).
+pub fn parse<I, T>(runner: &crate::runner::Runner, args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let types: Vec<String> = runner
+        .types()
+        .iter()
+        .map(|t| {
+            if t.about_text().is_empty() {
+                format!("`{}`", t.name())
+            } else {
+                format!("`{}`: {}", t.name(), t.about_text())
+            }
+        })
+        .collect();
+    let type_help = format!(
+        "The pipeline type asked for, and so the engine that runs it: {}. Default: {}.",
+        types.join("; "),
+        runner.types().iter().next().map_or("none", |t| t.name())
+    );
+    let mut command = Cli::command()
+        .name(runner.name().to_owned())
+        .bin_name(runner.name().to_owned())
+        .mut_subcommand("daemon", |daemon| {
+            daemon.mut_arg(runnerkit_core::settings::TYPE.flag, |arg| {
+                arg.help(type_help.clone())
+            })
+        });
+    if let Some(version) = runner.version_text() {
+        command = command.version(version.to_owned());
+    }
+    let matches = command.try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
 }

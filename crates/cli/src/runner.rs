@@ -95,6 +95,11 @@ impl RunnerType {
         self.pipeline_type.name()
     }
 
+    /// What its steps run as, for `--help`.
+    pub fn about_text(&self) -> &str {
+        &self.about
+    }
+
     /// The pipeline type.
     pub fn pipeline_type(&self) -> &PipelineType {
         &self.pipeline_type
@@ -130,6 +135,19 @@ impl RunnerTypes {
             .clone()
             .with(runner_type.pipeline_type.clone());
         self.types.push(runner_type);
+    }
+
+    /// Container types named `names` run by the mock engine: for the tests
+    /// of what only reads the names.
+    #[cfg(test)]
+    pub(crate) fn for_tests(names: &[&str]) -> Self {
+        let mut types = Self::default();
+        for name in names {
+            types.push(RunnerType::new(PipelineType::container(*name), || async {
+                Ok(runnerkit_mock::MockEngine::new())
+            }));
+        }
+        types
     }
 
     /// How the types' pipelines compile.
@@ -233,6 +251,10 @@ impl Runner {
 
     pub(crate) fn types(&self) -> &RunnerTypes {
         &self.types
+    }
+
+    pub(crate) fn version_text(&self) -> Option<&str> {
+        self.version.as_deref()
     }
 
     /// Parses the process's command line, runs it and gives the exit code.

@@ -208,11 +208,10 @@ settings! {
     /// Accept any TLS certificate from the server (self-signed setups).
     RPC_SKIP_VERIFY = Setting::boolean(Server, "DRONE_RPC_SKIP_VERIFY", "rpc-skip-verify");
 
-    /// The pipeline type asked for, and so the engine that runs it: `docker`
-    /// runs `type: docker` pipelines in containers, `exec` runs `type: exec`
-    /// pipelines as processes on this machine.
+    /// The pipeline type asked for, and so the engine that runs it: one of
+    /// the types this runner serves (runnerkit: `docker`, containers; `exec`,
+    /// processes on this machine); unset: the first it serves.
     TYPE = Setting::text(Runner, "RUNNERKIT_TYPE", "type", "TYPE")
-        .with_default("docker")
         .with_example("exec");
     /// How many stages run at once.
     CAPACITY = Setting::text(Runner, "DRONE_RUNNER_CAPACITY", "capacity", "N")
@@ -300,11 +299,11 @@ settings! {
     /// Accept any TLS certificate from the environ plugin.
     ENV_PLUGIN_SKIP_VERIFY = Setting::boolean(Runner, "DRONE_ENV_PLUGIN_SKIP_VERIFY", "env-plugin-skip-verify");
 
-    /// Where to serve `/healthz`, `/metrics` and the stages page; `:PORT`
-    /// listens on every interface.
+    /// Where to serve `/healthz`, `/metrics` and the stages page; loopback
+    /// unless told otherwise (`:PORT` listens on every interface).
     HTTP_BIND = Setting::text(Operation, "DRONE_HTTP_BIND", "http-bind", "ADDR")
-        .with_default(":3000")
-        .with_example("127.0.0.1:3000");
+        .with_default("127.0.0.1:3000")
+        .with_example(":3000");
     /// User name for the stages page (HTTP basic auth, with `--ui-password`);
     /// `/healthz` and `/metrics` stay open.
     UI_USERNAME = Setting::text(Operation, "DRONE_UI_USERNAME", "ui-username", "USER")

@@ -2,20 +2,26 @@
 
 use std::io::Write;
 
+use runnerkit_manifest::TypeRegistry;
+
 use crate::cli::CompileArgs;
 use crate::output::exit::Outcome;
 use crate::pipeline::{self, RunInputs};
 
 /// Compiles the pipeline as `exec` would (trusted, since only the shape is
 /// shown) and prints the Spec; warnings go to stderr.
-pub fn run(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+pub async fn run(
+    args: &CompileArgs,
+    types: &TypeRegistry,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
     let source = pipeline::read(&args.source.file)?;
     let inputs = RunInputs {
         pipeline: args.source.pipeline.as_deref(),
         trusted: true,
         ..RunInputs::default()
     };
-    let prepared = pipeline::prepare(&source, &inputs)?;
+    let prepared = pipeline::prepare(&source, &inputs, types).await?;
     for warning in &prepared.compiled.warnings {
         match &warning.step {
             Some(step) => eprintln!("warning: step {step:?}: {}", warning.message),

@@ -2,23 +2,23 @@
 
 use std::sync::Arc;
 
-use runnerkit_core::{CancellationToken, Secret, Spec};
+use runnerkit_core::CancellationToken;
 use runnerkit_runtime::logs::Masker;
 
 use crate::cli::ExecArgs;
 use crate::commands::stage;
-use crate::engines;
 use crate::interrupt;
 use crate::output::exit::Outcome;
 use crate::output::json::RunResult;
 use crate::output::{self, HumanReporter};
 use crate::pipeline::{self, Prepared, RunInputs};
+use crate::runner::RunnerTypes;
 
 /// Runs the pipeline; `Err` when the input was refused before anything ran.
-pub async fn run(args: &ExecArgs) -> Outcome {
+pub async fn run(args: &ExecArgs, types: &RunnerTypes) -> Outcome {
     // Known before anything else, so even a refusal cannot print a secret.
     let masker = Masker::new(args.secrets.iter().map(|(_, v)| v.as_str()));
-    match prepare_and_run(args).await {
+    match prepare_and_run(args, types).await {
         Ok(outcome) => outcome,
         Err(e) => {
             let message = output::error_chain(&e);
@@ -31,7 +31,7 @@ pub async fn run(args: &ExecArgs) -> Outcome {
     }
 }
 
-async fn prepare_and_run(args: &ExecArgs) -> anyhow::Result<Outcome> {
+async fn prepare_and_run(args: &ExecArgs, types: &RunnerTypes) -> anyhow::Result<Outcome> {
     let source = pipeline::read(&args.source.file)?;
     let inputs = RunInputs {
         pipeline: args.source.pipeline.as_deref(),
@@ -40,16 +40,11 @@ async fn prepare_and_run(args: &ExecArgs) -> anyhow::Result<Outcome> {
         env: &args.env,
         secrets: &args.secrets,
     };
-    let Prepared {
-        compiled,
-        pipeline_type,
-        live,
-    } = pipeline::prepare(&source, &inputs)?;
-    let mut spec = compiled.spec;
-    mask_every_given_secret(&mut spec, &args.secrets);
-    let engine = engines::for_type(&pipeline_type).await?;
-    // Whatever the compile found to mask (secrets of the file's own `kind:
-    // secret` documents included) is hidden in what the CLI prints too.
+    let Prepared { compiled, live } = pipeline::prepare(&source, &inputs, types.registry()).await?;
+    let engine = types.engine_for(&compiled.pipeline_type).await?;
+    // Compile warnings come from the compiler, not the runtime: the CLI
+    // masks them with what the compile found to mask.
+    let spec = compiled.spec;
     let masker = Masker::new(spec.masked_values());
 
     let (out, style) = output::human_destination(args.json);
@@ -72,44 +67,4 @@ async fn prepare_and_run(args: &ExecArgs) -> anyhow::Result<Outcome> {
         let _ = RunResult::from_snapshot(&snapshot).write(&mut std::io::stdout().lock());
     }
     Ok(Outcome::Ran(snapshot.stage.status))
-}
-
-/// Puts every `--secret` value in the spec's masked secrets, whether or not
-/// the pipeline uses it: a step may print it some other way (a file that
-/// holds it, a value read from the environment of another tool).
-fn mask_every_given_secret(spec: &mut Spec, secrets: &[(String, String)]) {
-    for (name, value) in secrets {
-        let known = spec.secrets.iter_mut().find(|s| s.value == *value);
-        match known {
-            Some(secret) => secret.mask = true,
-            None => spec.secrets.push(Secret {
-                name: name.clone(),
-                value: value.clone(),
-                mask: true,
-            }),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_given_secret_is_masked_once() {
-        let mut spec = Spec {
-            secrets: vec![Secret {
-                name: "a".into(),
-                value: "A".into(),
-                mask: false,
-            }],
-            ..Spec::default()
-        };
-        mask_every_given_secret(
-            &mut spec,
-            &[("a".into(), "A".into()), ("b".into(), "B".into())],
-        );
-        let masked: Vec<&str> = spec.masked_values().collect();
-        assert_eq!(masked, ["A", "B"]);
-    }
 }

@@ -13,20 +13,23 @@ use crate::cli::{Cli, Command};
 use crate::daemon;
 use crate::logging::{self, Verbosity};
 use crate::output::exit::{self, Outcome};
+use crate::runner::Runner;
 
 /// Runs the command line and gives the process's exit code.
-pub async fn run(cli: Cli) -> std::process::ExitCode {
+pub async fn run(cli: Cli, runner: &Runner) -> std::process::ExitCode {
     if !matches!(cli.command, Command::Daemon(_) | Command::Ping(_)) {
         // The daemon picks its level from its settings.
         logging::install(Verbosity::Warn);
     }
     let outcome = match cli.command {
-        Command::Exec(args) => Ok(exec::run(&args).await),
-        Command::Compile(args) => compile::run(&args, &mut std::io::stdout().lock()),
-        Command::Lint(args) => lint::run(&args, &mut std::io::stdout().lock()),
-        Command::Daemon(args) => Ok(daemon::run(&args).await),
+        Command::Exec(args) => Ok(exec::run(&args, runner.types()).await),
+        Command::Compile(args) => {
+            compile::run(&args, runner.registry(), &mut std::io::stdout().lock()).await
+        }
+        Command::Lint(args) => lint::run(&args, runner.registry(), &mut std::io::stdout().lock()),
+        Command::Daemon(args) => Ok(daemon::run(&args, runner).await),
         Command::Ping(args) => Ok(daemon::ping(&args).await),
-        Command::Prune => Ok(prune::run(&mut std::io::stdout().lock()).await),
+        Command::Prune => Ok(prune::run(runner.types(), &mut std::io::stdout().lock()).await),
     };
     let outcome = outcome.unwrap_or_else(|e| {
         eprintln!("error: {}", crate::output::error_chain(&e));

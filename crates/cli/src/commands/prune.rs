@@ -3,56 +3,46 @@
 
 use std::io::Write;
 
-use anyhow::Context;
-use runnerkit_core::CancellationToken;
-use runnerkit_docker::{DockerEngine, PruneReport};
-
-use crate::output::error_chain;
 use crate::output::exit::Outcome;
+use crate::runner::RunnerTypes;
 
-/// Prunes and lists what was removed on `out`; errors go to stderr.
-pub async fn run(out: &mut dyn Write) -> Outcome {
-    match prune().await {
-        Ok(report) => {
-            // What was removed is gone whether or not it can be told.
-            let _ = describe(&report, out);
-            Outcome::Clean
-        }
-        Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
-            Outcome::Failed
+/// Prunes every engine that can and lists what was removed on `out`;
+/// errors go to stderr. Fails when one engine could not be pruned (the
+/// others still are).
+pub async fn run(types: &RunnerTypes, out: &mut dyn Write) -> Outcome {
+    let mut removed = Vec::new();
+    let mut outcome = Outcome::Clean;
+    for runner_type in types.iter() {
+        match runner_type.prune().await {
+            None => {}
+            Some(Ok(objects)) => removed.extend(objects),
+            Some(Err(e)) => {
+                eprintln!(
+                    "error: pruning the {} engine failed: {}",
+                    runner_type.name(),
+                    runnerkit_core::error_chain(&*e)
+                );
+                outcome = Outcome::Failed;
+            }
         }
     }
-}
-
-async fn prune() -> anyhow::Result<PruneReport> {
-    let engine = DockerEngine::connect()
-        .await
-        .context("the Docker engine is not available (is the daemon running? DOCKER_HOST?)")?;
-    engine
-        .prune(&CancellationToken::new())
-        .await
-        .context("pruning failed")
+    // What was removed is gone whether or not it can be told.
+    let _ = describe(&removed, out);
+    outcome
 }
 
 /// One line per object removed, or one saying there was nothing.
-fn describe(report: &PruneReport, out: &mut dyn Write) -> std::io::Result<()> {
-    if report.is_empty() {
+fn describe(removed: &[String], out: &mut dyn Write) -> std::io::Result<()> {
+    if removed.is_empty() {
         return writeln!(
             out,
             "nothing to remove: no runnerkit object outlived its run"
         );
     }
-    for (kind, names) in [
-        ("container", &report.containers),
-        ("network", &report.networks),
-        ("volume", &report.volumes),
-    ] {
-        for name in names {
-            writeln!(out, "removed {kind} {name}")?;
-        }
+    for object in removed {
+        writeln!(out, "removed {object}")?;
     }
-    let total = report.containers.len() + report.networks.len() + report.volumes.len();
+    let total = removed.len();
     writeln!(
         out,
         "{total} object{} removed",
@@ -67,16 +57,12 @@ mod tests {
     #[test]
     fn says_what_was_removed() {
         let mut out = Vec::new();
-        describe(&PruneReport::default(), &mut out).unwrap();
+        describe(&[], &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "nothing to remove: no runnerkit object outlived its run\n"
         );
-        let report = PruneReport {
-            containers: vec!["rk-a-build".into()],
-            networks: vec!["rk-a".into()],
-            volumes: vec![],
-        };
+        let report = ["container rk-a-build".to_owned(), "network rk-a".to_owned()];
         let mut out = Vec::new();
         describe(&report, &mut out).unwrap();
         assert_eq!(

@@ -18,9 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use runnerkit_core::{CancellationToken, Engine, Manager, ManagerError};
-use runnerkit_docker::DockerEngine;
 use runnerkit_drone::{DroneConfig, DroneManager, EnvironPlugin, RegistryPlugin, SecretPlugin};
-use runnerkit_local::LocalEngine;
 use runnerkit_runner::{Poller, StageRunner};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -30,19 +28,21 @@ use crate::output::error_chain;
 use crate::output::exit::Outcome;
 use board::{Board, Observed};
 use metrics::RunnerInfo;
-use settings::{EngineType, Settings, Values};
+use settings::{Settings, Values};
+
+use crate::runner::{Runner, RunnerType};
 
 /// Runs the daemon until SIGTERM or SIGINT (or only checks the server with
 /// `--dry-run`). Every error that stops it is printed on one line.
-pub async fn run(args: &DaemonArgs) -> Outcome {
+pub async fn run(args: &DaemonArgs, runner: &Runner) -> Outcome {
     if args.dry_run {
-        return dry_run(&args.settings).await;
+        return dry_run(&args.settings, runner).await;
     }
     let started = async {
         let values = Values::load(args.settings.envfile.as_deref(), &args.settings.given())?;
         logging::install(settings::verbosity(&values)?);
-        let settings = Settings::read(&values)?;
-        serve(settings).await
+        let settings = Settings::read(&values, runner.types())?;
+        serve(settings, runner).await
     };
     match started.await {
         Ok(()) => Outcome::Clean,
@@ -64,10 +64,10 @@ pub async fn ping(args: &PingArgs) -> Outcome {
 
 /// `daemon --dry-run`: [`check`] after reading every setting, so a bad one
 /// is found too.
-async fn dry_run(args: &DaemonSettingsArgs) -> Outcome {
+async fn dry_run(args: &DaemonSettingsArgs, runner: &Runner) -> Outcome {
     check(async {
         let values = Values::load(args.envfile.as_deref(), &args.given())?;
-        Ok(Settings::read(&values)?.drone)
+        Ok(Settings::read(&values, runner.types())?.drone)
     })
     .await
 }
@@ -120,15 +120,19 @@ fn ping_error(server: &str, error: ManagerError) -> anyhow::Error {
 }
 
 /// Starts everything, polls until a signal, drains, stops.
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, runner: &Runner) -> anyhow::Result<()> {
     // Handled from the start: a SIGTERM while connecting must not kill the
     // process half-way; polling then ends before it takes anything.
     let (shutdown, cut) = (CancellationToken::new(), CancellationToken::new());
     let signals = watch_signals(shutdown.clone(), cut.clone(), settings.drain_timeout);
     // Every Debug on the way hides secret values.
     tracing::debug!(?settings, "settings");
-    let kind_type = settings.engine.as_str();
-    let engine = engine(settings.engine).await?;
+    let kind_type = settings.kind_type.as_str();
+    let runner_type = runner
+        .types()
+        .get(kind_type)
+        .with_context(|| format!("{kind_type:?} is not a pipeline type this runner serves"))?;
+    let engine = engine(runner_type).await?;
     let drone = Arc::new(DroneManager::new(&settings.drone)?);
     let server = drone.server().to_owned();
     match drone.ping().await {
@@ -143,6 +147,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let board = Arc::new(Board::default());
     let manager: Arc<dyn Manager> = Arc::new(Observed::new(drone, board.clone()));
     let mut runner_config = settings.runner.runner_config();
+    runner_config.types = runner.registry().clone();
     if let Some(plugin) = &settings.runner.secret_plugin {
         let client = SecretPlugin::new(&plugin.endpoint, &plugin.token, plugin.skip_verify)
             .context("cannot set up the secret plugin (DRONE_SECRET_PLUGIN_*)")?;
@@ -161,10 +166,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!(endpoint = %client.endpoint(), "environ plugin configured");
         runner_config.environ_plugin = Some(Arc::new(client));
     }
-    let runner = Arc::new(StageRunner::new(manager.clone(), engine, runner_config));
+    let stage_runner = Arc::new(StageRunner::new(manager.clone(), engine, runner_config));
     let capacity = settings.runner.capacity;
-    let poller = Poller::new(manager, runner, settings.runner.filter(kind_type), capacity)
-        .with_drain_timeout(settings.drain_timeout);
+    let poller = Poller::new(
+        manager,
+        stage_runner,
+        settings.runner.filter(kind_type),
+        capacity,
+    )
+    .with_drain_timeout(settings.drain_timeout);
     let stats = poller.stats();
 
     let listener = tokio::net::TcpListener::bind(&settings.http.bind)
@@ -214,30 +224,29 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine for `kind`; with Docker, what crashed runs left is pruned
-/// first.
-async fn engine(kind: EngineType) -> anyhow::Result<Arc<dyn Engine>> {
-    match kind {
-        EngineType::Exec => Ok(Arc::new(LocalEngine::new())),
-        EngineType::Docker => {
-            let engine = DockerEngine::connect().await.context(
-                "the Docker engine is not available (is the daemon running? DOCKER_HOST?)",
-            )?;
-            match engine.prune(&CancellationToken::new()).await {
-                Ok(report) if report.is_empty() => {
-                    tracing::debug!("nothing left by crashed runs to prune");
-                }
-                Ok(report) => tracing::info!(
-                    containers = report.containers.len(),
-                    networks = report.networks.len(),
-                    volumes = report.volumes.len(),
-                    "pruned what crashed runs left behind"
-                ),
-                Err(e) => tracing::warn!("pruning what crashed runs left behind failed: {e}"),
-            }
-            Ok(Arc::new(engine))
+/// The engine of `runner_type`; what crashed runs left is pruned first,
+/// where the engine can prune.
+async fn engine(runner_type: &RunnerType) -> anyhow::Result<Arc<dyn Engine>> {
+    let engine = runner_type
+        .engine()
+        .await
+        .map_err(|e| anyhow::anyhow!(runnerkit_core::error_chain(&*e)))?;
+    match runner_type.prune().await {
+        None => {}
+        Some(Ok(removed)) if removed.is_empty() => {
+            tracing::debug!("nothing left by crashed runs to prune");
         }
+        Some(Ok(removed)) => tracing::info!(
+            removed = removed.len(),
+            objects = %removed.join(", "),
+            "pruned what crashed runs left behind"
+        ),
+        Some(Err(e)) => tracing::warn!(
+            "pruning what crashed runs left behind failed: {}",
+            runnerkit_core::error_chain(&*e)
+        ),
     }
+    Ok(engine)
 }
 
 /// The first SIGTERM or SIGINT starts the shutdown (a drain); the second

@@ -20,6 +20,7 @@ use runnerkit_runner::DaemonSettings;
 use runnerkit_runner::daemon::Environment;
 
 use crate::logging::Verbosity;
+use crate::runner::RunnerTypes;
 
 /// Every setting's value: the ENVFILE's under the process environment's
 /// under the flags'.
@@ -74,9 +75,9 @@ pub struct HttpSettings {
 /// The daemon's settings, all of them checked.
 #[derive(Debug)]
 pub struct Settings {
-    /// `RUNNERKIT_TYPE` (`--type`): the engine and the pipeline type asked
-    /// for.
-    pub engine: EngineType,
+    /// `RUNNERKIT_TYPE` (`--type`): the pipeline type asked for, one the
+    /// runner serves (and so the engine).
+    pub kind_type: String,
     /// The server (`DRONE_RPC_*`).
     pub drone: DroneConfig,
     /// The runner (`DRONE_RUNNER_*`, `DRONE_LIMIT_*`, `DRONE_PLATFORM_*`).
@@ -87,42 +88,21 @@ pub struct Settings {
     pub drain_timeout: Duration,
 }
 
-/// The engines the daemon runs stages on, each serving the pipeline type of
-/// its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineType {
-    /// Each step in a Docker container (`type: docker` pipelines).
-    Docker,
-    /// Each step as a process on this machine (`type: exec` pipelines).
-    Exec,
-}
-
-impl EngineType {
-    /// Every type, in the order an error lists them.
-    pub const ALL: [Self; 2] = [Self::Docker, Self::Exec];
-
-    /// The pipeline type, as `.drone.yml` and the server spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Docker => "docker",
-            Self::Exec => "exec",
-        }
+/// The pipeline type named by `RUNNERKIT_TYPE` (any case; unset: the
+/// first type served), checked against the types the runner serves.
+fn pipeline_type(name: Option<&str>, types: &RunnerTypes) -> anyhow::Result<String> {
+    let found = match name {
+        None => types.iter().next(),
+        Some(name) => types.iter().find(|t| t.name().eq_ignore_ascii_case(name)),
+    };
+    match found {
+        Some(t) => Ok(t.name().to_owned()),
+        None => bail!(
+            "{:?} is not a pipeline type this runner serves ({})",
+            name.unwrap_or_default(),
+            types.names()
+        ),
     }
-}
-
-/// The engine serving pipeline type `name` (any case): where the text of
-/// `RUNNERKIT_TYPE` becomes an engine.
-pub fn engine_type(name: &str) -> anyhow::Result<EngineType> {
-    EngineType::ALL
-        .into_iter()
-        .find(|t| t.as_str().eq_ignore_ascii_case(name))
-        .ok_or_else(|| {
-            let known: Vec<&str> = EngineType::ALL.iter().map(|t| t.as_str()).collect();
-            anyhow::anyhow!(
-                "{name:?} is not a pipeline type this runner serves ({})",
-                known.join(", ")
-            )
-        })
 }
 
 /// The server's settings alone: all `ping` needs.
@@ -143,10 +123,10 @@ pub fn drone(values: &Values) -> anyhow::Result<DroneConfig> {
 
 impl Settings {
     /// Reads and checks every setting.
-    pub fn read(values: &Values) -> anyhow::Result<Self> {
+    pub fn read(values: &Values, types: &RunnerTypes) -> anyhow::Result<Self> {
         // Every setting read here has a default: unset it reads as that.
         let text = |setting: &Setting| values.get(setting).unwrap_or_default();
-        let engine = engine_type(&text(&TYPE)).context(TYPE.name)?;
+        let kind_type = pipeline_type(values.get(&TYPE).as_deref(), types).context(TYPE.name)?;
         let drone = drone(values)?;
         let runner = DaemonSettings::from_environment(&values.0)?;
         let drain = text(&DRAIN_TIMEOUT);
@@ -162,7 +142,7 @@ impl Settings {
             ),
         };
         Ok(Self {
-            engine,
+            kind_type,
             drone,
             runner,
             http: HttpSettings {
@@ -252,13 +232,20 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 mod tests {
     use super::*;
 
+    fn types() -> RunnerTypes {
+        RunnerTypes::for_tests(&["docker", "exec"])
+    }
+
     #[test]
     fn an_unknown_type_is_refused_naming_the_known_ones() {
-        let err = Settings::read(&values(&[
-            ("DRONE_RPC_HOST", "drone:80"),
-            ("DRONE_RPC_SECRET", "s"),
-            ("RUNNERKIT_TYPE", "kubernetes"),
-        ]))
+        let err = Settings::read(
+            &values(&[
+                ("DRONE_RPC_HOST", "drone:80"),
+                ("DRONE_RPC_SECRET", "s"),
+                ("RUNNERKIT_TYPE", "kubernetes"),
+            ]),
+            &types(),
+        )
         .unwrap_err();
         assert_eq!(
             crate::output::error_chain(&err),
@@ -281,7 +268,10 @@ mod tests {
         assert_eq!(v.get(&UI_REALM).as_deref(), Some("file"));
         assert_eq!(v.get(&UI_USERNAME).as_deref(), Some("flag"));
         assert_ne!(v.0.get("PATH").as_deref(), Some("/file"));
-        assert_eq!(Values::default().get(&HTTP_BIND).as_deref(), Some(":3000"));
+        assert_eq!(
+            Values::default().get(&HTTP_BIND).as_deref(),
+            Some("127.0.0.1:3000")
+        );
     }
 
     fn values(pairs: &[(&str, &str)]) -> Values {
@@ -319,9 +309,9 @@ mod tests {
     #[test]
     fn daemon_settings_have_drones_defaults() {
         let v = values(&[("DRONE_RPC_HOST", "drone:80"), ("DRONE_RPC_SECRET", "s")]);
-        let settings = Settings::read(&v).unwrap();
-        assert_eq!(settings.engine, EngineType::Docker);
-        assert_eq!(settings.http.bind, "0.0.0.0:3000");
+        let settings = Settings::read(&v, &types()).unwrap();
+        assert_eq!(settings.kind_type, "docker");
+        assert_eq!(settings.http.bind, "127.0.0.1:3000");
         assert!(settings.http.auth.is_none());
         assert_eq!(settings.drain_timeout, Duration::from_secs(60 * 60));
         assert_eq!(settings.runner.capacity, 2);
@@ -337,8 +327,8 @@ mod tests {
             ("RUNNERKIT_DRAIN_TIMEOUT", "2m"),
             ("DRONE_DEBUG", "true"),
         ]);
-        let settings = Settings::read(&v).unwrap();
-        assert_eq!(settings.engine, EngineType::Exec);
+        let settings = Settings::read(&v, &types()).unwrap();
+        assert_eq!(settings.kind_type, "exec");
         assert_eq!(settings.http.bind, "127.0.0.1:0");
         assert_eq!(settings.http.auth.unwrap().username, "admin");
         assert_eq!(settings.drain_timeout, Duration::from_secs(120));
@@ -349,13 +339,13 @@ mod tests {
             ("DRONE_RPC_SECRET", "s"),
             ("DRONE_UI_PASSWORD", "pw"),
         ]);
-        assert!(Settings::read(&half).is_err());
+        assert!(Settings::read(&half, &types()).is_err());
         let other = values(&[
             ("DRONE_RPC_HOST", "drone:80"),
             ("DRONE_RPC_SECRET", "s"),
             ("RUNNERKIT_TYPE", "EXEC"),
         ]);
-        assert_eq!(Settings::read(&other).unwrap().engine, EngineType::Exec);
+        assert_eq!(Settings::read(&other, &types()).unwrap().kind_type, "exec");
         let bad = values(&[("DRONE_DEBUG", "yes please")]);
         assert!(
             verbosity(&bad)

@@ -25,9 +25,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use runnerkit_core::{
-    HookError, Line, RunPolicy, Snapshot, Spec, State, Status, StepDecision, StepState,
-};
+use runnerkit_core::{HookError, Line, Snapshot, Spec, State, Status, StepDecision, StepState};
 use runnerkit_manifest::CompileWarning;
 use runnerkit_runtime::logs::Masker;
 
@@ -72,7 +70,6 @@ impl HumanReporter {
         let width = spec
             .steps
             .iter()
-            .filter(|s| s.run_policy != RunPolicy::Never)
             .map(|s| s.name.chars().count())
             .max()
             .unwrap_or(0);
@@ -298,10 +295,8 @@ mod tests {
     }
 
     fn spec() -> Spec {
-        let mut never = Step::named("a-very-long-never-step");
-        never.run_policy = RunPolicy::Never;
         Spec {
-            steps: vec![Step::named("build"), Step::named("test"), never],
+            steps: vec![Step::named("build"), Step::named("test")],
             ..Spec::default()
         }
     }
