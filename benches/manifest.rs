@@ -1,6 +1,6 @@
 //! The pipeline language's cost: envsubst + parse + lint + compile of a
-//! 200-step `.drone.yml`, through `runnerkit_manifest::prepare` as the runner
-//! calls it for each stage.
+//! 200-step `.drone.yml`, through `runnerkit_manifest::assemble` as the
+//! runner calls it for each stage.
 //!
 //! Run: `cargo bench --bench manifest` (prints a Markdown table).
 //!
@@ -13,7 +13,30 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runnerkit::manifest::{CompileContext, Compiler, StaticSecrets, prepare};
+use runnerkit::manifest::{
+    CompileContext, Compiled, Compiler, PipelineType, StageInput, StaticSecrets, TypeRegistry,
+    assemble,
+};
+
+/// One assembly, as a runner does it for a stage.
+fn prepare(
+    runtime: &tokio::runtime::Runtime,
+    text: &str,
+    types: &TypeRegistry,
+    compiler: &Compiler,
+    ctx: &CompileContext,
+) -> Compiled {
+    runtime
+        .block_on(assemble(StageInput {
+            text,
+            pipeline: None,
+            trusted: true,
+            types,
+            compiler,
+            context: ctx,
+        }))
+        .expect("the pipeline compiles")
+}
 
 const STEPS: usize = 200;
 const RUNS: usize = 50;
@@ -69,19 +92,21 @@ fn main() {
     ctx.build.after = "0123456789abcdef0123456789abcdef01234567".into();
     ctx.repo.name = "app".into();
     let compiler = Compiler::default();
+    let types = TypeRegistry::new().with(PipelineType::docker());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
     let mut times: Vec<Duration> = (0..RUNS)
         .map(|_| {
             let t = Instant::now();
-            let compiled =
-                prepare(&text, None, true, &compiler, &ctx).expect("the pipeline compiles");
+            let compiled = prepare(&runtime, &text, &types, &compiler, &ctx);
             let elapsed = t.elapsed();
             assert!(compiled.spec.steps.len() > STEPS, "every step compiled");
             elapsed
         })
         .collect();
     times.sort();
-    let steps = prepare(&text, None, true, &compiler, &ctx)
-        .expect("the pipeline compiles")
+    let steps = prepare(&runtime, &text, &types, &compiler, &ctx)
         .spec
         .steps
         .len();

@@ -18,6 +18,7 @@
 //! | `docker` | `runnerkit-docker` | the Docker engine (feature `docker`) |
 //! | `drone` | `runnerkit-drone` | the `Manager` over Drone's runner RPC (feature `drone`) |
 //! | `mock` | `runnerkit-mock` | the scripted `MockEngine` and the engine conformance suite (feature `mock`) |
+//! | `cli` | `runnerkit-cli` | `Runner`: a whole runner binary (`exec`, `compile`, `lint`, `daemon`, `prune`) from your pipeline types (feature `cli`) |
 //!
 //! ## Features
 //!
@@ -27,6 +28,7 @@
 //! | `mock` | yes | `runnerkit::mock`: `MockEngine`, `runnerkit::mock::conformance` |
 //! | `docker` | no | `runnerkit::docker`: `DockerEngine` over the Docker Engine API |
 //! | `drone` | no | `runnerkit::drone`: `DroneManager` over Drone's runner RPC v2 |
+//! | `cli` | no | `runnerkit::cli`: `Runner` and `RunnerType`, a runner binary in a few lines (and `drone`) |
 //!
 //! ## Write an engine, run a pipeline on it
 //!
@@ -90,6 +92,10 @@
 //! Check an engine against the contract with the conformance suite
 //! (`runnerkit::mock::conformance::run_all`), as every engine here does.
 
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+#[doc(inline)]
+pub use runnerkit_cli as cli;
 #[doc(inline)]
 pub use runnerkit_core as core;
 #[cfg(feature = "docker")]

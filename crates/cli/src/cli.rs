@@ -207,6 +207,47 @@ fn key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Parses `args` for `runner`: its name in the usage and help, the types
+/// it serves listed under `--type`.
+///
+/// # Errors
+/// clap's, to print and exit with (`--help` and `--version` included).
+pub fn parse<I, T>(runner: &crate::runner::Runner, args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let types: Vec<String> = runner
+        .types()
+        .iter()
+        .map(|t| {
+            if t.about_text().is_empty() {
+                format!("`{}`", t.name())
+            } else {
+                format!("`{}`: {}", t.name(), t.about_text())
+            }
+        })
+        .collect();
+    let type_help = format!(
+        "The pipeline type asked for, and so the engine that runs it: {}. Default: {}.",
+        types.join("; "),
+        runner.types().iter().next().map_or("none", |t| t.name())
+    );
+    let mut command = Cli::command()
+        .name(runner.name().to_owned())
+        .bin_name(runner.name().to_owned())
+        .mut_subcommand("daemon", |daemon| {
+            daemon.mut_arg(runnerkit_core::settings::TYPE.name, |arg| {
+                arg.help(type_help.clone()).long_help(type_help.clone())
+            })
+        });
+    if let Some(version) = runner.version_text() {
+        command = command.version(version.to_owned());
+    }
+    let matches = command.try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,45 +330,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Parses `args` for `runner`: its name in the usage and help, the types
-/// it serves listed under `--type`.
-///
-/// # Errors
-/// clap's, to print and exit with (`--help` and `--version` included).
-pub fn parse<I, T>(runner: &crate::runner::Runner, args: I) -> Result<Cli, clap::Error>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
-    let types: Vec<String> = runner
-        .types()
-        .iter()
-        .map(|t| {
-            if t.about_text().is_empty() {
-                format!("`{}`", t.name())
-            } else {
-                format!("`{}`: {}", t.name(), t.about_text())
-            }
-        })
-        .collect();
-    let type_help = format!(
-        "The pipeline type asked for, and so the engine that runs it: {}. Default: {}.",
-        types.join("; "),
-        runner.types().iter().next().map_or("none", |t| t.name())
-    );
-    let mut command = Cli::command()
-        .name(runner.name().to_owned())
-        .bin_name(runner.name().to_owned())
-        .mut_subcommand("daemon", |daemon| {
-            daemon.mut_arg(runnerkit_core::settings::TYPE.flag, |arg| {
-                arg.help(type_help.clone())
-            })
-        });
-    if let Some(version) = runner.version_text() {
-        command = command.version(version.to_owned());
-    }
-    let matches = command.try_get_matches_from(args)?;
-    Cli::from_arg_matches(&matches)
 }

@@ -211,6 +211,7 @@ pub struct Runner {
     name: String,
     version: Option<String>,
     types: RunnerTypes,
+    shutdown: Option<runnerkit_core::CancellationToken>,
 }
 
 impl Runner {
@@ -221,6 +222,7 @@ impl Runner {
             name: name.into(),
             version: None,
             types: RunnerTypes::default(),
+            shutdown: None,
         }
     }
 
@@ -237,6 +239,19 @@ impl Runner {
     pub fn with_type(mut self, runner_type: RunnerType) -> Self {
         self.types.push(runner_type);
         self
+    }
+
+    /// Stops `daemon` when `shutdown` is cancelled, as a first SIGTERM does
+    /// (no new stages; running ones drain): for a runner embedded in
+    /// another program, or a test.
+    #[must_use]
+    pub fn with_shutdown(mut self, shutdown: runnerkit_core::CancellationToken) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    pub(crate) fn shutdown(&self) -> Option<&runnerkit_core::CancellationToken> {
+        self.shutdown.as_ref()
     }
 
     /// The name.

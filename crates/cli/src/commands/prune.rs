@@ -1,5 +1,5 @@
-//! `runnerkit prune`: remove the Docker objects of runs whose process is
-//! gone, with the Docker engine's reaper.
+//! `runnerkit prune`: remove what runs whose process is gone left behind,
+//! with the prune of every registered type that has one.
 
 use std::io::Write;
 
@@ -17,11 +17,8 @@ pub async fn run(types: &RunnerTypes, out: &mut dyn Write) -> Outcome {
             None => {}
             Some(Ok(objects)) => removed.extend(objects),
             Some(Err(e)) => {
-                eprintln!(
-                    "error: pruning the {} engine failed: {}",
-                    runner_type.name(),
-                    runnerkit_core::error_chain(&*e)
-                );
+                // The engine's own message names it ("the Docker engine ...").
+                eprintln!("error: {}", runnerkit_core::error_chain(&*e));
                 outcome = Outcome::Failed;
             }
         }

@@ -125,6 +125,14 @@ async fn serve(settings: Settings, runner: &Runner) -> anyhow::Result<()> {
     // process half-way; polling then ends before it takes anything.
     let (shutdown, cut) = (CancellationToken::new(), CancellationToken::new());
     let signals = watch_signals(shutdown.clone(), cut.clone(), settings.drain_timeout);
+    if let Some(asked) = runner.shutdown().cloned() {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            asked.cancelled().await;
+            tracing::info!("shutdown asked: taking no new stages");
+            shutdown.cancel();
+        });
+    }
     // Every Debug on the way hides secret values.
     tracing::debug!(?settings, "settings");
     let kind_type = settings.kind_type.as_str();
