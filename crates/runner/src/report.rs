@@ -106,7 +106,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Reporter {
-    /// Reports for the registered `steps` (spec order, `never` left out),
+    /// Reports for the registered `steps` (every step of the spec, in order),
     /// with each step's warnings to open its log.
     pub(crate) fn new(
         manager: Arc<dyn Manager>,

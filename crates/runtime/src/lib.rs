@@ -4,7 +4,7 @@
 //!
 //! - Serial when no step declares `depends_on`, else a DAG; duplicate names,
 //!   unknown dependencies and cycles are refused before anything runs.
-//! - Run policies (`on-success`, `on-failure`, `always`, `never`), error
+//! - Run policies (`on-success`, `on-failure`, `always`), error
 //!   policies (`fail`, `ignore`, `fail-fast`), exit code 78 (the step
 //!   succeeds, everything not started yet is skipped, the stage passes).
 //! - Cancellation through a token, a stage timeout and per-step timeouts:
