@@ -25,8 +25,9 @@ const NO_GROUP: u32 = u32::MAX;
 /// A validated plan for one spec.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// Plan index → spec index (the same: one index means one thing).
-    pub(crate) steps: Vec<usize>,
+    /// Number of steps: a plan position is the step's spec position (the
+    /// compiler leaves out steps that cannot run, so every step is planned).
+    len: usize,
     /// Per plan step, the group it waits for, or `NO_GROUP`.
     waits_for: Vec<u32>,
     /// Group → offsets of its members (CSR; the members themselves are only
@@ -55,12 +56,7 @@ impl Plan {
                 return Err(Error::DuplicateStep(step.name.clone()));
             }
         }
-        // Every step of a spec may run (the compiler leaves out those that
-        // cannot), so plan positions are spec positions.
-        let plan_index: Vec<u32> = (0..n as u32).collect();
-        let steps: Vec<usize> = (0..n).collect();
-
-        let mut waits_for = vec![NO_GROUP; steps.len()];
+        let mut waits_for = vec![NO_GROUP; n];
         let mut member_offsets = vec![0u32];
         let mut members: Vec<u32> = Vec::new();
         if spec.is_serial() {
@@ -73,8 +69,7 @@ impl Plan {
             // Consecutive steps with the same list share its group: checked
             // by pointer first (a shared `Arc`), then by value.
             let mut previous: Option<(&Arc<[String]>, u32)> = None;
-            for (p, &i) in steps.iter().enumerate() {
-                let step = &spec.steps[i];
+            for (p, step) in spec.steps.iter().enumerate() {
                 if step.depends_on.is_empty() {
                     continue;
                 }
@@ -92,10 +87,10 @@ impl Plan {
                             dependency: dep.clone(),
                         });
                     };
-                    if d == i {
+                    if d == p {
                         return Err(Error::Cycle(vec![step.name.clone()]));
                     }
-                    members.push(plan_index[d]);
+                    members.push(d as u32);
                 }
                 let group = if members.len() == start {
                     NO_GROUP
@@ -126,7 +121,7 @@ impl Plan {
                 .filter_map(|(p, &g)| (g != NO_GROUP).then_some((g, p as u32))),
         );
         let (member_of_offsets, member_of) = invert(
-            steps.len(),
+            n,
             (0..groups).flat_map(|g| {
                 members_of(&member_offsets, &members, g as u32)
                     .iter()
@@ -134,7 +129,7 @@ impl Plan {
             }),
         );
         let plan = Self {
-            steps,
+            len: n,
             waits_for,
             member_offsets,
             waiter_offsets,
@@ -148,7 +143,7 @@ impl Plan {
 
     /// Number of steps in the plan.
     pub(crate) fn len(&self) -> usize {
-        self.steps.len()
+        self.len
     }
 
     /// Number of dependency groups.
@@ -205,7 +200,7 @@ impl Plan {
             .into_iter()
             .filter(|scc| scc.len() > 1 || self.neighbors(scc[0]).any(|n| n == scc[0]))
             .flatten()
-            .map(|p| spec.steps[self.steps[p as usize]].name.clone())
+            .map(|p| spec.steps[p as usize].name.clone())
             .collect();
         names.sort();
         Err(Error::Cycle(names))

@@ -143,13 +143,12 @@ impl Runtime {
         start: usize,
         cancel: CancellationToken,
     ) -> Snapshot {
-        let steps = plan
+        let steps = spec
             .steps
             .iter()
             .enumerate()
-            .map(|(p, &i)| {
-                let step = &spec.steps[i];
-                let mut st = StepState::pending(p, step.name.clone());
+            .map(|(i, step)| {
+                let mut st = StepState::pending(i, step.name.clone());
                 st.errignore = step.error_policy == ErrorPolicy::Ignore;
                 st.detached = step.detach;
                 st
@@ -353,8 +352,7 @@ impl<'a> Scheduler<'a> {
     }
 
     fn launch(&mut self, p: usize) {
-        let spec_index = self.plan.steps[p];
-        let step = &self.ctx.spec.steps[spec_index];
+        let step = &self.ctx.spec.steps[p];
         let runs = match step.run_policy {
             RunPolicy::OnSuccess => !self.failed,
             RunPolicy::OnFailure => self.failed,
@@ -363,7 +361,7 @@ impl<'a> Scheduler<'a> {
         let action = if runs { Action::Run } else { Action::Skip };
         let ctx = self.ctx.clone();
         self.tasks.push(Box::pin(async move {
-            let work = run_step(ctx.clone(), p, spec_index, action);
+            let work = run_step(ctx.clone(), p, action);
             match AssertUnwindSafe(work).catch_unwind().await {
                 Ok(report) => report,
                 Err(panic) => errored(&ctx, p, &panic_message(&*panic)),
@@ -372,7 +370,7 @@ impl<'a> Scheduler<'a> {
     }
 
     fn complete(&mut self, report: StepReport, detached: &mut Vec<(usize, JoinHandle<()>)>) {
-        let step = &self.ctx.spec.steps[self.plan.steps[report.index]];
+        let step = &self.ctx.spec.steps[report.index];
         if let Some(handle) = report.detached {
             detached.push((report.index, handle));
         }

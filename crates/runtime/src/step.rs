@@ -101,13 +101,9 @@ impl StageContext {
     }
 }
 
-/// Runs (or skips) the step at plan position `index`, spec position `spec_index`.
-pub(crate) async fn run_step(
-    ctx: Arc<StageContext>,
-    index: usize,
-    spec_index: usize,
-    action: Action,
-) -> StepReport {
+/// Runs (or skips) the step at `index` (of the spec, the plan and the state
+/// alike).
+pub(crate) async fn run_step(ctx: Arc<StageContext>, index: usize, action: Action) -> StepReport {
     let report = |status, exit_code, hook_error| StepReport {
         index,
         status,
@@ -131,7 +127,7 @@ pub(crate) async fn run_step(
     let amended = match ctx.hooks.before_each(&ctx.state, &running).await {
         Ok(StepDecision::Run) => None,
         Ok(StepDecision::RunWith(environment)) => {
-            let mut step = ctx.spec.steps[spec_index].clone();
+            let mut step = ctx.spec.steps[index].clone();
             step.environment.extend(environment);
             Some(step)
         }
@@ -149,10 +145,7 @@ pub(crate) async fn run_step(
     // The rest is boxed so that a launched, not yet polled step stays small:
     // with thousands of ready steps, the bulk of a step's state is allocated
     // only once it really runs (and recycled at once when it is quick).
-    Box::pin(run_started(
-        ctx, index, spec_index, amended, running, started,
-    ))
-    .await
+    Box::pin(run_started(ctx, index, amended, running, started)).await
 }
 
 /// The step is running: execute it on the engine and report how it ended.
@@ -160,12 +153,11 @@ pub(crate) async fn run_step(
 async fn run_started(
     ctx: Arc<StageContext>,
     index: usize,
-    spec_index: usize,
     amended: Option<Step>,
     running: StepState,
     started: Instant,
 ) -> StepReport {
-    let step = amended.as_ref().unwrap_or(&ctx.spec.steps[spec_index]);
+    let step = amended.as_ref().unwrap_or(&ctx.spec.steps[index]);
     let report = |status, exit_code, hook_error| StepReport {
         index,
         status,
