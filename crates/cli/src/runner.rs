@@ -206,12 +206,24 @@ impl RunnerTypes {
 ///     .await
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Runner {
     name: String,
     version: Option<String>,
     types: RunnerTypes,
     shutdown: Option<runnerkit_core::CancellationToken>,
+    hooks: Vec<Arc<dyn runnerkit_core::Hook>>,
+}
+
+impl fmt::Debug for Runner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("types", &self.types)
+            .field("hooks", &self.hooks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Runner {
@@ -223,6 +235,7 @@ impl Runner {
             version: None,
             types: RunnerTypes::default(),
             shutdown: None,
+            hooks: Vec::new(),
         }
     }
 
@@ -252,6 +265,20 @@ impl Runner {
 
     pub(crate) fn shutdown(&self) -> Option<&runnerkit_core::CancellationToken> {
         self.shutdown.as_ref()
+    }
+
+    /// Adds a hook of yours (metrics, a notifier) to every stage this
+    /// runner runs, `exec`'s and the daemon's alike, after the runner's own
+    /// hooks; it receives masked events like them. One hook object serves
+    /// every stage, concurrently in the daemon (see the `Hook` contract).
+    #[must_use]
+    pub fn with_hook(mut self, hook: Arc<dyn runnerkit_core::Hook>) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    pub(crate) fn hooks(&self) -> &[Arc<dyn runnerkit_core::Hook>] {
+        &self.hooks
     }
 
     /// The name.

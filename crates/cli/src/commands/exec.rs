@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use runnerkit_core::CancellationToken;
+use runnerkit_core::{CancellationToken, Hook};
 use runnerkit_runtime::logs::Masker;
 
 use crate::cli::ExecArgs;
@@ -12,13 +12,13 @@ use crate::output::exit::Outcome;
 use crate::output::json::RunResult;
 use crate::output::{self, HumanReporter};
 use crate::pipeline::{self, Prepared, RunInputs};
-use crate::runner::RunnerTypes;
+use crate::runner::Runner;
 
 /// Runs the pipeline; `Err` when the input was refused before anything ran.
-pub async fn run(args: &ExecArgs, types: &RunnerTypes) -> Outcome {
+pub async fn run(args: &ExecArgs, runner: &Runner) -> Outcome {
     // Known before anything else, so even a refusal cannot print a secret.
     let masker = Masker::new(args.secrets.iter().map(|(_, v)| v.as_str()));
-    match prepare_and_run(args, types).await {
+    match prepare_and_run(args, runner).await {
         Ok(outcome) => outcome,
         Err(e) => {
             let message = output::error_chain(&e);
@@ -31,7 +31,8 @@ pub async fn run(args: &ExecArgs, types: &RunnerTypes) -> Outcome {
     }
 }
 
-async fn prepare_and_run(args: &ExecArgs, types: &RunnerTypes) -> anyhow::Result<Outcome> {
+async fn prepare_and_run(args: &ExecArgs, runner: &Runner) -> anyhow::Result<Outcome> {
+    let types = runner.types();
     let source = pipeline::read(&args.source.file)?;
     let inputs = RunInputs {
         pipeline: args.source.pipeline.as_deref(),
@@ -52,13 +53,9 @@ async fn prepare_and_run(args: &ExecArgs, types: &RunnerTypes) -> anyhow::Result
         HumanReporter::new(out, &spec, style, masker.clone()).with_warnings(compiled.warnings);
     let cancel = CancellationToken::new();
     let watcher = interrupt::watch(cancel.clone());
-    let result = stage::run(
-        engine,
-        spec,
-        vec![Arc::new(live), Arc::new(reporter)],
-        cancel,
-    )
-    .await;
+    let mut hooks: Vec<Arc<dyn Hook>> = vec![Arc::new(live), Arc::new(reporter)];
+    hooks.extend(runner.hooks().iter().cloned());
+    let result = stage::run(engine, spec, hooks, cancel).await;
     watcher.abort();
     let snapshot = result?;
 

@@ -22,7 +22,7 @@ pub async fn run(cli: Cli, runner: &Runner) -> std::process::ExitCode {
         logging::install(Verbosity::Warn);
     }
     let outcome = match cli.command {
-        Command::Exec(args) => Ok(exec::run(&args, runner.types()).await),
+        Command::Exec(args) => Ok(exec::run(&args, runner).await),
         Command::Compile(args) => {
             compile::run(&args, runner.registry(), &mut std::io::stdout().lock()).await
         }

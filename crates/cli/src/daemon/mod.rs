@@ -156,6 +156,7 @@ async fn serve(settings: Settings, runner: &Runner) -> anyhow::Result<()> {
     let manager: Arc<dyn Manager> = Arc::new(Observed::new(drone, board.clone()));
     let mut runner_config = settings.runner.runner_config();
     runner_config.types = runner.registry().clone();
+    runner_config.hooks = runner.hooks().to_vec();
     if let Some(plugin) = &settings.runner.secret_plugin {
         let client = SecretPlugin::new(&plugin.endpoint, &plugin.token, plugin.skip_verify)
             .context("cannot set up the secret plugin (DRONE_SECRET_PLUGIN_*)")?;
