@@ -50,8 +50,9 @@ pub enum StepKind {
 /// naming its line. Use [`Located`] for a field whose line a lint message
 /// should name.
 ///
-/// Called once per stage, from the assembling task, never concurrently for
-/// one pipeline; must not do I/O.
+/// A level with no keys of its own can be `()`. Called once per stage,
+/// from the assembling task, never concurrently for one pipeline; must not
+/// do I/O.
 pub trait EngineKeys: Send + Sync + 'static {
     /// The pipeline-level keys (e.g. `node_selector`).
     type Pipeline: DeserializeOwned + OptionsValue + Default;
@@ -154,6 +155,25 @@ struct StepsOf<S> {
     steps: Vec<Located<Option<S>>>,
 }
 
+/// `value` as options; none for a type without keys, so that a Spec of an
+/// engine that declared none prints none.
+fn options<T: OptionsValue>(value: T) -> EngineOptions {
+    if std::mem::size_of::<T>() == 0 {
+        EngineOptions::default()
+    } else {
+        EngineOptions::new(value)
+    }
+}
+
+/// The default options of a step that holds no keys, where the step is.
+fn unit<S: Default, T>(entry: &Located<Option<T>>) -> Located<Option<S>> {
+    Located {
+        value: entry.value.as_ref().map(|_| S::default()),
+        line: entry.line,
+        column: entry.column,
+    }
+}
+
 impl<K: EngineKeys> KeysReader for Reader<K> {
     fn read(&self, pipeline: &Pipeline, trusted: bool) -> Result<ReadKeys, Vec<LintError>> {
         let Some(source) = &pipeline.source else {
@@ -169,8 +189,21 @@ impl<K: EngineKeys> KeysReader for Reader<K> {
                 message: e.to_string(),
             }]
         };
-        let own: K::Pipeline = source.parse_lenient().map_err(shape)?.0;
-        let steps: StepsOf<K::Step> = source.parse_lenient().map_err(shape)?.0;
+        // A level without keys (`()`, an empty struct) reads nothing: the
+        // document is a map, which a unit type would refuse.
+        let own: K::Pipeline = if std::mem::size_of::<K::Pipeline>() == 0 {
+            K::Pipeline::default()
+        } else {
+            source.parse_lenient().map_err(shape)?.0
+        };
+        let steps: StepsOf<K::Step> = if std::mem::size_of::<K::Step>() == 0 {
+            StepsOf {
+                services: pipeline.services.iter().map(unit).collect(),
+                steps: pipeline.steps.iter().map(unit).collect(),
+            }
+        } else {
+            source.parse_lenient().map_err(shape)?.0
+        };
         let names = pipeline.all_steps();
         let mut document = EngineDocument {
             name: pipeline.display_name().to_owned(),
@@ -208,12 +241,12 @@ impl<K: EngineKeys> KeysReader for Reader<K> {
             .map(|here| match here {
                 true => read
                     .next()
-                    .map_or_else(EngineOptions::default, |s| EngineOptions::new(s.options)),
+                    .map_or_else(EngineOptions::default, |s| options(s.options)),
                 false => EngineOptions::default(),
             })
             .collect();
         Ok(ReadKeys {
-            pipeline: EngineOptions::new(document.pipeline),
+            pipeline: options(document.pipeline),
             steps,
         })
     }

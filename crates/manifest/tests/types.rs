@@ -232,3 +232,36 @@ steps:
     assert_eq!(compiled.spec.steps.len(), 2);
     assert!(!compiled.spec.is_serial());
 }
+
+/// Only step keys: the pipeline level is `()`.
+struct StepOnly;
+
+impl EngineKeys for StepOnly {
+    type Pipeline = ();
+    type Step = VmStep;
+}
+
+/// No keys at all, at either level.
+struct NoKeys;
+
+impl EngineKeys for NoKeys {
+    type Pipeline = ();
+    type Step = ();
+}
+
+#[test]
+fn a_level_without_keys_can_be_unit() {
+    let types = TypeRegistry::new()
+        .with(PipelineType::container("firecracker").with_keys(StepOnly))
+        .with(PipelineType::container("bare").with_keys(NoKeys));
+    let compiled =
+        support::prepare_with(&types, VM, None, false, &Compiler::default(), &ctx()).unwrap();
+    let step = compiled.spec.steps[0].options.get::<VmStep>().unwrap();
+    assert_eq!(step.memory_mb.as_ref().map(|m| m.value), Some(512));
+    let bare = VM.replace("type: firecracker", "type: bare");
+    let compiled =
+        support::prepare_with(&types, &bare, None, false, &Compiler::default(), &ctx()).unwrap();
+    assert_eq!(compiled.spec.steps.len(), 2);
+    assert!(compiled.spec.steps[1].options.is_empty());
+    assert!(compiled.spec.options.is_empty());
+}
