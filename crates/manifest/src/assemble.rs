@@ -1,6 +1,7 @@
 //! [`assemble`]: the one path from a pipeline file to a compiled stage,
 //! shared by `runnerkit exec`, the runner daemon and third parties.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use futures_util::future::{join, join_all};
@@ -72,7 +73,6 @@ pub async fn assemble(input: StageInput<'_>) -> Result<Compiled, Error> {
     };
 
     let resolved = resolve(&manifest, pipeline, ctx).await?;
-    let named;
     let ctx = if ctx.stage.name.is_empty() || ctx.stage.kind_type.is_empty() {
         // The stage is the pipeline's: its labels and `DRONE_STAGE_*` say so.
         let mut own = ctx.clone();
@@ -82,14 +82,13 @@ pub async fn assemble(input: StageInput<'_>) -> Result<Compiled, Error> {
         if own.stage.kind_type.is_empty() {
             own.stage.kind_type = pipeline_type.name().to_owned();
         }
-        named = own;
-        &named
+        Cow::Owned(own)
     } else {
-        ctx
+        Cow::Borrowed(ctx)
     };
     Ok(input
         .compiler
-        .compile(pipeline, pipeline_type, keys, ctx, &resolved)?)
+        .compile(pipeline, pipeline_type, keys, &ctx, &resolved)?)
 }
 
 /// Every secret `pipeline` refers to, each asked once through the
