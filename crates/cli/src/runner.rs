@@ -305,15 +305,25 @@ impl Runner {
     }
 
     /// Runs the command line `args` (the first is the program's name).
+    ///
+    /// It never ends the process: a bad flag, `--help` and `--version` are
+    /// printed (to stderr and stdout, as clap does) and give their exit
+    /// code, so a runner can be embedded or driven from a test. The daemon
+    /// does handle SIGTERM and SIGINT while it runs, and the first command
+    /// installs the process's `tracing` subscriber.
     pub async fn run_from<I, T>(self, args: I) -> std::process::ExitCode
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let cli = match crate::cli::parse(&self, args) {
-            Ok(cli) => cli,
-            Err(e) => e.exit(),
-        };
-        crate::commands::run(cli, &self).await
+        match crate::cli::parse(&self, args) {
+            Ok(cli) => crate::commands::run(cli, &self).await,
+            Err(e) => {
+                // A closed stdout or stderr leaves nothing to tell.
+                let _ = e.print();
+                let code = u8::try_from(e.exit_code()).unwrap_or(2);
+                std::process::ExitCode::from(code)
+            }
+        }
     }
 }
