@@ -6,13 +6,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use runnerkit_cli::{Runner, RunnerType};
-use runnerkit_core::{CancellationToken, Engine, EngineError, ExitState, LogStream, Spec, Step};
 use runnerkit_manifest::{EngineDocument, EngineKeys, LintError, Located, PipelineType};
-use runnerkit_mock::{CallKind, MockEngine, StepScript};
+use runnerkit_mock::{CallKind, MockEngine, Recorded, StepScript};
 use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 
@@ -21,11 +18,6 @@ use tempfile::TempDir;
 /// `disk_gb` on each step, at most 100; no pipeline key.
 struct VmKeys;
 
-/// No pipeline-level key: an empty struct, since `()` reads a map as an
-/// error ("unexpected value for unit").
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-struct NoPipelineKeys {}
-
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 struct VmStep {
@@ -33,14 +25,14 @@ struct VmStep {
 }
 
 impl EngineKeys for VmKeys {
-    type Pipeline = NoPipelineKeys;
+    type Pipeline = ();
     type Step = VmStep;
 
     fn step_keys(&self) -> &[&'static str] {
         &["disk_gb"]
     }
 
-    fn lint(&self, doc: &EngineDocument<NoPipelineKeys, VmStep>, _trusted: bool) -> Vec<LintError> {
+    fn lint(&self, doc: &EngineDocument<(), VmStep>, _trusted: bool) -> Vec<LintError> {
         doc.steps
             .iter()
             .filter_map(|step| {
@@ -56,77 +48,14 @@ impl EngineKeys for VmKeys {
 
 /// The runner's engine: the mock, printing a fixed line per step, keeping
 /// every Spec it was set up with.
-#[derive(Clone)]
-struct VmEngine {
-    inner: MockEngine,
-    specs: Arc<Mutex<Vec<Spec>>>,
-}
+type VmEngine = Recorded<MockEngine>;
 
-impl VmEngine {
-    fn new() -> Self {
-        Self {
-            inner: MockEngine::new()
-                .with_step("build", StepScript::exit(0).with_lines(["vm build ok"]))
-                .with_step("test", StepScript::exit(0).with_lines(["vm test ok"])),
-            specs: Arc::default(),
-        }
-    }
-
-    fn specs(&self) -> Vec<Spec> {
-        self.specs.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Engine for VmEngine {
-    fn name(&self) -> &str {
-        "vm"
-    }
-
-    async fn setup(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
-        self.specs.lock().unwrap().push(spec.clone());
-        self.inner.setup(spec, cancel).await
-    }
-
-    async fn create(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<(), EngineError> {
-        self.inner.create(spec, step, cancel).await
-    }
-
-    async fn start(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<(), EngineError> {
-        self.inner.start(spec, step, cancel).await
-    }
-
-    async fn tail(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<LogStream, EngineError> {
-        self.inner.tail(spec, step, cancel).await
-    }
-
-    async fn wait(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<ExitState, EngineError> {
-        self.inner.wait(spec, step, cancel).await
-    }
-
-    async fn destroy(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
-        self.inner.destroy(spec, cancel).await
-    }
+fn vm_engine() -> VmEngine {
+    Recorded::new(
+        MockEngine::new()
+            .with_step("build", StepScript::exit(0).with_lines(["vm build ok"]))
+            .with_step("test", StepScript::exit(0).with_lines(["vm test ok"])),
+    )
 }
 
 /// `my-runner`, serving `vm` on `engine` (the same engine every run).
@@ -191,7 +120,7 @@ fn expected(status: u8) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_runs_a_vm_pipeline_and_the_engine_gets_its_key() {
-    let engine = VmEngine::new();
+    let engine = vm_engine();
     let (_dir, file) = pipeline_file(VM);
     assert_eq!(code(run(&engine, "exec", &file).await), expected(0));
 
@@ -210,8 +139,8 @@ async fn exec_runs_a_vm_pipeline_and_the_engine_gets_its_key() {
     assert_eq!(names, ["build", "test"]);
     assert_eq!(disk(0), Some(20));
     assert_eq!(disk(1), None);
-    assert_eq!(engine.inner.count(CallKind::Wait), 2, "both steps ran");
-    engine.inner.assert_protocol();
+    assert_eq!(engine.inner().count(CallKind::Wait), 2, "both steps ran");
+    engine.inner().assert_protocol();
 
     // And the same file lints clean.
     assert_eq!(code(run(&engine, "lint", &file).await), expected(0));
@@ -219,17 +148,17 @@ async fn exec_runs_a_vm_pipeline_and_the_engine_gets_its_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lint_and_exec_refuse_a_file_breaking_the_key_rule() {
-    let engine = VmEngine::new();
+    let engine = vm_engine();
     let (_dir, file) = pipeline_file(&VM.replace("disk_gb: 20", "disk_gb: 500"));
     assert_eq!(code(run(&engine, "lint", &file).await), expected(2));
     assert_eq!(code(run(&engine, "exec", &file).await), expected(2));
     assert!(engine.specs().is_empty(), "nothing ran");
-    assert!(engine.inner.calls().is_empty());
+    assert!(engine.inner().calls().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_refuses_a_type_the_runner_does_not_serve() {
-    let engine = VmEngine::new();
+    let engine = vm_engine();
     let docker = VM
         .replace("type: vm", "type: docker")
         .replace("  disk_gb: 20\n", "");
@@ -239,5 +168,5 @@ async fn exec_refuses_a_type_the_runner_does_not_serve() {
     assert_eq!(code(run(&engine, "lint", &file).await), expected(0));
     assert_eq!(code(run(&engine, "exec", &file).await), expected(2));
     assert!(engine.specs().is_empty(), "nothing ran");
-    assert!(engine.inner.calls().is_empty());
+    assert!(engine.inner().calls().is_empty());
 }

@@ -17,5 +17,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod engine;
+mod recording;
 
 pub use engine::{Call, CallKind, MockEngine, StepScript};
+pub use recording::Recorded;

@@ -7,18 +7,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use runnerkit_core::drone::{Filter, Stage};
-use runnerkit_core::{
-    CancellationToken, Engine, EngineError, ExitState, LogStream, Manager, Spec, Status, Step,
-};
+use runnerkit_core::{CancellationToken, Manager, Status};
 use runnerkit_drone::testing::push_stage;
 use runnerkit_manifest::{
     EngineDocument, EngineKeys, LintError, Located, PipelineType, TypeRegistry,
 };
-use runnerkit_mock::{CallKind, MockEngine, StepScript};
+use runnerkit_mock::{CallKind, MockEngine, Recorded, StepScript};
 use runnerkit_runner::{RunnerConfig, StageError, StageOutcome};
 use serde::{Deserialize, Serialize};
 
@@ -83,76 +80,7 @@ fn config() -> RunnerConfig {
 // ---------------------------------------------------------------- the engine
 
 /// The mock engine, keeping every Spec it was given (from `setup`).
-#[derive(Clone, Default)]
-struct Recording {
-    inner: MockEngine,
-    specs: Arc<Mutex<Vec<Spec>>>,
-}
-
-impl Recording {
-    fn new(inner: MockEngine) -> Self {
-        Self {
-            inner,
-            specs: Arc::default(),
-        }
-    }
-
-    fn specs(&self) -> Vec<Spec> {
-        self.specs.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Engine for Recording {
-    fn name(&self) -> &str {
-        "vm"
-    }
-
-    async fn setup(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
-        self.specs.lock().unwrap().push(spec.clone());
-        self.inner.setup(spec, cancel).await
-    }
-
-    async fn create(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<(), EngineError> {
-        self.inner.create(spec, step, cancel).await
-    }
-
-    async fn start(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<(), EngineError> {
-        self.inner.start(spec, step, cancel).await
-    }
-
-    async fn tail(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<LogStream, EngineError> {
-        self.inner.tail(spec, step, cancel).await
-    }
-
-    async fn wait(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<ExitState, EngineError> {
-        self.inner.wait(spec, step, cancel).await
-    }
-
-    async fn destroy(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
-        self.inner.destroy(spec, cancel).await
-    }
-}
+type Recording = Recorded<MockEngine>;
 
 // ---------------------------------------------------------------- the rig
 
@@ -207,9 +135,9 @@ fn uploaded(rig: &Rig, id: i64, step: &str) -> Vec<String> {
 /// server, the stage `error` with `message`.
 fn assert_refused_before_running(rig: &Rig, engine: &Recording, id: i64, message: &str) {
     assert!(
-        engine.inner.calls().is_empty(),
+        engine.inner().calls().is_empty(),
         "{:?}",
-        engine.inner.calls()
+        engine.inner().calls()
     );
     assert!(engine.specs().is_empty());
     let server = stage(rig, id);
@@ -244,7 +172,7 @@ steps:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_stage_runs_with_the_engine_keys_typed_on_the_spec() {
-    let engine = Recording::new(
+    let engine = Recorded::new(
         MockEngine::new()
             .with_step("build", StepScript::exit(0).with_lines(["booted", "built"]))
             .with_step("plain", StepScript::exit(0).with_lines(["listed"])),
@@ -276,8 +204,8 @@ async fn a_vm_stage_runs_with_the_engine_keys_typed_on_the_spec() {
     // The shared compiler did the container part.
     assert_eq!(spec.steps[0].image, "alpine");
     assert!(spec.steps[0].script.is_some());
-    engine.inner.assert_protocol();
-    assert_eq!(engine.inner.count(CallKind::Wait), 2);
+    engine.inner().assert_protocol();
+    assert_eq!(engine.inner().count(CallKind::Wait), 2);
 
     let server = stage(&rig, id);
     assert_eq!(server.status, Status::Success);
@@ -297,7 +225,7 @@ async fn a_vm_stage_runs_with_the_engine_keys_typed_on_the_spec() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_breaking_the_engine_lint_rule_refuses_the_stage_naming_the_line() {
-    let engine = Recording::new(MockEngine::new());
+    let engine = Recorded::new(MockEngine::new());
     let rig = Rig::start_on(config(), Arc::new(engine.clone())).await;
     let too_big = VM.replace("disk_gb: 20", "disk_gb: 500");
     let (id, outcome) = run(&rig, &too_big, "vm").await;
@@ -316,7 +244,7 @@ async fn a_key_breaking_the_engine_lint_rule_refuses_the_stage_naming_the_line()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_type_the_runner_does_not_serve_is_refused_naming_the_types_served() {
-    let engine = Recording::new(MockEngine::new());
+    let engine = Recorded::new(MockEngine::new());
     let rig = Rig::start_on(config(), Arc::new(engine.clone())).await;
     let docker = VM
         .replace("type: vm", "type: docker")

@@ -10,16 +10,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use runnerkit_core::drone;
-use runnerkit_core::{
-    CancellationToken, Engine, EngineError, ExitState, LogStream, RegistryAuth, Spec, Status, Step,
-};
+use runnerkit_core::{RegistryAuth, Spec, Status};
 use runnerkit_drone::testing::{ListAnswer, ListPluginServer, push_stage};
 use runnerkit_drone::{EnvironPlugin, RegistryPlugin};
 use runnerkit_local::LocalEngine;
 use runnerkit_manifest::StaticRegistries;
+use runnerkit_mock::Recorded;
 use runnerkit_runner::{RunnerConfig, StageOutcome};
 use serde_json::json;
 
@@ -29,71 +28,19 @@ const TOKEN: &str = "plugin-token-0123456789abcdef0123";
 const MASKED: &str = "m4sked-plugin-v4lue";
 
 /// The host engine, keeping the spec of every stage it sets up.
-struct Recording {
-    inner: LocalEngine,
-    specs: Mutex<Vec<Spec>>,
+type Recording = Recorded<LocalEngine>;
+
+fn recording() -> Arc<Recording> {
+    Arc::new(Recorded::new(
+        LocalEngine::new().with_kill_grace(std::time::Duration::from_secs(1)),
+    ))
 }
 
-impl Recording {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            inner: LocalEngine::new().with_kill_grace(std::time::Duration::from_secs(1)),
-            specs: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// The one spec set up.
-    fn spec(&self) -> Spec {
-        let specs = self.specs.lock().unwrap();
-        assert_eq!(specs.len(), 1, "one stage set up");
-        specs[0].clone()
-    }
-}
-
-#[async_trait::async_trait]
-impl Engine for Recording {
-    fn name(&self) -> &str {
-        "recording-host"
-    }
-    async fn setup(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
-        self.specs.lock().unwrap().push(spec.clone());
-        self.inner.setup(spec, cancel).await
-    }
-    async fn create(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<(), EngineError> {
-        self.inner.create(spec, step, cancel).await
-    }
-    async fn start(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<(), EngineError> {
-        self.inner.start(spec, step, cancel).await
-    }
-    async fn tail(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<LogStream, EngineError> {
-        self.inner.tail(spec, step, cancel).await
-    }
-    async fn wait(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<ExitState, EngineError> {
-        self.inner.wait(spec, step, cancel).await
-    }
-    async fn destroy(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
-        self.inner.destroy(spec, cancel).await
-    }
+/// The one spec `engine` set up.
+fn one_spec(engine: &Recording) -> Spec {
+    let specs = engine.specs();
+    assert_eq!(specs.len(), 1, "one stage set up");
+    specs[0].clone()
 }
 
 /// A runner with both plugins (and `config`'s other settings) on the
@@ -117,7 +64,7 @@ async fn rig_with(config: RunnerConfig) -> PluginRig {
         )),
         ..config
     };
-    let engine = Recording::new();
+    let engine = recording();
     let rig = Rig::start_on(config, engine.clone()).await;
     PluginRig {
         rig,
@@ -181,7 +128,7 @@ async fn environ_plugin_variables_reach_the_step_and_masked_ones_are_masked() {
     );
     // The compiled spec: unmasked values are runner globals, the masked one
     // a secret of every step, masked.
-    let spec = rig.engine.spec();
+    let spec = one_spec(&rig.engine);
     let step = &spec.steps[0];
     assert_eq!(step.environment["FROM_PLUGIN"], "plugin-value");
     assert_eq!(step.environment["RUNNER_ONLY"], "kept");
@@ -242,7 +189,7 @@ steps:
     let (_, outcome) = rig.rig.run(details).await;
     assert_eq!(outcome, StageOutcome::Ran(Status::Success));
     // Both values are masked still.
-    let spec = rig.engine.spec();
+    let spec = one_spec(&rig.engine);
     let masked: Vec<&str> = spec.masked_values().collect();
     assert!(masked.contains(&MASKED), "{}", masked.len());
     assert!(masked.contains(&"the-servers-npm-token"));
@@ -282,7 +229,7 @@ async fn registry_plugin_credentials_reach_the_spec_after_the_runners_own() {
     let (_, outcome) = rig.rig.run(push_stage(PIPELINE_PLAIN, "exec")).await;
     assert_eq!(outcome, StageOutcome::Ran(Status::Success));
     assert_eq!(
-        rig.engine.spec().registries,
+        one_spec(&rig.engine).registries,
         [
             own,
             RegistryAuth {
@@ -346,7 +293,7 @@ async fn refused_naming(rig: &PluginRig, pipeline: &str, plugin: &str, said: &st
     let stage = rig.rig.server.stage(id).unwrap();
     assert_eq!(stage.status, Status::Error);
     assert!(stage.error.contains(plugin), "{}", stage.error);
-    assert!(rig.engine.specs.lock().unwrap().is_empty(), "nothing ran");
+    assert!(rig.engine.specs().is_empty(), "nothing ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
