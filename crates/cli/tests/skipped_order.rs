@@ -105,7 +105,11 @@ steps:
     assert_eq!(r.code, 0, "{printed}");
     assert_eq!(
         r.summary(),
-        rows(&[("build", "success"), ("deploy", "success")]),
+        rows(&[
+            ("build", "success"),
+            ("prep", "skipped"),
+            ("deploy", "success")
+        ]),
         "{printed}"
     );
     assert!(r.stdout.contains("deploy | built\n"), "{printed}");
@@ -143,7 +147,12 @@ steps:
     assert_eq!(r.code, 0, "{printed}");
     assert_eq!(
         r.summary(),
-        rows(&[("build", "success"), ("deploy", "success")]),
+        rows(&[
+            ("build", "success"),
+            ("prep", "skipped"),
+            ("tag", "skipped"),
+            ("deploy", "success")
+        ]),
         "{printed}"
     );
     assert!(r.stdout.contains("deploy | built\n"), "{printed}");

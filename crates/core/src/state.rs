@@ -43,6 +43,14 @@ pub struct StepState {
     /// came from the engine, a hook or the runtime itself: show or send it as
     /// it is.
     pub error: Option<String>,
+    /// Why a step that did not run was skipped (`an earlier failure`,
+    /// `exit 78`, `cancelled`, ...); `None` for a step that ran.
+    ///
+    /// For people and local tools only: unlike [`error`](Self::error) it is
+    /// not reported to a CI server, so a skip does not read as a problem
+    /// there. Written once, by the runtime, masked like `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl StepState {
@@ -59,6 +67,7 @@ impl StepState {
             started: None,
             stopped: None,
             error: None,
+            reason: None,
         }
     }
 

@@ -72,14 +72,29 @@ enum Stop {
     Cancelled,
     /// The stage timeout passed.
     TimedOut,
-    /// A fail-fast step failed: treated like a cancellation.
-    FailFast,
+    /// A fail-fast step (named) failed: treated like a cancellation.
+    FailFast(String),
     /// A step exited 78: the rest is skipped and the stage passes.
     Exit78,
     /// A hook could not follow the stage.
     Hook(String),
     /// `setup` failed.
     Setup(String),
+}
+
+impl Stop {
+    /// Why a step that had not started when the stage stopped is skipped:
+    /// the `reason` of its state.
+    fn skip_reason(&self) -> String {
+        match self {
+            Stop::Cancelled => "cancelled".to_owned(),
+            Stop::TimedOut => "the stage timed out".to_owned(),
+            Stop::FailFast(step) => format!("fail-fast: {step} failed"),
+            Stop::Exit78 => "exit 78".to_owned(),
+            Stop::Hook(_) => "a hook failed".to_owned(),
+            Stop::Setup(_) => "the engine's setup failed".to_owned(),
+        }
+    }
 }
 
 impl Runtime {
@@ -297,7 +312,10 @@ impl<'a> Scheduler<'a> {
         for p in 0..plan.len() {
             if p < start {
                 // Resumed past it: skipped, and done for its dependents.
-                ctx.writer.update(|st| st.steps[p].status = Status::Skipped);
+                ctx.writer.update(|st| {
+                    st.steps[p].status = Status::Skipped;
+                    ctx.write_error(&mut st.steps[p].reason, "before the resume point");
+                });
                 s.release(p);
             } else if plan.waits_for(p).is_none() {
                 s.ready.push(Reverse(p as u32));
@@ -353,12 +371,13 @@ impl<'a> Scheduler<'a> {
 
     fn launch(&mut self, p: usize) {
         let step = &self.ctx.spec.steps[p];
-        let runs = match step.run_policy {
-            RunPolicy::OnSuccess => !self.failed,
-            RunPolicy::OnFailure => self.failed,
-            RunPolicy::Always => true,
+        // The reason is decided here, where the policy is weighed, so that
+        // nobody downstream has to guess it back from the statuses.
+        let action = match step.run_policy {
+            RunPolicy::OnSuccess if self.failed => Action::Skip("an earlier failure"),
+            RunPolicy::OnFailure if !self.failed => Action::Skip("on-failure: nothing had failed"),
+            _ => Action::Run,
         };
-        let action = if runs { Action::Run } else { Action::Skip };
         let ctx = self.ctx.clone();
         self.tasks.push(Box::pin(async move {
             let work = run_step(ctx.clone(), p, action);
@@ -384,7 +403,7 @@ impl<'a> Scheduler<'a> {
             self.halt(Stop::Hook(e));
         }
         if report.status == Status::Failure && step.error_policy == ErrorPolicy::FailFast {
-            self.halt(Stop::FailFast);
+            self.halt(Stop::FailFast(step.name.clone()));
         }
         if report.status == Status::Success && report.exit_code == 78 {
             self.halt(Stop::Exit78);
@@ -408,7 +427,7 @@ impl<'a> Scheduler<'a> {
         if self.stop.is_some() {
             return;
         }
-        if matches!(reason, Stop::Cancelled | Stop::TimedOut | Stop::FailFast) {
+        if matches!(reason, Stop::Cancelled | Stop::TimedOut | Stop::FailFast(_)) {
             self.ctx.token.cancel();
         }
         self.stop = Some(reason);
@@ -441,12 +460,16 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 fn finalize(ctx: &StageContext, stop: Option<&Stop>) {
     let now = SystemTime::now();
     let timeout = ctx.config.stage_timeout.unwrap_or_default();
+    // Without a stop every step is launched; "not started" is for the
+    // impossible case, rather than a skipped step without a reason.
+    let skip_reason = stop.map_or_else(|| "not started".to_owned(), Stop::skip_reason);
     ctx.writer.update(|s| {
         for st in &mut s.steps {
             match st.status {
                 Status::Pending => {
                     st.status = Status::Skipped;
                     st.stopped = Some(now);
+                    ctx.write_error(&mut st.reason, &skip_reason);
                 }
                 Status::Running => {
                     // A detached step whose pump was lost, or a step whose
@@ -466,7 +489,7 @@ fn finalize(ctx: &StageContext, stop: Option<&Stop>) {
             Some(Stop::Cancelled) => Some("cancelled".to_owned()),
             Some(Stop::TimedOut) => Some(format!("stage timed out after {}", human(timeout))),
             Some(Stop::Hook(e) | Stop::Setup(e)) => Some(e.clone()),
-            Some(Stop::FailFast | Stop::Exit78) | None => None,
+            Some(Stop::FailFast(_) | Stop::Exit78) | None => None,
         };
         let decisive = s.steps.iter().find(|st| st.fails_stage());
         let (status, exit_code, error) = match (decisive, stop) {
@@ -477,7 +500,7 @@ fn finalize(ctx: &StageContext, stop: Option<&Stop>) {
             },
             (None, Some(Stop::Cancelled | Stop::TimedOut)) => (Status::Killed, 137, stop_message),
             (None, Some(Stop::Hook(_) | Stop::Setup(_))) => (Status::Error, 255, stop_message),
-            (None, Some(Stop::FailFast | Stop::Exit78) | None) => (Status::Success, 0, None),
+            (None, Some(Stop::FailFast(_) | Stop::Exit78) | None) => (Status::Success, 0, None),
         };
         s.stage.status = status;
         s.stage.exit_code = exit_code;
@@ -488,4 +511,124 @@ fn finalize(ctx: &StageContext, stop: Option<&Stop>) {
             ctx.write_error(&mut s.stage.error, error);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use runnerkit_core::Step;
+    use runnerkit_mock::{MockEngine, StepScript};
+
+    use super::*;
+
+    fn policy(name: &str, run_policy: RunPolicy, error_policy: ErrorPolicy) -> Step {
+        Step {
+            run_policy,
+            error_policy,
+            ..Step::named(name)
+        }
+    }
+
+    async fn reasons(
+        engine: MockEngine,
+        steps: Vec<Step>,
+        cancel: CancellationToken,
+    ) -> Vec<(String, Status, Option<String>)> {
+        let spec = Arc::new(Spec {
+            id: "stage".into(),
+            steps,
+            ..Spec::default()
+        });
+        let snap = Runtime::new(Arc::new(engine))
+            .run(spec, cancel)
+            .await
+            .expect("spec accepted");
+        snap.steps
+            .into_iter()
+            .map(|s| (s.name, s.status, s.reason))
+            .collect()
+    }
+
+    fn row(name: &str, status: Status, reason: Option<&str>) -> (String, Status, Option<String>) {
+        (name.to_owned(), status, reason.map(str::to_owned))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_skipped_step_says_why_and_no_other_does() {
+        let engine = MockEngine::new()
+            .with_step("bad", StepScript::exit(2))
+            .with_step("done", StepScript::exit(78));
+        let fail = ErrorPolicy::Fail;
+        let got = reasons(
+            engine,
+            vec![
+                policy("notify", RunPolicy::OnFailure, fail),
+                policy("bad", RunPolicy::OnSuccess, fail),
+                policy("next", RunPolicy::OnSuccess, fail),
+                policy("cleanup", RunPolicy::OnFailure, fail),
+                policy("done", RunPolicy::Always, fail),
+                policy("after", RunPolicy::Always, fail),
+            ],
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(
+            got,
+            [
+                row(
+                    "notify",
+                    Status::Skipped,
+                    Some("on-failure: nothing had failed")
+                ),
+                row("bad", Status::Failure, None),
+                row("next", Status::Skipped, Some("an earlier failure")),
+                row("cleanup", Status::Success, None),
+                row("done", Status::Success, None),
+                row("after", Status::Skipped, Some("exit 78")),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steps_left_by_a_fail_fast_or_a_cancel_say_so() {
+        let engine = MockEngine::new().with_step("bad", StepScript::exit(1));
+        let got = reasons(
+            engine,
+            vec![
+                policy("bad", RunPolicy::OnSuccess, ErrorPolicy::FailFast),
+                policy("rest", RunPolicy::Always, ErrorPolicy::Fail),
+            ],
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(
+            got[1],
+            row("rest", Status::Skipped, Some("fail-fast: bad failed"))
+        );
+
+        let engine = MockEngine::new().with_step(
+            "slow",
+            StepScript::exit(0).running_for(Duration::from_secs(60)),
+        );
+        let cancel = CancellationToken::new();
+        let later = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            later.cancel();
+        });
+        let got = reasons(
+            engine,
+            vec![Step::named("slow"), Step::named("rest")],
+            cancel,
+        )
+        .await;
+        assert_eq!(
+            got,
+            [
+                row("slow", Status::Killed, None),
+                row("rest", Status::Skipped, Some("cancelled")),
+            ]
+        );
+    }
 }

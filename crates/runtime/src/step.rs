@@ -34,8 +34,9 @@ pub(crate) struct StageContext {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
     Run,
-    /// Skipped by its run policy: reported through `after_each` only.
-    Skip,
+    /// Skipped by its run policy, for this reason: reported through
+    /// `after_each` only.
+    Skip(&'static str),
 }
 
 /// What a step task tells the coordinator.
@@ -65,12 +66,12 @@ enum Executed {
 }
 
 impl StageContext {
-    /// Puts `text` in `slot` (a step's or the stage's error), masked with
-    /// the stage's secrets. Every error text enters the state here and
-    /// nowhere else, so that hooks, snapshots and `Runtime::run`'s result
-    /// only ever hold masked text: an engine's or a hook's message may quote
-    /// a command line, a registry login or an environment, and consumers
-    /// rely on not having to mask on their own.
+    /// Puts `text` in `slot` (a step's or the stage's error, or a step's
+    /// skip reason), masked with the stage's secrets. Every such text enters
+    /// the state here and nowhere else, so that hooks, snapshots and
+    /// `Runtime::run`'s result only ever hold masked text: an engine's or a
+    /// hook's message may quote a command line, a registry login or an
+    /// environment, and consumers rely on not having to mask on their own.
     pub(crate) fn write_error(&self, slot: &mut Option<String>, text: &str) {
         *slot = Some(self.masker.mask_str(text));
     }
@@ -84,6 +85,24 @@ impl StageContext {
         exit_code: i32,
         error: Option<String>,
     ) -> StepState {
+        self.end(index, status, exit_code, error, None)
+    }
+
+    /// Ends step `index` as skipped, saying why (and with `error` when a hook
+    /// failed), and returns its final state.
+    pub(crate) fn skip(&self, index: usize, reason: &str, error: Option<String>) -> StepState {
+        self.end(index, Status::Skipped, 0, error, Some(reason))
+    }
+
+    /// One update, so no hook ever sees a skipped step without its reason.
+    fn end(
+        &self,
+        index: usize,
+        status: Status,
+        exit_code: i32,
+        error: Option<String>,
+        reason: Option<&str>,
+    ) -> StepState {
         let now = SystemTime::now();
         self.writer.update(|s| {
             let st = &mut s.steps[index];
@@ -95,6 +114,9 @@ impl StageContext {
             }
             if let Some(error) = &error {
                 self.write_error(&mut st.error, error);
+            }
+            if let Some(reason) = reason {
+                self.write_error(&mut st.reason, reason);
             }
             st.clone()
         })
@@ -111,8 +133,8 @@ pub(crate) async fn run_step(ctx: Arc<StageContext>, index: usize, action: Actio
         hook_error,
         detached: None,
     };
-    if action == Action::Skip {
-        let st = ctx.finish(index, Status::Skipped, 0, None);
+    if let Action::Skip(reason) = action {
+        let st = ctx.skip(index, reason, None);
         let hook_error = ctx.hooks.after_each(&ctx.state, &st).await.err();
         return report(Status::Skipped, 0, hook_error);
     }
@@ -132,12 +154,12 @@ pub(crate) async fn run_step(ctx: Arc<StageContext>, index: usize, action: Actio
             Some(step)
         }
         Ok(StepDecision::Skip) => {
-            let st = ctx.finish(index, Status::Skipped, 0, None);
+            let st = ctx.skip(index, "skipped by a hook", None);
             let hook_error = ctx.hooks.after_each(&ctx.state, &st).await.err();
             return report(Status::Skipped, 0, hook_error);
         }
         Err(e) => {
-            ctx.finish(index, Status::Skipped, 0, Some(e.clone()));
+            ctx.skip(index, "a hook failed", Some(e.clone()));
             return report(Status::Skipped, 0, Some(e));
         }
     };

@@ -47,10 +47,14 @@ async fn prepare_and_run(args: &ExecArgs, runner: &Runner) -> anyhow::Result<Out
     // masks them with what the compile found to mask.
     let spec = compiled.spec;
     let masker = Masker::new(spec.masked_values());
+    // Every step of the pipeline, for the summary and the result: the Spec
+    // holds only those that may run.
+    let listing = compiled.steps;
 
     let (out, style) = output::human_destination(args.json);
-    let reporter =
-        HumanReporter::new(out, &spec, style, masker.clone()).with_warnings(compiled.warnings);
+    let reporter = HumanReporter::new(out, &spec, style, masker.clone())
+        .with_warnings(compiled.warnings)
+        .with_steps(listing.clone());
     let cancel = CancellationToken::new();
     let watcher = interrupt::watch(cancel.clone());
     let mut hooks: Vec<Arc<dyn Hook>> = vec![Arc::new(live), Arc::new(reporter)];
@@ -61,7 +65,7 @@ async fn prepare_and_run(args: &ExecArgs, runner: &Runner) -> anyhow::Result<Out
 
     if args.json {
         // The stage has run: a closed stdout changes nothing about its outcome.
-        let _ = RunResult::from_snapshot(&snapshot).write(&mut std::io::stdout().lock());
+        let _ = RunResult::from_run(&listing, &snapshot).write(&mut std::io::stdout().lock());
     }
     Ok(Outcome::Ran(snapshot.stage.status))
 }

@@ -7,17 +7,23 @@
 //! build | <-- success (exit 0) in 1.20s
 //! test  | --> running
 //! test  | <-- failure (exit 2) in 0.31s
+//! lint  | <-- skipped (an earlier failure)
 //!
-//! STEP   STATUS   EXIT  DURATION
-//! build  success     0  1.20s
-//! test   failure     2  0.31s
+//! STEP    STATUS   EXIT  DURATION  REASON
+//! build   success     0  1.20s
+//! test    failure     2  0.31s
+//! lint    skipped     -  -         an earlier failure
+//! deploy  skipped     -  -         when: branch
 //!
 //! pipeline failure in 1.52s
 //! ```
 //!
-//! Names are padded to the longest so the logs line up; on a terminal each
-//! step's prefix has its own colour and statuses are coloured, elsewhere the
-//! text is plain. The duration is the last column so tests can redact it.
+//! The summary lists every step of the pipeline, also those whose `when` left
+//! them out of the Spec (they print nothing live: they never reach the
+//! runtime). The `REASON` column, why a step was skipped, is there only when
+//! one was. Names are padded to the longest, by the width a terminal gives
+//! them, so the logs and columns line up; on a terminal each step's prefix
+//! has its own colour and statuses are coloured, elsewhere the text is plain.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -26,8 +32,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use runnerkit_core::{HookError, Line, Snapshot, Spec, State, Status, StepDecision, StepState};
-use runnerkit_manifest::CompileWarning;
+use runnerkit_manifest::{CompileWarning, StageStep};
 use runnerkit_runtime::logs::Masker;
+use unicode_width::UnicodeWidthStr;
+
+use super::step_rows;
 
 /// Colours for step prefixes, by step position.
 const PALETTE: [&str; 6] = ["36", "33", "35", "34", "32", "96"];
@@ -51,6 +60,8 @@ pub struct HumanReporter {
     masker: Masker,
     /// Compile warnings by step name; `None` for the whole stage.
     warnings: BTreeMap<Option<String>, Vec<String>>,
+    /// Every step of the pipeline, for the summary; empty: the Spec's.
+    listing: Vec<StageStep>,
 }
 
 impl std::fmt::Debug for HumanReporter {
@@ -67,19 +78,23 @@ impl HumanReporter {
     /// warnings it shows go through `masker`; log lines and step and stage
     /// errors are printed as the runtime gave them, already masked.
     pub fn new(out: Box<dyn Write + Send>, spec: &Spec, style: Style, masker: Masker) -> Self {
-        let width = spec
-            .steps
-            .iter()
-            .map(|s| s.name.chars().count())
-            .max()
-            .unwrap_or(0);
+        let width = spec.steps.iter().map(|s| s.name.width()).max().unwrap_or(0);
         Self {
             out: Mutex::new(out),
             width,
             style,
             masker,
             warnings: BTreeMap::new(),
+            listing: Vec::new(),
         }
+    }
+
+    /// Lists every step of the pipeline in the summary (the compiled stage's
+    /// [`Compiled::steps`](runnerkit_manifest::Compiled::steps)), not only
+    /// the Spec's: those left out show `skipped` with the compiler's reason.
+    pub fn with_steps(mut self, listing: Vec<StageStep>) -> Self {
+        self.listing = listing;
+        self
     }
 
     /// Shows compile warnings: a step's at the top of its log, the stage's
@@ -100,7 +115,7 @@ impl HumanReporter {
     }
 
     fn prefix(&self, step: &StepState) -> String {
-        let name = format!("{:<width$} |", step.name, width = self.width);
+        let name = format!("{} |", pad(&step.name, self.width));
         if self.style.color {
             let colour = PALETTE[step.index % PALETTE.len()];
             format!("\x1b[{colour}m{name}{RESET} ")
@@ -125,6 +140,8 @@ impl HumanReporter {
         let mut line = format!("{}<-- {}", self.prefix(step), self.status(step.status));
         if step.status != Status::Skipped {
             line.push_str(&format!(" (exit {})", step.exit_code));
+        } else if let Some(reason) = &step.reason {
+            line.push_str(&format!(" ({reason})"));
         }
         if let Some(d) = step.duration().filter(|_| step.status != Status::Skipped) {
             line.push_str(&format!(" in {}", duration(d)));
@@ -139,46 +156,58 @@ impl HumanReporter {
 
     /// The summary table and the stage's last word.
     fn summary(&self, snapshot: &Snapshot) -> String {
-        let name_w = snapshot
-            .steps
-            .iter()
-            .map(|s| s.name.chars().count())
-            .chain(["STEP".len()])
-            .max()
-            .unwrap_or(4);
-        let status_w = snapshot
-            .steps
-            .iter()
-            .map(|s| s.status.as_str().len())
-            .chain(["STATUS".len()])
-            .max()
-            .unwrap_or(6);
-        let mut text = format!(
-            "\n{:<name_w$}  {:<status_w$}  {:>4}  DURATION\n",
-            "STEP", "STATUS", "EXIT"
+        let rows: Vec<_> = step_rows(&self.listing, snapshot)
+            .into_iter()
+            .map(|row| {
+                let exit = row
+                    .exit_code
+                    .map_or_else(|| "-".to_owned(), |c| c.to_string());
+                let took = row.duration().map_or_else(|| "-".to_owned(), duration);
+                (row, exit, took)
+            })
+            .collect();
+        let widest = |header: &str, cell: &dyn Fn(&(_, String, String)) -> usize| {
+            rows.iter()
+                .map(cell)
+                .chain([header.width()])
+                .max()
+                .unwrap_or(0)
+        };
+        let name_w = widest("STEP", &|(r, _, _)| r.name.width());
+        let status_w = widest("STATUS", &|(r, _, _)| r.status.as_str().width());
+        let exit_w = widest("EXIT", &|(_, e, _)| e.width());
+        let took_w = widest("DURATION", &|(_, _, t)| t.width());
+        let reasons = rows.iter().any(|(r, _, _)| r.reason.is_some());
+        let mut header = format!(
+            "{}  {}  {:>exit_w$}  {}",
+            pad("STEP", name_w),
+            pad("STATUS", status_w),
+            "EXIT",
+            pad("DURATION", took_w),
         );
-        for step in &snapshot.steps {
-            let ran = step.started.is_some() && step.status != Status::Skipped;
-            let exit = if ran {
-                step.exit_code.to_string()
-            } else {
-                "-".to_owned()
-            };
-            let took = step
-                .duration()
-                .filter(|_| ran)
-                .map_or_else(|| "-".to_owned(), duration);
+        if reasons {
+            header.push_str("  REASON");
+        }
+        let mut text = format!("\n{}\n", header.trim_end());
+        for (row, exit, took) in &rows {
             // Pad before colouring: escape codes have no width on screen.
-            let status = format!("{:<status_w$}", step.status.as_str());
+            let status = pad(row.status.as_str(), status_w);
             let status = if self.style.color {
-                status.replace(step.status.as_str(), &self.status(step.status))
+                status.replace(row.status.as_str(), &self.status(row.status))
             } else {
                 status
             };
-            text.push_str(&format!(
-                "{:<name_w$}  {status}  {exit:>4}  {took}\n",
-                step.name
-            ));
+            let mut line = format!(
+                "{}  {status}  {exit:>exit_w$}  {}",
+                pad(&row.name, name_w),
+                pad(took, took_w)
+            );
+            if let Some(reason) = &row.reason {
+                line.push_str("  ");
+                line.push_str(reason);
+            }
+            text.push_str(line.trim_end());
+            text.push('\n');
         }
         let stage = &snapshot.stage;
         text.push_str(&format!("\npipeline {}", self.status(stage.status)));
@@ -192,6 +221,13 @@ impl HumanReporter {
         }
         text
     }
+}
+
+/// `text` and spaces up to `width` columns on a terminal: `format!`'s
+/// padding counts chars, which a wide (CJK) or combining one throws off.
+fn pad(text: &str, width: usize) -> String {
+    let fill = width.saturating_sub(text.width());
+    format!("{text}{:fill$}", "")
 }
 
 /// `0.42s`, `12.30s`, `2m05s`, `1h02m`.
@@ -417,6 +453,60 @@ mod tests {
         let text = buf.text();
         assert!(text.starts_with("test  | <-- skipped\n"), "{text}");
         assert!(text.contains("test  skipped     -  -\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn skipped_rows_say_why_in_a_last_column_aligned_by_display_width() {
+        let buf = Buffer::default();
+        let spec = Spec {
+            steps: vec![Step::named("ビルド"), Step::named("test")],
+            ..Spec::default()
+        };
+        let listed = |name: &str, spec_index: Option<usize>| StageStep {
+            name: name.into(),
+            service: false,
+            line: 1,
+            spec_index,
+            not_run: spec_index
+                .is_none()
+                .then(|| runnerkit_manifest::NotRun::When {
+                    key: "branch".into(),
+                }),
+        };
+        let reporter = HumanReporter::new(
+            Box::new(buf.clone()),
+            &spec,
+            Style { color: false },
+            Masker::new([]),
+        )
+        .with_steps(vec![
+            listed("ビルド", Some(0)),
+            listed("deploy", None),
+            listed("test", Some(1)),
+        ]);
+        let build = finished(0, "ビルド", Status::Failure, 2, 1200);
+        let mut test = finished(1, "test", Status::Skipped, 0, 0);
+        test.reason = Some("an earlier failure".into());
+        let mut snap = Snapshot::new(vec![build.clone(), test.clone()]);
+        snap.stage.status = Status::Failure;
+        let state = StateWriter::new(snap).reader();
+        reporter.got_line(&state, &build, &line("x"));
+        reporter.got_line(&state, &test, &line("y"));
+        reporter.after_each(&state, &test).await.unwrap();
+        reporter.after(&state).await.unwrap();
+        assert_eq!(
+            buf.text(),
+            "ビルド | x\n\
+             test   | y\n\
+             test   | <-- skipped (an earlier failure)\n\
+             \n\
+             STEP    STATUS   EXIT  DURATION  REASON\n\
+             ビルド  failure     2  1.20s\n\
+             deploy  skipped     -  -         when: branch\n\
+             test    skipped     -  -         an earlier failure\n\
+             \n\
+             pipeline failure\n"
+        );
     }
 
     #[tokio::test]

@@ -1,15 +1,31 @@
 //! The `--json` result: one object on one line of stdout.
 //!
-//! `{"status": "...", "steps": [{"name": "...", "status": "...", "exit_code": N}], "error": "..."?}`
+//! ```text
+//! {"status": "...",
+//!  "steps": [{"name": "...", "status": "...", "exit_code": N|null,
+//!             "started": "...", "finished": "...", "seconds": F, "reason": "..."?}],
+//!  "error": "..."?}
+//! ```
+//!
 //! as DESIGN.md ("The CLI contract") gives it. Statuses are Drone's
-//! spellings; `error` is there only when there is one, secrets masked (by
-//! the runtime for a stage that ran, here for a refusal).
+//! spellings. Every step of the pipeline is listed, in pipeline order: a
+//! step that did not run (its `when` did not match, an earlier failure,
+//! exit 78, a cancel...) is `skipped` with a `reason`, and its `exit_code`,
+//! `started`, `finished` and `seconds` are `null`. `started` and `finished`
+//! are RFC 3339 timestamps in UTC with microseconds
+//! (`2026-12-02T06:32:22.123456Z`), `seconds` how long the step ran, a float.
+//! `error` is there only when there is one, secrets masked (by the runtime
+//! for a stage that ran, here for a refusal).
 
 use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use runnerkit_core::{Snapshot, Status};
+use runnerkit_manifest::StageStep;
 use runnerkit_runtime::logs::Masker;
 use serde::Serialize;
+
+use super::{StepRow, step_rows};
 
 /// The result object.
 #[derive(Debug, Serialize)]
@@ -25,14 +41,35 @@ pub struct RunResult {
 struct StepResult {
     name: String,
     status: Status,
-    exit_code: i32,
+    exit_code: Option<i32>,
+    started: Option<String>,
+    finished: Option<String>,
+    seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl From<StepRow> for StepResult {
+    fn from(row: StepRow) -> Self {
+        Self {
+            seconds: row.duration().map(|d| d.as_micros() as f64 / 1e6),
+            started: row.started.and_then(rfc3339),
+            finished: row.finished.and_then(rfc3339),
+            name: row.name,
+            status: row.status,
+            exit_code: row.exit_code,
+            reason: row.reason,
+        }
+    }
 }
 
 impl RunResult {
-    /// The result of a stage that ran. Its `error` is the stage's, else the
-    /// first step error, so a failing engine call is explained; the runtime
-    /// masked both already.
-    pub fn from_snapshot(snapshot: &Snapshot) -> Self {
+    /// The result of a stage that ran: every step of `listing` (the
+    /// compiled stage's steps, see [`step_rows`]) with what the runtime's
+    /// `snapshot` says of it. Its `error` is the stage's, else the first
+    /// step error, so a failing engine call is explained; the runtime masked
+    /// both already.
+    pub fn from_run(listing: &[StageStep], snapshot: &Snapshot) -> Self {
         let error = snapshot
             .stage
             .error
@@ -40,14 +77,9 @@ impl RunResult {
             .or_else(|| snapshot.steps.iter().find_map(|s| s.error.clone()));
         Self {
             status: snapshot.stage.status,
-            steps: snapshot
-                .steps
-                .iter()
-                .map(|s| StepResult {
-                    name: s.name.clone(),
-                    status: s.status,
-                    exit_code: s.exit_code,
-                })
+            steps: step_rows(listing, snapshot)
+                .into_iter()
+                .map(StepResult::from)
                 .collect(),
             error,
         }
@@ -71,8 +103,42 @@ impl RunResult {
     }
 }
 
+/// `t` as RFC 3339 in UTC with microseconds; `None` before 1970, which no
+/// clock of a run shows.
+fn rfc3339(t: SystemTime) -> Option<String> {
+    let since = t.duration_since(UNIX_EPOCH).ok()?;
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_micros()
+    ))
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Counted from 0000-03-01, so that the leap day ends each year.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use runnerkit_core::StepState;
 
@@ -84,19 +150,48 @@ mod tests {
 
     #[test]
     fn a_stage_result_is_one_line() {
+        let start = UNIX_EPOCH + Duration::from_micros(1_764_657_142_123_456);
         let mut ok = StepState::pending(0, "build");
         ok.status = Status::Success;
+        ok.started = Some(start);
+        ok.stopped = Some(start + Duration::from_millis(1500));
         let mut bad = StepState::pending(1, "test");
         bad.status = Status::Failure;
         bad.exit_code = 2;
-        let mut snap = Snapshot::new(vec![ok, bad]);
+        bad.started = Some(start);
+        bad.stopped = Some(start);
+        let mut rest = StepState::pending(2, "rest");
+        rest.status = Status::Skipped;
+        rest.started = Some(start);
+        rest.stopped = Some(start);
+        rest.reason = Some("an earlier failure".into());
+        let mut snap = Snapshot::new(vec![ok, bad, rest]);
         snap.stage.status = Status::Failure;
-        let text = render(&RunResult::from_snapshot(&snap));
+        let text = render(&RunResult::from_run(&[], &snap));
         assert_eq!(
             text,
-            "{\"status\":\"failure\",\"steps\":[{\"name\":\"build\",\"status\":\"success\",\"exit_code\":0},\
-             {\"name\":\"test\",\"status\":\"failure\",\"exit_code\":2}]}\n"
+            "{\"status\":\"failure\",\"steps\":[\
+             {\"name\":\"build\",\"status\":\"success\",\"exit_code\":0,\
+             \"started\":\"2025-12-02T06:32:22.123456Z\",\"finished\":\"2025-12-02T06:32:23.623456Z\",\
+             \"seconds\":1.5},\
+             {\"name\":\"test\",\"status\":\"failure\",\"exit_code\":2,\
+             \"started\":\"2025-12-02T06:32:22.123456Z\",\"finished\":\"2025-12-02T06:32:22.123456Z\",\
+             \"seconds\":0.0},\
+             {\"name\":\"rest\",\"status\":\"skipped\",\"exit_code\":null,\
+             \"started\":null,\"finished\":null,\"seconds\":null,\"reason\":\"an earlier failure\"}]}\n"
         );
+    }
+
+    #[test]
+    fn dates_are_the_calendar_s() {
+        let at = |secs: u64| rfc3339(UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+        assert_eq!(at(0), "1970-01-01T00:00:00.000000Z");
+        // The leap day of a year divisible by 400, and the day after.
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(at(951_868_799), "2000-02-29T23:59:59.000000Z");
+        assert_eq!(at(951_868_800), "2000-03-01T00:00:00.000000Z");
+        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00.000000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), None);
     }
 
     #[test]
@@ -107,7 +202,7 @@ mod tests {
         step.error = Some("local: start step (/bin/******)".into());
         let mut snap = Snapshot::new(vec![step]);
         snap.stage.status = Status::Error;
-        let text = render(&RunResult::from_snapshot(&snap));
+        let text = render(&RunResult::from_run(&[], &snap));
         assert!(
             text.contains("\"error\":\"local: start step (/bin/******)\""),
             "{text}"

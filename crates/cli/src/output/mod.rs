@@ -11,8 +11,93 @@ pub mod human;
 pub mod json;
 
 use std::io::{IsTerminal, Write};
+use std::time::SystemTime;
+
+use runnerkit_core::{Snapshot, Status, StepState};
+use runnerkit_manifest::StageStep;
 
 pub use human::{HumanReporter, Style};
+
+/// One step of a run as the summary and `--json` show it: every step of the
+/// pipeline, whether or not it was in the Spec the runtime ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRow {
+    /// The step's name.
+    pub name: String,
+    /// Its final status; `skipped` for a step that was never in the Spec.
+    pub status: Status,
+    /// Its exit code, when it ran.
+    pub exit_code: Option<i32>,
+    /// When it started, when it ran.
+    pub started: Option<SystemTime>,
+    /// When it finished, when it ran.
+    pub finished: Option<SystemTime>,
+    /// Why it did not run, when it did not.
+    pub reason: Option<String>,
+}
+
+impl StepRow {
+    fn from_state(st: &StepState) -> Self {
+        // A skipped step did not run, even where the runtime stamped it
+        // (Drone's servers want times on every step): no exit, no times.
+        let ran = !matches!(st.status, Status::Skipped | Status::Pending);
+        Self {
+            name: st.name.clone(),
+            status: st.status,
+            exit_code: ran.then_some(st.exit_code),
+            started: st.started.filter(|_| ran),
+            finished: st.stopped.filter(|_| ran),
+            reason: st.reason.clone().filter(|_| !ran),
+        }
+    }
+
+    /// How long it ran, when it ran and has finished.
+    pub fn duration(&self) -> Option<std::time::Duration> {
+        let (start, stop) = (self.started?, self.finished?);
+        Some(stop.duration_since(start).unwrap_or_default())
+    }
+}
+
+/// Every step of the pipeline in pipeline order: `listing` (the compiled
+/// stage's [`Compiled::steps`](runnerkit_manifest::Compiled::steps)) with
+/// the runtime's state of those it ran, and `skipped` with the compiler's
+/// reason for those it left out of the Spec. The reasons of steps the
+/// runtime skipped are its own, from the state: nothing is guessed here.
+/// With an empty listing (a Spec from elsewhere), the snapshot's steps.
+pub fn step_rows(listing: &[StageStep], snapshot: &Snapshot) -> Vec<StepRow> {
+    let mut shown = vec![false; snapshot.steps.len()];
+    let mut rows = Vec::with_capacity(listing.len().max(snapshot.steps.len()));
+    for step in listing {
+        match step
+            .spec_index
+            .and_then(|i| snapshot.steps.get(i).map(|st| (i, st)))
+        {
+            Some((i, st)) => {
+                shown[i] = true;
+                rows.push(StepRow::from_state(st));
+            }
+            None => rows.push(StepRow {
+                name: step.name.clone(),
+                status: Status::Skipped,
+                exit_code: None,
+                started: None,
+                finished: None,
+                reason: step.not_run.as_ref().map(ToString::to_string),
+            }),
+        }
+    }
+    // A listing that does not cover the Spec (not the one it was compiled
+    // with) must not hide a step that ran.
+    for (st, _) in snapshot
+        .steps
+        .iter()
+        .zip(&shown)
+        .filter(|(_, shown)| !**shown)
+    {
+        rows.push(StepRow::from_state(st));
+    }
+    rows
+}
 
 /// Where the human-readable output goes and how it looks.
 pub fn human_destination(json: bool) -> (Box<dyn Write + Send>, Style) {
@@ -46,6 +131,54 @@ pub fn error_chain(error: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use runnerkit_manifest::NotRun;
+
+    #[test]
+    fn rows_follow_the_pipeline_and_fill_in_what_the_spec_left_out() {
+        let listed = |name: &str, spec_index: Option<usize>| StageStep {
+            name: name.into(),
+            service: false,
+            line: 1,
+            spec_index,
+            not_run: spec_index.is_none().then(|| NotRun::When {
+                key: "branch".into(),
+            }),
+        };
+        let mut build = StepState::pending(0, "build");
+        build.status = Status::Success;
+        build.started = Some(SystemTime::UNIX_EPOCH);
+        build.stopped = Some(SystemTime::UNIX_EPOCH);
+        let mut next = StepState::pending(1, "next");
+        next.status = Status::Skipped;
+        // Stamped by the runtime, as Drone's servers want: not shown.
+        next.started = Some(SystemTime::UNIX_EPOCH);
+        next.stopped = Some(SystemTime::UNIX_EPOCH);
+        next.reason = Some("exit 78".into());
+        let snap = Snapshot::new(vec![build, next]);
+        let rows = step_rows(
+            &[
+                listed("build", Some(0)),
+                listed("deploy", None),
+                listed("next", Some(1)),
+            ],
+            &snap,
+        );
+        let shown: Vec<_> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.status, r.exit_code, r.reason.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("build", Status::Success, Some(0), None),
+                ("deploy", Status::Skipped, None, Some("when: branch")),
+                ("next", Status::Skipped, None, Some("exit 78")),
+            ]
+        );
+        assert!(rows[0].started.is_some() && rows[2].started.is_none());
+        // Without a listing, the Spec's steps.
+        assert_eq!(step_rows(&[], &snap).len(), 2);
+    }
 
     #[test]
     fn causes_already_told_are_not_repeated() {
