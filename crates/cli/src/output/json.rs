@@ -104,35 +104,10 @@ impl RunResult {
 }
 
 /// `t` as RFC 3339 in UTC with microseconds; `None` before 1970, which no
-/// clock of a run shows.
+/// clock of a run shows (and RFC 3339 cannot say).
 fn rfc3339(t: SystemTime) -> Option<String> {
-    let since = t.duration_since(UNIX_EPOCH).ok()?;
-    let secs = since.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_micros()
-    ))
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Counted from 0000-03-01, so that the leap day ends each year.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    t.duration_since(UNIX_EPOCH).ok()?;
+    Some(humantime::format_rfc3339_micros(t).to_string())
 }
 
 #[cfg(test)]
