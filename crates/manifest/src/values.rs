@@ -161,10 +161,14 @@ impl<'de> Deserialize<'de> for ByteSize {
 }
 
 /// An `environment` value: text, or a reference to a secret.
+///
+/// Read from every form Drone's `Variable` accepts: a scalar (`GO: 1.10`),
+/// `{value: TEXT}` and `{from_secret: NAME}`, in block or flow style.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EnvValue {
-    /// A plain value, as written in the file (`1.10` stays `1.10`).
+    /// A plain value, as written in the file (`1.10` stays `1.10`), from a
+    /// scalar or from `{value: TEXT}`.
     Text(String),
     /// `{from_secret: NAME}`.
     FromSecret(String),
@@ -182,42 +186,153 @@ fn scalar_text(v: Verbatim<serde_json::Value>) -> Result<String, serde_json::Val
     }
 }
 
-fn from_secret_name(value: &serde_json::Value) -> Option<String> {
-    let map = value.as_object()?;
-    if map.len() != 1 {
-        return None;
-    }
-    map.get("from_secret")?.as_str().map(str::to_owned)
+/// What the map forms of a value say when they are not one of the forms.
+const ENV_FORMS: &str = "a string, {value: TEXT} or {from_secret: NAME}";
+
+/// An `environment` value node before it is known where it stands: the
+/// pipeline level takes no secret, a step does.
+enum EnvNode {
+    /// A string scalar (quoted, or plain and not read as anything else).
+    Text(String),
+    /// A null scalar (`X:` alone, `~`): an empty value.
+    Null,
+    /// A boolean or a number; its spelling is in the [`Verbatim`] around
+    /// the node, this rendering is the fallback.
+    Typed(String),
+    /// `{value: TEXT}` (or `{}`, an empty value, as in Drone).
+    Value(String),
+    /// `{from_secret: NAME}`.
+    Secret(String),
+    /// A list: no value form.
+    List,
 }
 
-impl<'de> Deserialize<'de> for EnvValue {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        let v = Verbatim::<serde_json::Value>::deserialize(de)?;
-        match scalar_text(v) {
-            Ok(text) => Ok(EnvValue::Text(text)),
-            Err(other) => from_secret_name(&other)
-                .map(EnvValue::FromSecret)
-                .ok_or_else(|| {
-                    de::Error::custom(format!(
-                        "expected a string or {{from_secret: NAME}}, found {}",
-                        json_kind(&other)
-                    ))
-                }),
+/// What an `environment` value node stands for, once its spelling is known.
+enum EnvForm {
+    /// A plain value: a scalar as written, or `{value: TEXT}`.
+    Value(String),
+    /// `{from_secret: NAME}`.
+    Secret(String),
+    /// A list.
+    List,
+}
+
+impl EnvNode {
+    /// The form a node stands for, a scalar's text as written (`1.10`
+    /// stays `1.10`, `yes` stays `yes`).
+    fn form(node: Verbatim<EnvNode>) -> EnvForm {
+        match node.value {
+            EnvNode::Text(text) | EnvNode::Value(text) => EnvForm::Value(text),
+            EnvNode::Null => EnvForm::Value(String::new()),
+            EnvNode::Typed(fallback) => EnvForm::Value(node.text.unwrap_or(fallback)),
+            EnvNode::Secret(name) => EnvForm::Secret(name),
+            EnvNode::List => EnvForm::List,
         }
     }
 }
 
-/// A pipeline-level `environment` map: plain values only.
+impl<'de> Deserialize<'de> for EnvNode {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct NodeVisitor;
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = EnvNode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(ENV_FORMS)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<EnvNode, E> {
+                Ok(EnvNode::Typed(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<EnvNode, E> {
+                Ok(EnvNode::Typed(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<EnvNode, E> {
+                Ok(EnvNode::Typed(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<EnvNode, E> {
+                Ok(EnvNode::Typed(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EnvNode, E> {
+                Ok(EnvNode::Text(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<EnvNode, E> {
+                Ok(EnvNode::Text(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<EnvNode, E> {
+                Ok(EnvNode::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<EnvNode, E> {
+                self.visit_unit()
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EnvNode, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(EnvNode::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EnvNode, A::Error> {
+                let mut value = None;
+                let mut secret = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "value" => &mut value,
+                        "from_secret" => &mut secret,
+                        // Drone ignores other keys, so `{valeu: x}` would be an
+                        // empty value: a typo should not pass silently.
+                        other => {
+                            return Err(de::Error::custom(format!(
+                                "expected {ENV_FORMS}, found a map with the key `{other}`"
+                            )));
+                        }
+                    };
+                    let node = map.next_value::<Verbatim<serde_json::Value>>()?;
+                    let text = scalar_text(node).map_err(|other| {
+                        de::Error::custom(format!(
+                            "{key}: expected a plain value, found {}",
+                            json_kind(&other)
+                        ))
+                    })?;
+                    *slot = Some(text);
+                }
+                match (value, secret) {
+                    // Drone takes the secret and drops the value: refuse the
+                    // ambiguity instead of guessing which one was meant.
+                    (Some(_), Some(_)) => Err(de::Error::custom(
+                        "expected either {value: TEXT} or {from_secret: NAME}, found both",
+                    )),
+                    (None, Some(name)) => Ok(EnvNode::Secret(name)),
+                    (value, None) => Ok(EnvNode::Value(value.unwrap_or_default())),
+                }
+            }
+        }
+        de.deserialize_any(NodeVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        match EnvNode::form(Verbatim::<EnvNode>::deserialize(de)?) {
+            EnvForm::Value(text) => Ok(EnvValue::Text(text)),
+            EnvForm::Secret(name) => Ok(EnvValue::FromSecret(name)),
+            EnvForm::List => Err(de::Error::custom(format!(
+                "expected {ENV_FORMS}, found a list"
+            ))),
+        }
+    }
+}
+
+/// A pipeline-level `environment` map: plain values, written as scalars or
+/// `{value: TEXT}`; no `from_secret` (Drone has none at that level).
 pub(crate) fn plain_env<'de, D: Deserializer<'de>>(
     de: D,
 ) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
-    let raw = std::collections::BTreeMap::<String, Verbatim<serde_json::Value>>::deserialize(de)?;
+    let raw = Option::<std::collections::BTreeMap<String, Verbatim<EnvNode>>>::deserialize(de)?
+        .unwrap_or_default();
     raw.into_iter()
-        .map(|(k, v)| match scalar_text(v) {
-            Ok(text) => Ok((k, text)),
-            Err(other) => Err(de::Error::custom(format!(
-                "{k}: expected a plain value (pipeline environment takes no from_secret), found {}",
-                json_kind(&other)
+        .map(|(k, node)| match EnvNode::form(node) {
+            EnvForm::Value(text) => Ok((k, text)),
+            EnvForm::Secret(_) => Err(de::Error::custom(format!(
+                "{k}: expected a plain value (pipeline environment takes no from_secret), found a map"
+            ))),
+            EnvForm::List => Err(de::Error::custom(format!(
+                "{k}: expected a plain value or {{value: TEXT}}, found a list"
             ))),
         })
         .collect()
@@ -232,6 +347,9 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 }
 
 /// A plugin `settings` value: any YAML, or a reference to a secret.
+///
+/// As in Drone's `Parameter`, only `from_secret` is special: `{value: x}`
+/// under `settings` is a map like any other (a JSON object in `PLUGIN_*`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SettingValue {
@@ -244,10 +362,27 @@ pub enum SettingValue {
 impl<'de> Deserialize<'de> for SettingValue {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(de)?;
-        Ok(match from_secret_name(&v) {
-            Some(name) => SettingValue::FromSecret(name),
-            None => SettingValue::Value(v),
-        })
+        let Some(map) = v.as_object().filter(|m| m.contains_key("from_secret")) else {
+            return Ok(SettingValue::Value(v));
+        };
+        // Drone reads the secret and drops the other keys; refusing them
+        // keeps a misplaced key from vanishing.
+        if let Some(other) = map.keys().find(|k| *k != "from_secret") {
+            return Err(de::Error::custom(format!(
+                "{{from_secret: NAME}} takes no other key, found `{other}`"
+            )));
+        }
+        match &map["from_secret"] {
+            serde_json::Value::String(name) => Ok(SettingValue::FromSecret(name.clone())),
+            serde_json::Value::Null => Ok(SettingValue::FromSecret(String::new())),
+            scalar @ (serde_json::Value::Bool(_) | serde_json::Value::Number(_)) => {
+                Ok(SettingValue::FromSecret(scalar.to_string()))
+            }
+            other => Err(de::Error::custom(format!(
+                "from_secret: expected a secret name, found {}",
+                json_kind(other)
+            ))),
+        }
     }
 }
 

@@ -239,8 +239,88 @@ impl DocumentText {
                     e.into_inner()
                 })
             });
-        result.map_err(|e| convert_error(&e, path))
+        result.map_err(|e| self.explain(convert_error(&e, path)))
     }
+
+    /// Adds the likely cause to an error where one is known: a `commands`
+    /// item that YAML read as a map, which an unquoted `: ` in a command
+    /// (`- echo key: value`) does. The message then names the step and says
+    /// to quote the command.
+    fn explain(&self, mut err: YamlError) -> YamlError {
+        let Some(step_path) = command_item_step(&err.path) else {
+            return err;
+        };
+        // The typed parse only knows a string was expected; reading the
+        // document again untyped tells whether the item is a map.
+        let untyped = serde_saphyr::from_str_with_options::<serde_json::Value>(
+            &self.padded,
+            options_with(serde_saphyr::DuplicateKeyPolicy::LastWins),
+        );
+        let Ok(doc) = untyped else { return err };
+        if !lookup(&doc, &err.path).is_some_and(serde_json::Value::is_object) {
+            return err;
+        }
+        let step = lookup(&doc, step_path)
+            .and_then(|step| step.get("name"))
+            .and_then(serde_json::Value::as_str)
+            .filter(|name| !name.is_empty())
+            .map_or_else(|| step_path.to_owned(), |name| format!("step {name:?}"));
+        err.message = format!(
+            "{}: in {step}, YAML reads the unquoted \": \" of this command as a key; quote the command",
+            err.message
+        );
+        if let Some(quoted) = self.quoted_item(err.line, err.column) {
+            err.message.push_str(&format!(": - {quoted}"));
+        }
+        err
+    }
+
+    /// The block sequence item at `line`, `column` (1-based) single-quoted,
+    /// when it is one line of plain text holding `: `; `None` otherwise.
+    fn quoted_item(&self, line: u64, column: u64) -> Option<String> {
+        let text = self
+            .padded
+            .lines()
+            .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        let column = usize::try_from(column).ok()?.checked_sub(1)?;
+        let at = text.char_indices().nth(column).map(|(i, _)| i)?;
+        let (before, item) = text.split_at(at);
+        // Only a `- item` line: a flow list's item runs up to a `,` or `]`.
+        if before.trim() != "-" {
+            return None;
+        }
+        // YAML ends a plain scalar at ` #`: the command as YAML saw it.
+        let item = item.split(" #").next()?.trim_end();
+        // Single quotes keep backslashes and `$` as written.
+        item.contains(": ")
+            .then(|| format!("'{}'", item.replace('\'', "''")))
+    }
+}
+
+/// For the path of a `commands` item (`steps[1].commands[0]`), the path of
+/// its step (`steps[1]`).
+fn command_item_step(path: &str) -> Option<&str> {
+    let (step, item) = path.rsplit_once(".commands[")?;
+    let index = item.strip_suffix(']')?;
+    (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())).then_some(step)
+}
+
+/// The node at an error path (`steps[1].commands[0]`) of an untyped
+/// document; `None` when the path does not lead to one.
+fn lookup<'a>(doc: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    let mut node = doc;
+    for part in path.split('.') {
+        let (key, indexes) = part
+            .split_once('[')
+            .map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            node = node.get(key)?;
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            node = node.get(index.strip_suffix(']')?.parse::<usize>().ok()?)?;
+        }
+    }
+    Some(node)
 }
 
 /// Parses a whole text as one document (used by tests and small helpers).
@@ -599,6 +679,59 @@ mod tests {
         assert_eq!(dup.message, "duplicate mapping key `image`");
         let (_, none) = finish("kind: x\n", 1).parse_lenient::<Doc>().unwrap();
         assert!(none.is_none());
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)] // read only to fail on `commands`
+    struct Scripts {
+        steps: Vec<Script>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)] // read only to fail on `commands`
+    struct Script {
+        #[serde(default)]
+        name: String,
+        commands: Vec<String>,
+    }
+
+    #[test]
+    fn a_command_read_as_a_map_says_to_quote_it_naming_step_and_line() {
+        let text = "steps:\n- name: ok\n  commands: [true]\n- name: build\n  commands:\n  - make\n  - echo 'it''s' key: $V # note\n";
+        let err = parse_one::<Scripts>(text).unwrap_err();
+        assert_eq!(err.path, "steps[1].commands[1]");
+        assert_eq!((err.line, err.column), (7, 5));
+        assert_eq!(
+            err.message,
+            r#"expected a string: in step "build", YAML reads the unquoted ": " of this command as a key; quote the command: - 'echo ''it''''s'' key: $V'"#
+        );
+        // A flow list: the hint without a rewritten line; no name: the path.
+        let err = parse_one::<Scripts>("steps:\n- commands: [a: b]\n").unwrap_err();
+        assert!(
+            err.message.ends_with(
+                r#"in steps[0], YAML reads the unquoted ": " of this command as a key; quote the command"#
+            ),
+            "{}",
+            err.message
+        );
+        // Not a map: no hint.
+        let err = parse_one::<Scripts>("steps:\n- name: a\n  commands:\n  - [a]\n").unwrap_err();
+        assert!(!err.message.contains("quote"), "{}", err.message);
+    }
+
+    #[test]
+    fn command_paths_and_lookups() {
+        assert_eq!(command_item_step("steps[2].commands[10]"), Some("steps[2]"));
+        assert_eq!(
+            command_item_step("services[0].commands[1]"),
+            Some("services[0]")
+        );
+        assert_eq!(command_item_step("steps[0].commands"), None);
+        assert_eq!(command_item_step("steps[0].entrypoint[0]"), None);
+        let doc = serde_json::json!({"a": [{"b": [[1, 2]]}]});
+        assert_eq!(lookup(&doc, "a[0].b[0][1]"), Some(&serde_json::json!(2)));
+        assert_eq!(lookup(&doc, "a[3]"), None);
+        assert_eq!(lookup(&doc, "a[x]"), None);
     }
 
     #[test]
