@@ -119,12 +119,16 @@ pub struct BuildArgs {
     /// Example: `--branch main`
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
-    /// The event that triggered the build: push, pull_request, tag,
-    /// promote, rollback, cron, custom (`when: event`, `DRONE_BUILD_EVENT`);
-    /// default: push.
+    /// The event that triggered the build: one of Drone's, push,
+    /// pull_request, tag, promote, rollback, cron, custom (`when: event`,
+    /// `DRONE_BUILD_EVENT`); default: push. Any other is refused.
     ///
     /// Example: `--event pull_request`
-    #[arg(long, value_name = "EVENT")]
+    #[arg(
+        long,
+        value_name = "EVENT",
+        value_parser = clap::builder::PossibleValuesParser::new(crate::context::EVENTS)
+    )]
     pub event: Option<String>,
     /// The git reference (`when: ref`, `DRONE_COMMIT_REF`); default:
     /// `refs/heads/` and the branch.

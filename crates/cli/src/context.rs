@@ -10,8 +10,20 @@ use runnerkit_core::drone::{Build, Repo, Stage, System};
 
 use crate::cli::BuildArgs;
 
+/// The events a Drone build can have (`--event` takes one of them): a
+/// typo would otherwise match no `when: event` and skip steps silently.
+pub const EVENTS: [&str; 7] = [
+    "push",
+    "pull_request",
+    "tag",
+    "promote",
+    "rollback",
+    "cron",
+    "custom",
+];
+
 /// The event when `--event` is not given.
-const DEFAULT_EVENT: &str = "push";
+const DEFAULT_EVENT: &str = EVENTS[0];
 /// The branch when neither `--branch` nor the workspace's git checkout says.
 const DEFAULT_BRANCH: &str = "main";
 
@@ -161,6 +173,25 @@ fn is_sha(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_takes_drones_events_only() {
+        use clap::Parser;
+        let event = |value: &str| {
+            crate::cli::Cli::try_parse_from(["runnerkit", "exec", "--event", value]).map(|cli| {
+                match cli.command {
+                    crate::cli::Command::Exec(args) => args.build.event,
+                    _ => None,
+                }
+            })
+        };
+        for name in EVENTS {
+            assert_eq!(event(name).unwrap().as_deref(), Some(name));
+        }
+        let err = event("deploy").unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert_eq!(err.exit_code(), 2);
+    }
 
     #[test]
     fn flags_win_and_defaults_fill_in() {

@@ -143,14 +143,38 @@ fn refused(error: Error, source: &SourceFile) -> anyhow::Error {
     anyhow::Error::new(error).context(format!("{path}: {phase}"))
 }
 
-/// Parses `source` for linting: `${VAR}` expressions substitute as empty,
-/// since linting needs the shape, not the values.
+/// Parses `source` for linting, where no variable has a value: linting
+/// needs the shape, not the values.
+///
+/// Each `${NAME…}` reads as a word derived from its name (`x_NAME`): a word
+/// keeps every scalar a scalar (`${A}-${B}` is `x_A-x_B`, where empty would
+/// leave `-`, a list entry) and a required key (`image: ${IMAGE}`) set, and
+/// two variables stay two names. A word cannot stand for a size
+/// (`mem_limit: ${MEM}`), so when the file only parses with the variables
+/// empty, as unset ones read at run time, that reading is linted.
 pub fn parse_for_lint(source: &SourceFile) -> anyhow::Result<runnerkit_manifest::Manifest> {
     let path = source.path.display();
-    let text = runnerkit_manifest::envsubst(&source.text, |_| None)
-        .with_context(|| format!("{path}: variable substitution failed"))?;
-    runnerkit_manifest::Manifest::parse(&text)
-        .with_context(|| format!("{path}: invalid pipeline file"))
+    let substitute = |lookup: &dyn Fn(&str) -> Option<String>| {
+        runnerkit_manifest::envsubst(&source.text, lookup)
+            .with_context(|| format!("{path}: variable substitution failed"))
+    };
+    let worded = substitute(&|name| Some(lint_placeholder(name)))?;
+    match runnerkit_manifest::Manifest::parse(&worded) {
+        Ok(manifest) => Ok(manifest),
+        Err(error) => {
+            let empty = substitute(&|_| None)?;
+            // The first error is the one to show: the words keep the shape.
+            runnerkit_manifest::Manifest::parse(&empty).map_err(|_| {
+                anyhow::Error::new(error).context(format!("{path}: invalid pipeline file"))
+            })
+        }
+    }
+}
+
+/// What `${NAME}` reads as when linting: a plain YAML word, never a
+/// boolean, number or null (`x_ON`, not `ON`).
+fn lint_placeholder(name: &str) -> String {
+    format!("x_{name}")
 }
 
 /// One line per problem, each starting with the file.
