@@ -200,6 +200,13 @@ pub struct LintArgs {
     /// Example: `--trusted`
     #[arg(long)]
     pub trusted: bool,
+    /// Count warnings as problems: a key no one reads (a typo Drone would
+    /// ignore silently) or a key written twice then fails the file (exit 2).
+    /// Without it they are printed and the exit status stays 0.
+    ///
+    /// Example: `runnerkit lint --strict`
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Parses `KEY=VALUE`; the value may be empty and may contain `=`.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use futures_util::future::{join, join_all};
 
-use crate::compile::{CompileContext, CompileError, Compiled, Compiler, Resolved};
-use crate::lint::{lint_manifest, lint_shared};
+use crate::compile::{CompileContext, CompileError, CompileWarning, Compiled, Compiler, Resolved};
+use crate::lint::{LintError, lint_manifest, lint_shared, lint_warnings, parse_warnings};
 use crate::model::{Manifest, Pipeline};
 use crate::secrets::SecretRequest;
 use crate::types::TypeRegistry;
@@ -42,7 +42,9 @@ pub struct StageInput<'a> {
 ///
 /// The returned [`Compiled`] is final: its `Spec` is what the engine runs
 /// (masked values included), its `steps` list every step of the pipeline
-/// with its spec index or why it will not run.
+/// with its spec index or why it will not run, its `warnings` are the
+/// pipeline's duplicate keys, then its unknown keys
+/// ([`crate::lint_warnings`]), then the compiler's.
 ///
 /// # Errors
 /// [`Error`]: the first failing phase; lint reports all its problems; an
@@ -56,11 +58,7 @@ pub async fn assemble(input: StageInput<'_>) -> Result<Compiled, Error> {
     let pipeline_type = input.types.type_of(pipeline)?;
 
     let mut problems = lint_manifest(&manifest);
-    problems.extend(lint_shared(
-        pipeline,
-        pipeline_type.step_kind(),
-        input.trusted,
-    ));
+    problems.extend(lint_shared(pipeline, pipeline_type, input.trusted));
     let keys = match pipeline_type.read_keys(pipeline, input.trusted) {
         Ok(keys) => Some(keys),
         Err(engine) => {
@@ -86,9 +84,30 @@ pub async fn assemble(input: StageInput<'_>) -> Result<Compiled, Error> {
     } else {
         Cow::Borrowed(ctx)
     };
-    Ok(input
+    let mut compiled = input
         .compiler
-        .compile(pipeline, pipeline_type, keys, &ctx, &resolved)?)
+        .compile(pipeline, pipeline_type, keys, &ctx, &resolved)?;
+    let mut warnings: Vec<CompileWarning> = parse_warnings(&manifest, pipeline)
+        .chain(lint_warnings(pipeline, pipeline_type))
+        .map(compile_warning)
+        .collect();
+    warnings.append(&mut compiled.warnings);
+    compiled.warnings = warnings;
+    Ok(compiled)
+}
+
+/// A lint warning as the stage shows it: at the top of its step's log (or
+/// the stage's), where the pipeline goes without saying.
+fn compile_warning(warning: LintError) -> CompileWarning {
+    let message = if warning.line > 0 {
+        format!("line {}: {}", warning.line, warning.message)
+    } else {
+        warning.message
+    };
+    CompileWarning {
+        step: warning.step,
+        message,
+    }
 }
 
 /// Every secret `pipeline` refers to, each asked once through the

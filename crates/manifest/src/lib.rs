@@ -91,6 +91,7 @@ mod model;
 mod registry;
 mod secrets;
 mod types;
+mod unknown;
 mod values;
 mod yaml;
 
@@ -100,7 +101,9 @@ pub use compile::{
 };
 pub use conditions::MatchInput;
 pub use envsubst::{EnvsubstError, envsubst};
-pub use lint::{LintError, LintRule, lint, lint_file, lint_manifest};
+pub use lint::{
+    LintError, LintRule, lint, lint_file, lint_file_warnings, lint_manifest, lint_warnings,
+};
 pub use live::LiveStatus;
 pub use model::raw_documents;
 pub use model::{
@@ -117,6 +120,7 @@ pub use secrets::{
     ServerSecrets, StaticSecrets,
 };
 pub use types::{EngineDocument, EngineKeys, EngineStep, PipelineType, StepKind, TypeRegistry};
+pub use unknown::{KeyLevel, UnknownKey};
 pub use values::{ByteSize, Condition, EnvValue, SettingValue};
 pub use yaml::{Located, YamlError};
 
@@ -140,7 +144,7 @@ pub enum Error {
         served: Vec<String>,
     },
     /// No pipeline has the name asked for (or the file has none).
-    #[error("pipeline {name:?} not found{}", if available.is_empty() { String::new() } else { format!(" (the file has: {})", available.join(", ")) })]
+    #[error("{}", not_found(name, available))]
     PipelineNotFound {
         /// The name asked for; empty when the first pipeline was asked for.
         name: String,
@@ -153,6 +157,18 @@ pub enum Error {
     /// The pipeline could not be compiled.
     #[error(transparent)]
     Compile(#[from] CompileError),
+}
+
+/// The message of [`Error::PipelineNotFound`]: an empty file or one
+/// without a pipeline says so, rather than `pipeline "" not found`.
+fn not_found(name: &str, available: &[String]) -> String {
+    match (name, available) {
+        (_, []) => "the file has no pipeline (no `kind: pipeline` document)".to_owned(),
+        (name, _) => format!(
+            "pipeline {name:?} not found (the file has: {})",
+            available.join(", ")
+        ),
+    }
 }
 
 /// Picks a pipeline by name (and type, when `kind_type` is not empty).

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::model::{Manifest, Pipeline, StepSpec};
+use crate::model::{Manifest, ParseWarning, Pipeline, StepSpec};
 use crate::types::{PipelineType, StepKind, TypeRegistry};
+use crate::unknown::{KeyLevel, UnknownKey, closest};
 
 /// One problem found by [`lint`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -67,6 +68,16 @@ pub enum LintRule {
     /// A key of the pipeline type's engine has the wrong shape, or breaks
     /// one of the engine's own rules (see `EngineKeys`).
     EngineKey,
+    /// A step of a host type (`type: exec`) without `commands` (nor
+    /// `entrypoint` or `command`): it would start and fail with nothing to
+    /// run.
+    NothingToRun,
+    /// A warning ([`lint_warnings`]): a key neither Drone's model nor the
+    /// type's engine reads, ignored (Drone ignores it silently).
+    UnknownKey,
+    /// A warning ([`lint_file_warnings`]): a key written twice in one map;
+    /// the last one wins, as in Drone.
+    DuplicateKey,
 }
 
 const MAX_NAME: usize = 100;
@@ -90,36 +101,50 @@ impl Linter<'_> {
 }
 
 /// Lints one pipeline of `pipeline_type`: Drone's rules for its kind of
-/// steps, then the engine's own keys and rules. `trusted` is the
-/// repository's trusted flag: without it, privileged mode, devices, DNS
-/// settings, extra hosts, network mode, shared memory size, host volumes
-/// and memory volumes are refused.
+/// steps (and a host step needs something to run), then the engine's own
+/// keys and rules. `trusted` is the repository's trusted flag: without it,
+/// privileged mode, devices, DNS settings, extra hosts, network mode,
+/// shared memory size, host volumes and memory volumes are refused.
 ///
 /// Returns every problem found (Drone's rules in file order, then the
 /// engine's); empty means clean.
 pub fn lint(pipeline: &Pipeline, pipeline_type: &PipelineType, trusted: bool) -> Vec<LintError> {
-    let mut problems = lint_shared(pipeline, pipeline_type.step_kind(), trusted);
+    let mut problems = lint_shared(pipeline, pipeline_type, trusted);
     if let Err(engine) = pipeline_type.read_keys(pipeline, trusted) {
         problems.extend(engine);
     }
     problems
 }
 
-/// Drone's own rules (reference §15) for a pipeline whose steps are `kind`.
-pub(crate) fn lint_shared(pipeline: &Pipeline, kind: StepKind, trusted: bool) -> Vec<LintError> {
+/// Drone's own rules (reference §15) for a pipeline of `pipeline_type`,
+/// and runnerkit's one beside them: a host step needs something to run.
+pub(crate) fn lint_shared(
+    pipeline: &Pipeline,
+    pipeline_type: &PipelineType,
+    trusted: bool,
+) -> Vec<LintError> {
     let mut l = Linter {
         pipeline,
         errors: Vec::new(),
     };
-    let docker = kind == StepKind::Container;
+    let docker = pipeline_type.step_kind() == StepKind::Container;
     lint_volumes(&mut l, trusted);
 
     let mut names: BTreeMap<&str, u64> = BTreeMap::new();
     if !pipeline.clone.disable {
         names.insert("clone", 0);
     }
-    for (entry, _service) in pipeline.all_steps() {
+    let (mut services, mut steps) = (0usize, 0usize);
+    for (entry, service) in pipeline.all_steps() {
         let line = entry.line;
+        // Its path in the document, as unknown keys name it.
+        let path = if service {
+            services += 1;
+            format!("services[{}]", services - 1)
+        } else {
+            steps += 1;
+            format!("steps[{}]", steps - 1)
+        };
         let Some(step) = &entry.value else {
             l.push(
                 None,
@@ -165,6 +190,17 @@ pub(crate) fn lint_shared(pipeline: &Pipeline, kind: StepKind, trusted: bool) ->
         }
         if docker && step.image.trim().is_empty() {
             l.push(label, line, LintRule::MissingImage, "missing image".into());
+        }
+        // A host engine runs the script of `commands`, else `entrypoint`
+        // and `command` as a program; with neither the step would start and
+        // fail at run time.
+        if !docker
+            && step.commands.is_empty()
+            && step.entrypoint.is_empty()
+            && step.command.is_empty()
+        {
+            let message = nothing_to_run(pipeline, pipeline_type, label, service, &path);
+            l.push(label, line, LintRule::NothingToRun, message);
         }
         if !trusted {
             lint_untrusted_step(&mut l, label, line, step);
@@ -391,6 +427,155 @@ pub fn lint_manifest(manifest: &Manifest) -> Vec<LintError> {
         }
     }
     errors
+}
+
+/// Why a host step has nothing to run, naming the unknown key of the step
+/// that was probably meant as `commands` (else its first unknown key).
+fn nothing_to_run(
+    pipeline: &Pipeline,
+    pipeline_type: &PipelineType,
+    label: Option<&str>,
+    service: bool,
+    path: &str,
+) -> String {
+    let what = if service { "service" } else { "step" };
+    let head = match label {
+        Some(name) => format!("{what} {name:?} has nothing to run"),
+        None => format!("{what} has nothing to run"),
+    };
+    let level = if service {
+        KeyLevel::Service
+    } else {
+        KeyLevel::Step
+    };
+    let engine = pipeline_type.step_keys();
+    let unknown: Vec<&UnknownKey> = pipeline
+        .unknown_keys
+        .iter()
+        .filter(|k| k.level == level && k.path == path)
+        .filter(|k| !engine.contains(&k.key.as_str()))
+        .collect();
+    // Close to `commands`, even when closer to another key (`comand` is
+    // one edit from `command`, which a host step does not run).
+    let meant = unknown
+        .iter()
+        .find(|k| k.suggestion(["commands"]).is_some());
+    match (meant, unknown.first()) {
+        (Some(key), _) => format!(
+            "{head} (did you mean commands? found {:?} at line {})",
+            key.key, key.line
+        ),
+        (None, Some(key)) => format!(
+            "{head} (no commands; found the unknown key {:?} at line {})",
+            key.key, key.line
+        ),
+        (None, None) => format!("{head} (no commands)"),
+    }
+}
+
+/// The keys read at `level` of a pipeline of `pipeline_type`: the model's,
+/// and the engine's own at the pipeline and step levels.
+fn known_keys(level: KeyLevel, pipeline_type: &PipelineType) -> impl Iterator<Item = &str> {
+    let engine = match level {
+        KeyLevel::Pipeline => pipeline_type.pipeline_keys(),
+        KeyLevel::Step | KeyLevel::Service => pipeline_type.step_keys(),
+        _ => &[],
+    };
+    level.model_keys().iter().chain(engine).copied()
+}
+
+/// The warnings of one pipeline of `pipeline_type`: every key that neither
+/// the model nor the type's engine reads ([`LintRule::UnknownKey`]), in
+/// file order, each with its line and, when a known key is close, the one
+/// probably meant. Drone ignores such keys silently; `runnerkit lint
+/// --strict` refuses them. (Keys starting with `x-`, keys holding an
+/// anchor, and the keys of `settings` and `environment` are never unknown:
+/// see [`UnknownKey`].)
+pub fn lint_warnings(pipeline: &Pipeline, pipeline_type: &PipelineType) -> Vec<LintError> {
+    let (pipeline_keys, step_keys) = (pipeline_type.pipeline_keys(), pipeline_type.step_keys());
+    pipeline
+        .unknown_keys
+        .iter()
+        .filter(|k| match k.level {
+            KeyLevel::Pipeline => !pipeline_keys.contains(&k.key.as_str()),
+            KeyLevel::Step | KeyLevel::Service => !step_keys.contains(&k.key.as_str()),
+            _ => true,
+        })
+        .map(|k| {
+            let suggestion = closest(&k.key, known_keys(k.level, pipeline_type));
+            LintError {
+                pipeline: pipeline.display_name().to_owned(),
+                step: k.step.clone().filter(|name| !name.is_empty()),
+                line: k.line,
+                rule: LintRule::UnknownKey,
+                message: unknown_key_message(k, suggestion),
+            }
+        })
+        .collect()
+}
+
+/// `unknown key `comands`, ignored (did you mean `commands`?)`, naming the
+/// map below the step or pipeline it is in (`when`, `volumes[0].temp`).
+fn unknown_key_message(key: &UnknownKey, suggestion: Option<&str>) -> String {
+    let within = match key.level {
+        KeyLevel::Pipeline | KeyLevel::Step | KeyLevel::Service => None,
+        // Below a step the step is named already: `steps[2].when` is `when`.
+        _ if key.step.is_some() => key.path.split_once('.').map(|(_, rest)| rest),
+        _ => Some(key.path.as_str()),
+    };
+    let mut message = format!("unknown key `{}`", key.key);
+    if let Some(within) = within {
+        message.push_str(&format!(" in `{within}`"));
+    }
+    message.push_str(", ignored");
+    if let Some(known) = suggestion {
+        message.push_str(&format!(" (did you mean `{known}`?)"));
+    }
+    message
+}
+
+/// The warnings of a whole file, as `runnerkit lint` shows them: every
+/// duplicate key ([`LintRule::DuplicateKey`], from `Manifest::warnings`),
+/// then the [`lint_warnings`] of every pipeline whose type `types` serves
+/// (another type's keys are its runner's to know).
+pub fn lint_file_warnings(manifest: &Manifest, types: &TypeRegistry) -> Vec<LintError> {
+    let mut warnings: Vec<LintError> = manifest
+        .warnings
+        .iter()
+        .map(|w| parse_warning(manifest, w))
+        .collect();
+    for pipeline in manifest.pipelines() {
+        if let Some(pipeline_type) = types.get(pipeline.pipeline_type()) {
+            warnings.extend(lint_warnings(pipeline, pipeline_type));
+        }
+    }
+    warnings
+}
+
+/// The parse warnings of `pipeline`'s document.
+pub(crate) fn parse_warnings<'m>(
+    manifest: &'m Manifest,
+    pipeline: &'m Pipeline,
+) -> impl Iterator<Item = LintError> + 'm {
+    manifest
+        .warnings
+        .iter()
+        .filter(move |w| w.document_line == pipeline.line)
+        .map(move |w| parse_warning(manifest, w))
+}
+
+fn parse_warning(manifest: &Manifest, warning: &ParseWarning) -> LintError {
+    let pipeline = manifest
+        .pipelines()
+        .find(|p| p.line == warning.document_line)
+        .map_or("default", Pipeline::display_name);
+    LintError {
+        pipeline: pipeline.to_owned(),
+        step: None,
+        line: warning.line,
+        rule: LintRule::DuplicateKey,
+        message: warning.message.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::unknown::{DocumentKeys, UnknownKey};
 use crate::values::{self, ByteSize, Condition, EnvValue, SettingValue};
 use crate::yaml::{self, Located, YamlError};
 
@@ -49,6 +50,9 @@ pub struct Manifest {
 pub struct ParseWarning {
     /// 1-based line, 0 when unknown.
     pub line: u64,
+    /// 1-based line of the first line of the document it is in: the
+    /// [`Pipeline::line`] of the pipeline it concerns.
+    pub document_line: u64,
     /// What was found, with its path when known.
     pub message: String,
 }
@@ -174,6 +178,11 @@ pub struct Pipeline {
     /// The steps, in order. A `None` is a null step (`-` alone), which lint reports.
     #[serde(deserialize_with = "values::nullable_steps")]
     pub steps: Vec<Located<Option<StepSpec>>>,
+    /// The keys of the document the typed model does not read, in file
+    /// order: typos, or keys of the pipeline type's engine (see
+    /// [`UnknownKey`]). Empty for a pipeline built in code.
+    #[serde(skip)]
+    pub unknown_keys: Vec<UnknownKey>,
     /// 1-based line of the document's first line in the file.
     #[serde(skip)]
     pub line: u64,
@@ -510,6 +519,7 @@ impl Manifest {
                     if let Some(dup) = duplicate {
                         warnings.push(ParseWarning {
                             line: dup.line,
+                            document_line: doc.first_line,
                             message: format!(
                                 "{}: the last one wins, as in Drone",
                                 dup.to_string()
@@ -520,6 +530,12 @@ impl Manifest {
                         });
                     }
                     pipeline.line = doc.first_line;
+                    // A second, untyped pass: what the typed one read
+                    // parses again, so it cannot fail here; if it did, the
+                    // pipeline would only lose its warnings.
+                    if let Ok((keys, _)) = doc.parse_lenient::<DocumentKeys>() {
+                        pipeline.unknown_keys = keys.resolve(&pipeline, text);
+                    }
                     pipeline.source = Some(std::sync::Arc::new(doc.clone()));
                     Resource::Pipeline(Box::new(pipeline))
                 }

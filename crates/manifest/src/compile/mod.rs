@@ -440,7 +440,10 @@ impl Assembly<'_> {
     }
 
     fn warn(&mut self, step: Option<&str>, message: String) {
-        tracing::warn!(step = step.unwrap_or(""), "{message}");
+        // Debug, not warn: the warning reaches the user through
+        // `Compiled::warnings` (the step's log); a warn line here printed
+        // it a second time in `runnerkit exec`.
+        tracing::debug!(step = step.unwrap_or(""), "{message}");
         self.warnings.push(CompileWarning {
             step: step.map(str::to_owned),
             message,
