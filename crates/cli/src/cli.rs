@@ -47,12 +47,15 @@ pub enum Command {
         after_help = "Examples:\n  runnerkit compile\n  runnerkit compile ci/.drone.yml --pipeline build | jq '.steps[].name'"
     )]
     Compile(CompileArgs),
-    /// Check a .drone.yml; print one line per problem.
+    /// Check a .drone.yml; print one line per problem and per warning.
     ///
-    /// Exit status: 0 no problem, 2 problems found (or the file could not be
-    /// read or parsed). Each message names the pipeline, the step and, where
-    /// known, the line.
-    #[command(after_help = "Examples:\n  runnerkit lint\n  runnerkit lint ci/.drone.yml --trusted")]
+    /// Exit status: 0 no problem (warnings alone, such as an unknown key,
+    /// do not refuse the file unless --strict), 2 problems found (or the
+    /// file could not be read or parsed, or has no pipeline). Each message
+    /// names the pipeline, the step and, where known, the line.
+    #[command(
+        after_help = "Examples:\n  runnerkit lint\n  runnerkit lint ci/.drone.yml --trusted\n  runnerkit lint --strict"
+    )]
     Lint(LintArgs),
     /// Run a runner: take stages from a Drone server and run them.
     ///
