@@ -17,12 +17,31 @@ use crate::stage::{self, StageDirs};
 /// unless [`LocalEngine::with_kill_grace`] says otherwise.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
 
+/// Which `HOME` a step gets when its own environment sets none.
+///
+/// A step's own `HOME` (from its `environment`, or a local run's
+/// `--env HOME=...`) always wins, as in Drone's exec runner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HomePolicy {
+    /// The stage's own `home/drone`, made by `setup` and removed by
+    /// `destroy`: what Drone's exec runner does, so that one build's
+    /// dotfiles and caches never leak into the next. The default, for a
+    /// runner serving a server.
+    #[default]
+    PerStage,
+    /// The runner's own `HOME`, so the user's caches (cargo, Go, npm) and
+    /// configuration are used as in their shell. For a local run on the
+    /// user's machine; falls back to the stage home when the runner has no
+    /// `HOME`.
+    Inherit,
+}
+
 /// Runs steps as processes on this machine, for `type: exec` pipelines.
 ///
 /// Per stage, [`setup`](Engine::setup) makes a temporary root (below
 /// [`std::env::temp_dir`], or the directory given to
 /// [`with_temp_dir`](Self::with_temp_dir)) holding `home/drone` (every
-/// step's `HOME`), `drone/src` (the workspace, unless
+/// step's `HOME` under [`HomePolicy::PerStage`], the default), `drone/src` (the workspace, unless
 /// [`Workspace::host_path`](runnerkit_core::Workspace::host_path) names a host
 /// directory, which is then used as is and never deleted) and `opt` (script
 /// files). [`destroy`](Engine::destroy) removes the root.
@@ -31,8 +50,9 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
 /// (mode 0700) and runs `SHELL -e FILE`; any other step runs its `entrypoint`
 /// followed by its `command`. A step sees only its own `environment` and
 /// `secrets` plus `PATH` and `USER` from the runner (a step's own `PATH` may
-/// use `$PATH` and other runner variables), `SHELL`, `HOME` (the stage home)
-/// and `DRONE_WORKSPACE` (the real workspace directory). It runs in its
+/// use `$PATH` and other runner variables), `SHELL`, `HOME` (unless the
+/// step sets its own: the stage home, or the runner's with
+/// [`with_home`](Self::with_home)`(`[`HomePolicy::Inherit`]`)`) and `DRONE_WORKSPACE` (the real workspace directory). It runs in its
 /// working directory (pipeline workspace paths are mapped onto the real
 /// workspace), with stdin closed and stdout and stderr on one pipe.
 ///
@@ -57,6 +77,7 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
 pub struct LocalEngine {
     temp_dir: PathBuf,
     kill_grace: Duration,
+    home: HomePolicy,
     host: HostEnv,
     stages: Mutex<HashMap<String, Arc<StageEntry>>>,
 }
@@ -98,6 +119,7 @@ impl LocalEngine {
         Self {
             temp_dir: std::env::temp_dir(),
             kill_grace: DEFAULT_KILL_GRACE,
+            home: HomePolicy::PerStage,
             host: HostEnv::current(),
             stages: Mutex::new(HashMap::new()),
         }
@@ -112,6 +134,13 @@ impl LocalEngine {
     /// How long a step may take to exit after SIGTERM before it is SIGKILLed.
     pub fn with_kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
+        self
+    }
+
+    /// Which `HOME` steps get when they set none: the stage's own
+    /// ([`HomePolicy::PerStage`], the default) or the runner's.
+    pub fn with_home(mut self, home: HomePolicy) -> Self {
+        self.home = home;
         self
     }
 
@@ -235,7 +264,7 @@ impl Engine for LocalEngine {
             }
             .into());
         };
-        let launch = launch::plan(spec, step, &dirs, &self.host)?;
+        let launch = launch::plan(spec, step, &dirs, &self.host, self.home)?;
         // A directory of the workspace is made as a container engine would;
         // any other must exist, or the step fails here, naming it, rather
         // than at start as if its program were missing.

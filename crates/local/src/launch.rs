@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use runnerkit_core::{Spec, Step};
 
+use crate::HomePolicy;
 use crate::error::Error;
 use crate::stage::StageDirs;
 
@@ -17,6 +18,8 @@ pub(crate) struct HostEnv {
     pub path: Option<String>,
     /// The runner's `USER`.
     pub user: Option<String>,
+    /// The runner's `HOME`: every step's under [`HomePolicy::Inherit`].
+    pub home: Option<String>,
     /// Every variable of the runner, used only to expand `$VAR` in a step's
     /// own `PATH` (as Drone's exec runner does).
     pub all: BTreeMap<String, String>,
@@ -29,6 +32,7 @@ impl HostEnv {
         Self {
             path: all.get("PATH").cloned(),
             user: all.get("USER").cloned(),
+            home: all.get("HOME").cloned(),
             all,
         }
     }
@@ -58,6 +62,7 @@ pub(crate) fn plan(
     step: &Step,
     dirs: &StageDirs,
     host: &HostEnv,
+    home: HomePolicy,
 ) -> Result<Launch, Error> {
     // The script's shell runs it and is the step's `SHELL`; other steps get
     // the default as their `SHELL`.
@@ -84,7 +89,7 @@ pub(crate) fn plan(
     Ok(Launch {
         program,
         args,
-        env: environment(step, dirs, host, &shell),
+        env: environment(step, dirs, host, home, &shell),
         cwd: working_dir(&step.working_dir, spec, &dirs.workspace),
         script,
     })
@@ -95,6 +100,7 @@ fn environment(
     step: &Step,
     dirs: &StageDirs,
     host: &HostEnv,
+    home: HomePolicy,
     shell: &str,
 ) -> BTreeMap<String, String> {
     let mut env = step.environment.clone();
@@ -114,9 +120,17 @@ fn environment(
     }
     env.entry("SHELL".into())
         .or_insert_with(|| shell.to_owned());
-    // These two point into the stage's own directories whatever the pipeline
-    // said: the compiled values are container paths that do not exist here.
-    env.insert("HOME".into(), dirs.home.display().to_string());
+    // A `HOME` of the step's own (its `environment`, or `--env HOME` of a
+    // local run) wins, as in Drone's exec runner where the step's variables
+    // are merged last; the compiler never sets one, so any here was asked for.
+    let engine_home = match (home, &host.home) {
+        (HomePolicy::Inherit, Some(h)) => h.clone(),
+        // A runner without `HOME` has nothing to inherit: the stage's own
+        // home at least exists and is writable.
+        _ => dirs.home.display().to_string(),
+    };
+    env.entry("HOME".into()).or_insert(engine_home);
+    // The compiled workspace is a container path that does not exist here.
     env.insert(
         "DRONE_WORKSPACE".into(),
         dirs.workspace.display().to_string(),
@@ -199,6 +213,7 @@ mod tests {
         HostEnv {
             path: all.get("PATH").cloned(),
             user: all.get("USER").cloned(),
+            home: Some("/home/ci".into()),
             all,
         }
     }
@@ -223,7 +238,7 @@ mod tests {
             }),
             ..Step::named("build")
         };
-        let l = plan(&spec(), &step, &dirs(), &host()).unwrap();
+        let l = plan(&spec(), &step, &dirs(), &host(), HomePolicy::PerStage).unwrap();
         assert_eq!(l.program, "/bin/bash");
         assert_eq!(l.args[0], "-e");
         let (file, body) = l.script.unwrap();
@@ -240,13 +255,20 @@ mod tests {
             command: vec!["a".into(), "b".into()],
             ..Step::named("e")
         };
-        let l = plan(&spec(), &step, &dirs(), &host()).unwrap();
+        let l = plan(&spec(), &step, &dirs(), &host(), HomePolicy::PerStage).unwrap();
         assert_eq!(
             (l.program.as_str(), l.args.clone()),
             ("/bin/echo", vec!["a".to_owned(), "b".to_owned()])
         );
         assert!(l.script.is_none());
-        let err = plan(&spec(), &Step::named("empty"), &dirs(), &host()).unwrap_err();
+        let err = plan(
+            &spec(),
+            &Step::named("empty"),
+            &dirs(),
+            &host(),
+            HomePolicy::PerStage,
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::NothingToRun { step } if step == "empty"));
     }
 
@@ -265,7 +287,7 @@ mod tests {
         step.environment.insert("HOME".into(), "/root".into());
         step.environment
             .insert("DRONE_WORKSPACE".into(), "/drone/src".into());
-        let l = plan(&spec(), &step, &dirs(), &host()).unwrap();
+        let l = plan(&spec(), &step, &dirs(), &host(), HomePolicy::PerStage).unwrap();
         let keys: Vec<&str> = l.env.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
@@ -279,11 +301,29 @@ mod tests {
                 "USER"
             ]
         );
-        assert_eq!(l.env["HOME"], "/tmp/rk-1/home/drone");
+        assert_eq!(l.env["HOME"], "/root", "the step's own HOME wins");
         assert_eq!(l.env["DRONE_WORKSPACE"], "/tmp/rk-1/drone/src");
         assert_eq!(l.env["PATH"], "/usr/bin:/bin");
         assert_eq!(l.env["USER"], "ci");
         assert_eq!(l.env["TOKEN"], "t0k");
+    }
+
+    #[test]
+    fn home_is_the_stages_or_the_runners_by_policy() {
+        let step = Step {
+            entrypoint: vec!["true".into()],
+            ..Step::named("e")
+        };
+        let home = |policy, host: &HostEnv| {
+            plan(&spec(), &step, &dirs(), host, policy).unwrap().env["HOME"].clone()
+        };
+        assert_eq!(home(HomePolicy::PerStage, &host()), "/tmp/rk-1/home/drone");
+        assert_eq!(home(HomePolicy::Inherit, &host()), "/home/ci");
+        let homeless = HostEnv {
+            home: None,
+            ..host()
+        };
+        assert_eq!(home(HomePolicy::Inherit, &homeless), "/tmp/rk-1/home/drone");
     }
 
     #[test]
@@ -294,7 +334,7 @@ mod tests {
         };
         step.environment
             .insert("PATH".into(), "${GOPATH}/bin:$PATH:$NOPE:/x$".into());
-        let l = plan(&spec(), &step, &dirs(), &host()).unwrap();
+        let l = plan(&spec(), &step, &dirs(), &host(), HomePolicy::PerStage).unwrap();
         assert_eq!(l.env["PATH"], "/go/bin:/usr/bin:/bin::/x$");
     }
 

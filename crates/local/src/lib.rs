@@ -14,7 +14,7 @@ mod launch;
 mod process;
 mod stage;
 
-pub use engine::{DEFAULT_KILL_GRACE, LocalEngine};
+pub use engine::{DEFAULT_KILL_GRACE, HomePolicy, LocalEngine};
 pub use error::Error;
 
 /// The name the engine reports and prefixes its errors with.

@@ -15,7 +15,7 @@ use crate::error::Error;
 pub(crate) struct StageDirs {
     /// The temporary root; removed by `destroy`.
     pub root: PathBuf,
-    /// `HOME` of every step.
+    /// `HOME` of every step that sets none, under `HomePolicy::PerStage`.
     pub home: PathBuf,
     /// Where steps run (by default) and `DRONE_WORKSPACE`.
     pub workspace: PathBuf,
