@@ -98,6 +98,7 @@ mod yaml;
 pub use assemble::{StageInput, assemble};
 pub use compile::{
     CompileContext, CompileError, CompileWarning, Compiled, Compiler, NotRun, StageStep,
+    StepSelection,
 };
 pub use conditions::MatchInput;
 pub use envsubst::{EnvsubstError, envsubst};

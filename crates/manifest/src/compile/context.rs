@@ -25,6 +25,16 @@ pub enum CompileError {
         #[source]
         source: SecretError,
     },
+    /// [`CompileContext::selection`] names a step the pipeline does not have.
+    #[error("pipeline {pipeline:?} has no step {unknown}; its steps: {known}", unknown = unknown.join(", "), known = known.join(", "))]
+    UnknownSelectedStep {
+        /// The pipeline.
+        pipeline: String,
+        /// The names selected that no step or service has.
+        unknown: Vec<String>,
+        /// The names of its steps and services, in order.
+        known: Vec<String>,
+    },
     /// A `Compiler::runner_volumes` entry is not `/host:/container[:ro]`.
     #[error("runner volume {volume:?}: expected /host/path:/container/path[:ro]")]
     RunnerVolume {
@@ -100,13 +110,67 @@ pub enum NotRun {
         /// The key, e.g. `branch`.
         key: String,
     },
+    /// The caller's [`StepSelection`] leaves it out (`runnerkit exec
+    /// --include`/`--exclude`).
+    Excluded {
+        /// True when a selection of steps to run did not name it; false
+        /// when it was named to be left out.
+        not_included: bool,
+    },
 }
 
 impl std::fmt::Display for NotRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NotRun::When { key } => write!(f, "when: {key}"),
+            NotRun::Excluded { not_included: true } => f.write_str("not included"),
+            NotRun::Excluded {
+                not_included: false,
+            } => f.write_str("excluded"),
         }
+    }
+}
+
+/// Which steps of the pipeline the caller wants run, by name, as `drone
+/// exec --include`/`--exclude`: the others are left out of the spec like a
+/// step whose `when` does not match, so their dependents wait through them.
+/// The clone step is never left out: the others need the source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepSelection {
+    /// When not empty, only these steps and services run.
+    pub include: Vec<String>,
+    /// These steps and services do not run (even when included).
+    pub exclude: Vec<String>,
+}
+
+impl StepSelection {
+    /// True when it leaves nothing out.
+    pub fn is_empty(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    /// Why the step `name` is left out, if it is.
+    pub(crate) fn leaves_out(&self, name: &str) -> Option<NotRun> {
+        if self.exclude.iter().any(|n| n == name) {
+            Some(NotRun::Excluded {
+                not_included: false,
+            })
+        } else if !self.include.is_empty() && !self.include.iter().any(|n| n == name) {
+            Some(NotRun::Excluded { not_included: true })
+        } else {
+            None
+        }
+    }
+
+    /// The names selected that are not in `known`, each once, in the order given.
+    pub(crate) fn unknown(&self, known: &[String]) -> Vec<String> {
+        let mut unknown: Vec<String> = Vec::new();
+        for name in self.include.iter().chain(&self.exclude) {
+            if !known.contains(name) && !unknown.contains(name) {
+                unknown.push(name.clone());
+            }
+        }
+        unknown
     }
 }
 
@@ -159,6 +223,9 @@ pub struct CompileContext {
     pub clone: bool,
     /// Unix seconds used for the `io.drone.created`/`expires` labels; 0 = now.
     pub now: i64,
+    /// The steps to run; by default all of them. A name no step or service
+    /// has refuses the compile ([`CompileError::UnknownSelectedStep`]).
+    pub selection: StepSelection,
 }
 
 impl Default for CompileContext {
@@ -178,6 +245,7 @@ impl Default for CompileContext {
             host_workspace: None,
             clone: true,
             now: 0,
+            selection: StepSelection::default(),
         }
     }
 }
@@ -191,6 +259,7 @@ impl std::fmt::Debug for CompileContext {
             .field("netrc", &self.netrc)
             .field("host_workspace", &self.host_workspace)
             .field("clone", &self.clone)
+            .field("selection", &self.selection)
             .finish_non_exhaustive()
     }
 }

@@ -8,6 +8,7 @@ mod workspace;
 
 pub use context::{
     CompileContext, CompileError, CompileWarning, Compiled, Compiler, NotRun, StageStep,
+    StepSelection,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,10 +48,10 @@ struct Assembly<'a> {
     volumes: BTreeSet<String>,
 }
 
-/// A step compiled, and the `when` key that keeps it from running, if any.
+/// A step compiled, and why it will not run, if it will not.
 struct Candidate {
     step: Step,
-    not_run: Option<&'static str>,
+    not_run: Option<NotRun>,
     service: bool,
     line: u64,
 }
@@ -115,11 +116,21 @@ impl Compiler {
             });
         }
         let mut options = keys.steps.into_iter();
+        let mut known = Vec::new();
         for (entry, service) in pipeline.all_steps() {
             let own = options.next().unwrap_or_default();
             if let Some(step) = &entry.value {
-                let (mut compiled, not_run) = b.step(step, service)?;
+                let (mut compiled, when) = b.step(step, service)?;
                 compiled.options = own;
+                // A `when` that does not match is the reason to show: the
+                // step would not run whatever the selection.
+                let not_run = match when {
+                    Some(key) => Some(NotRun::When {
+                        key: key.to_owned(),
+                    }),
+                    None => ctx.selection.leaves_out(&compiled.name),
+                };
+                known.push(compiled.name.clone());
                 candidates.push(Candidate {
                     step: compiled,
                     not_run,
@@ -127,6 +138,14 @@ impl Compiler {
                     line: entry.line,
                 });
             }
+        }
+        let unknown = ctx.selection.unknown(&known);
+        if !unknown.is_empty() {
+            return Err(CompileError::UnknownSelectedStep {
+                pipeline: pipeline.display_name().to_owned(),
+                unknown,
+                known,
+            });
         }
         let (steps, listed) = leave_out_steps_that_do_not_run(candidates, &mut spec.graph);
         spec.steps = steps;
@@ -186,9 +205,7 @@ fn leave_out_steps_that_do_not_run(
             service: c.service,
             line: c.line,
             spec_index,
-            not_run: c.not_run.map(|key| NotRun::When {
-                key: key.to_owned(),
-            }),
+            not_run: c.not_run.clone(),
         });
         if c.not_run.is_some() {
             continue;
@@ -855,6 +872,63 @@ mod tests {
         for bad in ["relative:/x", "/a", "/a:/b:rx", "/a:b"] {
             assert!(runner_volumes(&[bad.into()]).is_err(), "{bad}");
         }
+    }
+
+    fn candidate(name: &str, deps: &[&str], not_run: Option<NotRun>) -> Candidate {
+        Candidate {
+            step: Step {
+                name: name.into(),
+                depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+                ..Step::default()
+            },
+            not_run,
+            service: false,
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn a_selection_leaves_out_what_it_does_not_name_or_excludes() {
+        let selection = StepSelection {
+            include: vec!["a".into(), "b".into()],
+            exclude: vec!["b".into()],
+        };
+        assert_eq!(selection.leaves_out("a"), None);
+        assert_eq!(
+            selection.leaves_out("b"),
+            Some(NotRun::Excluded {
+                not_included: false
+            })
+        );
+        assert_eq!(
+            selection.leaves_out("c"),
+            Some(NotRun::Excluded { not_included: true })
+        );
+        assert_eq!(StepSelection::default().leaves_out("c"), None);
+        let known = ["a".to_owned()];
+        assert_eq!(selection.unknown(&known), ["b"]);
+    }
+
+    #[test]
+    fn dependents_wait_through_an_excluded_step() {
+        let excluded = Some(NotRun::Excluded {
+            not_included: false,
+        });
+        let mut graph = false;
+        let (steps, listed) = leave_out_steps_that_do_not_run(
+            vec![
+                candidate("a", &[], None),
+                candidate("b", &["a"], excluded.clone()),
+                candidate("c", &["b"], None),
+            ],
+            &mut graph,
+        );
+        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        assert_eq!(&*steps[1].depends_on, ["a".to_owned()]);
+        assert_eq!(listed[1].not_run, excluded);
+        assert_eq!(listed[1].spec_index, None);
+        assert_eq!(excluded.map(|r| r.to_string()).as_deref(), Some("excluded"));
     }
 
     #[test]
