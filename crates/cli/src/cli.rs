@@ -159,6 +159,13 @@ pub struct ExecArgs {
     /// Example: `--trusted`
     #[arg(long)]
     pub trusted: bool,
+    /// Run a `type: exec` pipeline whose `platform` (os/arch) is not this
+    /// host's; without it such a pipeline is refused (exit 2), as its steps
+    /// run on this host.
+    ///
+    /// Example: `--platform-any`
+    #[arg(long = "platform-any")]
+    pub platform_any: bool,
     /// Set an environment variable in every step (repeatable); also
     /// available to `${VAR}` substitution in the file.
     ///
@@ -171,6 +178,50 @@ pub struct ExecArgs {
     /// Example: `--secret docker_password=hunter2`
     #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = key_value)]
     pub secrets: Vec<(String, String)>,
+    /// Read environment variables from a dotenv file (`KEY=VALUE` lines,
+    /// `#` comments, optional quotes), as if each were an `--env`; an
+    /// `--env` of the same name wins.
+    ///
+    /// Example: `--env-file ci.env`
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Read secrets from a dotenv file, as if each were a `--secret` (and
+    /// masked the same way); a `--secret` of the same name wins.
+    ///
+    /// Example: `--secret-file ci.secrets`
+    #[arg(long = "secret-file", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Run only this step or service (repeatable); the others are listed
+    /// as skipped, and steps depending on them wait only for what runs.
+    /// A name the pipeline does not have is refused.
+    ///
+    /// Example: `--include test --include lint`
+    #[arg(long = "include", value_name = "STEP")]
+    pub include: Vec<String>,
+    /// Do not run this step or service (repeatable), as if its `when` did
+    /// not match. A name the pipeline does not have is refused.
+    ///
+    /// Example: `--exclude publish`
+    #[arg(long = "exclude", value_name = "STEP")]
+    pub exclude: Vec<String>,
+    /// Start a serial pipeline at this step: the steps before it are
+    /// reported skipped. Refused for a pipeline with `depends_on`.
+    ///
+    /// Example: `--resume-at test`
+    #[arg(long = "resume-at", value_name = "STEP")]
+    pub resume_at: Option<String>,
+    /// Stop the pipeline after this long (steps killed, status killed),
+    /// like a repository's timeout in Drone.
+    ///
+    /// Example: `--timeout 30m`
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
+    pub timeout: std::time::Duration,
+    /// Run at most this many steps at once (steps without `depends_on`
+    /// already run one by one); default: no limit.
+    ///
+    /// Example: `--max-procs 2`
+    #[arg(long = "max-procs", value_name = "N")]
+    pub max_procs: Option<std::num::NonZeroUsize>,
     /// Print one JSON object with the result on stdout; the logs and the
     /// summary then go to stderr.
     ///
@@ -188,6 +239,20 @@ pub struct CompileArgs {
     /// The pipeline file and pipeline.
     #[command(flatten)]
     pub source: Source,
+    /// Provide a secret for `from_secret` (repeatable), as `exec` does.
+    ///
+    /// Example: `--secret docker_password=hunter2`
+    #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = key_value)]
+    pub secrets: Vec<(String, String)>,
+    /// Read secrets from a dotenv file, as `exec` does; a `--secret` of
+    /// the same name wins.
+    ///
+    /// Example: `--secret-file ci.secrets`
+    #[arg(long = "secret-file", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// The build, as `when` conditions and `DRONE_*` variables see it.
+    #[command(flatten)]
+    pub build: BuildArgs,
 }
 
 /// `runnerkit lint`.
@@ -218,6 +283,16 @@ fn key_value(text: &str) -> Result<(String, String), String> {
         Some(("", _)) => Err(format!("{text:?}: the name before '=' is empty")),
         Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
         None => Err(format!("{text:?}: expected NAME=VALUE")),
+    }
+}
+
+/// Parses a duration such as `90s`, `30m` or `1h30m`; zero is refused, as
+/// a stage that is killed at once is never what was meant.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err(format!("{text:?}: the timeout must be more than zero")),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{text:?}: {e} (expected e.g. 90s, 30m, 1h30m)")),
     }
 }
 

@@ -11,7 +11,7 @@ use anyhow::Context;
 use runnerkit_core::Secret;
 use runnerkit_manifest::{
     CombinedSecrets, CompileContext, Compiled, Compiler, DocumentSecrets, Error, LintError,
-    LiveStatus, StageInput, StaticSecrets, TypeRegistry,
+    LiveStatus, StageInput, StaticSecrets, StepSelection, TypeRegistry,
 };
 
 use crate::cli::BuildArgs;
@@ -57,6 +57,27 @@ pub struct RunInputs<'a> {
     pub env: &'a [(String, String)],
     /// `--secret` values for `from_secret`, each masked in every log.
     pub secrets: &'a [(String, String)],
+    /// `--include`/`--exclude`: the steps to run.
+    pub selection: StepSelection,
+}
+
+/// The variables of the dotenv file at `file`, if any, then `flags`: a
+/// flag comes later, so it wins when the map is built.
+///
+/// # Errors
+/// The file cannot be read, or a line of it is not `KEY=VALUE`.
+pub fn with_env_file(
+    file: Option<&Path>,
+    flags: &[(String, String)],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs: Vec<(String, String)> = match file {
+        Some(path) => runnerkit_runner::daemon::read_env_file(path)?
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    };
+    pairs.extend(flags.iter().cloned());
+    Ok(pairs)
 }
 
 /// A compiled pipeline, ready to run.
@@ -101,6 +122,7 @@ pub async fn prepare(
             .collect(),
         host_workspace: Some(source.dir.display().to_string()),
         clone: false,
+        selection: inputs.selection.clone(),
         ..CompileContext::default()
     };
     let compiled = runnerkit_manifest::assemble(StageInput {
@@ -137,6 +159,9 @@ fn refused(error: Error, source: &SourceFile) -> anyhow::Error {
         Error::Parse(_) => "invalid pipeline file",
         Error::PipelineNotFound { .. } | Error::UnknownType { .. } => {
             "cannot pick the pipeline to run"
+        }
+        Error::Compile(runnerkit_manifest::CompileError::UnknownSelectedStep { .. }) => {
+            "cannot select the steps to run"
         }
         _ => "cannot compile the pipeline",
     };

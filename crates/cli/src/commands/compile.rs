@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use anyhow::Context;
 use runnerkit_manifest::TypeRegistry;
 
 use crate::cli::CompileArgs;
@@ -16,9 +17,13 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
     let source = pipeline::read(&args.source.file)?;
+    let secrets = pipeline::with_env_file(args.secret_file.as_deref(), &args.secrets)
+        .context("cannot read the --secret-file")?;
     let inputs = RunInputs {
         pipeline: args.source.pipeline.as_deref(),
         trusted: true,
+        build: args.build.clone(),
+        secrets: &secrets,
         ..RunInputs::default()
     };
     let prepared = pipeline::prepare(&source, &inputs, types).await?;

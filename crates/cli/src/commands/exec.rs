@@ -5,8 +5,11 @@ use std::sync::Arc;
 use runnerkit_core::{CancellationToken, Hook};
 use runnerkit_runtime::logs::Masker;
 
+use anyhow::Context;
+use runnerkit_manifest::{Compiled, StepSelection};
+
 use crate::cli::ExecArgs;
-use crate::commands::stage;
+use crate::commands::stage::{self, StageOptions};
 use crate::interrupt;
 use crate::output::exit::Outcome;
 use crate::output::json::RunResult;
@@ -16,9 +19,21 @@ use crate::runner::Runner;
 
 /// Runs the pipeline; `Err` when the input was refused before anything ran.
 pub async fn run(args: &ExecArgs, runner: &Runner) -> Outcome {
-    // Known before anything else, so even a refusal cannot print a secret.
-    let masker = Masker::new(args.secrets.iter().map(|(_, v)| v.as_str()));
-    match prepare_and_run(args, runner).await {
+    // Known before anything else, so even a refusal cannot print a secret;
+    // the file's secrets are read first for the same reason.
+    let secrets = pipeline::with_env_file(args.secret_file.as_deref(), &args.secrets);
+    let masker = Masker::new(
+        secrets
+            .as_deref()
+            .unwrap_or(&args.secrets)
+            .iter()
+            .map(|(_, v)| v.as_str()),
+    );
+    let result = match secrets {
+        Ok(secrets) => prepare_and_run(args, &secrets, runner).await,
+        Err(e) => Err(e.context("cannot read the --secret-file")),
+    };
+    match result {
         Ok(outcome) => outcome,
         Err(e) => {
             let message = output::error_chain(&e);
@@ -31,21 +46,45 @@ pub async fn run(args: &ExecArgs, runner: &Runner) -> Outcome {
     }
 }
 
-async fn prepare_and_run(args: &ExecArgs, runner: &Runner) -> anyhow::Result<Outcome> {
+async fn prepare_and_run(
+    args: &ExecArgs,
+    secrets: &[(String, String)],
+    runner: &Runner,
+) -> anyhow::Result<Outcome> {
     let types = runner.types();
     let source = pipeline::read(&args.source.file)?;
+    let env = pipeline::with_env_file(args.env_file.as_deref(), &args.env)
+        .context("cannot read the --env-file")?;
     let inputs = RunInputs {
         pipeline: args.source.pipeline.as_deref(),
         trusted: args.trusted,
         build: args.build.clone(),
-        env: &args.env,
-        secrets: &args.secrets,
+        env: &env,
+        secrets,
+        selection: StepSelection {
+            include: args.include.clone(),
+            exclude: args.exclude.clone(),
+        },
     };
     let Prepared { compiled, live } = pipeline::prepare(&source, &inputs, types.registry()).await?;
+    let options = StageOptions {
+        timeout: Some(args.timeout),
+        max_procs: args.max_procs.map(std::num::NonZeroUsize::get),
+        resume_at: args
+            .resume_at
+            .as_deref()
+            .map(|name| resume_index(&compiled, name))
+            .transpose()?,
+    };
     let engine = types.engine_for(&compiled.pipeline_type).await?;
     // Compile warnings come from the compiler, not the runtime: the CLI
     // masks them with what the compile found to mask.
-    let spec = compiled.spec;
+    let spec = crate::platform::for_local_run(
+        compiled.spec,
+        &compiled.pipeline,
+        &compiled.pipeline_type,
+        args.platform_any,
+    )?;
     let masker = Masker::new(spec.masked_values());
     // Every step of the pipeline, for the summary and the result: the Spec
     // holds only those that may run.
@@ -59,7 +98,7 @@ async fn prepare_and_run(args: &ExecArgs, runner: &Runner) -> anyhow::Result<Out
     let watcher = interrupt::watch(cancel.clone());
     let mut hooks: Vec<Arc<dyn Hook>> = vec![Arc::new(live), Arc::new(reporter)];
     hooks.extend(runner.hooks().iter().cloned());
-    let result = stage::run(engine, spec, hooks, cancel).await;
+    let result = stage::run(engine, spec, hooks, &options, cancel).await;
     watcher.abort();
     let snapshot = result?;
 
@@ -68,4 +107,34 @@ async fn prepare_and_run(args: &ExecArgs, runner: &Runner) -> anyhow::Result<Out
         let _ = RunResult::from_run(&listing, &snapshot).write(&mut std::io::stdout().lock());
     }
     Ok(Outcome::Ran(snapshot.stage.status))
+}
+
+/// Where `--resume-at NAME` starts in the Spec. Refused before anything
+/// runs: for a pipeline with `depends_on` (no "earlier" step there), for a
+/// step that will not run, and for a name the pipeline does not have.
+fn resume_index(compiled: &Compiled, name: &str) -> anyhow::Result<usize> {
+    let spec = &compiled.spec;
+    if !spec.is_serial() {
+        anyhow::bail!(
+            "--resume-at {name}: pipeline {:?} runs its steps by depends_on, not one after another; \
+             use --include or --exclude instead",
+            compiled.pipeline
+        );
+    }
+    if let Some(index) = spec.steps.iter().position(|s| s.name == name) {
+        return Ok(index);
+    }
+    if let Some(step) = compiled.steps.iter().find(|s| s.name == name) {
+        let why = step
+            .not_run
+            .as_ref()
+            .map_or_else(String::new, |r| format!(" ({r})"));
+        anyhow::bail!("--resume-at {name}: the step does not run{why}");
+    }
+    let known: Vec<&str> = compiled.steps.iter().map(|s| s.name.as_str()).collect();
+    anyhow::bail!(
+        "--resume-at {name}: pipeline {:?} has no such step; its steps: {}",
+        compiled.pipeline,
+        known.join(", ")
+    )
 }
