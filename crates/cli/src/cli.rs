@@ -379,6 +379,22 @@ mod tests {
             "refs/heads/main",
             "--commit",
             "abc",
+            "--include",
+            "a",
+            "--include",
+            "b",
+            "--exclude",
+            "c",
+            "--env-file",
+            "e.env",
+            "--secret-file",
+            "s.env",
+            "--resume-at",
+            "b",
+            "--timeout",
+            "1h30m",
+            "--max-procs",
+            "2",
         ])
         .unwrap();
         let Command::Exec(args) = cli.command else {
@@ -390,6 +406,18 @@ mod tests {
         assert_eq!(args.env.len(), 2);
         assert_eq!(args.secrets, [("S".to_owned(), "x".to_owned())]);
         assert_eq!(args.build.git_ref.as_deref(), Some("refs/heads/main"));
+        assert_eq!(args.include, ["a", "b"]);
+        assert_eq!(args.exclude, ["c"]);
+        assert_eq!(args.env_file, Some(PathBuf::from("e.env")));
+        assert_eq!(args.secret_file, Some(PathBuf::from("s.env")));
+        assert_eq!(args.resume_at.as_deref(), Some("b"));
+        assert_eq!(args.timeout, std::time::Duration::from_secs(5400));
+        assert_eq!(args.max_procs.map(std::num::NonZeroUsize::get), Some(2));
+        let cli = Cli::try_parse_from(["runnerkit", "exec"]).unwrap();
+        let Command::Exec(args) = cli.command else {
+            panic!("not exec");
+        };
+        assert_eq!(args.timeout, std::time::Duration::from_secs(3600));
         let cli = Cli::try_parse_from(["runnerkit", "lint"]).unwrap();
         let Command::Lint(args) = cli.command else {
             panic!("not lint");
