@@ -49,9 +49,13 @@ pub fn local_build(
     pipeline: &str,
     kind_type: &str,
 ) -> LocalBuild {
+    // `git` itself knows worktrees, packed refs and every other layout; the
+    // `.git` files are read only when it is not installed (or refuses).
+    let git = GitHead::read(dir, args.commit.as_deref());
     let branch = args
         .branch
         .clone()
+        .or_else(|| git.as_ref().and_then(|g| g.branch.clone()))
         .or_else(|| checked_out_branch(dir))
         .unwrap_or_else(|| DEFAULT_BRANCH.to_owned());
     let event = args
@@ -78,7 +82,22 @@ pub fn local_build(
         after: args
             .commit
             .clone()
+            .or_else(|| git.as_ref().map(|g| g.sha.clone()))
             .or_else(|| checked_out_commit(dir))
+            .unwrap_or_default(),
+        message: git.as_ref().map(|g| g.message.clone()).unwrap_or_default(),
+        // A local commit has no forge login: its author's name stands in.
+        author_login: git
+            .as_ref()
+            .map(|g| g.author_name.clone())
+            .unwrap_or_default(),
+        author_name: git
+            .as_ref()
+            .map(|g| g.author_name.clone())
+            .unwrap_or_default(),
+        author_email: git
+            .as_ref()
+            .map(|g| g.author_email.clone())
             .unwrap_or_default(),
         trigger: "@local".into(),
         timestamp: now,
@@ -99,7 +118,7 @@ pub fn local_build(
         name: pipeline.to_owned(),
         kind: "pipeline".into(),
         kind_type: kind_type.to_owned(),
-        os: std::env::consts::OS.to_owned(),
+        os: drone_os(std::env::consts::OS).to_owned(),
         arch: drone_arch(std::env::consts::ARCH).to_owned(),
         started: now,
         created: now,
@@ -119,8 +138,16 @@ pub fn local_build(
     }
 }
 
+/// Go's name for Rust's operating system names, as Drone spells platforms.
+pub(crate) fn drone_os(os: &str) -> &str {
+    match os {
+        "macos" => "darwin",
+        other => other,
+    }
+}
+
 /// Go's name for Rust's architecture names, as Drone spells platforms.
-fn drone_arch(arch: &str) -> &str {
+pub(crate) fn drone_arch(arch: &str) -> &str {
     match arch {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -128,6 +155,68 @@ fn drone_arch(arch: &str) -> &str {
         "arm" => "arm",
         other => other,
     }
+}
+
+/// What `git` says about the checkout holding `dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GitHead {
+    /// The commit (`--commit`'s when given and known, else `HEAD`).
+    sha: String,
+    /// The branch checked out; `None` on a detached `HEAD`.
+    branch: Option<String>,
+    /// The commit's whole message, without its final newline.
+    message: String,
+    author_name: String,
+    author_email: String,
+}
+
+impl GitHead {
+    /// Asks `git` about `dir`; `None` when `git` is not installed, `dir` is
+    /// not in a checkout, or there is no such commit.
+    fn read(dir: &Path, commit: Option<&str>) -> Option<Self> {
+        let rev = commit.unwrap_or("HEAD");
+        // NUL-separated: a message holds any other character.
+        let log = git(
+            dir,
+            &["log", "-1", "--format=%H%x00%an%x00%ae%x00%B", rev, "--"],
+        )?;
+        let mut fields = log.splitn(4, '\0');
+        let sha = fields.next()?.trim().to_owned();
+        if !is_sha(&sha) {
+            return None;
+        }
+        let author_name = fields.next()?.to_owned();
+        let author_email = fields.next()?.to_owned();
+        let message = fields.next().unwrap_or_default().trim_end().to_owned();
+        let branch = git(dir, &["symbolic-ref", "-q", "--short", "HEAD"])
+            .map(|b| b.trim().to_owned())
+            .filter(|b| !b.is_empty());
+        Some(Self {
+            sha,
+            branch,
+            message,
+            author_name,
+            author_email,
+        })
+    }
+}
+
+/// The standard output of `git -C dir ARGS`, if it ran and succeeded.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        // Never wait for a credential or pager prompt.
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8(out.stdout).ok()
 }
 
 /// The `.git` directory of the checkout holding `dir` (itself or a parent).

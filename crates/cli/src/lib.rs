@@ -22,6 +22,7 @@ mod interrupt;
 mod logging;
 mod output;
 mod pipeline;
+mod platform;
 mod runner;
 
 pub use runner::{BoxError, Runner, RunnerType};

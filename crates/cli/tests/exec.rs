@@ -626,8 +626,8 @@ fn stops_cleanly_on(signal: nix::sys::signal::Signal) {
         Duration::from_secs(10),
         || !alive(bg),
     );
-    let home = std::fs::read_to_string(dir.join("home.txt")).unwrap();
-    let root = Path::new(home.trim()).parent().unwrap().parent().unwrap();
+    let script = std::fs::read_to_string(dir.join("script.txt")).unwrap();
+    let root = Path::new(script.trim()).parent().unwrap().parent().unwrap();
     assert!(root.starts_with(std::env::temp_dir()), "{}", root.display());
     assert!(
         !root.exists(),
@@ -675,13 +675,13 @@ fn a_second_sigint_quits_at_once_with_130() {
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted again"), "{stderr}");
     // Quitting at once skips the cleanup: what was left (the step's process
-    // group and its stage root, two levels above its HOME) is this test's to
+    // group and its stage root, two levels above its script) is this test's to
     // remove.
     if alive(step) {
         let _ = kill(Pid::from_raw(-(step as i32)), Signal::SIGKILL);
     }
-    let home = std::fs::read_to_string(dir.join("home.txt")).unwrap();
-    let root = Path::new(home.trim()).parent().unwrap().parent().unwrap();
+    let script = std::fs::read_to_string(dir.join("script.txt")).unwrap();
+    let root = Path::new(script.trim()).parent().unwrap().parent().unwrap();
     assert!(
         root.file_name()
             .unwrap()
