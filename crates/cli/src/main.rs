@@ -45,6 +45,10 @@ async fn main() -> std::process::ExitCode {
                 .with_prune(prune_docker),
         )
         .with_type(
+            // The daemon and `exec` share this engine, with its default home
+            // per stage (Drone's exec runner's). `exec` keeps the user's
+            // HOME by setting it on each step of the Spec it runs (see the
+            // CLI's platform.rs), and a step's own HOME wins in the engine.
             RunnerType::new(PipelineType::exec(), || async {
                 Ok::<_, BoxError>(LocalEngine::new())
             })
