@@ -189,6 +189,10 @@ steps:
         }
     };
     check(&exec(dir, home.path(), &[]), "topic");
+    // A detached HEAD has no branch: the default one stands in.
+    git(dir, home.path(), &["checkout", "-q", "--detach"]).unwrap();
+    check(&exec(dir, home.path(), &[]), "main");
+    git(dir, home.path(), &["checkout", "-q", "topic"]).unwrap();
 
     // A worktree's `.git` is a file, which only `git` itself reads.
     let tree = dir.join("tree");
