@@ -22,7 +22,7 @@ steps:
   commands:
   - echo \"foo=$FOO bar=$BAR\"
   - echo \"token=$TOKEN\"
-  - echo \"token-length=${#TOKEN}\"
+  - echo \"token-length=$${#TOKEN}\"
 - name: b
   commands: [echo b]
 - name: c
@@ -187,8 +187,9 @@ fn env_and_secret_files_add_to_the_flags_which_win() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     // The value itself is masked: its length says which one won.
-    assert!(r.stderr.contains("token-length=10"), "{}", r.stderr);
-    assert!(!r.stderr.contains("flag-token"), "{}", r.stderr);
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(out.contains("token-length=10"), "{out}");
+    assert!(!out.contains("flag-token"), "{out}");
 }
 
 #[test]
