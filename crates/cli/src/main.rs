@@ -5,7 +5,7 @@
 use runnerkit_cli::{BoxError, Runner, RunnerType};
 use runnerkit_core::CancellationToken;
 use runnerkit_docker::DockerEngine;
-use runnerkit_local::LocalEngine;
+use runnerkit_local::{HomePolicy, LocalEngine};
 use runnerkit_manifest::PipelineType;
 
 /// Connects to the Docker daemon (`DOCKER_HOST` or the default socket), so
@@ -45,12 +45,14 @@ async fn main() -> std::process::ExitCode {
                 .with_prune(prune_docker),
         )
         .with_type(
-            // The daemon and `exec` share this engine, with its default home
-            // per stage (Drone's exec runner's). `exec` keeps the user's
-            // HOME by setting it on each step of the Spec it runs (see the
-            // CLI's platform.rs), and a step's own HOME wins in the engine.
+            // The daemon keeps a home per stage (Drone's exec runner's);
+            // `exec` on the user's machine keeps the user's HOME, so their
+            // caches and configuration work. A step's own HOME wins in both.
             RunnerType::new(PipelineType::exec(), || async {
                 Ok::<_, BoxError>(LocalEngine::new())
+            })
+            .with_local_engine(|| async {
+                Ok::<_, BoxError>(LocalEngine::new().with_home(HomePolicy::Inherit))
             })
             .about("each step as a process on this machine"),
         )

@@ -22,6 +22,19 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type EngineFactory = Arc<dyn Fn() -> BoxFuture<Result<Arc<dyn Engine>, BoxError>> + Send + Sync>;
 type PruneFn = Arc<dyn Fn() -> BoxFuture<Result<Vec<String>, BoxError>> + Send + Sync>;
 
+/// `engine` as a factory of shared engines.
+fn factory<F, Fut, E>(engine: F) -> EngineFactory
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<E, BoxError>> + Send + 'static,
+    E: Engine + 'static,
+{
+    Arc::new(move || {
+        let made = engine();
+        Box::pin(async move { made.await.map(|e| Arc::new(e) as Arc<dyn Engine>) })
+    })
+}
+
 /// One pipeline type a runner serves: how its pipelines compile
 /// ([`PipelineType`]) and how to get the engine that runs them.
 #[derive(Clone)]
@@ -29,6 +42,7 @@ pub struct RunnerType {
     pipeline_type: PipelineType,
     about: String,
     engine: EngineFactory,
+    local_engine: Option<EngineFactory>,
     prune: Option<PruneFn>,
 }
 
@@ -37,6 +51,7 @@ impl fmt::Debug for RunnerType {
         f.debug_struct("RunnerType")
             .field("pipeline_type", &self.pipeline_type)
             .field("about", &self.about)
+            .field("local_engine", &self.local_engine.is_some())
             .field("prune", &self.prune.is_some())
             .finish_non_exhaustive()
     }
@@ -56,16 +71,28 @@ impl RunnerType {
         Fut: Future<Output = Result<E, BoxError>> + Send + 'static,
         E: Engine + 'static,
     {
-        let engine: EngineFactory = Arc::new(move || {
-            let made = engine();
-            Box::pin(async move { made.await.map(|e| Arc::new(e) as Arc<dyn Engine>) })
-        });
         Self {
             about: String::new(),
             pipeline_type,
-            engine,
+            engine: factory(engine),
+            local_engine: None,
             prune: None,
         }
+    }
+
+    /// A different engine for a local run (`exec`), when the user's machine
+    /// wants other settings than a daemon serving a server: the host engine
+    /// keeps the user's `HOME` locally and a home per stage in the daemon.
+    /// Without it, `exec` uses the engine of [`new`](Self::new).
+    #[must_use]
+    pub fn with_local_engine<F, Fut, E>(mut self, engine: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<E, BoxError>> + Send + 'static,
+        E: Engine + 'static,
+    {
+        self.local_engine = Some(factory(engine));
+        self
     }
 
     /// One line saying what its steps run as ("each step in a Docker
@@ -108,6 +135,11 @@ impl RunnerType {
     /// Makes the engine.
     pub(crate) async fn engine(&self) -> Result<Arc<dyn Engine>, BoxError> {
         (self.engine)().await
+    }
+
+    /// Makes the engine of a local run.
+    pub(crate) async fn local_engine(&self) -> Result<Arc<dyn Engine>, BoxError> {
+        (self.local_engine.as_ref().unwrap_or(&self.engine))().await
     }
 
     /// Prunes, when the engine can; `None` when it has nothing to prune.
@@ -174,9 +206,9 @@ impl RunnerTypes {
             .join(", ")
     }
 
-    /// The engine of the type named `name`; an unknown type names those
-    /// served.
-    pub(crate) async fn engine_for(&self, name: &str) -> anyhow::Result<Arc<dyn Engine>> {
+    /// The engine of a local run of the type named `name`; an unknown type
+    /// names those served.
+    pub(crate) async fn local_engine_for(&self, name: &str) -> anyhow::Result<Arc<dyn Engine>> {
         let Some(runner_type) = self.get(name) else {
             anyhow::bail!(
                 "pipelines of type {name:?} cannot run here: this runner serves {}",
@@ -184,7 +216,7 @@ impl RunnerTypes {
             );
         };
         runner_type
-            .engine()
+            .local_engine()
             .await
             .map_err(|e| anyhow::anyhow!(runnerkit_core::error_chain(&*e)))
     }

@@ -76,15 +76,13 @@ async fn prepare_and_run(
             .map(|name| resume_index(&compiled, name))
             .transpose()?,
     };
-    let engine = types.engine_for(&compiled.pipeline_type).await?;
+    if !args.platform_any {
+        crate::platform::check(&compiled)?;
+    }
+    let engine = types.local_engine_for(&compiled.pipeline_type).await?;
     // Compile warnings come from the compiler, not the runtime: the CLI
     // masks them with what the compile found to mask.
-    let spec = crate::platform::for_local_run(
-        compiled.spec,
-        &compiled.pipeline,
-        &compiled.pipeline_type,
-        args.platform_any,
-    )?;
+    let spec = compiled.spec;
     let masker = Masker::new(spec.masked_values());
     // Every step of the pipeline, for the summary and the result: the Spec
     // holds only those that may run.
