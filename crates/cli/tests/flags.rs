@@ -3,13 +3,12 @@
 //! `--max-procs`, `--resume-at`) and `compile`'s build and secret flags,
 //! through the built binary on `type: exec` pipelines written per test.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+
+use common::{Run, run};
 
 use serde_json::Value;
 use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_runnerkit");
 
 /// Three serial steps; `a` sees `FOO` and the secret `token`.
 const SERIAL: &str = "kind: pipeline
@@ -46,43 +45,7 @@ steps:
 
 /// A fresh workspace holding `pipeline` as `.drone.yml` and each of `files`.
 fn workspace(pipeline: &str, files: &[(&str, &str)]) -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("rk-cli-flags-")
-        .tempdir()
-        .unwrap();
-    std::fs::write(dir.path().join(".drone.yml"), pipeline).unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    dir
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The `--json` result.
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
-    }
-}
-
-fn run(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().expect("runnerkit exited by a signal"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    common::workspace(pipeline, files)
 }
 
 /// The JSON object of the step `name`.

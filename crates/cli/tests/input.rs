@@ -2,41 +2,14 @@
 //! with `${VAR}` wherever a value goes, `--event` checked against Drone's
 //! events, and the hint for a command YAML read as a map.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use common::run;
 use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_runnerkit");
 
 /// A fresh directory holding `text` as `.drone.yml`, removed when dropped.
 fn workspace(text: &str) -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("rk-input-")
-        .tempdir()
-        .expect("a temporary directory");
-    std::fs::write(dir.path().join(".drone.yml"), text).expect("the pipeline file");
-    dir
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("runnerkit runs");
-    Run {
-        code: out.status.code().expect("runnerkit exited by a signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::workspace(text, &[])
 }
 
 /// An exec pipeline whose step `s` has `body` (indented by 2) after its name.

@@ -4,40 +4,13 @@
 //! pipeline are refused before anything starts, and each warning is printed
 //! once.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_runnerkit");
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `runnerkit args` in `dir`.
-fn run(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().expect("runnerkit exited by a signal"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
+use common::run;
 
 /// A fresh directory holding `text` as `.drone.yml`.
 fn workspace(text: &str) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("rk-lint-")
-        .tempdir()
-        .unwrap();
-    std::fs::write(dir.path().join(".drone.yml"), text).unwrap();
-    dir
+    common::workspace(text, &[])
 }
 
 const TYPOS: &str = "\

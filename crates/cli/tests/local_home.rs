@@ -6,41 +6,22 @@
 use std::path::Path;
 use std::process::Command;
 
-use tempfile::TempDir;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_runnerkit");
+use common::Run;
+
+use tempfile::TempDir;
 
 /// A fresh workspace holding `pipeline` as `.drone.yml`.
 fn workspace(pipeline: &str) -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("rk-local-home-")
-        .tempdir()
-        .unwrap();
-    std::fs::write(dir.path().join(".drone.yml"), pipeline).unwrap();
-    dir
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+    common::workspace(pipeline, &[])
 }
 
 /// Runs `runnerkit exec ARGS` in `dir` with `HOME` set to `home`.
 fn exec(dir: &Path, home: &Path, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .arg("exec")
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("HOME", home)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().expect("runnerkit exited by a signal"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    let mut all = vec!["exec"];
+    all.extend_from_slice(args);
+    common::run_with(dir, &all, &[("HOME", home.as_os_str())])
 }
 
 /// The value a step printed as `KEY=VALUE` (a line `step | KEY=VALUE`).

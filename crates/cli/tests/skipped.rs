@@ -4,79 +4,35 @@
 //! `when` (the compiler left it out of the Spec), an exit 78, an earlier
 //! failure, an on-failure step in a stage that did not fail.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+
+use common::exec;
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_runnerkit");
-
 /// A fresh workspace holding `steps` as the steps of a `type: exec`
 /// pipeline in `.drone.yml`.
 fn workspace(steps: &str) -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("rk-cli-skipped-")
-        .tempdir()
-        .unwrap();
     let yaml = format!("kind: pipeline\ntype: exec\nname: skipped\n\nsteps:\n{steps}");
-    std::fs::write(dir.path().join(".drone.yml"), yaml).unwrap();
-    dir
+    common::workspace(&yaml, &[])
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn printed(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-
-    /// The summary's rows of `text`: (step, status, exit, reason), the
-    /// reason empty where there is none. The duration is left out: it
-    /// varies.
-    fn summary(text: &str) -> Vec<[String; 4]> {
-        text.lines()
-            .skip_while(|l| !l.starts_with("STEP "))
-            .skip(1)
-            .take_while(|l| !l.trim().is_empty())
-            .map(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                let col = |i: usize| cols.get(i).copied().unwrap_or_default().to_owned();
-                let reason = cols.get(4..).unwrap_or_default().join(" ");
-                [col(0), col(1), col(2), reason]
-            })
-            .collect()
-    }
-
-    /// The result object of a `--json` run.
-    fn json(&self) -> Value {
-        assert_eq!(
-            self.stdout.lines().count(),
-            1,
-            "stdout must be one line: {}",
-            self.printed()
-        );
-        serde_json::from_str(&self.stdout).unwrap()
-    }
-}
-
-fn exec(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .arg("exec")
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().expect("runnerkit exited by a signal"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+/// The summary's rows of `text`: (step, status, exit, reason), the reason
+/// empty where there is none. The duration is left out: it varies.
+fn summary(text: &str) -> Vec<[String; 4]> {
+    common::summary(text)
+        .into_iter()
+        .map(|cols| {
+            let col = |i: usize| cols.get(i).cloned().unwrap_or_default();
+            [
+                col(0),
+                col(1),
+                col(2),
+                cols.get(4..).unwrap_or_default().join(" "),
+            ]
+        })
+        .collect()
 }
 
 fn rows(expected: &[[&str; 4]]) -> Vec<[String; 4]> {
@@ -101,12 +57,12 @@ fn shows(steps: &str, args: &[&str], code: i32, expected: &[[&str; 4]]) {
     let dir = tmp.path();
     let r = exec(dir, args);
     assert_eq!(r.code, code, "{}", r.printed());
-    assert_eq!(Run::summary(&r.stdout), rows(expected), "{}", r.printed());
+    assert_eq!(summary(&r.stdout), rows(expected), "{}", r.printed());
 
     let r = exec(dir, &[args, &["--json"]].concat());
     assert_eq!(r.code, code, "{}", r.printed());
     assert_eq!(
-        Run::summary(&r.stderr),
+        summary(&r.stderr),
         rows(expected),
         "the summary goes to stderr: {}",
         r.printed()

@@ -4,60 +4,25 @@
 //! step sleeps, then writes a marker into the workspace; the last one fails
 //! unless the marker is there, so it fails when it starts too early.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use common::{Run, exec};
 use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_runnerkit");
 
 /// A fresh workspace holding `yaml` as `.drone.yml`.
 fn workspace(yaml: &str) -> TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("rk-cli-skipped-order-")
-        .tempdir()
-        .unwrap();
-    std::fs::write(dir.path().join(".drone.yml"), yaml).unwrap();
-    dir
+    common::workspace(yaml, &[])
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The summary's rows: (step, status).
-    fn summary(&self) -> Vec<(String, String)> {
-        self.stdout
-            .lines()
-            .skip_while(|l| !l.starts_with("STEP "))
-            .skip(1)
-            .take_while(|l| !l.trim().is_empty())
-            .map(|l| {
-                let mut cols = l.split_whitespace();
-                let step = cols.next().unwrap_or_default().to_owned();
-                let status = cols.next().unwrap_or_default().to_owned();
-                (step, status)
-            })
-            .collect()
-    }
-}
-
-fn exec(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .arg("exec")
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().expect("runnerkit exited by a signal"),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+/// The summary's rows of `run`: (step, status).
+fn summary(run: &Run) -> Vec<(String, String)> {
+    common::summary(&run.stdout)
+        .into_iter()
+        .map(|cols| {
+            let col = |i: usize| cols.get(i).cloned().unwrap_or_default();
+            (col(0), col(1))
+        })
+        .collect()
 }
 
 fn rows(expected: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -104,7 +69,7 @@ steps:
     let printed = format!("{}{}", r.stdout, r.stderr);
     assert_eq!(r.code, 0, "{printed}");
     assert_eq!(
-        r.summary(),
+        summary(&r),
         rows(&[
             ("build", "success"),
             ("prep", "skipped"),
@@ -146,7 +111,7 @@ steps:
     let printed = format!("{}{}", r.stdout, r.stderr);
     assert_eq!(r.code, 0, "{printed}");
     assert_eq!(
-        r.summary(),
+        summary(&r),
         rows(&[
             ("build", "success"),
             ("prep", "skipped"),
@@ -184,7 +149,7 @@ steps:
     let printed = format!("{}{}", r.stdout, r.stderr);
     assert_eq!(r.code, 0, "{printed}");
     assert_eq!(
-        r.summary(),
+        summary(&r),
         rows(&[
             ("build", "success"),
             ("notify", "skipped"),
