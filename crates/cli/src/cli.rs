@@ -222,6 +222,13 @@ pub struct ExecArgs {
     /// Example: `--max-procs 2`
     #[arg(long = "max-procs", value_name = "N")]
     pub max_procs: Option<std::num::NonZeroUsize>,
+    /// Keep at most this much of each step's log (`512k`, `5mb`): past it,
+    /// a marker line says how much was left out. Default: every line, as a
+    /// local run should (the daemon caps logs toward the server at 5 MiB).
+    ///
+    /// Example: `--log-limit 10mb`
+    #[arg(long = "log-limit", value_name = "SIZE", value_parser = byte_size)]
+    pub log_limit: Option<u64>,
     /// Print one JSON object with the result on stdout; the logs and the
     /// summary then go to stderr.
     ///
@@ -278,6 +285,13 @@ pub struct LintArgs {
 }
 
 /// Parses `KEY=VALUE`; the value may be empty and may contain `=`.
+/// A size as the pipeline language writes one (`512k`, `1.5g`, bytes).
+fn byte_size(text: &str) -> Result<u64, String> {
+    runnerkit_manifest::ByteSize::parse(text)
+        .map(|size| size.0)
+        .ok_or_else(|| format!("{text:?} is not a size (write e.g. 512k, 10mb, 1g)"))
+}
+
 fn key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some(("", _)) => Err(format!("{text:?}: the name before '=' is empty")),

@@ -259,3 +259,37 @@ fn compile_takes_the_build_and_secret_flags() {
     assert_eq!(names(&r), ["always", "on-dev"]);
     assert!(!r.stderr.contains("not found"), "{}", r.stderr);
 }
+
+/// A step printing 5.6 MB (past the daemon's 5 MiB cap), then one more line.
+const LOUD: &str = "kind: pipeline
+type: exec
+name: loud
+steps:
+- name: loud
+  commands:
+  - yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678 | head -n 70000
+  - echo the-last-line
+";
+
+#[test]
+fn a_local_run_prints_every_line_unless_log_limit_caps_it() {
+    let dir = workspace(LOUD, &[]);
+    let r = run(dir.path(), &["exec"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("loud | the-last-line"), "the last line");
+    assert!(!r.printed().contains("log limit"), "nothing was cut");
+
+    let r = run(dir.path(), &["exec", "--log-limit", "10k"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.printed();
+    assert!(
+        out.contains("log limit of 10240 bytes reached"),
+        "{}",
+        &out[..out.len().min(2000)]
+    );
+    assert!(!out.contains("the-last-line"), "the rest was not kept");
+
+    let r = run(dir.path(), &["exec", "--log-limit", "lots"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is not a size"), "{}", r.stderr);
+}

@@ -70,6 +70,9 @@ async fn prepare_and_run(
     let options = StageOptions {
         timeout: Some(args.timeout),
         max_procs: args.max_procs.map(std::num::NonZeroUsize::get),
+        log_limit: args
+            .log_limit
+            .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX)),
         resume_at: args
             .resume_at
             .as_deref()

@@ -16,6 +16,8 @@ pub struct StageOptions {
     pub max_procs: Option<usize>,
     /// `--resume-at`, resolved: the index in `Spec::steps` to start at.
     pub resume_at: Option<usize>,
+    /// `--log-limit`: bytes of each step's log kept; `None` for all of it.
+    pub log_limit: Option<usize>,
 }
 
 /// Settings for a run on a developer's machine: a short kill grace so Ctrl-C
@@ -27,6 +29,9 @@ fn config(options: &StageOptions) -> RuntimeConfig {
         drain_timeout: Duration::from_secs(5),
         stage_timeout: options.timeout,
         concurrency_limit: options.max_procs,
+        // A local run prints every line unless told otherwise: the
+        // runtime's default cap is the server's.
+        log_limit: options.log_limit.unwrap_or(usize::MAX),
         ..RuntimeConfig::default()
     }
 }
