@@ -50,13 +50,14 @@ pub enum StageError {
         message: String,
     },
     /// The server did not answer a call the stage needs.
-    #[error("{call}: {source}")]
+    // The answer is in the message (the stage's `error` on the server must
+    // say it) and so not also a `source`, which would print it twice.
+    #[error("{call}: {answer}")]
     Server {
         /// What was asked, e.g. "cannot get the stage's details from the server".
         call: &'static str,
         /// The server's answer.
-        #[source]
-        source: ManagerError,
+        answer: ManagerError,
     },
     /// The stage could not be accepted or its end not reported: the server
     /// holds it, and will reschedule it.

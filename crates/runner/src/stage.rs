@@ -307,7 +307,7 @@ impl StageRunner {
             Err(e) => {
                 let msg = StageError::Server {
                     call: "cannot get the stage's details from the server",
-                    source: e,
+                    answer: e,
                 };
                 return self.refuse(stage, msg).await;
             }
@@ -320,7 +320,7 @@ impl StageRunner {
                 Err(e) => {
                     let msg = StageError::Server {
                         call: "cannot get the clone credentials from the server",
-                        source: e,
+                        answer: e,
                     };
                     return self.refuse(stage, msg).await;
                 }
