@@ -41,7 +41,8 @@ pub enum HomePolicy {
 /// Per stage, [`setup`](Engine::setup) makes a temporary root (below
 /// [`std::env::temp_dir`], or the directory given to
 /// [`with_temp_dir`](Self::with_temp_dir)) holding `home/drone` (every
-/// step's `HOME` under [`HomePolicy::PerStage`], the default), `drone/src` (the workspace, unless
+/// step's `HOME` under [`HomePolicy::PerStage`], the default), `drone/src`
+/// (the workspace, unless
 /// [`Workspace::host_path`](runnerkit_core::Workspace::host_path) names a host
 /// directory, which is then used as is and never deleted) and `opt` (script
 /// files). [`destroy`](Engine::destroy) removes the root.
@@ -52,7 +53,8 @@ pub enum HomePolicy {
 /// `secrets` plus `PATH` and `USER` from the runner (a step's own `PATH` may
 /// use `$PATH` and other runner variables), `SHELL`, `HOME` (unless the
 /// step sets its own: the stage home, or the runner's with
-/// [`with_home`](Self::with_home)`(`[`HomePolicy::Inherit`]`)`) and `DRONE_WORKSPACE` (the real workspace directory). It runs in its
+/// [`with_home`](Self::with_home)`(`[`HomePolicy::Inherit`]`)`) and
+/// `DRONE_WORKSPACE` (the real workspace directory). It runs in its
 /// working directory (pipeline workspace paths are mapped onto the real
 /// workspace), with stdin closed and stdout and stderr on one pipe.
 ///

@@ -375,6 +375,45 @@ fn holds_anchor(text: &str, lines: &OnceCell<Vec<usize>>, found: &Found) -> bool
         .is_some_and(|r| r.trim_start().starts_with('&'))
 }
 
+/// The scalar visits of a seed that only looks into maps and lists: a
+/// scalar where it expected one of those is the typed read's to refuse, so
+/// here it is accepted and passed over.
+macro_rules! accept_scalars {
+    () => {
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<(), E> {
+            Ok(())
+        }
+    };
+}
+
 /// Reads one map of `level`, recording its unknown keys and descending
 /// into the maps the model types below it.
 struct MapSeed<'a> {
@@ -467,37 +506,7 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
         de::VariantAccess::newtype_variant::<IgnoredAny>(variant).map(drop)
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<(), E> {
-        Ok(())
-    }
+    accept_scalars!();
 }
 
 /// Reads a list of maps of `level` (steps, services, volumes, mounts).
@@ -554,33 +563,7 @@ impl<'de> Visitor<'de> for ListSeed<'_> {
         de.deserialize_any(self)
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
+    accept_scalars!();
 }
 
 fn join(path: &str, key: &str) -> String {

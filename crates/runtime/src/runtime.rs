@@ -221,7 +221,7 @@ impl Runtime {
         if let Err(e) = ctx.hooks.after(&ctx.state).await {
             ctx.writer.update(|s| {
                 if s.stage.error.is_none() {
-                    ctx.write_error(&mut s.stage.error, &e);
+                    ctx.write_masked(&mut s.stage.error, &e);
                 }
             });
         }
@@ -252,7 +252,7 @@ impl Runtime {
             tracing::error!(spec = %ctx.spec.id, "{}", ctx.masker.mask_str(&problem));
             ctx.writer.update(|s| {
                 if s.stage.error.is_none() {
-                    ctx.write_error(&mut s.stage.error, &problem);
+                    ctx.write_masked(&mut s.stage.error, &problem);
                 }
             });
         }
@@ -314,7 +314,7 @@ impl<'a> Scheduler<'a> {
                 // Resumed past it: skipped, and done for its dependents.
                 ctx.writer.update(|st| {
                     st.steps[p].status = Status::Skipped;
-                    ctx.write_error(&mut st.steps[p].reason, "before the resume point");
+                    ctx.write_masked(&mut st.steps[p].reason, "before the resume point");
                 });
                 s.release(p);
             } else if plan.waits_for(p).is_none() {
@@ -469,7 +469,7 @@ fn finalize(ctx: &StageContext, stop: Option<&Stop>) {
                 Status::Pending => {
                     st.status = Status::Skipped;
                     st.stopped = Some(now);
-                    ctx.write_error(&mut st.reason, &skip_reason);
+                    ctx.write_masked(&mut st.reason, &skip_reason);
                 }
                 Status::Running => {
                     // A detached step whose pump was lost, or a step whose
@@ -508,7 +508,7 @@ fn finalize(ctx: &StageContext, stop: Option<&Stop>) {
         // A teardown problem recorded earlier stays unless there is a cause
         // that matters more.
         if let Some(error) = &error {
-            ctx.write_error(&mut s.stage.error, error);
+            ctx.write_masked(&mut s.stage.error, error);
         }
     });
 }

@@ -72,7 +72,7 @@ impl StageContext {
     /// `Runtime::run`'s result only ever hold masked text: an engine's or a
     /// hook's message may quote a command line, a registry login or an
     /// environment, and consumers rely on not having to mask on their own.
-    pub(crate) fn write_error(&self, slot: &mut Option<String>, text: &str) {
+    pub(crate) fn write_masked(&self, slot: &mut Option<String>, text: &str) {
         *slot = Some(self.masker.mask_str(text));
     }
 
@@ -113,10 +113,10 @@ impl StageContext {
                 st.started = Some(now);
             }
             if let Some(error) = &error {
-                self.write_error(&mut st.error, error);
+                self.write_masked(&mut st.error, error);
             }
             if let Some(reason) = reason {
-                self.write_error(&mut st.reason, reason);
+                self.write_masked(&mut st.reason, reason);
             }
             st.clone()
         })

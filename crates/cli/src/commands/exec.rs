@@ -83,9 +83,9 @@ async fn prepare_and_run(
         crate::platform::check(&compiled)?;
     }
     let engine = types.local_engine_for(&compiled.pipeline_type).await?;
+    let spec = compiled.spec;
     // Compile warnings come from the compiler, not the runtime: the CLI
     // masks them with what the compile found to mask.
-    let spec = compiled.spec;
     let masker = Masker::new(spec.masked_values());
     // Every step of the pipeline, for the summary and the result: the Spec
     // holds only those that may run.
@@ -122,7 +122,7 @@ fn resume_index(compiled: &Compiled, name: &str) -> anyhow::Result<usize> {
             compiled.pipeline
         );
     }
-    if let Some(index) = spec.steps.iter().position(|s| s.name == name) {
+    if let Some(index) = spec.step_index(name) {
         return Ok(index);
     }
     if let Some(step) = compiled.steps.iter().find(|s| s.name == name) {
