@@ -22,6 +22,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod chain;
+pub mod creator;
 pub mod drone;
 mod engine;
 mod hook;

@@ -4,7 +4,7 @@ use runnerkit_core::CancellationToken;
 
 use crate::engine::DockerEngine;
 use crate::error::Error;
-use crate::labels::{self, Creator};
+use crate::labels;
 use crate::teardown::{self, Kind};
 
 /// What [`DockerEngine::prune`] removed, by name.
@@ -47,7 +47,7 @@ impl DockerEngine {
                 .map_err(|f| Error::api(f.operation, f.source))?;
             let orphans: Vec<_> = found
                 .into_iter()
-                .filter(|o| Creator::from_labels(&o.labels).is_some_and(|c| c.is_gone(here)))
+                .filter(|o| labels::creator_of(&o.labels).is_some_and(|c| c.is_gone(here)))
                 .collect();
             let (removed, failed) = teardown::remove(self.docker(), &orphans).await;
             let mut report = PruneReport::default();
@@ -77,6 +77,7 @@ mod tests {
 
     use bollard::models::VolumeCreateRequest;
     use runnerkit_core::{Engine, Spec, Workspace};
+    use runnerkit_core::creator::Creator;
 
     use super::*;
     use crate::connect::ConnectOptions;

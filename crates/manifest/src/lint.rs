@@ -474,13 +474,9 @@ fn nothing_to_run(
 }
 
 /// The keys read at `level` of a pipeline of `pipeline_type`: the model's,
-/// and the engine's own at the pipeline and step levels.
+/// and the engine's own at that level.
 fn known_keys(level: KeyLevel, pipeline_type: &PipelineType) -> impl Iterator<Item = &str> {
-    let engine = match level {
-        KeyLevel::Pipeline => pipeline_type.pipeline_keys(),
-        KeyLevel::Step | KeyLevel::Service => pipeline_type.step_keys(),
-        _ => &[],
-    };
+    let engine = pipeline_type.engine_keys_at(level);
     level.model_keys().iter().chain(engine).copied()
 }
 
@@ -492,15 +488,10 @@ fn known_keys(level: KeyLevel, pipeline_type: &PipelineType) -> impl Iterator<It
 /// anchor, and the keys of `settings` and `environment` are never unknown:
 /// see [`UnknownKey`].)
 pub fn lint_warnings(pipeline: &Pipeline, pipeline_type: &PipelineType) -> Vec<LintError> {
-    let (pipeline_keys, step_keys) = (pipeline_type.pipeline_keys(), pipeline_type.step_keys());
     pipeline
         .unknown_keys
         .iter()
-        .filter(|k| match k.level {
-            KeyLevel::Pipeline => !pipeline_keys.contains(&k.key.as_str()),
-            KeyLevel::Step | KeyLevel::Service => !step_keys.contains(&k.key.as_str()),
-            _ => true,
-        })
+        .filter(|k| !pipeline_type.engine_keys_at(k.level).contains(&k.key.as_str()))
         .map(|k| {
             let suggestion = closest(&k.key, known_keys(k.level, pipeline_type));
             LintError {

@@ -70,6 +70,21 @@ pub trait EngineKeys: Send + Sync + 'static {
         &[]
     }
 
+    /// The keys of a pipeline `volumes:` entry it reads beyond `name`,
+    /// `temp` and `host` (e.g. the volume kinds `claim`, `config_map`). Read
+    /// them in [`Pipeline`](Self::Pipeline) from its `volumes` list: the
+    /// shared compiler compiles an entry with neither `temp` nor `host` as a
+    /// `temp` volume, which the engine replaces with its own kind.
+    fn volume_keys(&self) -> &[&'static str] {
+        &[]
+    }
+
+    /// The keys of a step's `volumes:` entry it reads beyond `name` and
+    /// `path` (e.g. `sub_path`), read in [`Step`](Self::Step).
+    fn mount_keys(&self) -> &[&'static str] {
+        &[]
+    }
+
     /// The engine's own lint rules over what was read: every problem, each
     /// made with [`EngineDocument::problem`] so it names the pipeline, the
     /// step and the line. `trusted` is the repository's trusted flag.
@@ -141,6 +156,8 @@ trait KeysReader: Send + Sync {
     fn read(&self, pipeline: &Pipeline, trusted: bool) -> Result<ReadKeys, Vec<LintError>>;
     fn pipeline_keys(&self) -> &[&'static str];
     fn step_keys(&self) -> &[&'static str];
+    fn volume_keys(&self) -> &[&'static str];
+    fn mount_keys(&self) -> &[&'static str];
 }
 
 struct Reader<K>(K);
@@ -258,6 +275,14 @@ impl<K: EngineKeys> KeysReader for Reader<K> {
     fn step_keys(&self) -> &[&'static str] {
         self.0.step_keys()
     }
+
+    fn volume_keys(&self) -> &[&'static str] {
+        self.0.volume_keys()
+    }
+
+    fn mount_keys(&self) -> &[&'static str] {
+        self.0.mount_keys()
+    }
 }
 
 /// One pipeline type a runner serves: its `type` name, how its steps
@@ -339,6 +364,20 @@ impl PipelineType {
     /// The step-level keys the engine declared.
     pub fn step_keys(&self) -> &[&'static str] {
         self.keys.as_ref().map_or(&[], |k| k.step_keys())
+    }
+
+    /// The keys the engine declared at `level` of a pipeline (pipeline,
+    /// step and service, volume, mount); none elsewhere.
+    pub fn engine_keys_at(&self, level: crate::KeyLevel) -> &[&'static str] {
+        use crate::KeyLevel;
+        let Some(keys) = &self.keys else { return &[] };
+        match level {
+            KeyLevel::Pipeline => keys.pipeline_keys(),
+            KeyLevel::Step | KeyLevel::Service => keys.step_keys(),
+            KeyLevel::Volume => keys.volume_keys(),
+            KeyLevel::Mount => keys.mount_keys(),
+            _ => &[],
+        }
     }
 
     /// Reads (and lints) the engine's keys of `pipeline`.
