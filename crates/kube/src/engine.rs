@@ -4,18 +4,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use runnerkit_core::creator::Creator;
-use runnerkit_core::{
-    Engine, EngineError, EngineErrorKind, ExitState, LogStream, Spec, Step,
-};
+use runnerkit_core::{Engine, EngineError, EngineErrorKind, ExitState, LogStream, Spec, Step};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::ENGINE;
 use crate::error::{Error, is_not_found};
 use crate::logs::Follow;
 use crate::names;
@@ -23,7 +22,6 @@ use crate::pod::{self, StagePlan};
 use crate::settings::KubeSettings;
 use crate::status;
 use crate::watch::{PodWatch, Seen, WaitEnd};
-use crate::ENGINE;
 
 /// Runs each stage as one pod on a Kubernetes cluster (see the crate docs).
 ///
@@ -56,7 +54,11 @@ struct Stage {
 }
 
 fn step_key(step: &Step) -> &str {
-    if step.id.is_empty() { &step.name } else { &step.id }
+    if step.id.is_empty() {
+        &step.name
+    } else {
+        &step.id
+    }
 }
 
 fn engine_error(kind: EngineErrorKind, message: impl Into<String>) -> EngineError {
@@ -65,7 +67,9 @@ fn engine_error(kind: EngineErrorKind, message: impl Into<String>) -> EngineErro
 
 fn ended_early(end: WaitEnd, what: &str) -> EngineError {
     match end {
-        WaitEnd::Cancelled => engine_error(EngineErrorKind::Cancelled, format!("{what}: cancelled")),
+        WaitEnd::Cancelled => {
+            engine_error(EngineErrorKind::Cancelled, format!("{what}: cancelled"))
+        }
         WaitEnd::TimedOut => engine_error(EngineErrorKind::Other, format!("{what}: timed out")),
         WaitEnd::Gone => engine_error(EngineErrorKind::Other, format!("{what}: the pod is gone")),
     }
@@ -79,15 +83,23 @@ impl KubeEngine {
     /// # Errors
     /// [`Error::Config`] when there is no usable configuration.
     pub async fn connect(settings: KubeSettings) -> Result<Self, Error> {
-        let config = match std::env::var("DRONE_KUBERNETES_CONFIG").ok().filter(|p| !p.is_empty()) {
+        let config = match std::env::var("DRONE_KUBERNETES_CONFIG")
+            .ok()
+            .filter(|p| !p.is_empty())
+        {
             Some(path) => {
                 let file = kube::config::Kubeconfig::read_from(&path)
                     .map_err(|e| Error::Config(Box::new(e)))?;
-                kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                    .await
-                    .map_err(|e| Error::Config(Box::new(e)))?
+                kube::Config::from_custom_kubeconfig(
+                    file,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .map_err(|e| Error::Config(Box::new(e)))?
             }
-            None => kube::Config::infer().await.map_err(|e| Error::Config(Box::new(e)))?,
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| Error::Config(Box::new(e)))?,
         };
         let client = Client::try_from(config).map_err(|e| Error::Config(Box::new(e)))?;
         Ok(Self::with_client(client, settings))
@@ -142,27 +154,71 @@ impl KubeEngine {
     }
 
     fn container(stage: &Stage, step: &Step) -> Result<String, EngineError> {
-        stage.containers.get(step_key(step)).cloned().ok_or_else(|| {
-            engine_error(
-                EngineErrorKind::Misuse,
-                format!("step {:?} is not in the stage's pod", step.name),
-            )
-        })
+        stage
+            .containers
+            .get(step_key(step))
+            .cloned()
+            .ok_or_else(|| {
+                engine_error(
+                    EngineErrorKind::Misuse,
+                    format!("step {:?} is not in the stage's pod", step.name),
+                )
+            })
     }
 
     /// Points `container` at `image`: the kubelet stops what runs there
     /// (SIGTERM, the pod's grace, SIGKILL) and starts the image.
-    async fn swap_image(&self, stage: &Stage, container: &str, image: &str) -> Result<(), EngineError> {
+    async fn swap_image(
+        &self,
+        stage: &Stage,
+        container: &str,
+        image: &str,
+    ) -> Result<(), EngineError> {
         let patch = serde_json::json!({
             "spec": { "containers": [ { "name": container, "image": image } ] }
         });
         stage
             .pods
-            .patch(&stage.pod, &PatchParams::default(), &Patch::Strategic(&patch))
+            .patch(
+                &stage.pod,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
             .await
-            .map_err(Error::api(format!("set the image of container {container} to {image:?}")))
+            .map_err(Error::api(format!(
+                "set the image of container {container} to {image:?}"
+            )))
             .map_err(Error::into_engine)?;
         Ok(())
+    }
+
+    /// The kubelet's last warning about `container`, as `reason: message`.
+    async fn why_not_started(&self, stage: &Stage, container: &str) -> String {
+        let namespace = stage.pods.namespace().unwrap_or_default().to_owned();
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let list = ListParams::default().fields(&format!(
+            "involvedObject.kind=Pod,involvedObject.name={},type=Warning",
+            stage.pod
+        ));
+        let field_path = format!("spec.containers{{{container}}}");
+        let warning = match events.list(&list).await {
+            Ok(list) => list
+                .items
+                .into_iter()
+                .filter(|e| e.involved_object.field_path.as_deref() == Some(field_path.as_str()))
+                .max_by_key(|e| e.last_timestamp.clone().map(|t| t.0))
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e.reason.unwrap_or_default(),
+                        e.message.unwrap_or_default()
+                    )
+                }),
+            Err(e) => Some(format!(
+                "the kubelet could not start it (its events cannot be read: {e})"
+            )),
+        };
+        warning.unwrap_or_else(|| "the kubelet could not start it".into())
     }
 
     async fn create_objects(&self, plan: &StagePlan) -> Result<Pod, Error> {
@@ -175,14 +231,20 @@ impl KubeEngine {
             secrets
                 .create(&post, secret)
                 .await
-                .map_err(Error::api(format!("create secret {}/{name}", plan.namespace)))?;
+                .map_err(Error::api(format!(
+                    "create secret {}/{name}",
+                    plan.namespace
+                )))?;
             made.push(name);
         }
         let pod_name = plan.pod.metadata.name.clone().unwrap_or_default();
         let pod = pods
             .create(&post, &plan.pod)
             .await
-            .map_err(Error::api(format!("create pod {}/{pod_name}", plan.namespace)))?;
+            .map_err(Error::api(format!(
+                "create pod {}/{pod_name}",
+                plan.namespace
+            )))?;
         // Owned by the pod: whoever deletes the pod deletes its secrets.
         if let Some(uid) = pod.metadata.uid.clone() {
             let owner = OwnerReference {
@@ -194,7 +256,10 @@ impl KubeEngine {
             };
             let patch = serde_json::json!({ "metadata": { "ownerReferences": [owner] } });
             for name in made {
-                if let Err(e) = secrets.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                if let Err(e) = secrets
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
                     tracing::warn!(secret = name, "cannot make the pod own the secret: {e}");
                 }
             }
@@ -212,16 +277,25 @@ impl KubeEngine {
         let what = format!("start pod {}", stage.pod);
         let scheduled = stage
             .watch
-            .until(cancel, Some(Instant::now() + self.settings.schedule_timeout), |pod| {
-                if let Some(why) = status::stage_failure(pod, containers) {
-                    return Some(Err(why));
-                }
-                status::scheduled(pod).then_some(Ok(()))
-            })
+            .until(
+                cancel,
+                Some(Instant::now() + self.settings.schedule_timeout),
+                |pod| {
+                    if let Some(why) = status::stage_failure(pod, containers) {
+                        return Some(Err(why));
+                    }
+                    status::scheduled(pod).then_some(Ok(()))
+                },
+            )
             .await;
         match scheduled {
             Ok(Ok(())) => {}
-            Ok(Err(why)) => return Err(engine_error(EngineErrorKind::Other, format!("{what}: {why}"))),
+            Ok(Err(why)) => {
+                return Err(engine_error(
+                    EngineErrorKind::Other,
+                    format!("{what}: {why}"),
+                ));
+            }
             Err(WaitEnd::TimedOut) => {
                 let why = match stage.watch.latest() {
                     Seen::Pod(pod) => status::unschedulable(&pod).unwrap_or_default(),
@@ -241,16 +315,23 @@ impl KubeEngine {
         }
         let running = stage
             .watch
-            .until(cancel, Some(Instant::now() + self.settings.start_timeout), |pod| {
-                if let Some(why) = status::stage_failure(pod, containers) {
-                    return Some(Err(why));
-                }
-                status::all_running(pod, containers).then_some(Ok(()))
-            })
+            .until(
+                cancel,
+                Some(Instant::now() + self.settings.start_timeout),
+                |pod| {
+                    if let Some(why) = status::stage_failure(pod, containers) {
+                        return Some(Err(why));
+                    }
+                    status::all_running(pod, containers).then_some(Ok(()))
+                },
+            )
             .await;
         match running {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(engine_error(EngineErrorKind::Other, format!("{what}: {why}"))),
+            Ok(Err(why)) => Err(engine_error(
+                EngineErrorKind::Other,
+                format!("{what}: {why}"),
+            )),
             Err(end) => Err(ended_early(end, &what)),
         }
     }
@@ -264,7 +345,10 @@ impl Engine for KubeEngine {
 
     async fn setup(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
         let plan = pod::plan(spec, &self.settings, &self.creator);
-        let created = self.create_objects(&plan).await.map_err(Error::into_engine)?;
+        let created = self
+            .create_objects(&plan)
+            .await
+            .map_err(Error::into_engine)?;
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &plan.namespace);
         let pod_name = created.metadata.name.clone().unwrap_or_default();
         let done = CancellationToken::new();
@@ -286,32 +370,59 @@ impl Engine for KubeEngine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(spec.id.clone(), stage.clone());
-        self.await_placeholders(&stage, &plan.containers, cancel).await
+        self.await_placeholders(&stage, &plan.containers, cancel)
+            .await
     }
 
-    async fn create(&self, spec: &Spec, step: &Step, _: &CancellationToken) -> Result<(), EngineError> {
+    async fn create(
+        &self,
+        spec: &Spec,
+        step: &Step,
+        _: &CancellationToken,
+    ) -> Result<(), EngineError> {
         // The container exists since setup; only check it does.
         Self::container(&*self.stage(spec)?, step).map(drop)
     }
 
-    async fn start(&self, spec: &Spec, step: &Step, cancel: &CancellationToken) -> Result<(), EngineError> {
+    async fn start(
+        &self,
+        spec: &Spec,
+        step: &Step,
+        cancel: &CancellationToken,
+    ) -> Result<(), EngineError> {
         let stage = self.stage(spec)?;
         let container = Self::container(&stage, step)?;
         self.swap_image(&stage, &container, &step.image).await?;
         let what = format!("start step {:?} (image {:?})", step.name, step.image);
         let began = stage
             .watch
-            .until(cancel, Some(Instant::now() + self.settings.start_timeout), |pod| {
-                let c = status::container(pod, &container)?;
-                if let Some(why) = status::fatal_waiting(c).filter(|_| c.restart_count <= 1) {
-                    return Some(Err(why));
-                }
-                if let Some(Err(why)) = status::step_ended(c).map(status::exit_of) {
-                    return Some(Err(why));
-                }
-                status::step_began(c).then_some(Ok(()))
-            })
+            .until(
+                cancel,
+                Some(Instant::now() + self.settings.start_timeout),
+                |pod| {
+                    let c = status::container(pod, &container)?;
+                    if let Some(why) = status::fatal_waiting(c).filter(|_| c.restart_count <= 1) {
+                        return Some(Err(why));
+                    }
+                    if let Some(Err(why)) = status::step_ended(c).map(status::exit_of) {
+                        return Some(Err(why));
+                    }
+                    if status::never_started(c) {
+                        return Some(Err(String::new()));
+                    }
+                    status::step_began(c).then_some(Ok(()))
+                },
+            )
             .await;
+        let began = match began {
+            // The kubelet stopped the placeholder but could not start the
+            // step, and will not retry (restartPolicy Never): its events
+            // say why.
+            Ok(Err(why)) if why.is_empty() => {
+                Ok(Err(self.why_not_started(&stage, &container).await))
+            }
+            other => other,
+        };
         match began {
             Ok(Ok(())) => Ok(()),
             Ok(Err(why)) => {
@@ -326,7 +437,12 @@ impl Engine for KubeEngine {
         }
     }
 
-    async fn tail(&self, spec: &Spec, step: &Step, cancel: &CancellationToken) -> Result<LogStream, EngineError> {
+    async fn tail(
+        &self,
+        spec: &Spec,
+        step: &Step,
+        cancel: &CancellationToken,
+    ) -> Result<LogStream, EngineError> {
         let stage = self.stage(spec)?;
         let container = Self::container(&stage, step)?;
         let (tx, rx) = mpsc::channel(256);
@@ -340,12 +456,18 @@ impl Engine for KubeEngine {
             grace: self.settings.stop_grace + std::time::Duration::from_secs(2),
         };
         tokio::spawn(follow.run(tx));
-        Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })))
+        Ok(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        )))
     }
 
-    async fn wait(&self, spec: &Spec, step: &Step, cancel: &CancellationToken) -> Result<ExitState, EngineError> {
+    async fn wait(
+        &self,
+        spec: &Spec,
+        step: &Step,
+        cancel: &CancellationToken,
+    ) -> Result<ExitState, EngineError> {
         let stage = self.stage(spec)?;
         let container = Self::container(&stage, step)?;
         let what = format!("wait for step {:?}", step.name);
@@ -361,7 +483,8 @@ impl Engine for KubeEngine {
                 // the kubelet send SIGTERM and, after the grace, SIGKILL.
                 let placeholder = self.settings.placeholder.clone();
                 self.swap_image(&stage, &container, &placeholder).await?;
-                let bound = Instant::now() + self.settings.stop_grace + std::time::Duration::from_secs(10);
+                let bound =
+                    Instant::now() + self.settings.stop_grace + std::time::Duration::from_secs(10);
                 let never = CancellationToken::new();
                 match stage.watch.until(&never, Some(bound), ended).await {
                     Ok(exit) => exit,
@@ -371,8 +494,14 @@ impl Engine for KubeEngine {
             Err(end) => return Err(ended_early(end, &what)),
         };
         match exit {
-            Ok((exit_code, oom_killed)) => Ok(ExitState { exit_code, oom_killed }),
-            Err(why) => Err(engine_error(EngineErrorKind::Other, format!("{what}: {why}"))),
+            Ok((exit_code, oom_killed)) => Ok(ExitState {
+                exit_code,
+                oom_killed,
+            }),
+            Err(why) => Err(engine_error(
+                EngineErrorKind::Other,
+                format!("{what}: {why}"),
+            )),
         }
     }
 
@@ -399,7 +528,10 @@ impl Engine for KubeEngine {
             Err(e) => left.push(format!("pod {namespace}/{pod_name} ({e})")),
         }
         let list = ListParams::default().labels(&selector);
-        if let Err(e) = secrets.delete_collection(&DeleteParams::default(), &list).await {
+        if let Err(e) = secrets
+            .delete_collection(&DeleteParams::default(), &list)
+            .await
+        {
             left.push(format!("secrets {namespace}/{selector} ({e})"));
         }
         if left.is_empty() {

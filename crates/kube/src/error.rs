@@ -15,7 +15,9 @@ pub enum Error {
         why: String,
     },
     /// No cluster configuration: no kubeconfig and not in a pod.
-    #[error("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or an in-cluster service account)")]
+    #[error(
+        "no Kubernetes configuration (KUBECONFIG, ~/.kube/config or an in-cluster service account)"
+    )]
     Config(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A call to the API server failed.
     #[error("{what}")]

@@ -113,7 +113,10 @@ impl Amounts {
     /// `(millicores, bytes)`, `None` where unset; problems as messages.
     pub(crate) fn values(&self) -> (Result<Option<u64>, String>, Result<Option<u64>, String>) {
         (
-            self.cpu.as_ref().map(|a| a.value(Resource::Cpu)).transpose(),
+            self.cpu
+                .as_ref()
+                .map(|a| a.value(Resource::Cpu))
+                .transpose(),
             self.memory
                 .as_ref()
                 .map(|a| a.value(Resource::Memory))
@@ -304,22 +307,21 @@ impl EngineKeys for KubeKeys {
             }
         }
         for v in &p.volumes {
-            let kind = if v.claim.is_some() {
-                Some("PVC")
-            } else if v.config_map.is_some() {
-                Some("configMap")
-            } else if v.secret.is_some() {
-                Some("secret")
-            } else if v
-                .temp
-                .as_ref()
-                .is_some_and(|t| t.medium.eq_ignore_ascii_case("memory") && t.medium != "memory")
-            {
-                // `memory` itself is refused by the shared lint.
-                Some("in-memory")
-            } else {
-                None
-            };
+            let kind =
+                if v.claim.is_some() {
+                    Some("PVC")
+                } else if v.config_map.is_some() {
+                    Some("configMap")
+                } else if v.secret.is_some() {
+                    Some("secret")
+                } else if v.temp.as_ref().is_some_and(|t| {
+                    t.medium.eq_ignore_ascii_case("memory") && t.medium != "memory"
+                }) {
+                    // `memory` itself is refused by the shared lint.
+                    Some("in-memory")
+                } else {
+                    None
+                };
             if let (false, Some(kind)) = (trusted, kind) {
                 pipeline_problem(format!(
                     "untrusted repositories cannot mount {kind} volumes ({})",

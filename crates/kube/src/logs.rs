@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::AsyncBufReadExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::LogParams;
 use runnerkit_core::EngineError;
-use futures_util::AsyncBufReadExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -138,7 +138,8 @@ impl Follow {
                             .await;
                         return;
                     }
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(10)))).await;
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(10))))
+                        .await;
                 }
             }
         }
@@ -224,7 +225,10 @@ mod tests {
         assert!(!position.admit(t("2026-01-01T00:00:01.5Z"), &mut skip));
         assert!(!position.admit(t("2026-01-01T00:00:02Z"), &mut skip));
         assert!(!position.admit(t("2026-01-01T00:00:02Z"), &mut skip));
-        assert!(position.admit(t("2026-01-01T00:00:02Z"), &mut skip), "a third line of that instant is new");
+        assert!(
+            position.admit(t("2026-01-01T00:00:02Z"), &mut skip),
+            "a third line of that instant is new"
+        );
         assert!(position.admit(t("2026-01-01T00:00:03Z"), &mut skip));
     }
 

@@ -44,7 +44,10 @@ pub(crate) fn container_name(index: usize, step: &Step) -> String {
     let prefix = format!("s{index}-");
     let slug = slug(&step.name);
     let room = 63 - prefix.len();
-    let name = format!("{prefix}{}", slug[..slug.len().min(room)].trim_end_matches('-'));
+    let name = format!(
+        "{prefix}{}",
+        slug[..slug.len().min(room)].trim_end_matches('-')
+    );
     name.trim_end_matches('-').to_owned()
 }
 
@@ -58,7 +61,8 @@ pub(crate) fn is_dns_label(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -91,12 +95,18 @@ mod tests {
     fn names_are_valid_and_distinct() {
         assert_eq!(pod_name("rk12-1700"), "rk-rk12-1700");
         let odd = pod_name("Stage/1 ä");
-        assert!(odd.starts_with("rk-stage-1-") && is_dns_label(&odd), "{odd}");
+        assert!(
+            odd.starts_with("rk-stage-1-") && is_dns_label(&odd),
+            "{odd}"
+        );
         assert_ne!(pod_name("a_b"), pod_name("a-b"), "a rewritten id is hashed");
         let long = pod_name(&"x".repeat(200));
         assert!(long.len() <= 63 && is_dns_label(&long), "{long}");
         let step = Step::named("Go Build!");
         assert_eq!(container_name(3, &step), "s3-go-build");
-        assert!(is_dns_label(&container_name(0, &Step::named(&"é".repeat(90)))));
+        assert!(is_dns_label(&container_name(
+            0,
+            &Step::named(&"é".repeat(90))
+        )));
     }
 }

@@ -529,8 +529,12 @@ pub(crate) fn request_shares(
         let index = index as u64;
         (units / count + u64::from(index < units % count)) * unit
     };
-    let sharing_cpu: Vec<usize> = (0..shares.len()).filter(|i| shares[*i].1.is_none()).collect();
-    let sharing_memory: Vec<usize> = (0..shares.len()).filter(|i| shares[*i].2.is_none()).collect();
+    let sharing_cpu: Vec<usize> = (0..shares.len())
+        .filter(|i| shares[*i].1.is_none())
+        .collect();
+    let sharing_memory: Vec<usize> = (0..shares.len())
+        .filter(|i| shares[*i].2.is_none())
+        .collect();
     for (i, (share, own_cpu, own_memory)) in shares.iter_mut().enumerate() {
         let cpu = own_cpu.unwrap_or_else(|| {
             let position = sharing_cpu.iter().position(|j| *j == i).unwrap_or(0);
@@ -564,7 +568,9 @@ fn docker_config(spec: &Spec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runnerkit_core::{EngineOptions, Mount, Script, SecretVar, Volume as SpecVolume, Workspace};
+    use runnerkit_core::{
+        EngineOptions, Mount, Script, SecretVar, Volume as SpecVolume, Workspace,
+    };
 
     use crate::keys::{Amounts, KubeVolume, ObjectVolume, ResourceKeys};
     use crate::quantity::Amount;
@@ -614,7 +620,11 @@ mod tests {
             &Creator::current(),
         );
         let pod = plan.pod.spec.as_ref().unwrap();
-        assert!(pod.containers.iter().all(|c| c.image.as_deref() == Some(crate::settings::DEFAULT_PLACEHOLDER)));
+        assert!(
+            pod.containers
+                .iter()
+                .all(|c| c.image.as_deref() == Some(crate::settings::DEFAULT_PLACEHOLDER))
+        );
         let build = &pod.containers[0];
         let env = build.env.as_ref().unwrap();
         let script_env = env.iter().find(|e| e.name == SCRIPT_ENV).unwrap();
@@ -624,8 +634,17 @@ mod tests {
             "Kubernetes turns $$ back into $"
         );
         let token = env.iter().find(|e| e.name == "TOKEN").unwrap();
-        assert!(token.value.is_none(), "a secret's value is not in the pod spec");
-        let reference = token.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        assert!(
+            token.value.is_none(),
+            "a secret's value is not in the pod spec"
+        );
+        let reference = token
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
         assert_eq!(reference.name, plan.secret.metadata.name.clone().unwrap());
         assert_eq!(
             plan.secret.string_data.as_ref().unwrap()[&reference.key],

@@ -44,12 +44,18 @@ impl KubeEngine {
         let here = self.creator().clone();
         let list = ListParams::default().labels(&format!("{LABEL_MANAGED}=true"));
         let mut report = PruneReport::default();
-        let (pods, secrets): (Api<Pod>, Api<Secret>) = (Api::all(self.client().clone()), Api::all(self.client().clone()));
+        let (pods, secrets): (Api<Pod>, Api<Secret>) = (
+            Api::all(self.client().clone()),
+            Api::all(self.client().clone()),
+        );
         let (pods, secrets) = match pods.list(&list).await {
             Ok(_) => (pods, secrets),
             Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 403) => {
                 let ns = &self.settings().namespace;
-                (Api::namespaced(self.client().clone(), ns), Api::namespaced(self.client().clone(), ns))
+                (
+                    Api::namespaced(self.client().clone(), ns),
+                    Api::namespaced(self.client().clone(), ns),
+                )
             }
             Err(e) => return Err(Error::api("list pods")(e)),
         };
@@ -65,7 +71,11 @@ impl KubeEngine {
                 }
             }
         }
-        for secret in secrets.list(&list).await.map_err(Error::api("list secrets"))? {
+        for secret in secrets
+            .list(&list)
+            .await
+            .map_err(Error::api("list secrets"))?
+        {
             if creator_of(&secret.metadata).is_some_and(|c| c.is_gone(&here)) {
                 let ns = secret.metadata.namespace.clone().unwrap_or_default();
                 let name = secret.metadata.name.clone().unwrap_or_default();

@@ -177,7 +177,10 @@ mod tests {
         assert_eq!(text("100MB", Resource::Memory), Ok(100_000_000));
         assert_eq!(text("1.5Gi", Resource::Memory), Ok(3 << 29));
         assert_eq!(text("4096", Resource::Memory), Ok(4096));
-        assert_eq!(Amount::Integer(32 << 20).value(Resource::Memory), Ok(32 << 20));
+        assert_eq!(
+            Amount::Integer(32 << 20).value(Resource::Memory),
+            Ok(32 << 20)
+        );
         assert!(text("12 parsecs", Resource::Memory).is_err());
         assert!(Amount::Fraction(0.5).value(Resource::Memory).is_err());
     }

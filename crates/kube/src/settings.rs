@@ -85,23 +85,71 @@ impl Default for KubeSettings {
 
 /// Every setting this crate reads, with its meaning: for help and docs.
 pub const SETTINGS: [(&str, &str); 17] = [
-    ("DRONE_NAMESPACE_DEFAULT", "namespace of a pipeline that names none (default)"),
-    ("DRONE_SERVICE_ACCOUNT_DEFAULT", "service account of a pipeline that names none"),
-    ("DRONE_NODE_SELECTOR_DEFAULT", "node selector of a pipeline without node_selector (k:v,k2:v2)"),
+    (
+        "DRONE_NAMESPACE_DEFAULT",
+        "namespace of a pipeline that names none (default)",
+    ),
+    (
+        "DRONE_SERVICE_ACCOUNT_DEFAULT",
+        "service account of a pipeline that names none",
+    ),
+    (
+        "DRONE_NODE_SELECTOR_DEFAULT",
+        "node selector of a pipeline without node_selector (k:v,k2:v2)",
+    ),
     ("DRONE_LABELS_DEFAULT", "labels on every pod (k:v,...)"),
-    ("DRONE_ANNOTATIONS_DEFAULT", "annotations on every pod (k:v,...)"),
-    ("DRONE_RESOURCE_REQUEST_CPU", "the stage's CPU request, millicores or a quantity (100)"),
-    ("DRONE_RESOURCE_REQUEST_MEMORY", "the stage's memory request (100MiB)"),
-    ("DRONE_RESOURCE_LIMIT_CPU", "default and ceiling of a container's CPU limit (none)"),
-    ("DRONE_RESOURCE_LIMIT_MEMORY", "default and ceiling of a container's memory limit (none)"),
-    ("DRONE_RESOURCE_MIN_REQUEST_CPU", "floor of a container's CPU request (1)"),
-    ("DRONE_RESOURCE_MIN_REQUEST_MEMORY", "floor of a container's memory request (4MiB)"),
-    ("DRONE_IMAGE_PLACEHOLDER", "the placeholder image (runnerkit/kube-placeholder:1)"),
-    ("DRONE_ENGINE_CONTAINER_START_TIMEOUT", "seconds a container may take to start (480)"),
-    ("RUNNERKIT_KUBE_SCHEDULE_TIMEOUT", "seconds a pod may stay unschedulable (120)"),
-    ("RUNNERKIT_KUBE_STOP_GRACE", "seconds from SIGTERM to SIGKILL of a stopped step (5)"),
-    ("RUNNERKIT_KUBE_DNS_POLICY", "the pods' dnsPolicy (the cluster's default)"),
-    ("DRONE_KUBERNETES_CONFIG", "kubeconfig path; unset: KUBECONFIG, ~/.kube/config, then in-cluster"),
+    (
+        "DRONE_ANNOTATIONS_DEFAULT",
+        "annotations on every pod (k:v,...)",
+    ),
+    (
+        "DRONE_RESOURCE_REQUEST_CPU",
+        "the stage's CPU request, millicores or a quantity (100)",
+    ),
+    (
+        "DRONE_RESOURCE_REQUEST_MEMORY",
+        "the stage's memory request (100MiB)",
+    ),
+    (
+        "DRONE_RESOURCE_LIMIT_CPU",
+        "default and ceiling of a container's CPU limit (none)",
+    ),
+    (
+        "DRONE_RESOURCE_LIMIT_MEMORY",
+        "default and ceiling of a container's memory limit (none)",
+    ),
+    (
+        "DRONE_RESOURCE_MIN_REQUEST_CPU",
+        "floor of a container's CPU request (1)",
+    ),
+    (
+        "DRONE_RESOURCE_MIN_REQUEST_MEMORY",
+        "floor of a container's memory request (4MiB)",
+    ),
+    (
+        "DRONE_IMAGE_PLACEHOLDER",
+        "the placeholder image (runnerkit/kube-placeholder:1)",
+    ),
+    (
+        "DRONE_ENGINE_CONTAINER_START_TIMEOUT",
+        "seconds a container may take to start (480)",
+    ),
+    (
+        "RUNNERKIT_KUBE_SCHEDULE_TIMEOUT",
+        "seconds a pod may stay unschedulable (120)",
+    ),
+    (
+        "RUNNERKIT_KUBE_STOP_GRACE",
+        "seconds from SIGTERM to SIGKILL of a stopped step (5)",
+    ),
+    (
+        "RUNNERKIT_KUBE_DNS_POLICY",
+        "the pods' dnsPolicy (the cluster's default)",
+    ),
+    (
+        "DRONE_KUBERNETES_CONFIG",
+        "kubeconfig path; unset: KUBECONFIG, ~/.kube/config, then in-cluster",
+    ),
 ];
 
 impl KubeSettings {
@@ -118,7 +166,11 @@ impl KubeSettings {
     /// # Errors
     /// A setting that does not read, named.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let get = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let bad = |name: &str, why: String| Error::Setting {
             name: name.to_owned(),
             why,
@@ -171,7 +223,11 @@ impl KubeSettings {
                 d.request_memory,
             )?,
             limit_cpu: amount("DRONE_RESOURCE_LIMIT_CPU", Resource::Cpu, d.limit_cpu)?,
-            limit_memory: amount("DRONE_RESOURCE_LIMIT_MEMORY", Resource::Memory, d.limit_memory)?,
+            limit_memory: amount(
+                "DRONE_RESOURCE_LIMIT_MEMORY",
+                Resource::Memory,
+                d.limit_memory,
+            )?,
             min_request_cpu: amount(
                 "DRONE_RESOURCE_MIN_REQUEST_CPU",
                 Resource::Cpu,
@@ -208,13 +264,19 @@ mod tests {
         let s = KubeSettings::from_lookup(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
         assert_eq!(s.namespace, "ci");
         assert_eq!((s.request_cpu, s.request_memory), (250, 1 << 30));
-        assert_eq!(s.limit_cpu, 1500, "a quantity: 1.5 cores (an integer is millicores)");
+        assert_eq!(
+            s.limit_cpu, 1500,
+            "a quantity: 1.5 cores (an integer is millicores)"
+        );
         assert_eq!(s.node_selector["zone"], "a");
         assert_eq!(s.stop_grace, Duration::from_secs(9));
         let bad = KubeSettings::from_lookup(|k| {
             (k == "DRONE_RESOURCE_REQUEST_CPU").then(|| "lots".to_owned())
         })
         .unwrap_err();
-        assert!(bad.to_string().contains("DRONE_RESOURCE_REQUEST_CPU"), "{bad}");
+        assert!(
+            bad.to_string().contains("DRONE_RESOURCE_REQUEST_CPU"),
+            "{bad}"
+        );
     }
 }

@@ -52,6 +52,17 @@ pub(crate) fn step_began(status: &ContainerStatus) -> bool {
                 .is_some_and(|s| s.running.is_some() || s.terminated.is_some()))
 }
 
+/// The placeholder was stopped and nothing replaced it: the kubelet could
+/// not start the step's image (with `restartPolicy: Never` it does not try
+/// again).
+pub(crate) fn never_started(status: &ContainerStatus) -> bool {
+    status.restart_count == 0
+        && status
+            .state
+            .as_ref()
+            .is_some_and(|s| s.terminated.is_some())
+}
+
 /// How the step's run ended, once it has: the current state while it is the
 /// first restart, the last state once the container was restarted again
 /// (back to the placeholder, when the step was stopped).
@@ -70,7 +81,9 @@ pub(crate) fn exit_of(ended: &ContainerStateTerminated) -> Result<(i32, bool), S
     let reason = ended.reason.as_deref().unwrap_or_default();
     if NEVER_RAN.contains(&reason) {
         let message = ended.message.as_deref().unwrap_or_default();
-        return Err(format!("{reason}: {message}").trim_end_matches(": ").to_owned());
+        return Err(format!("{reason}: {message}")
+            .trim_end_matches(": ")
+            .to_owned());
     }
     let oom = reason == "OOMKilled";
     let code = if oom && ended.exit_code == 0 {
@@ -119,16 +132,24 @@ pub(crate) fn stage_failure(pod: &Pod, containers: &[String]) -> Option<String> 
         if status.phase.as_deref() == Some("Failed") {
             let reason = status.reason.clone().unwrap_or_else(|| "Failed".into());
             let message = status.message.clone().unwrap_or_default();
-            return Some(format!("the pod failed: {reason} {message}").trim().to_owned());
+            return Some(
+                format!("the pod failed: {reason} {message}")
+                    .trim()
+                    .to_owned(),
+            );
         }
     }
     for name in containers {
-        let Some(c) = container(pod, name) else { continue };
+        let Some(c) = container(pod, name) else {
+            continue;
+        };
         if c.restart_count > 0 {
             continue;
         }
         if let Some(why) = fatal_waiting(c) {
-            return Some(format!("container {name} cannot start the placeholder image ({why})"));
+            return Some(format!(
+                "container {name} cannot start the placeholder image ({why})"
+            ));
         }
         if let Some(ended) = c.state.as_ref().and_then(|s| s.terminated.as_ref()) {
             let reason = ended.reason.as_deref().unwrap_or("terminated");

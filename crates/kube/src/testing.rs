@@ -36,18 +36,30 @@ pub async fn kube_or_skip() -> Option<KubeEngine> {
     };
     let engine = match KubeEngine::connect(test_settings()).await {
         Ok(engine) => engine,
-        Err(e) => return fail(format!("no Kubernetes cluster: {}", runnerkit_core::error_chain(&e))),
+        Err(e) => {
+            return fail(format!(
+                "no Kubernetes cluster: {}",
+                runnerkit_core::error_chain(&e)
+            ));
+        }
     };
     match tokio::time::timeout(Duration::from_secs(10), engine.ping()).await {
         Ok(Ok(_)) => Some(engine),
-        Ok(Err(e)) => fail(format!("the cluster does not answer: {}", runnerkit_core::error_chain(&e))),
+        Ok(Err(e)) => fail(format!(
+            "the cluster does not answer: {}",
+            runnerkit_core::error_chain(&e)
+        )),
         Err(_) => fail("the cluster does not answer within 10 s".into()),
     }
 }
 
 /// What is left of the stage `spec_id` in `namespace`: pods not being
 /// deleted, and secrets.
-pub async fn stage_leftovers(engine: &KubeEngine, namespace: &str, spec_id: &str) -> Result<Vec<String>, kube::Error> {
+pub async fn stage_leftovers(
+    engine: &KubeEngine,
+    namespace: &str,
+    spec_id: &str,
+) -> Result<Vec<String>, kube::Error> {
     let selector = format!("{LABEL_STAGE}={}", crate::names::pod_name(spec_id));
     let list = ListParams::default().labels(&selector);
     let pods: Api<Pod> = Api::namespaced(engine.client().clone(), namespace);
@@ -60,7 +72,10 @@ pub async fn stage_leftovers(engine: &KubeEngine, namespace: &str, spec_id: &str
     }
     for secret in secrets.list(&list).await? {
         if secret.metadata.deletion_timestamp.is_none() {
-            left.push(format!("secret {}", secret.metadata.name.unwrap_or_default()));
+            left.push(format!(
+                "secret {}",
+                secret.metadata.name.unwrap_or_default()
+            ));
         }
     }
     Ok(left)

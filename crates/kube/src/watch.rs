@@ -46,8 +46,17 @@ pub(crate) struct PodWatch {
 impl PodWatch {
     /// Watches `name` from `initial` (as returned by its create) until
     /// `stop` fires or the pod is deleted.
-    pub(crate) fn start(api: Api<Pod>, name: String, initial: Pod, stop: CancellationToken) -> Self {
-        let version = initial.metadata.resource_version.clone().unwrap_or_default();
+    pub(crate) fn start(
+        api: Api<Pod>,
+        name: String,
+        initial: Pod,
+        stop: CancellationToken,
+    ) -> Self {
+        let version = initial
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default();
         let (tx, rx) = watch::channel(Seen::Pod(Arc::new(initial)));
         let task_stop = stop.clone();
         tokio::spawn(async move {
@@ -127,7 +136,12 @@ async fn follow(api: &Api<Pod>, name: &str, mut version: String, tx: &watch::Sen
                             version = mark.metadata.resource_version;
                         }
                         Ok(WatchEvent::Error(status)) => {
-                            tracing::debug!(pod = name, code = status.code, "watch ended: {}", status.message);
+                            tracing::debug!(
+                                pod = name,
+                                code = status.code,
+                                "watch ended: {}",
+                                status.message
+                            );
                             if status.code == 410 {
                                 version.clear();
                             }

@@ -41,10 +41,7 @@ async fn engine_and_fixture() -> Option<(KubeEngine, KubeFixture)> {
             base: "/drone/src".into(),
             ..Workspace::default()
         });
-    Some((
-        engine.clone(),
-        KubeFixture { shell, engine },
-    ))
+    Some((engine.clone(), KubeFixture { shell, engine }))
 }
 
 macro_rules! conformance_tests {
