@@ -16,6 +16,7 @@
 //! | [`runner`] | `runnerkit-runner` | `Poller`, `StageRunner`, `MemoryManager`: an engine as a CI runner |
 //! | `local` | `runnerkit-local` | the host-process engine (feature `local`) |
 //! | `docker` | `runnerkit-docker` | the Docker engine (feature `docker`) |
+//! | `kube` | `runnerkit-kube` | the Kubernetes engine: one pod per stage (feature `kube`) |
 //! | `drone` | `runnerkit-drone` | the `Manager` over Drone's runner RPC (feature `drone`) |
 //! | `mock` | `runnerkit-mock` | the scripted `MockEngine` and the engine conformance suite (feature `mock`) |
 //! | `cli` | `runnerkit-cli` | `Runner`: a whole runner binary (`exec`, `compile`, `lint`, `daemon`, `prune`) from your pipeline types (feature `cli`) |
@@ -27,6 +28,7 @@
 //! | `local` | yes | `runnerkit::local`: `LocalEngine`, steps as host processes |
 //! | `mock` | yes | `runnerkit::mock`: `MockEngine`, `runnerkit::mock::conformance` |
 //! | `docker` | no | `runnerkit::docker`: `DockerEngine` over the Docker Engine API |
+//! | `kube` | no | `runnerkit::kube`: `KubeEngine`, `type: kubernetes` pipelines on a cluster |
 //! | `drone` | no | `runnerkit::drone`: `DroneManager` over Drone's runner RPC v2 |
 //! | `cli` | no | `runnerkit::cli`: `Runner` and `RunnerType`, a runner binary in a few lines (and `drone`) |
 //!
@@ -106,6 +108,10 @@ pub use runnerkit_docker as docker;
 #[cfg_attr(docsrs, doc(cfg(feature = "drone")))]
 #[doc(inline)]
 pub use runnerkit_drone as drone;
+#[cfg(feature = "kube")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kube")))]
+#[doc(inline)]
+pub use runnerkit_kube as kube;
 #[cfg(feature = "local")]
 #[cfg_attr(docsrs, doc(cfg(feature = "local")))]
 #[doc(inline)]

@@ -1,10 +1,11 @@
 //! `runnerkit`: the runner built on `runnerkit-cli`'s [`Runner`] with the
-//! two reference engines registered through the public API, as a third
+//! three reference engines registered through the public API, as a third
 //! party registers its own.
 
 use runnerkit_cli::{BoxError, Runner, RunnerType};
 use runnerkit_core::CancellationToken;
 use runnerkit_docker::DockerEngine;
+use runnerkit_kube::{KubeEngine, KubeSettings};
 use runnerkit_local::{HomePolicy, LocalEngine};
 use runnerkit_manifest::PipelineType;
 
@@ -35,6 +36,28 @@ async fn prune_docker() -> Result<Vec<String>, BoxError> {
     Ok(removed)
 }
 
+/// Connects to the cluster of the current kubeconfig (or the pod's service
+/// account) with the runner's Kubernetes settings.
+async fn kube() -> Result<KubeEngine, BoxError> {
+    let settings = KubeSettings::from_env()?;
+    let engine = KubeEngine::connect(settings).await?;
+    engine.ping().await.map_err(|e| {
+        format!(
+            "the Kubernetes cluster does not answer (KUBECONFIG?): {}",
+            runnerkit_core::error_chain(&e)
+        )
+    })?;
+    Ok(engine)
+}
+
+/// Removes the pods and secrets of runs whose process is gone.
+async fn prune_kube() -> Result<Vec<String>, BoxError> {
+    let report = kube().await?.prune().await?;
+    let mut removed: Vec<String> = report.pods.into_iter().map(|p| format!("pod {p}")).collect();
+    removed.extend(report.secrets.into_iter().map(|s| format!("secret {s}")));
+    Ok(removed)
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     Runner::new("runnerkit")
@@ -43,6 +66,11 @@ async fn main() -> std::process::ExitCode {
             RunnerType::new(PipelineType::docker(), docker)
                 .about("each step in a Docker container")
                 .with_prune(prune_docker),
+        )
+        .with_type(
+            RunnerType::new(runnerkit_kube::pipeline_type(), kube)
+                .about("each stage as one pod on a Kubernetes cluster")
+                .with_prune(prune_kube),
         )
         .with_type(
             // The daemon keeps a home per stage (Drone's exec runner's);
