@@ -152,11 +152,19 @@ pub(crate) fn plan(spec: &Spec, settings: &KubeSettings, creator: &Creator) -> S
         });
     }
 
+    // Secrets carry who made them too: prune may meet one without its pod.
+    let ownership: BTreeMap<String, String> = creator
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .chain([(names::ANNOTATION_STAGE_ID.to_owned(), spec.id.clone())])
+        .collect();
     let pull_secret = (!spec.registries.is_empty()).then(|| Secret {
         metadata: ObjectMeta {
             name: Some(names::pull_secret_name(&pod_name)),
             namespace: Some(namespace.clone()),
             labels: Some(labels.clone()),
+            annotations: Some(ownership.clone()),
             ..ObjectMeta::default()
         },
         type_: Some("kubernetes.io/dockerconfigjson".into()),
@@ -239,6 +247,7 @@ pub(crate) fn plan(spec: &Spec, settings: &KubeSettings, creator: &Creator) -> S
             name: Some(pod_name),
             namespace: Some(namespace.clone()),
             labels: Some(labels),
+            annotations: Some(ownership),
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".into()),

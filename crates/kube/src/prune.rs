@@ -18,7 +18,11 @@ pub struct PruneReport {
     pub secrets: Vec<String>,
 }
 
+/// The creator of an object not already being deleted.
 fn creator_of(meta: &ObjectMeta) -> Option<Creator> {
+    if meta.deletion_timestamp.is_some() {
+        return None;
+    }
     let annotations = meta.annotations.as_ref()?;
     Creator::from_entries(|key| annotations.get(key).map(String::as_str))
 }
