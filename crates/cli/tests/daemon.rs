@@ -105,7 +105,7 @@ impl Drop for TempFile {
 fn runnerkit(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args).env_clear().env("NO_COLOR", "1");
-    for name in ["PATH", "HOME", "DOCKER_HOST"] {
+    for name in ["PATH", "HOME", "DOCKER_HOST", "KUBECONFIG"] {
         if let Some(value) = std::env::var_os(name) {
             cmd.env(name, value);
         }
@@ -905,6 +905,38 @@ async fn a_docker_daemon_prunes_at_start_and_runs_a_docker_stage() {
     assert_eq!(stage.status, Status::Success, "{}", daemon.stderr());
     let log = server.uploaded_log(stage.steps[0].id).expect("uploaded");
     assert!(String::from_utf8_lossy(&log).contains("in a container"));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_daemon_runs_a_kubernetes_stage() {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        let require = std::env::var("RUNNERKIT_REQUIRE_KUBE").is_ok_and(|v| v == "1");
+        assert!(!require, "RUNNERKIT_REQUIRE_KUBE=1 but KUBECONFIG is not set");
+        eprintln!("skipped: no KUBECONFIG (start the test cluster with .ci/kube.sh)");
+        return;
+    }
+    let server = server().await;
+    let yaml = "kind: pipeline\ntype: kubernetes\nname: default\nclone:\n  disable: true\nsteps:\n\
+         - name: in-a-pod\n  image: runnerkit-kube/busybox:1\n  pull: never\n  commands:\n  - echo in a pod named $HOSTNAME\n\
+         - name: after\n  image: runnerkit-kube/busybox:1\n  pull: never\n  commands:\n  - exit 78\n\
+         - name: skipped-by-78\n  image: runnerkit-kube/busybox:1\n  pull: never\n  commands:\n  - echo never\n";
+    let mut details = exec_stage(yaml);
+    details.stage.kind_type = "kubernetes".into();
+    let id = server.enqueue(details);
+    let env = [("RUNNERKIT_KUBE_DNS_POLICY", "Default")];
+    let mut daemon = Daemon::start_typed(&server, "kubernetes", &[], &env).await;
+    let stage = stage_done(&server, id, &daemon).await;
+    assert_eq!(stage.status, Status::Success, "{}", daemon.stderr());
+    let log = server.uploaded_log(stage.steps[0].id).expect("uploaded");
+    assert!(
+        String::from_utf8_lossy(&log).contains("in a pod named rk-"),
+        "{}",
+        String::from_utf8_lossy(&log)
+    );
+    let statuses: Vec<Status> = stage.steps.iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [Status::Success, Status::Success, Status::Skipped]);
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
 }
