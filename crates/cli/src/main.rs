@@ -53,7 +53,11 @@ async fn kube() -> Result<KubeEngine, BoxError> {
 /// Removes the pods and secrets of runs whose process is gone.
 async fn prune_kube() -> Result<Vec<String>, BoxError> {
     let report = kube().await?.prune().await?;
-    let mut removed: Vec<String> = report.pods.into_iter().map(|p| format!("pod {p}")).collect();
+    let mut removed: Vec<String> = report
+        .pods
+        .into_iter()
+        .map(|p| format!("pod {p}"))
+        .collect();
     removed.extend(report.secrets.into_iter().map(|s| format!("secret {s}")));
     Ok(removed)
 }

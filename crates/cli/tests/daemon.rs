@@ -913,7 +913,10 @@ async fn a_docker_daemon_prunes_at_start_and_runs_a_docker_stage() {
 async fn a_kubernetes_daemon_runs_a_kubernetes_stage() {
     if std::env::var_os("KUBECONFIG").is_none() {
         let require = std::env::var("RUNNERKIT_REQUIRE_KUBE").is_ok_and(|v| v == "1");
-        assert!(!require, "RUNNERKIT_REQUIRE_KUBE=1 but KUBECONFIG is not set");
+        assert!(
+            !require,
+            "RUNNERKIT_REQUIRE_KUBE=1 but KUBECONFIG is not set"
+        );
         eprintln!("skipped: no KUBECONFIG (start the test cluster with .ci/kube.sh)");
         return;
     }
@@ -936,7 +939,10 @@ async fn a_kubernetes_daemon_runs_a_kubernetes_stage() {
         String::from_utf8_lossy(&log)
     );
     let statuses: Vec<Status> = stage.steps.iter().map(|s| s.status).collect();
-    assert_eq!(statuses, [Status::Success, Status::Success, Status::Skipped]);
+    assert_eq!(
+        statuses,
+        [Status::Success, Status::Success, Status::Skipped]
+    );
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.exit_code().await, 0, "{}", daemon.stderr());
 }

@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(container_name(3, &step), "s3-go-build");
         assert!(is_dns_label(&container_name(
             0,
-            &Step::named(&"é".repeat(90))
+            &Step::named("é".repeat(90))
         )));
     }
 }

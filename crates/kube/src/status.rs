@@ -128,16 +128,16 @@ fn condition(pod: &Pod, kind: &str) -> Option<(String, Option<String>)> {
 /// A problem that ends the whole stage: a placeholder that cannot start or
 /// ended, or a pod the kubelet failed.
 pub(crate) fn stage_failure(pod: &Pod, containers: &[String]) -> Option<String> {
-    if let Some(status) = pod.status.as_ref() {
-        if status.phase.as_deref() == Some("Failed") {
-            let reason = status.reason.clone().unwrap_or_else(|| "Failed".into());
-            let message = status.message.clone().unwrap_or_default();
-            return Some(
-                format!("the pod failed: {reason} {message}")
-                    .trim()
-                    .to_owned(),
-            );
-        }
+    if let Some(status) = pod.status.as_ref()
+        && status.phase.as_deref() == Some("Failed")
+    {
+        let reason = status.reason.clone().unwrap_or_else(|| "Failed".into());
+        let message = status.message.clone().unwrap_or_default();
+        return Some(
+            format!("the pod failed: {reason} {message}")
+                .trim()
+                .to_owned(),
+        );
     }
     for name in containers {
         let Some(c) = container(pod, name) else {

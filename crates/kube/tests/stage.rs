@@ -36,7 +36,9 @@ fn script(name: &str, body: &str) -> Step {
 
 #[tokio::test]
 async fn secrets_stay_out_of_the_pod_spec_and_cancel_leaves_nothing() {
-    let Some(engine) = kube_or_skip().await else { return };
+    let Some(engine) = kube_or_skip().await else {
+        return;
+    };
     let mut step = script("holder", "echo \"$TOKEN\" | wc -c\nsleep 300\n");
     step.secrets.push(SecretVar {
         env: "TOKEN".into(),
@@ -49,10 +51,10 @@ async fn secrets_stay_out_of_the_pod_spec_and_cancel_leaves_nothing() {
     let namespace = engine.settings().namespace.clone();
     let pods: Api<Pod> = Api::namespaced(engine.client().clone(), &namespace);
     let listed = pods
-        .list(&kube::api::ListParams::default().labels(&format!(
-            "{}=true",
-            runnerkit_kube::LABEL_MANAGED
-        )))
+        .list(
+            &kube::api::ListParams::default()
+                .labels(&format!("{}=true", runnerkit_kube::LABEL_MANAGED)),
+        )
         .await
         .unwrap();
     let ours = listed
@@ -67,7 +69,10 @@ async fn secrets_stay_out_of_the_pod_spec_and_cancel_leaves_nothing() {
         })
         .expect("the stage's pod, annotated with its spec id");
     let text = serde_json::to_string(ours).unwrap();
-    assert!(!text.contains("hunter2"), "the secret is in the pod object: {text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the secret is in the pod object: {text}"
+    );
 
     engine.create(&spec, &step, &cancel).await.unwrap();
     engine.start(&spec, &step, &cancel).await.unwrap();
@@ -82,7 +87,12 @@ async fn secrets_stay_out_of_the_pod_spec_and_cancel_leaves_nothing() {
     .expect("a cancelled wait returns within the grace");
     let exit = exit.expect("the stopped step's exit");
     assert_ne!(exit.exit_code, 0, "a stopped step did not succeed");
-    engine.destroy(&spec, &CancellationToken::new()).await.unwrap();
-    let left = stage_leftovers(&engine, &namespace, &spec.id).await.unwrap();
+    engine
+        .destroy(&spec, &CancellationToken::new())
+        .await
+        .unwrap();
+    let left = stage_leftovers(&engine, &namespace, &spec.id)
+        .await
+        .unwrap();
     assert!(left.is_empty(), "left after destroy: {left:?}");
 }
