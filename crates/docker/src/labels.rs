@@ -15,11 +15,11 @@ pub const LABEL_MANAGED: &str = "io.runnerkit.managed";
 pub const LABEL_STAGE: &str = "io.runnerkit.stage";
 /// The step name (containers only).
 pub const LABEL_STEP: &str = "io.runnerkit.step";
+pub(crate) use runnerkit_core::creator::Creator;
 pub use runnerkit_core::creator::{
     LABEL_CREATOR_BOOT, LABEL_CREATOR_HOST, LABEL_CREATOR_PID, LABEL_CREATOR_PIDNS,
     LABEL_CREATOR_STARTED,
 };
-pub(crate) use runnerkit_core::creator::Creator;
 
 /// Reads the creator recorded in `labels`.
 pub(crate) fn creator_of(labels: &HashMap<String, String>) -> Option<Creator> {

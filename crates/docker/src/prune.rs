@@ -76,8 +76,8 @@ mod tests {
     use std::collections::HashMap;
 
     use bollard::models::VolumeCreateRequest;
-    use runnerkit_core::{Engine, Spec, Workspace};
     use runnerkit_core::creator::Creator;
+    use runnerkit_core::{Engine, Spec, Workspace};
 
     use super::*;
     use crate::connect::ConnectOptions;

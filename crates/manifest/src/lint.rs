@@ -491,7 +491,11 @@ pub fn lint_warnings(pipeline: &Pipeline, pipeline_type: &PipelineType) -> Vec<L
     pipeline
         .unknown_keys
         .iter()
-        .filter(|k| !pipeline_type.engine_keys_at(k.level).contains(&k.key.as_str()))
+        .filter(|k| {
+            !pipeline_type
+                .engine_keys_at(k.level)
+                .contains(&k.key.as_str())
+        })
         .map(|k| {
             let suggestion = closest(&k.key, known_keys(k.level, pipeline_type));
             LintError {
