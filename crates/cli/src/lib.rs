@@ -25,4 +25,4 @@ mod pipeline;
 mod platform;
 mod runner;
 
-pub use runner::{BoxError, Runner, RunnerType};
+pub use runner::{BoxError, EngineSettings, Runner, RunnerType};

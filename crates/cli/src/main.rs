@@ -2,7 +2,7 @@
 //! three reference engines registered through the public API, as a third
 //! party registers its own.
 
-use runnerkit_cli::{BoxError, Runner, RunnerType};
+use runnerkit_cli::{BoxError, EngineSettings, Runner, RunnerType};
 use runnerkit_core::CancellationToken;
 use runnerkit_docker::DockerEngine;
 use runnerkit_kube::{KubeEngine, KubeSettings};
@@ -38,8 +38,8 @@ async fn prune_docker() -> Result<Vec<String>, BoxError> {
 
 /// Connects to the cluster of the current kubeconfig (or the pod's service
 /// account) with the runner's Kubernetes settings.
-async fn kube() -> Result<KubeEngine, BoxError> {
-    let settings = KubeSettings::from_env()?;
+async fn kube(settings: EngineSettings) -> Result<KubeEngine, BoxError> {
+    let settings = KubeSettings::from_lookup(|name| settings.get(name))?;
     let engine = KubeEngine::connect(settings).await?;
     engine.ping().await.map_err(|e| {
         format!(
@@ -51,8 +51,8 @@ async fn kube() -> Result<KubeEngine, BoxError> {
 }
 
 /// Removes the pods and secrets of runs whose process is gone.
-async fn prune_kube() -> Result<Vec<String>, BoxError> {
-    let report = kube().await?.prune().await?;
+async fn prune_kube(settings: EngineSettings) -> Result<Vec<String>, BoxError> {
+    let report = kube(settings).await?.prune().await?;
     let mut removed: Vec<String> = report
         .pods
         .into_iter()
@@ -69,10 +69,10 @@ async fn main() -> std::process::ExitCode {
         .with_type(
             RunnerType::new(PipelineType::docker(), docker)
                 .about("each step in a Docker container")
-                .with_prune(prune_docker),
+                .with_prune(|_| prune_docker()),
         )
         .with_type(
-            RunnerType::new(runnerkit_kube::pipeline_type(), kube)
+            RunnerType::configured(runnerkit_kube::pipeline_type(), kube)
                 .about("each stage as one pod on a Kubernetes cluster")
                 .with_prune(prune_kube),
         )

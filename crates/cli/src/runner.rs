@@ -19,18 +19,54 @@ use runnerkit_manifest::{PipelineType, TypeRegistry};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type EngineFactory = Arc<dyn Fn() -> BoxFuture<Result<Arc<dyn Engine>, BoxError>> + Send + Sync>;
-type PruneFn = Arc<dyn Fn() -> BoxFuture<Result<Vec<String>, BoxError>> + Send + Sync>;
+type EngineFactory =
+    Arc<dyn Fn(EngineSettings) -> BoxFuture<Result<Arc<dyn Engine>, BoxError>> + Send + Sync>;
+type PruneFn =
+    Arc<dyn Fn(EngineSettings) -> BoxFuture<Result<Vec<String>, BoxError>> + Send + Sync>;
+
+/// The runner's settings as an engine factory or a prune reads them, by
+/// variable name (`DRONE_NAMESPACE_DEFAULT`): for the daemon its flags over
+/// the process environment over its ENVFILE; for `exec`, `compile` and
+/// `prune` the process environment. Declare an engine's settings in
+/// [`runnerkit_core::settings`] so `--help` and the docs list them.
+#[derive(Clone)]
+pub struct EngineSettings(Arc<Lookup>);
+
+/// A setting's value by variable name.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+impl EngineSettings {
+    /// The settings `lookup` gives.
+    pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(lookup))
+    }
+
+    /// The process environment's.
+    pub fn from_env() -> Self {
+        Self::from_fn(|name| std::env::var(name).ok())
+    }
+
+    /// The value of the variable `name`, untrimmed; `None` when unset.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+    }
+}
+
+impl fmt::Debug for EngineSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EngineSettings(..)")
+    }
+}
 
 /// `engine` as a factory of shared engines.
 fn factory<F, Fut, E>(engine: F) -> EngineFactory
 where
-    F: Fn() -> Fut + Send + Sync + 'static,
+    F: Fn(EngineSettings) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<E, BoxError>> + Send + 'static,
     E: Engine + 'static,
 {
-    Arc::new(move || {
-        let made = engine();
+    Arc::new(move |settings| {
+        let made = engine(settings);
         Box::pin(async move { made.await.map(|e| Arc::new(e) as Arc<dyn Engine>) })
     })
 }
@@ -71,6 +107,17 @@ impl RunnerType {
         Fut: Future<Output = Result<E, BoxError>> + Send + 'static,
         E: Engine + 'static,
     {
+        Self::configured(pipeline_type, move |_| engine())
+    }
+
+    /// As [`new`](Self::new), for an engine made from the runner's settings
+    /// ([`EngineSettings`]): the daemon's flags and ENVFILE reach it.
+    pub fn configured<F, Fut, E>(pipeline_type: PipelineType, engine: F) -> Self
+    where
+        F: Fn(EngineSettings) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<E, BoxError>> + Send + 'static,
+        E: Engine + 'static,
+    {
         Self {
             about: String::new(),
             pipeline_type,
@@ -91,7 +138,7 @@ impl RunnerType {
         Fut: Future<Output = Result<E, BoxError>> + Send + 'static,
         E: Engine + 'static,
     {
-        self.local_engine = Some(factory(engine));
+        self.local_engine = Some(factory(move |_| engine()));
         self
     }
 
@@ -106,14 +153,15 @@ impl RunnerType {
     /// How to remove what runs of this engine left behind when their process
     /// died (`runnerkit prune`, and the daemon at start): `prune` returns
     /// one line per object removed (`container rk-…-build`). It must never
-    /// touch objects of a run still in progress.
+    /// touch objects of a run still in progress. It gets the runner's
+    /// settings, as the engine does.
     #[must_use]
     pub fn with_prune<F, Fut>(mut self, prune: F) -> Self
     where
-        F: Fn() -> Fut + Send + Sync + 'static,
+        F: Fn(EngineSettings) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<String>, BoxError>> + Send + 'static,
     {
-        self.prune = Some(Arc::new(move || Box::pin(prune())));
+        self.prune = Some(Arc::new(move |settings| Box::pin(prune(settings))));
         self
     }
 
@@ -133,19 +181,25 @@ impl RunnerType {
     }
 
     /// Makes the engine.
-    pub(crate) async fn engine(&self) -> Result<Arc<dyn Engine>, BoxError> {
-        (self.engine)().await
+    pub(crate) async fn engine(
+        &self,
+        settings: EngineSettings,
+    ) -> Result<Arc<dyn Engine>, BoxError> {
+        (self.engine)(settings).await
     }
 
     /// Makes the engine of a local run.
     pub(crate) async fn local_engine(&self) -> Result<Arc<dyn Engine>, BoxError> {
-        (self.local_engine.as_ref().unwrap_or(&self.engine))().await
+        (self.local_engine.as_ref().unwrap_or(&self.engine))(EngineSettings::from_env()).await
     }
 
     /// Prunes, when the engine can; `None` when it has nothing to prune.
-    pub(crate) async fn prune(&self) -> Option<Result<Vec<String>, BoxError>> {
+    pub(crate) async fn prune(
+        &self,
+        settings: EngineSettings,
+    ) -> Option<Result<Vec<String>, BoxError>> {
         match &self.prune {
-            Some(prune) => Some(prune().await),
+            Some(prune) => Some(prune(settings).await),
             None => None,
         }
     }

@@ -34,11 +34,19 @@ pub enum Group {
     Runner,
     /// The daemon's HTTP endpoint, shutdown and logging.
     Operation,
+    /// Where and how `type: kubernetes` stages run (`DRONE_NAMESPACE_DEFAULT`,
+    /// `DRONE_RESOURCE_*`, ...); read by the Kubernetes engine.
+    Kubernetes,
 }
 
 impl Group {
     /// Every group, in the order they are listed.
-    pub const ALL: [Self; 3] = [Self::Server, Self::Runner, Self::Operation];
+    pub const ALL: [Self; 4] = [
+        Self::Server,
+        Self::Runner,
+        Self::Operation,
+        Self::Kubernetes,
+    ];
 
     /// The group's title, as a help heading.
     pub fn title(self) -> &'static str {
@@ -46,6 +54,7 @@ impl Group {
             Self::Server => "Drone server",
             Self::Runner => "Runner",
             Self::Operation => "Operation",
+            Self::Kubernetes => "Kubernetes engine",
         }
     }
 }
@@ -189,7 +198,7 @@ macro_rules! settings {
     };
 }
 
-use Group::{Operation, Runner, Server};
+use Group::{Kubernetes, Operation, Runner, Server};
 
 settings! {
     /// How to reach the server: `http` or `https`.
@@ -326,6 +335,74 @@ settings! {
     DEBUG = Setting::boolean(Operation, "DRONE_DEBUG", "debug");
     /// Log at trace level (runnerkit's own messages).
     TRACE = Setting::boolean(Operation, "DRONE_TRACE", "trace");
+
+    /// The kubeconfig file of the cluster; unset: `KUBECONFIG`,
+    /// `~/.kube/config`, then the pod's service account.
+    KUBERNETES_CONFIG = Setting::text(Kubernetes, "DRONE_KUBERNETES_CONFIG", "kubernetes-config", "PATH")
+        .with_example("/etc/runnerkit/kubeconfig");
+    /// The namespace of a pipeline that names none in `metadata.namespace`.
+    NAMESPACE_DEFAULT = Setting::text(Kubernetes, "DRONE_NAMESPACE_DEFAULT", "namespace-default", "NAMESPACE")
+        .with_default("default")
+        .with_example("ci");
+    /// The service account of a pipeline that names none; unset: the pod
+    /// mounts no service-account token.
+    SERVICE_ACCOUNT_DEFAULT = Setting::text(Kubernetes, "DRONE_SERVICE_ACCOUNT_DEFAULT", "service-account-default", "NAME")
+        .with_example("ci-builder");
+    /// The node selector of a pipeline without `node_selector` (`key:value,...`).
+    NODE_SELECTOR_DEFAULT = Setting::text(Kubernetes, "DRONE_NODE_SELECTOR_DEFAULT", "node-selector-default", "K:V,...")
+        .with_example("pool:ci");
+    /// Labels on every pod (`key:value,...`).
+    LABELS_DEFAULT = Setting::text(Kubernetes, "DRONE_LABELS_DEFAULT", "labels-default", "K:V,...")
+        .with_example("team:ci");
+    /// Annotations on every pod (`key:value,...`).
+    ANNOTATIONS_DEFAULT = Setting::text(Kubernetes, "DRONE_ANNOTATIONS_DEFAULT", "annotations-default", "K:V,...")
+        .with_example("owner:ci");
+    /// The stage's CPU request when the pipeline sets none, split over its
+    /// containers: millicores, or a quantity (`0.5`, `500m`).
+    RESOURCE_REQUEST_CPU = Setting::text(Kubernetes, "DRONE_RESOURCE_REQUEST_CPU", "resource-request-cpu", "CPU")
+        .with_default("100")
+        .with_example("1000");
+    /// The stage's memory request when the pipeline sets none: bytes, or a
+    /// size (`512Mi`, `1GiB`).
+    RESOURCE_REQUEST_MEMORY = Setting::text(Kubernetes, "DRONE_RESOURCE_REQUEST_MEMORY", "resource-request-memory", "SIZE")
+        .with_default("100MiB")
+        .with_example("1GiB");
+    /// Default and ceiling of each container's CPU limit; unset: none.
+    RESOURCE_LIMIT_CPU = Setting::text(Kubernetes, "DRONE_RESOURCE_LIMIT_CPU", "resource-limit-cpu", "CPU")
+        .with_example("2000");
+    /// Default and ceiling of each container's memory limit; unset: none.
+    RESOURCE_LIMIT_MEMORY = Setting::text(Kubernetes, "DRONE_RESOURCE_LIMIT_MEMORY", "resource-limit-memory", "SIZE")
+        .with_example("4GiB");
+    /// The floor of each container's CPU request.
+    RESOURCE_MIN_REQUEST_CPU = Setting::text(Kubernetes, "DRONE_RESOURCE_MIN_REQUEST_CPU", "resource-min-request-cpu", "CPU")
+        .with_default("1")
+        .with_example("10");
+    /// The floor of each container's memory request.
+    RESOURCE_MIN_REQUEST_MEMORY = Setting::text(Kubernetes, "DRONE_RESOURCE_MIN_REQUEST_MEMORY", "resource-min-request-memory", "SIZE")
+        .with_default("4MiB")
+        .with_example("16MiB");
+    /// The image every container runs until its step starts (a static
+    /// program at `/bin/sh` that sleeps until SIGTERM; `crates/kube/placeholder`).
+    IMAGE_PLACEHOLDER = Setting::text(Kubernetes, "DRONE_IMAGE_PLACEHOLDER", "image-placeholder", "IMAGE")
+        .with_default("runnerkit/kube-placeholder:1")
+        .with_example("registry.local/runnerkit/kube-placeholder:1");
+    /// Seconds a step's container may take to start, pulls included (a pull
+    /// error ends it at once).
+    CONTAINER_START_TIMEOUT = Setting::text(Kubernetes, "DRONE_ENGINE_CONTAINER_START_TIMEOUT", "container-start-timeout", "SECONDS")
+        .with_default("480")
+        .with_example("600");
+    /// Seconds a pod may stay unschedulable before its stage errors.
+    SCHEDULE_TIMEOUT = Setting::text(Kubernetes, "RUNNERKIT_KUBE_SCHEDULE_TIMEOUT", "schedule-timeout", "SECONDS")
+        .with_default("120")
+        .with_example("600");
+    /// Seconds from SIGTERM to SIGKILL when a step is stopped (the pod's
+    /// termination grace).
+    KUBE_STOP_GRACE = Setting::text(Kubernetes, "RUNNERKIT_KUBE_STOP_GRACE", "kube-stop-grace", "SECONDS")
+        .with_default("5")
+        .with_example("30");
+    /// The pods' `dnsPolicy`; unset: the cluster's default (`ClusterFirst`).
+    KUBE_DNS_POLICY = Setting::text(Kubernetes, "RUNNERKIT_KUBE_DNS_POLICY", "kube-dns-policy", "POLICY")
+        .with_example("Default");
 }
 
 #[cfg(test)]

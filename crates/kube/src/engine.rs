@@ -76,7 +76,7 @@ fn ended_early(end: WaitEnd, what: &str) -> EngineError {
 }
 
 impl KubeEngine {
-    /// An engine on the cluster of `DRONE_KUBERNETES_CONFIG`, else of the
+    /// An engine on the cluster of [`KubeSettings::kubeconfig`], else of the
     /// current kubeconfig (`KUBECONFIG`, `~/.kube/config`), else of the
     /// pod's service account, with `settings`.
     ///

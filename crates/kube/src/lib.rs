@@ -79,4 +79,4 @@ pub use keys::{
 pub use names::{ANNOTATION_STAGE_ID, LABEL_MANAGED, LABEL_STAGE};
 pub use prune::PruneReport;
 pub use quantity::{Amount, Resource};
-pub use settings::{DEFAULT_PLACEHOLDER, KubeSettings, SETTINGS};
+pub use settings::{DEFAULT_PLACEHOLDER, KubeSettings};

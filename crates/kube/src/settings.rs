@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use runnerkit_core::settings::{self, Setting};
+
 use crate::Error;
 use crate::quantity::{Amount, Resource};
 
@@ -58,8 +60,13 @@ pub struct KubeSettings {
     /// The pod's `dnsPolicy` (`RUNNERKIT_KUBE_DNS_POLICY`); unset: the
     /// cluster's default (`ClusterFirst`).
     pub dns_policy: Option<String>,
+    /// The kubeconfig file (`DRONE_KUBERNETES_CONFIG`); unset: `KUBECONFIG`,
+    /// `~/.kube/config`, then the pod's service account.
+    pub kubeconfig: Option<String>,
 }
 
+/// The table's defaults (what [`KubeSettings::from_lookup`] gives when
+/// nothing is set).
 impl Default for KubeSettings {
     fn default() -> Self {
         Self {
@@ -79,78 +86,10 @@ impl Default for KubeSettings {
             schedule_timeout: Duration::from_secs(120),
             stop_grace: Duration::from_secs(5),
             dns_policy: None,
+            kubeconfig: None,
         }
     }
 }
-
-/// Every setting this crate reads, with its meaning: for help and docs.
-pub const SETTINGS: [(&str, &str); 17] = [
-    (
-        "DRONE_NAMESPACE_DEFAULT",
-        "namespace of a pipeline that names none (default)",
-    ),
-    (
-        "DRONE_SERVICE_ACCOUNT_DEFAULT",
-        "service account of a pipeline that names none",
-    ),
-    (
-        "DRONE_NODE_SELECTOR_DEFAULT",
-        "node selector of a pipeline without node_selector (k:v,k2:v2)",
-    ),
-    ("DRONE_LABELS_DEFAULT", "labels on every pod (k:v,...)"),
-    (
-        "DRONE_ANNOTATIONS_DEFAULT",
-        "annotations on every pod (k:v,...)",
-    ),
-    (
-        "DRONE_RESOURCE_REQUEST_CPU",
-        "the stage's CPU request, millicores or a quantity (100)",
-    ),
-    (
-        "DRONE_RESOURCE_REQUEST_MEMORY",
-        "the stage's memory request (100MiB)",
-    ),
-    (
-        "DRONE_RESOURCE_LIMIT_CPU",
-        "default and ceiling of a container's CPU limit (none)",
-    ),
-    (
-        "DRONE_RESOURCE_LIMIT_MEMORY",
-        "default and ceiling of a container's memory limit (none)",
-    ),
-    (
-        "DRONE_RESOURCE_MIN_REQUEST_CPU",
-        "floor of a container's CPU request (1)",
-    ),
-    (
-        "DRONE_RESOURCE_MIN_REQUEST_MEMORY",
-        "floor of a container's memory request (4MiB)",
-    ),
-    (
-        "DRONE_IMAGE_PLACEHOLDER",
-        "the placeholder image (runnerkit/kube-placeholder:1)",
-    ),
-    (
-        "DRONE_ENGINE_CONTAINER_START_TIMEOUT",
-        "seconds a container may take to start (480)",
-    ),
-    (
-        "RUNNERKIT_KUBE_SCHEDULE_TIMEOUT",
-        "seconds a pod may stay unschedulable (120)",
-    ),
-    (
-        "RUNNERKIT_KUBE_STOP_GRACE",
-        "seconds from SIGTERM to SIGKILL of a stopped step (5)",
-    ),
-    (
-        "RUNNERKIT_KUBE_DNS_POLICY",
-        "the pods' dnsPolicy (the cluster's default)",
-    ),
-    (
-        "DRONE_KUBERNETES_CONFIG",
-        "kubeconfig path; unset: KUBECONFIG, ~/.kube/config, then in-cluster",
-    ),
-];
 
 impl KubeSettings {
     /// The settings given in the process environment, defaults elsewhere.
@@ -161,43 +100,38 @@ impl KubeSettings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// The settings `get` gives (by variable name; blank is unset).
+    /// The settings `get` gives (by variable name; blank is unset), the
+    /// table's defaults ([`runnerkit_core::settings`], group `Kubernetes`)
+    /// elsewhere.
     ///
     /// # Errors
     /// A setting that does not read, named.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let get = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let bad = |name: &str, why: String| Error::Setting {
-            name: name.to_owned(),
+        let value = |setting: &Setting| setting.value_in(&get);
+        let bad = |setting: &Setting, why: String| Error::Setting {
+            name: setting.name.to_owned(),
             why,
         };
-        let amount = |name: &str, resource: Resource, default: u64| -> Result<u64, Error> {
-            match get(name) {
-                None => Ok(default),
-                Some(text) => {
-                    let amount = match text.parse::<u64>() {
-                        Ok(n) => Amount::Integer(n),
-                        Err(_) => Amount::Text(text),
-                    };
-                    amount.value(resource).map_err(|why| bad(name, why))
-                }
-            }
+        let amount = |setting: &Setting, resource: Resource| -> Result<u64, Error> {
+            let Some(text) = value(setting) else {
+                return Ok(0);
+            };
+            let amount = match text.parse::<u64>() {
+                Ok(n) => Amount::Integer(n),
+                Err(_) => Amount::Text(text),
+            };
+            amount.value(resource).map_err(|why| bad(setting, why))
         };
-        let seconds = |name: &str, default: Duration| -> Result<Duration, Error> {
-            match get(name) {
-                None => Ok(default),
-                Some(text) => text
-                    .parse::<u64>()
-                    .map(Duration::from_secs)
-                    .map_err(|_| bad(name, format!("{text:?} is not a number of seconds"))),
-            }
+        let seconds = |setting: &Setting| -> Result<Duration, Error> {
+            let Some(text) = value(setting) else {
+                return Ok(Duration::ZERO);
+            };
+            text.parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| bad(setting, format!("{text:?} is not a number of seconds")))
         };
-        let map = |name: &str| -> Result<BTreeMap<String, String>, Error> {
-            let Some(text) = get(name) else {
+        let map = |setting: &Setting| -> Result<BTreeMap<String, String>, Error> {
+            let Some(text) = value(setting) else {
                 return Ok(BTreeMap::new());
             };
             text.split(',')
@@ -205,44 +139,28 @@ impl KubeSettings {
                 .map(|pair| {
                     pair.split_once(':')
                         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                        .ok_or_else(|| bad(name, format!("{pair:?} is not key:value")))
+                        .ok_or_else(|| bad(setting, format!("{pair:?} is not key:value")))
                 })
                 .collect()
         };
-        let d = Self::default();
         Ok(Self {
-            namespace: get("DRONE_NAMESPACE_DEFAULT").unwrap_or(d.namespace),
-            service_account: get("DRONE_SERVICE_ACCOUNT_DEFAULT"),
-            node_selector: map("DRONE_NODE_SELECTOR_DEFAULT")?,
-            labels: map("DRONE_LABELS_DEFAULT")?,
-            annotations: map("DRONE_ANNOTATIONS_DEFAULT")?,
-            request_cpu: amount("DRONE_RESOURCE_REQUEST_CPU", Resource::Cpu, d.request_cpu)?,
-            request_memory: amount(
-                "DRONE_RESOURCE_REQUEST_MEMORY",
-                Resource::Memory,
-                d.request_memory,
-            )?,
-            limit_cpu: amount("DRONE_RESOURCE_LIMIT_CPU", Resource::Cpu, d.limit_cpu)?,
-            limit_memory: amount(
-                "DRONE_RESOURCE_LIMIT_MEMORY",
-                Resource::Memory,
-                d.limit_memory,
-            )?,
-            min_request_cpu: amount(
-                "DRONE_RESOURCE_MIN_REQUEST_CPU",
-                Resource::Cpu,
-                d.min_request_cpu,
-            )?,
-            min_request_memory: amount(
-                "DRONE_RESOURCE_MIN_REQUEST_MEMORY",
-                Resource::Memory,
-                d.min_request_memory,
-            )?,
-            placeholder: get("DRONE_IMAGE_PLACEHOLDER").unwrap_or(d.placeholder),
-            start_timeout: seconds("DRONE_ENGINE_CONTAINER_START_TIMEOUT", d.start_timeout)?,
-            schedule_timeout: seconds("RUNNERKIT_KUBE_SCHEDULE_TIMEOUT", d.schedule_timeout)?,
-            stop_grace: seconds("RUNNERKIT_KUBE_STOP_GRACE", d.stop_grace)?,
-            dns_policy: get("RUNNERKIT_KUBE_DNS_POLICY"),
+            namespace: value(&settings::NAMESPACE_DEFAULT).unwrap_or_default(),
+            service_account: value(&settings::SERVICE_ACCOUNT_DEFAULT),
+            node_selector: map(&settings::NODE_SELECTOR_DEFAULT)?,
+            labels: map(&settings::LABELS_DEFAULT)?,
+            annotations: map(&settings::ANNOTATIONS_DEFAULT)?,
+            request_cpu: amount(&settings::RESOURCE_REQUEST_CPU, Resource::Cpu)?,
+            request_memory: amount(&settings::RESOURCE_REQUEST_MEMORY, Resource::Memory)?,
+            limit_cpu: amount(&settings::RESOURCE_LIMIT_CPU, Resource::Cpu)?,
+            limit_memory: amount(&settings::RESOURCE_LIMIT_MEMORY, Resource::Memory)?,
+            min_request_cpu: amount(&settings::RESOURCE_MIN_REQUEST_CPU, Resource::Cpu)?,
+            min_request_memory: amount(&settings::RESOURCE_MIN_REQUEST_MEMORY, Resource::Memory)?,
+            placeholder: value(&settings::IMAGE_PLACEHOLDER).unwrap_or_default(),
+            start_timeout: seconds(&settings::CONTAINER_START_TIMEOUT)?,
+            schedule_timeout: seconds(&settings::SCHEDULE_TIMEOUT)?,
+            stop_grace: seconds(&settings::KUBE_STOP_GRACE)?,
+            dns_policy: value(&settings::KUBE_DNS_POLICY),
+            kubeconfig: value(&settings::KUBERNETES_CONFIG),
         })
     }
 }

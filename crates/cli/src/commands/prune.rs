@@ -13,7 +13,10 @@ pub async fn run(types: &RunnerTypes, out: &mut dyn Write) -> Outcome {
     let mut removed = Vec::new();
     let mut outcome = Outcome::Clean;
     for runner_type in types.iter() {
-        match runner_type.prune().await {
+        match runner_type
+            .prune(crate::runner::EngineSettings::from_env())
+            .await
+        {
             None => {}
             Some(Ok(objects)) => removed.extend(objects),
             Some(Err(e)) => {

@@ -140,7 +140,7 @@ async fn serve(settings: Settings, runner: &Runner) -> anyhow::Result<()> {
         .types()
         .get(kind_type)
         .with_context(|| format!("{kind_type:?} is not a pipeline type this runner serves"))?;
-    let engine = engine(runner_type).await?;
+    let engine = engine(runner_type, &settings.engine).await?;
     let drone = Arc::new(DroneManager::new(&settings.drone)?);
     let server = drone.server().to_owned();
     match drone.ping().await {
@@ -235,12 +235,15 @@ async fn serve(settings: Settings, runner: &Runner) -> anyhow::Result<()> {
 
 /// The engine of `runner_type`; what crashed runs left is pruned first,
 /// where the engine can prune.
-async fn engine(runner_type: &RunnerType) -> anyhow::Result<Arc<dyn Engine>> {
+async fn engine(
+    runner_type: &RunnerType,
+    settings: &crate::EngineSettings,
+) -> anyhow::Result<Arc<dyn Engine>> {
     let engine = runner_type
-        .engine()
+        .engine(settings.clone())
         .await
         .map_err(|e| anyhow::anyhow!(runnerkit_core::error_chain(&*e)))?;
-    match runner_type.prune().await {
+    match runner_type.prune(settings.clone()).await {
         None => {}
         Some(Ok(removed)) if removed.is_empty() => {
             tracing::debug!("nothing left by crashed runs to prune");

@@ -20,7 +20,7 @@ use runnerkit_runner::DaemonSettings;
 use runnerkit_runner::daemon::Environment;
 
 use crate::logging::Verbosity;
-use crate::runner::RunnerTypes;
+use crate::runner::{EngineSettings, RunnerTypes};
 
 /// Every setting's value: the ENVFILE's under the process environment's
 /// under the flags'.
@@ -86,6 +86,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `RUNNERKIT_DRAIN_TIMEOUT`.
     pub drain_timeout: Duration,
+    /// Every setting, for the engine factory and the prune.
+    pub engine: EngineSettings,
 }
 
 /// The pipeline type named by `RUNNERKIT_TYPE` (any case; unset: the
@@ -151,6 +153,10 @@ impl Settings {
                 realm: text(&UI_REALM),
             },
             drain_timeout,
+            engine: {
+                let values = values.0.clone();
+                EngineSettings::from_fn(move |name| values.get(name))
+            },
         })
     }
 }
