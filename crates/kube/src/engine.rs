@@ -51,6 +51,10 @@ struct Stage {
     watch: PodWatch,
     /// Fired by `destroy`: ends the watch and every log follow.
     done: CancellationToken,
+    /// A local directory the stage asked for as its workspace
+    /// (`runnerkit exec`), which a pod cannot mount; said once, in the
+    /// first step's log.
+    unmounted_workspace: Mutex<Option<String>>,
 }
 
 fn step_key(step: &Step) -> &str {
@@ -201,19 +205,26 @@ impl KubeEngine {
             stage.pod
         ));
         let field_path = format!("spec.containers{{{container}}}");
+        // The kubelet says it in several events ("Failed to pull image
+        // ...: <cause>", then "Error: ErrImagePull"): all of them, in order.
         let warning = match events.list(&list).await {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .filter(|e| e.involved_object.field_path.as_deref() == Some(field_path.as_str()))
-                .max_by_key(|e| e.last_timestamp.clone().map(|t| t.0))
-                .map(|e| {
-                    format!(
-                        "{}: {}",
-                        e.reason.unwrap_or_default(),
-                        e.message.unwrap_or_default()
-                    )
-                }),
+            Ok(list) => {
+                let mut events: Vec<Event> = list
+                    .items
+                    .into_iter()
+                    .filter(|e| {
+                        e.involved_object.field_path.as_deref() == Some(field_path.as_str())
+                    })
+                    .collect();
+                events.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+                let mut messages: Vec<String> = Vec::new();
+                for message in events.into_iter().filter_map(|e| e.message) {
+                    if !messages.contains(&message) {
+                        messages.push(message);
+                    }
+                }
+                (!messages.is_empty()).then(|| messages.join("; "))
+            }
             Err(e) => Some(format!(
                 "the kubelet could not start it (its events cannot be read: {e})"
             )),
@@ -365,6 +376,7 @@ impl Engine for KubeEngine {
             containers,
             watch,
             done,
+            unmounted_workspace: Mutex::new(spec.workspace.host_path.clone()),
         });
         self.stages
             .lock()
@@ -455,6 +467,17 @@ impl Engine for KubeEngine {
             cancel: cancel.clone(),
             grace: self.settings.stop_grace + std::time::Duration::from_secs(2),
         };
+        let notice = stage
+            .unmounted_workspace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(dir) = notice {
+            let line = format!(
+                "[runnerkit] {dir} is not in the pod (a pod cannot mount a local directory): the workspace starts empty\n"
+            );
+            let _ = tx.send(Ok(bytes::Bytes::from(line))).await;
+        }
         tokio::spawn(follow.run(tx));
         Ok(Box::pin(futures_util::stream::unfold(
             rx,
