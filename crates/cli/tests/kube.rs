@@ -180,3 +180,42 @@ fn prune_removes_what_a_killed_runner_left() {
     let again = run_with(dir.path(), &["prune"], &env).printed();
     assert!(!again.contains("pod default/"), "{again}");
 }
+
+#[tokio::test]
+async fn placement_volumes_and_identity_keys_reach_the_pod() {
+    if !cluster() {
+        return;
+    }
+    let Some(engine) = runnerkit_kube::testing::kube_or_skip().await else {
+        return;
+    };
+    let name = format!("rk-cli-test-{}", std::process::id());
+    runnerkit_kube::testing::put_config_map(
+        &engine,
+        "default",
+        &name,
+        &[("greeting", "hello from a config map")],
+    )
+    .await
+    .unwrap();
+    let pipeline = format!(
+        "{HEAD}metadata:\n  labels: {{team: ci}}\n  annotations: {{note: kept}}\ntolerations:\n- {{key: dedicated, operator: Equal, value: ci, effect: NoExecute, toleration_seconds: 30}}\ndns_config:\n  options: [{{name: ndots, value: 2}}]\nhost_aliases:\n- {{ip: 10.1.2.3, hostnames: [db.internal]}}\nresources:\n  requests: {{cpu: \"0.2\", memory: 64Mi}}\nvolumes:\n- name: conf\n  config_map: {{name: {name}, default_mode: 420}}\n- name: scratch\n  temp: {{medium: memory, size_limit: 16Mi}}\nsteps:\n- name: look\n  {IMAGE}\n  user: 1000\n  resources:\n    limits: {{cpu: 500, memory: 64Mi}}\n  volumes:\n  - {{name: conf, path: /etc/app}}\n  - {{name: scratch, path: /scratch}}\n  commands:\n  - cat /etc/app/greeting; echo\n  - grep db.internal /etc/hosts\n  - grep ndots /etc/resolv.conf\n  - id -u\n  - mount | grep -c ' /scratch type tmpfs'\n"
+    );
+    let run = tokio::task::spawn_blocking(move || exec(&pipeline, &["--trusted"]))
+        .await
+        .unwrap();
+    runnerkit_kube::testing::delete_config_map(&engine, "default", &name)
+        .await
+        .unwrap();
+    let out = run.printed();
+    assert_eq!(run.code, 0, "{out}");
+    for want in [
+        "hello from a config map",
+        "10.1.2.3",
+        "ndots:2",
+        "look | 1000",
+        "look | 1\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}

@@ -80,3 +80,48 @@ pub async fn stage_leftovers(
     }
     Ok(left)
 }
+
+/// Creates (or replaces) the ConfigMap `name` in `namespace` holding `data`.
+pub async fn put_config_map(
+    engine: &KubeEngine,
+    namespace: &str,
+    name: &str,
+    data: &[(&str, &str)],
+) -> Result<(), kube::Error> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{DeleteParams, ObjectMeta, PostParams};
+    let maps: Api<ConfigMap> = Api::namespaced(engine.client().clone(), namespace);
+    match maps.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(e) if crate::error::is_not_found(&e) => {}
+        Err(e) => return Err(e),
+    }
+    let map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        ..ConfigMap::default()
+    };
+    maps.create(&PostParams::default(), &map).await.map(drop)
+}
+
+/// Deletes the ConfigMap `name` of `namespace`, if there is one.
+pub async fn delete_config_map(
+    engine: &KubeEngine,
+    namespace: &str,
+    name: &str,
+) -> Result<(), kube::Error> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let maps: Api<ConfigMap> = Api::namespaced(engine.client().clone(), namespace);
+    match maps.delete(name, &kube::api::DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(e) if crate::error::is_not_found(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
