@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::AsyncBufReadExt;
+use futures_util::{AsyncBufReadExt, AsyncReadExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -18,35 +18,62 @@ use tokio_util::sync::CancellationToken;
 use crate::status;
 use crate::watch::{PodWatch, Seen, WaitEnd};
 
+/// The longest piece of a line read at once.
+const MAX_PIECE: u64 = 1 << 20;
+
 /// Where a resumed follow starts: after the last line delivered.
+///
+/// stdout and stderr are merged by the kubelet in no stable order, so their
+/// timestamps need not rise within one read: nothing is dropped there. Only a
+/// resumed read (from the second of the latest line, the API's granularity)
+/// skips, up to the point already delivered.
 #[derive(Debug, Default)]
 struct Position {
-    /// Timestamp of the last line delivered.
+    /// The latest timestamp delivered.
     last: Option<Timestamp>,
-    /// How many lines delivered so far carry exactly `last`.
+    /// How many lines delivered carry exactly `last`.
+    at_last: usize,
+}
+
+/// What a read still has to skip before its lines are new.
+#[derive(Debug)]
+struct Skip {
+    /// Still skipping (a resumed read, before the point delivered).
+    active: bool,
+    /// Lines stamped exactly `last` still to skip.
     at_last: usize,
 }
 
 impl Position {
+    /// The skip of a read starting now.
+    fn skip(&self) -> Skip {
+        Skip {
+            active: self.last.is_some(),
+            at_last: self.at_last,
+        }
+    }
+
     /// Whether the line stamped `at` is new, recording it if so.
-    fn admit(&mut self, at: Timestamp, skip_at_last: &mut usize) -> bool {
+    fn admit(&mut self, at: Timestamp, skip: &mut Skip) -> bool {
+        if skip.active {
+            match self.last {
+                Some(last) if at < last => return false,
+                Some(last) if at == last && skip.at_last > 0 => {
+                    skip.at_last -= 1;
+                    return false;
+                }
+                _ => skip.active = false,
+            }
+        }
         match self.last {
-            Some(last) if at < last => false,
-            Some(last) if at == last && *skip_at_last > 0 => {
-                *skip_at_last -= 1;
-                false
-            }
-            Some(last) if at == last => {
-                self.at_last += 1;
-                true
-            }
+            Some(last) if at == last => self.at_last += 1,
+            Some(last) if at < last => {}
             _ => {
                 self.last = Some(at);
                 self.at_last = 1;
-                *skip_at_last = 0;
-                true
             }
         }
+        true
     }
 }
 
@@ -98,11 +125,11 @@ impl Follow {
                 }),
                 ..LogParams::default()
             };
-            let mut skip_at_last = position.at_last;
+            let mut skip = position.skip();
             let outcome = tokio::select! {
                 () = self.done.cancelled() => return,
                 () = after(&self.cancel, self.grace) => return,
-                outcome = self.read(&params, &mut position, &mut skip_at_last, &tx) => outcome,
+                outcome = self.read(&params, &mut position, &mut skip, &tx) => outcome,
             };
             match outcome {
                 Read::Closed => return,
@@ -149,7 +176,7 @@ impl Follow {
         &self,
         params: &LogParams,
         position: &mut Position,
-        skip_at_last: &mut usize,
+        skip: &mut Skip,
         tx: &mpsc::Sender<Result<Bytes, EngineError>>,
     ) -> Read {
         let reader = match self.api.log_stream(&self.pod, params).await {
@@ -158,17 +185,29 @@ impl Follow {
         };
         futures_util::pin_mut!(reader);
         let mut line = Vec::with_capacity(256);
+        // A line longer than the cap goes on in pieces: memory stays bounded
+        // whatever a step prints, and a piece after the first has no stamp.
+        let mut continuing = false;
+        let mut admitted = true;
         loop {
             line.clear();
-            match reader.read_until(b'\n', &mut line).await {
+            let mut capped = (&mut reader).take(MAX_PIECE);
+            match capped.read_until(b'\n', &mut line).await {
                 Ok(0) => return Read::Ended,
                 Ok(_) => {
-                    let (at, text) = split_timestamp(&line);
-                    let new = match at {
-                        Some(at) => position.admit(at, skip_at_last),
-                        // A line without a timestamp continues the last.
-                        None => true,
+                    let (at, text) = if continuing {
+                        (None, &line[..])
+                    } else {
+                        split_timestamp(&line)
                     };
+                    let new = match at {
+                        Some(at) => position.admit(at, skip),
+                        // The rest of a long line, or a line without a stamp:
+                        // as new as the piece before it.
+                        None => admitted,
+                    };
+                    admitted = new;
+                    continuing = line.last() != Some(&b'\n');
                     if new && tx.send(Ok(Bytes::copy_from_slice(text))).await.is_err() {
                         return Read::Closed;
                     }
@@ -213,16 +252,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_resumed_follow_skips_what_was_delivered() {
+    fn a_resumed_follow_skips_what_was_delivered_and_a_first_read_nothing() {
         let t = |s: &str| s.parse::<Timestamp>().unwrap();
         let mut position = Position::default();
-        let mut skip = 0;
+        let mut skip = position.skip();
         assert!(position.admit(t("2026-01-01T00:00:01.5Z"), &mut skip));
         assert!(position.admit(t("2026-01-01T00:00:02Z"), &mut skip));
+        assert!(
+            position.admit(t("2026-01-01T00:00:01.7Z"), &mut skip),
+            "stderr behind stdout: late, not lost"
+        );
         assert!(position.admit(t("2026-01-01T00:00:02Z"), &mut skip));
-        // Resumed from second 1: the three lines come again, then new ones.
-        let mut skip = position.at_last;
+        // Resumed from second 1: the four lines come again, then new ones.
+        let mut skip = position.skip();
         assert!(!position.admit(t("2026-01-01T00:00:01.5Z"), &mut skip));
+        assert!(!position.admit(t("2026-01-01T00:00:01.7Z"), &mut skip));
         assert!(!position.admit(t("2026-01-01T00:00:02Z"), &mut skip));
         assert!(!position.admit(t("2026-01-01T00:00:02Z"), &mut skip));
         assert!(
@@ -230,6 +274,10 @@ mod tests {
             "a third line of that instant is new"
         );
         assert!(position.admit(t("2026-01-01T00:00:03Z"), &mut skip));
+        assert!(
+            position.admit(t("2026-01-01T00:00:02.5Z"), &mut skip),
+            "past the point, nothing is skipped"
+        );
     }
 
     #[test]
