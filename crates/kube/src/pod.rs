@@ -179,10 +179,22 @@ pub(crate) fn plan(spec: &Spec, settings: &KubeSettings, creator: &Creator) -> S
         "" => settings.service_account.clone(),
         name => Some(name.to_owned()),
     };
-    let node_selector = match &pipeline.node_selector {
+    let mut node_selector = match &pipeline.node_selector {
         Some(selector) => selector.clone(),
         None => settings.node_selector.clone(),
     };
+    // The stage's platform is where it must run: a selector, not Drone's
+    // pod label that steers nothing (an arm64 stage on an amd64 node).
+    for (key, value) in [
+        ("kubernetes.io/os", &spec.platform.os),
+        ("kubernetes.io/arch", &spec.platform.arch),
+    ] {
+        if !value.is_empty() {
+            node_selector
+                .entry(key.to_owned())
+                .or_insert_with(|| value.clone());
+        }
+    }
     let pod = Pod {
         metadata: ObjectMeta {
             name: Some(pod_name.clone()),
@@ -665,6 +677,7 @@ mod tests {
             "exec /usr/bin/tool 'it'\\''s' --flag"
         );
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(pod.node_selector, None, "no platform, no selector");
         assert_eq!(pod.automount_service_account_token, None);
     }
 
@@ -712,6 +725,7 @@ mod tests {
             }],
             ..step("a")
         }]);
+        s.platform.arch = "arm64".into();
         s.volumes = vec![SpecVolume {
             name: "conf".into(),
             source: VolumeSource::Temp {
@@ -732,6 +746,11 @@ mod tests {
         });
         let plan = plan(&s, &KubeSettings::default(), &Creator::current());
         let pod = plan.pod.spec.unwrap();
+        let selector = pod.node_selector.clone().unwrap();
+        assert_eq!(
+            selector["kubernetes.io/arch"], "arm64",
+            "the stage's platform"
+        );
         let volume = &pod.volumes.unwrap()[1];
         let map = volume.config_map.as_ref().unwrap();
         assert_eq!(map.name, "app-config");
