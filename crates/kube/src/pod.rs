@@ -211,7 +211,7 @@ pub(crate) fn plan(spec: &Spec, settings: &KubeSettings, creator: &Creator) -> S
             ),
             // No token for a pod that asked for no account: a pull
             // request's steps get no API credentials by default.
-            automount_service_account_token: service_account.is_some().then_some(true),
+            automount_service_account_token: Some(service_account.is_some()),
             service_account_name: service_account,
             enable_service_links: Some(false),
             node_selector: (!node_selector.is_empty()).then_some(node_selector),
@@ -678,7 +678,7 @@ mod tests {
         );
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         assert_eq!(pod.node_selector, None, "no platform, no selector");
-        assert_eq!(pod.automount_service_account_token, None);
+        assert_eq!(pod.automount_service_account_token, Some(false));
     }
 
     #[test]
