@@ -333,7 +333,10 @@ impl EngineKeys for KubeKeys {
             }
         }
         if !trusted {
+            // A pod in another namespace reaches that namespace's Secrets,
+            // claims and accounts: the runner's operator chooses it.
             let gated = [
+                ("metadata.namespace", !p.metadata.namespace.is_empty()),
                 ("service_account_name", !p.service_account_name.is_empty()),
                 ("node_name", !p.node_name.is_empty()),
                 ("node_selector", p.node_selector.is_some()),
