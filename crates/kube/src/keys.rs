@@ -337,6 +337,10 @@ impl EngineKeys for KubeKeys {
             // claims and accounts: the runner's operator chooses it.
             let gated = [
                 ("metadata.namespace", !p.metadata.namespace.is_empty()),
+                // Labels steer Services and NetworkPolicies; annotations,
+                // admission webhooks and meshes.
+                ("metadata.labels", !p.metadata.labels.is_empty()),
+                ("metadata.annotations", !p.metadata.annotations.is_empty()),
                 ("service_account_name", !p.service_account_name.is_empty()),
                 ("node_name", !p.node_name.is_empty()),
                 ("node_selector", p.node_selector.is_some()),
