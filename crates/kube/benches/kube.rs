@@ -25,8 +25,8 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams, WatchEvent, WatchParams};
 use runnerkit_core::{CancellationToken, Engine, PullPolicy, Script, Spec, Step, Workspace};
-use runnerkit_kube::{KubeEngine, LABEL_MANAGED};
 use runnerkit_kube::testing::{TEST_IMAGE, kube_or_skip};
+use runnerkit_kube::{KubeEngine, LABEL_MANAGED};
 use runnerkit_runtime::Runtime;
 
 const ROUNDS: usize = 5;
