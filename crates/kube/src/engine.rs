@@ -87,10 +87,7 @@ impl KubeEngine {
     /// # Errors
     /// [`Error::Config`] when there is no usable configuration.
     pub async fn connect(settings: KubeSettings) -> Result<Self, Error> {
-        let config = match std::env::var("DRONE_KUBERNETES_CONFIG")
-            .ok()
-            .filter(|p| !p.is_empty())
-        {
+        let config = match settings.kubeconfig.clone() {
             Some(path) => {
                 let file = kube::config::Kubeconfig::read_from(&path)
                     .map_err(|e| Error::Config(Box::new(e)))?;
