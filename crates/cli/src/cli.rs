@@ -150,9 +150,34 @@ pub struct BuildArgs {
 /// `runnerkit exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The pipeline file and pipeline.
-    #[command(flatten)]
-    pub source: Source,
+    /// The pipeline file. Its directory is the workspace unless
+    /// `--workspace` says otherwise.
+    ///
+    /// Example: `runnerkit exec ci/.drone.yml`
+    #[arg(value_name = "FILE", default_value = ".drone.yml")]
+    pub file: PathBuf,
+    /// Run this pipeline, by name (repeatable), whatever its `trigger`
+    /// says; its `depends_on` on pipelines not named is ignored. Default:
+    /// every pipeline whose `trigger` matches the build, in `depends_on`
+    /// order, as the server would.
+    ///
+    /// Example: `--pipeline test --pipeline lint`
+    #[arg(long = "pipeline", value_name = "NAME")]
+    pub pipelines: Vec<String>,
+    /// The directory the steps work in: `type: exec` steps run in it,
+    /// `type: docker` steps get it mounted at the workspace path.
+    /// Default: the directory holding FILE.
+    ///
+    /// Example: `--workspace ../checkout`
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Show what would run for this build and why anything would not:
+    /// the pipelines in order with their dependencies, and each one's
+    /// steps; nothing runs. With `--json`, as one JSON object.
+    ///
+    /// Example: `runnerkit exec --list --branch main`
+    #[arg(long)]
+    pub list: bool,
     /// Treat the repository as trusted: allow privileged steps, host
     /// volumes, devices and the other trusted-only settings.
     ///
@@ -377,6 +402,11 @@ mod tests {
             "ci.yml",
             "--pipeline",
             "p",
+            "--pipeline",
+            "q",
+            "--workspace",
+            "w",
+            "--list",
             "--trusted",
             "--env",
             "A=1",
@@ -414,8 +444,10 @@ mod tests {
         let Command::Exec(args) = cli.command else {
             panic!("not exec");
         };
-        assert_eq!(args.source.file, PathBuf::from("ci.yml"));
-        assert_eq!(args.source.pipeline.as_deref(), Some("p"));
+        assert_eq!(args.file, PathBuf::from("ci.yml"));
+        assert_eq!(args.pipelines, ["p", "q"]);
+        assert_eq!(args.workspace, Some(PathBuf::from("w")));
+        assert!(args.list);
         assert!(args.trusted && args.json);
         assert_eq!(args.env.len(), 2);
         assert_eq!(args.secrets, [("S".to_owned(), "x".to_owned())]);

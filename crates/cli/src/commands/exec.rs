@@ -52,11 +52,11 @@ async fn prepare_and_run(
     runner: &Runner,
 ) -> anyhow::Result<Outcome> {
     let types = runner.types();
-    let source = pipeline::read(&args.source.file)?;
+    let source = pipeline::read(&args.file)?;
     let env = pipeline::with_env_file(args.env_file.as_deref(), &args.env)
         .context("cannot read the --env-file")?;
     let inputs = RunInputs {
-        pipeline: args.source.pipeline.as_deref(),
+        pipeline: args.pipelines.first().map(String::as_str),
         trusted: args.trusted,
         build: args.build.clone(),
         env: &env,
