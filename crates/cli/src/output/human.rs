@@ -62,6 +62,9 @@ pub struct HumanReporter {
     warnings: BTreeMap<Option<String>, Vec<String>>,
     /// Every step of the pipeline, for the summary; empty: the Spec's.
     listing: Vec<StageStep>,
+    /// The pipeline's name when several run: it heads each step's prefix
+    /// (`test/build |`) and the stage's last line.
+    stage: Option<String>,
 }
 
 impl std::fmt::Debug for HumanReporter {
@@ -86,7 +89,18 @@ impl HumanReporter {
             masker,
             warnings: BTreeMap::new(),
             listing: Vec::new(),
+            stage: None,
         }
+    }
+
+    /// One of several pipelines running at once: each prefix starts with
+    /// the pipeline's `name` (`test/build |`), padded to `width` columns
+    /// (the widest `pipeline/step` of the run, so every stage's lines line
+    /// up), and the stage's last line names it.
+    pub fn with_stage_label(mut self, name: &str, width: usize) -> Self {
+        self.width = width.max(self.width + name.width() + 1);
+        self.stage = Some(name.to_owned());
+        self
     }
 
     /// Lists every step of the pipeline in the summary (the compiled stage's
@@ -115,7 +129,11 @@ impl HumanReporter {
     }
 
     fn prefix(&self, step: &StepState) -> String {
-        let name = format!("{} |", pad(&step.name, self.width));
+        let label = match &self.stage {
+            Some(stage) => format!("{stage}/{}", step.name),
+            None => step.name.clone(),
+        };
+        let name = format!("{} |", pad(&label, self.width));
         if self.style.color {
             let colour = PALETTE[step.index % PALETTE.len()];
             format!("\x1b[{colour}m{name}{RESET} ")
@@ -210,7 +228,11 @@ impl HumanReporter {
             text.push('\n');
         }
         let stage = &snapshot.stage;
-        text.push_str(&format!("\npipeline {}", self.status(stage.status)));
+        let name = self
+            .stage
+            .as_ref()
+            .map_or_else(String::new, |name| format!("{name}: "));
+        text.push_str(&format!("\npipeline {name}{}", self.status(stage.status)));
         if let (Some(start), Some(stop)) = (stage.started, stage.stopped) {
             let took = stop.duration_since(start).unwrap_or_default();
             text.push_str(&format!(" in {}", duration(took)));
@@ -525,6 +547,28 @@ mod tests {
         reporter.got_line(&state, &test, &line("y"));
         let text = buf.text();
         assert_eq!(text, "\x1b[36mbuild |\x1b[0m x\n\x1b[33mtest  |\x1b[0m y\n");
+    }
+
+    #[tokio::test]
+    async fn a_stage_label_heads_prefixes_and_the_last_line() {
+        let buf = Buffer::default();
+        // The run's widest label is wider than this stage's own.
+        let reporter = HumanReporter::new(
+            Box::new(buf.clone()),
+            &spec(),
+            Style { color: false },
+            Masker::new([]),
+        )
+        .with_stage_label("ci", 12);
+        let build = finished(0, "build", Status::Success, 0, 5);
+        let mut snap = Snapshot::new(vec![build.clone()]);
+        snap.stage.status = Status::Success;
+        let state = StateWriter::new(snap).reader();
+        reporter.got_line(&state, &build, &line("x"));
+        reporter.after(&state).await.unwrap();
+        let text = buf.text();
+        assert!(text.starts_with("ci/build     | x\n"), "{text}");
+        assert!(text.ends_with("\npipeline ci: success\n"), "{text}");
     }
 
     #[test]
