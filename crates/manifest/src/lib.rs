@@ -90,6 +90,7 @@ mod live;
 mod model;
 mod registry;
 mod secrets;
+pub mod stages;
 mod types;
 mod unknown;
 mod values;

@@ -55,9 +55,9 @@ pub enum LintRule {
     DuplicatePipeline,
     /// A Docker step without an image.
     MissingImage,
-    /// `depends_on` naming no step.
+    /// `depends_on` naming no step (of a step) or no pipeline (of a pipeline).
     UnknownDependency,
-    /// `depends_on` forming a cycle.
+    /// `depends_on` forming a cycle, of steps or of pipelines.
     CyclicalDependency,
     /// A trusted-only feature in an untrusted repository.
     Untrusted,
@@ -333,43 +333,56 @@ fn lint_dependencies(l: &mut Linter<'_>) {
             }
         }
     }
-    // Depth-first search for back edges.
-    let graph: BTreeMap<&str, (&StepSpec, u64)> = steps
+    let lines: BTreeMap<&str, u64> = steps
         .iter()
-        .map(|(s, line)| (s.name.as_str(), (*s, *line)))
+        .map(|(s, line)| (s.name.as_str(), *line))
         .collect();
-    let mut state: BTreeMap<&str, u8> = BTreeMap::new(); // 1 = on stack, 2 = done
-    let mut reported = BTreeSet::new();
-    for (start, _) in &steps {
-        visit(
-            &start.name,
-            &graph,
-            &mut state,
-            &mut Vec::new(),
-            &mut |cycle| {
-                let mut key: Vec<&str> = cycle.to_vec();
-                key.sort_unstable();
-                if reported.insert(key) {
-                    let first = cycle[0];
-                    let line = graph.get(first).map_or(0, |(_, line)| *line);
-                    let mut path = cycle.join(" -> ");
-                    path.push_str(" -> ");
-                    path.push_str(first);
-                    l.push(
-                        Some(first),
-                        line,
-                        LintRule::CyclicalDependency,
-                        format!("cyclical step dependency: {path}"),
-                    );
-                }
-            },
+    let graph: BTreeMap<&str, &[String]> = steps
+        .iter()
+        .map(|(s, _)| (s.name.as_str(), s.depends_on.as_slice()))
+        .collect();
+    for cycle in cycles(&graph) {
+        let first = cycle[0];
+        l.push(
+            Some(first),
+            lines.get(first).copied().unwrap_or(0),
+            LintRule::CyclicalDependency,
+            format!("cyclical step dependency: {}", cycle_path(&cycle)),
         );
     }
 }
 
+/// `a -> b -> a`.
+fn cycle_path(cycle: &[&str]) -> String {
+    let mut path = cycle.join(" -> ");
+    path.push_str(" -> ");
+    path.push_str(cycle[0]);
+    path
+}
+
+/// Every cycle of `graph` (name → the names it depends on), each once,
+/// found by a depth-first search for back edges: linear in the graph.
+/// Names a node depends on that are not in `graph` are left out (the
+/// unknown-dependency rule reports them).
+fn cycles<'a>(graph: &BTreeMap<&'a str, &'a [String]>) -> Vec<Vec<&'a str>> {
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new(); // 1 = on stack, 2 = done
+    let mut reported = BTreeSet::new();
+    let mut found = Vec::new();
+    for start in graph.keys() {
+        visit(start, graph, &mut state, &mut Vec::new(), &mut |cycle| {
+            let mut key: Vec<&str> = cycle.to_vec();
+            key.sort_unstable();
+            if reported.insert(key) {
+                found.push(cycle.to_vec());
+            }
+        });
+    }
+    found
+}
+
 fn visit<'a>(
     name: &'a str,
-    graph: &BTreeMap<&'a str, (&'a StepSpec, u64)>,
+    graph: &BTreeMap<&'a str, &'a [String]>,
     state: &mut BTreeMap<&'a str, u8>,
     stack: &mut Vec<&'a str>,
     on_cycle: &mut dyn FnMut(&[&'a str]),
@@ -384,12 +397,12 @@ fn visit<'a>(
         }
         _ => {}
     }
-    let Some((step, _)) = graph.get(name) else {
+    let Some(deps) = graph.get(name) else {
         return;
     };
     state.insert(name, 1);
     stack.push(name);
-    for dep in &step.depends_on {
+    for dep in *deps {
         if let Some((key, _)) = graph.get_key_value(dep.as_str()) {
             visit(key, graph, state, stack, on_cycle);
         }
@@ -411,19 +424,55 @@ pub fn lint_file(manifest: &Manifest, types: &TypeRegistry, trusted: bool) -> Ve
     problems
 }
 
-/// Lints what spans pipelines: two pipelines with one name.
+/// Lints what spans pipelines: two pipelines with one name, a
+/// `depends_on` naming no pipeline of the file, and pipelines depending
+/// on each other in a cycle (the server would refuse the build).
 pub fn lint_manifest(manifest: &Manifest) -> Vec<LintError> {
     let mut seen = BTreeMap::new();
     let mut errors = Vec::new();
+    let problem = |p: &Pipeline, rule, message| LintError {
+        pipeline: p.display_name().to_owned(),
+        step: None,
+        line: p.line,
+        rule,
+        message,
+    };
     for p in manifest.pipelines() {
         if let Some(first) = seen.insert(p.display_name(), p.line) {
-            errors.push(LintError {
-                pipeline: p.display_name().to_owned(),
-                step: None,
-                line: p.line,
-                rule: LintRule::DuplicatePipeline,
-                message: format!("duplicate pipeline name (first at line {first})"),
-            });
+            errors.push(problem(
+                p,
+                LintRule::DuplicatePipeline,
+                format!("duplicate pipeline name (first at line {first})"),
+            ));
+        }
+    }
+    for p in manifest.pipelines() {
+        for dep in p
+            .depends_on
+            .iter()
+            .filter(|d| !seen.contains_key(d.as_str()))
+        {
+            errors.push(problem(
+                p,
+                LintRule::UnknownDependency,
+                format!(
+                    "unknown pipeline dependency: {} references {dep}",
+                    p.display_name()
+                ),
+            ));
+        }
+    }
+    let graph: BTreeMap<&str, &[String]> = manifest
+        .pipelines()
+        .map(|p| (p.display_name(), p.depends_on.as_slice()))
+        .collect();
+    for cycle in cycles(&graph) {
+        if let Some(p) = manifest.pipeline(Some(cycle[0])) {
+            errors.push(problem(
+                p,
+                LintRule::CyclicalDependency,
+                format!("cyclical pipeline dependency: {}", cycle_path(&cycle)),
+            ));
         }
     }
     errors
@@ -769,5 +818,27 @@ mod tests {
         let e = lint_manifest(&m);
         assert_eq!(rules(&e), [LintRule::DuplicatePipeline]);
         assert_eq!(e[0].line, 3);
+    }
+
+    #[test]
+    fn pipeline_dependencies_must_name_a_pipeline_and_not_loop() {
+        let m = Manifest::parse(
+            "kind: pipeline\nname: a\ndepends_on: [c]\n---\nkind: pipeline\nname: b\ndepends_on: [a, nope]\n---\nkind: pipeline\nname: c\ndepends_on: [b]\n",
+        )
+        .unwrap();
+        let e = lint_manifest(&m);
+        let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "pipeline \"b\" (line 4): unknown pipeline dependency: b references nope",
+                "pipeline \"a\" (line 1): cyclical pipeline dependency: a -> c -> b -> a",
+            ]
+        );
+        let fine = Manifest::parse(
+            "kind: pipeline\nname: a\n---\nkind: pipeline\nname: b\ndepends_on: [a]\n",
+        )
+        .unwrap();
+        assert_eq!(lint_manifest(&fine), []);
     }
 }
