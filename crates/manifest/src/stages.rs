@@ -239,7 +239,10 @@ depends_on: [build, deploy]
 trigger: {status: [failure]}
 ";
 
-    fn summary(plan: &StagePlan) -> Vec<(String, Option<u32>, Vec<usize>, Option<String>)> {
+    /// Name, number, dependencies, why not run.
+    type Row = (String, Option<u32>, Vec<usize>, Option<String>);
+
+    fn summary(plan: &StagePlan) -> Vec<Row> {
         plan.pipelines
             .iter()
             .map(|p| {
