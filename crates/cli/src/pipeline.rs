@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use runnerkit_core::Secret;
+use runnerkit_core::drone::{Build, Stage};
+use runnerkit_manifest::stages::StagePlan;
 use runnerkit_manifest::{
     CombinedSecrets, CompileContext, Compiled, Compiler, DocumentSecrets, Error, LintError,
     LiveStatus, StageInput, StaticSecrets, StepSelection, TypeRegistry,
@@ -22,7 +24,8 @@ use crate::context::local_build;
 pub struct SourceFile {
     /// The path as given.
     pub path: PathBuf,
-    /// The absolute directory holding it: the workspace.
+    /// The workspace, absolute: the directory holding the file, unless
+    /// `exec --workspace` replaced it.
     pub dir: PathBuf,
     /// Its text.
     pub text: String,
@@ -44,6 +47,19 @@ pub fn read(path: &Path) -> anyhow::Result<SourceFile> {
     })
 }
 
+/// `--workspace DIR`, resolved: an absolute path to a directory.
+///
+/// # Errors
+/// `dir` does not exist or is not a directory.
+pub fn workspace(dir: &Path) -> anyhow::Result<PathBuf> {
+    let absolute = std::fs::canonicalize(dir)
+        .with_context(|| format!("--workspace {}: cannot resolve the path", dir.display()))?;
+    if !absolute.is_dir() {
+        anyhow::bail!("--workspace {}: not a directory", dir.display());
+    }
+    Ok(absolute)
+}
+
 /// What a local run needs besides the file.
 #[derive(Debug, Default)]
 pub struct RunInputs<'a> {
@@ -59,6 +75,32 @@ pub struct RunInputs<'a> {
     pub secrets: &'a [(String, String)],
     /// `--include`/`--exclude`: the steps to run.
     pub selection: StepSelection,
+    /// The stage's number in the build (`DRONE_STAGE_NUMBER`); 0 for 1.
+    pub stage_number: i32,
+    /// The pipelines the stage waits for (`DRONE_STAGE_DEPENDS_ON`).
+    pub stage_depends_on: Vec<String>,
+}
+
+impl RunInputs<'_> {
+    /// The same inputs for the stage of pipeline `name`, numbered `number`
+    /// in the build and waiting for the pipelines `depends_on`.
+    pub fn for_stage<'b>(
+        &'b self,
+        name: &'b str,
+        number: i32,
+        depends_on: Vec<String>,
+    ) -> RunInputs<'b> {
+        RunInputs {
+            pipeline: Some(name),
+            trusted: self.trusted,
+            build: self.build.clone(),
+            env: self.env,
+            secrets: self.secrets,
+            selection: self.selection.clone(),
+            stage_number: number,
+            stage_depends_on: depends_on,
+        }
+    }
 }
 
 /// The variables of the dotenv file at `file`, if any, then `flags`: a
@@ -85,25 +127,43 @@ pub fn with_env_file(
 pub struct Prepared {
     /// The Spec, the compile warnings and every step of the pipeline.
     pub compiled: Compiled,
-    /// Keeps `DRONE_BUILD_STATUS` and its kin current as steps start.
-    pub live: LiveStatus,
+    /// The build it is a stage of, as compiled.
+    build: Build,
+    /// The stage it is.
+    stage: Stage,
 }
 
-/// Assembles one pipeline of `source` for a local run: its directory is
-/// the workspace, nothing is cloned, `--secret` values come first and the
-/// file's encrypted documents after them, and every `--secret` value is
-/// masked whether or not the pipeline uses it.
-pub async fn prepare(
-    source: &SourceFile,
-    inputs: &RunInputs<'_>,
-    types: &TypeRegistry,
-) -> anyhow::Result<Prepared> {
-    let requested = inputs.pipeline.unwrap_or_default();
-    let local = local_build(&inputs.build, &source.dir, inputs.trusted, requested, "");
+impl Prepared {
+    /// Keeps `DRONE_BUILD_STATUS` and its kin current as steps start, for
+    /// a stage starting after the build's stages `failed` failed.
+    pub fn live_status(&self, failed: &[String]) -> LiveStatus {
+        let build = Build {
+            stages: failed
+                .iter()
+                .map(|name| Stage {
+                    name: name.clone(),
+                    status: runnerkit_core::Status::Failure,
+                    ..Stage::default()
+                })
+                .collect(),
+            ..self.build.clone()
+        };
+        LiveStatus::new(&build, &self.stage)
+    }
+}
+
+/// The compile context of a local run of `source`, for the pipeline named
+/// `pipeline` ("" before one is picked).
+fn context(source: &SourceFile, inputs: &RunInputs<'_>, pipeline: &str) -> CompileContext {
+    let mut local = local_build(&inputs.build, &source.dir, inputs.trusted, pipeline, "");
+    if inputs.stage_number > 0 {
+        local.stage.number = inputs.stage_number;
+    }
+    local.stage.depends_on.clone_from(&inputs.stage_depends_on);
     let secrets = CombinedSecrets::new()
         .with(StaticSecrets::new(to_map(inputs.secrets)))
         .with(DocumentSecrets);
-    let ctx = CompileContext {
+    CompileContext {
         spec_id: run_id(),
         build: local.build,
         repo: local.repo,
@@ -124,7 +184,45 @@ pub async fn prepare(
         clone: false,
         selection: inputs.selection.clone(),
         ..CompileContext::default()
-    };
+    }
+}
+
+/// The build's stages, as a server would plan them for this run: `trigger`
+/// against the build data, `depends_on` for the order; `selected` (the
+/// `--pipeline` names) overrides the trigger. The file is substituted as
+/// for any stage of it, before one is picked.
+pub fn plan(
+    source: &SourceFile,
+    inputs: &RunInputs<'_>,
+    selected: &[String],
+) -> anyhow::Result<StagePlan> {
+    let ctx = context(source, inputs, "");
+    let vars = ctx.substitution_environ();
+    let refuse = |e: Error| refused(e, source);
+    let text = runnerkit_manifest::envsubst(&source.text, |k| vars.get(k).cloned())
+        .map_err(|e| refuse(e.into()))?;
+    let manifest = runnerkit_manifest::Manifest::parse(&text).map_err(|e| refuse(e.into()))?;
+    runnerkit_manifest::stages::plan(&manifest, selected, ctx_match(&ctx)).map_err(refuse)
+}
+
+fn ctx_match(ctx: &CompileContext) -> runnerkit_manifest::MatchInput<'_> {
+    runnerkit_manifest::MatchInput {
+        build: &ctx.build,
+        repo: &ctx.repo,
+        system: &ctx.system,
+    }
+}
+
+/// Assembles one pipeline of `source` for a local run: its directory is
+/// the workspace, nothing is cloned, `--secret` values come first and the
+/// file's encrypted documents after them, and every `--secret` value is
+/// masked whether or not the pipeline uses it.
+pub async fn prepare(
+    source: &SourceFile,
+    inputs: &RunInputs<'_>,
+    types: &TypeRegistry,
+) -> anyhow::Result<Prepared> {
+    let ctx = context(source, inputs, inputs.pipeline.unwrap_or_default());
     let compiled = runnerkit_manifest::assemble(StageInput {
         text: &source.text,
         pipeline: inputs.pipeline,
@@ -139,7 +237,8 @@ pub async fn prepare(
     stage.name.clone_from(&compiled.pipeline);
     stage.kind_type.clone_from(&compiled.pipeline_type);
     Ok(Prepared {
-        live: LiveStatus::new(&ctx.build, &stage),
+        build: ctx.build,
+        stage,
         compiled,
     })
 }

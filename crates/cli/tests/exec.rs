@@ -406,9 +406,19 @@ fn build_flags_reach_conditions_and_variables() {
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("only-on-tags | tagged\n"), "{}", r.stdout);
-    // Without --pipeline, the first pipeline runs.
+    // Without --pipeline, every pipeline runs, each line named after its
+    // pipeline.
     let r = run(dir, &["exec"]);
-    assert!(r.stdout.contains("a | first pipeline\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("first/a  | first pipeline\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("second/b | second pipeline"),
+        "{}",
+        r.stdout
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -41,6 +41,9 @@ pub struct PlannedPipeline {
     pub on_failure: bool,
     /// Why it got no stage; `None` when it got one.
     pub not_run: Option<NotPlanned>,
+    /// The `trigger` key that does not match the build, also for a
+    /// pipeline that got a stage because it was selected by name.
+    pub mismatch: Option<&'static str>,
 }
 
 /// Why a pipeline got no stage.
@@ -147,11 +150,9 @@ pub fn plan(
     if !problems.is_empty() {
         return Err(Error::Lint(problems));
     }
-    let not_run = |p: &Pipeline| {
+    let not_run = |p: &Pipeline, mismatch: Option<&'static str>| {
         if selected.is_empty() {
-            p.trigger
-                .mismatch(input)
-                .map(|key| NotPlanned::Trigger { key })
+            mismatch.map(|key| NotPlanned::Trigger { key })
         } else if selected.iter().any(|s| s == p.display_name()) {
             None
         } else {
@@ -161,7 +162,8 @@ pub fn plan(
     let mut pipelines: Vec<PlannedPipeline> = Vec::with_capacity(names.len());
     let mut number = 0;
     for p in manifest.pipelines() {
-        let not_run = not_run(p);
+        let mismatch = p.trigger.mismatch(input);
+        let not_run = not_run(p, mismatch);
         let status = &p.trigger.status;
         pipelines.push(PlannedPipeline {
             name: p.display_name().to_owned(),
@@ -177,6 +179,7 @@ pub fn plan(
             on_success: status.matches("success"),
             on_failure: !status.is_empty() && status.matches("failure"),
             not_run,
+            mismatch,
         });
     }
     let index: BTreeMap<&str, usize> = names
@@ -280,6 +283,7 @@ trigger: {status: [failure]}
     #[test]
     fn selected_pipelines_run_whatever_their_trigger() {
         let plan = planned(FILE, &["deploy"], "dev").unwrap();
+        assert_eq!(plan.pipelines[1].mismatch, Some("branch"));
         assert_eq!(
             summary(&plan),
             [

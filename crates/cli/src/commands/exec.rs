@@ -1,20 +1,29 @@
-//! `runnerkit exec`: run one pipeline of a file on this machine.
+//! `runnerkit exec`: run the pipelines of a file on this machine, as a
+//! server would plan the build (`trigger`, `depends_on`), or the ones
+//! `--pipeline` names; `--list` shows that plan without running it.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::Arc;
-
-use runnerkit_core::{CancellationToken, Hook};
-use runnerkit_runtime::logs::Masker;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use runnerkit_manifest::{Compiled, StepSelection};
+use runnerkit_core::{CancellationToken, Engine, Hook, Status};
+use runnerkit_manifest::stages::{NotPlanned, StagePlan};
+use runnerkit_manifest::{Compiled, LiveStatus, StepSelection};
+use runnerkit_runtime::logs::Masker;
+use unicode_width::UnicodeWidthStr;
 
 use crate::cli::ExecArgs;
-use crate::commands::stage::{self, StageOptions};
+use crate::commands::build::{self, BuildEvents, StageEnd, StageJob, StageOutcome};
+use crate::commands::list;
+use crate::commands::stage::StageOptions;
 use crate::interrupt;
+use crate::output::build::StageRow;
 use crate::output::exit::Outcome;
-use crate::output::json::RunResult;
+use crate::output::json::{BuildResult, RunResult, StageResult};
 use crate::output::{self, HumanReporter};
-use crate::pipeline::{self, Prepared, RunInputs};
+use crate::pipeline::{self, RunInputs};
 use crate::runner::Runner;
 
 /// Runs the pipeline; `Err` when the input was refused before anything ran.
@@ -52,11 +61,14 @@ async fn prepare_and_run(
     runner: &Runner,
 ) -> anyhow::Result<Outcome> {
     let types = runner.types();
-    let source = pipeline::read(&args.file)?;
+    let mut source = pipeline::read(&args.file)?;
+    if let Some(dir) = &args.workspace {
+        source.dir = pipeline::workspace(dir)?;
+    }
     let env = pipeline::with_env_file(args.env_file.as_deref(), &args.env)
         .context("cannot read the --env-file")?;
     let inputs = RunInputs {
-        pipeline: args.pipelines.first().map(String::as_str),
+        pipeline: None,
         trusted: args.trusted,
         build: args.build.clone(),
         env: &env,
@@ -65,49 +77,314 @@ async fn prepare_and_run(
             include: args.include.clone(),
             exclude: args.exclude.clone(),
         },
+        ..RunInputs::default()
     };
-    let Prepared { compiled, live } = pipeline::prepare(&source, &inputs, types.registry()).await?;
+    let plan = pipeline::plan(&source, &inputs, &args.pipelines)?;
+    // One pipeline considered keeps the output of one stage; the form
+    // depends on the command line and the file, never on the build data.
+    let single = plan.pipelines.len() == 1 || args.pipelines.len() == 1;
+
+    // Every stage is compiled before any runs: a problem in the last
+    // pipeline refuses the build before the first one starts.
+    let mut prepared = Vec::new();
+    for (index, planned) in plan.stages() {
+        let depends_on = planned
+            .depends_on
+            .iter()
+            .map(|&d| plan.pipelines[d].name.clone())
+            .collect();
+        let number = planned
+            .number
+            .map_or(1, |n| i32::try_from(n).unwrap_or(i32::MAX));
+        let stage_inputs = inputs.for_stage(&planned.name, number, depends_on);
+        let stage = pipeline::prepare(&source, &stage_inputs, types.registry()).await?;
+        prepared.push((index, stage));
+    }
+    if args.list {
+        return list::show(&plan, &prepared, args.json);
+    }
+    if !args.platform_any {
+        for (_, stage) in &prepared {
+            crate::platform::check(&stage.compiled)?;
+        }
+    }
+    let resume_at = match (args.resume_at.as_deref(), prepared.as_slice()) {
+        (None, _) => None,
+        (Some(name), [(_, stage)]) => Some(resume_index(&stage.compiled, name)?),
+        (Some(name), _) => anyhow::bail!(
+            "--resume-at {name}: {} pipelines run for this build; pick the one to resume with --pipeline",
+            prepared.len()
+        ),
+    };
     let options = StageOptions {
         timeout: Some(args.timeout),
         max_procs: args.max_procs.map(std::num::NonZeroUsize::get),
         log_limit: args
             .log_limit
             .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX)),
-        resume_at: args
-            .resume_at
-            .as_deref()
-            .map(|name| resume_index(&compiled, name))
-            .transpose()?,
+        resume_at,
     };
-    if !args.platform_any {
-        crate::platform::check(&compiled)?;
+    let mut engines: BTreeMap<String, Arc<dyn Engine>> = BTreeMap::new();
+    let mut jobs = Vec::with_capacity(prepared.len());
+    for (index, stage) in prepared {
+        let kind = stage.compiled.pipeline_type.clone();
+        let engine = match engines.get(&kind) {
+            Some(engine) => Arc::clone(engine),
+            None => {
+                let engine = types.local_engine_for(&kind).await.map_err(|e| {
+                    if single {
+                        e
+                    } else {
+                        e.context(format!(
+                            "pipeline {:?} cannot run; run the others alone with --pipeline NAME",
+                            plan.pipelines[index].name
+                        ))
+                    }
+                })?;
+                engines.insert(kind, Arc::clone(&engine));
+                engine
+            }
+        };
+        jobs.push(StageJob {
+            index,
+            prepared: stage,
+            engine,
+        });
     }
-    let engine = types.local_engine_for(&compiled.pipeline_type).await?;
-    let spec = compiled.spec;
-    // Compile warnings come from the compiler, not the runtime: the CLI
-    // masks them with what the compile found to mask.
-    let masker = Masker::new(spec.masked_values());
-    // Every step of the pipeline, for the summary and the result: the Spec
-    // holds only those that may run.
-    let listing = compiled.steps;
 
-    let (out, style) = output::human_destination(args.json);
-    let reporter = HumanReporter::new(out, &spec, style, masker.clone())
-        .with_warnings(compiled.warnings)
-        .with_steps(listing.clone());
+    let events = ExecEvents::new(&plan, &jobs, single, args, runner);
+    events.introduce();
     let cancel = CancellationToken::new();
     let watcher = interrupt::watch(cancel.clone());
-    let mut hooks: Vec<Arc<dyn Hook>> = vec![Arc::new(live), Arc::new(reporter)];
-    hooks.extend(runner.hooks().iter().cloned());
-    let result = stage::run(engine, spec, hooks, &options, cancel).await;
+    let started = Instant::now();
+    let outcomes = build::run(&plan, jobs, &events, &options, &cancel).await;
     watcher.abort();
-    let snapshot = result?;
-
-    if args.json {
-        // The stage has run: a closed stdout changes nothing about its outcome.
-        let _ = RunResult::from_run(&listing, &snapshot).write(&mut std::io::stdout().lock());
+    if single {
+        return single_result(&plan, outcomes, args.json, cancel.is_cancelled());
     }
-    Ok(Outcome::Ran(snapshot.stage.status))
+    let status = build::status(&outcomes);
+    let took = (status != Status::Skipped).then(|| started.elapsed());
+    events.conclude(&outcomes, status, took);
+    if args.json {
+        let stages = stage_results(&plan, &outcomes);
+        // The build has run: a closed stdout changes nothing about its outcome.
+        let _ = BuildResult::new(status, stages).write(&mut std::io::stdout().lock());
+    }
+    Ok(Outcome::Ran(status))
+}
+
+/// The outcome of a run of one pipeline, as a run of one stage reports it:
+/// a Spec the runtime refused refuses the input.
+fn single_result(
+    plan: &StagePlan,
+    outcomes: Vec<StageOutcome>,
+    json: bool,
+    cancelled: bool,
+) -> anyhow::Result<Outcome> {
+    let (result, status) = match outcomes.into_iter().next() {
+        Some(StageOutcome {
+            end: StageEnd::Ran(snapshot),
+            listing,
+            ..
+        }) => (
+            RunResult::from_run(&listing, &snapshot),
+            snapshot.stage.status,
+        ),
+        Some(StageOutcome {
+            end: StageEnd::Refused(error),
+            ..
+        }) => anyhow::bail!(error),
+        Some(StageOutcome {
+            end: StageEnd::Skipped(reason),
+            ..
+        }) => {
+            let status = if cancelled {
+                Status::Killed
+            } else {
+                Status::Skipped
+            };
+            (RunResult::not_run(&reason), status)
+        }
+        None => {
+            let reason = plan
+                .pipelines
+                .iter()
+                .find_map(|p| p.not_run.as_ref())
+                .map_or_else(String::new, ToString::to_string);
+            (RunResult::not_run(&reason), Status::Skipped)
+        }
+    };
+    if json {
+        // The stage has run: a closed stdout changes nothing about its outcome.
+        let _ = result.write(&mut std::io::stdout().lock());
+    }
+    Ok(Outcome::Ran(status))
+}
+
+/// Every pipeline of the build for `--json`, in file order; those not
+/// selected by `--pipeline` are not part of it.
+fn stage_results(plan: &StagePlan, outcomes: &[StageOutcome]) -> Vec<StageResult> {
+    plan.pipelines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match &p.not_run {
+            Some(NotPlanned::NotSelected) => None,
+            Some(why) => Some(StageResult::skipped(&p.name, &why.to_string())),
+            None => outcomes
+                .iter()
+                .find(|o| o.index == i)
+                .map(|o| match &o.end {
+                    StageEnd::Ran(snapshot) => StageResult::ran(&p.name, &o.listing, snapshot),
+                    StageEnd::Skipped(reason) => StageResult::skipped(&p.name, reason),
+                    StageEnd::Refused(error) => StageResult::errored(&p.name, error),
+                }),
+        })
+        .collect()
+}
+
+/// What `exec` prints around the stages: their reporters, a line for each
+/// pipeline that does not run, the build's summary.
+struct ExecEvents<'a> {
+    plan: &'a StagePlan,
+    /// One pipeline considered: no labels, no build summary.
+    single: bool,
+    /// The widest `pipeline/step` label of the build.
+    width: usize,
+    json: bool,
+    runner_hooks: &'a [Arc<dyn Hook>],
+}
+
+impl<'a> ExecEvents<'a> {
+    fn new(
+        plan: &'a StagePlan,
+        jobs: &[StageJob],
+        single: bool,
+        args: &ExecArgs,
+        runner: &'a Runner,
+    ) -> Self {
+        let width = jobs
+            .iter()
+            .flat_map(|job| {
+                let name = plan.pipelines[job.index].name.width();
+                job.prepared
+                    .compiled
+                    .spec
+                    .steps
+                    .iter()
+                    .map(move |step| name + 1 + step.name.width())
+            })
+            .max()
+            .unwrap_or(0);
+        Self {
+            plan,
+            single,
+            width,
+            json: args.json,
+            runner_hooks: runner.hooks(),
+        }
+    }
+
+    fn emit(&self, text: &str) {
+        let (mut out, _) = output::human_destination(self.json);
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+
+    /// Before anything runs: why each pipeline without a stage has none,
+    /// and which selected pipelines run against their trigger.
+    fn introduce(&self) {
+        let mut text = String::new();
+        for p in &self.plan.pipelines {
+            match (&p.not_run, p.mismatch) {
+                (Some(NotPlanned::NotSelected), _) => {}
+                (Some(why), _) => text.push_str(&output::build::not_run(
+                    &p.name,
+                    &why.to_string(),
+                    false,
+                )),
+                (None, Some(key)) => text.push_str(&format!(
+                    "note: pipeline {}: runs as --pipeline asks, though its trigger does not match (trigger: {key})\n",
+                    p.name
+                )),
+                (None, None) => {}
+            }
+        }
+        if self.plan.stages().next().is_none() {
+            text.push_str("nothing to run: no pipeline's trigger matches this build (see --branch, --event, --ref, or pick one with --pipeline)\n");
+        }
+        if !text.is_empty() {
+            self.emit(&text);
+        }
+    }
+
+    /// After the build: the table of its pipelines.
+    fn conclude(&self, outcomes: &[StageOutcome], status: Status, took: Option<Duration>) {
+        let rows: Vec<StageRow> = self
+            .plan
+            .pipelines
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.not_run != Some(NotPlanned::NotSelected))
+            .map(|(i, p)| {
+                let outcome = outcomes.iter().find(|o| o.index == i);
+                let (status, took, reason) = match (&p.not_run, outcome.map(|o| &o.end)) {
+                    (Some(why), _) => (Status::Skipped, None, Some(why.to_string())),
+                    (None, Some(StageEnd::Ran(snapshot))) => {
+                        let stage = &snapshot.stage;
+                        let took = stage
+                            .started
+                            .zip(stage.stopped)
+                            .map(|(a, b)| b.duration_since(a).unwrap_or_default());
+                        (stage.status, took, None)
+                    }
+                    (None, Some(StageEnd::Skipped(reason))) => {
+                        (Status::Skipped, None, Some(reason.clone()))
+                    }
+                    (None, Some(StageEnd::Refused(error))) => {
+                        (Status::Error, None, Some(error.clone()))
+                    }
+                    (None, None) => (Status::Skipped, None, Some("cancelled".to_owned())),
+                };
+                StageRow {
+                    name: p.name.clone(),
+                    status,
+                    took,
+                    reason,
+                }
+            })
+            .collect();
+        let (_, style) = output::human_destination(self.json);
+        self.emit(&output::build::summary(&rows, status, took, style));
+    }
+}
+
+impl BuildEvents for ExecEvents<'_> {
+    fn hooks(&self, job: &StageJob, live: LiveStatus) -> Vec<Arc<dyn Hook>> {
+        let compiled = &job.prepared.compiled;
+        let spec = &compiled.spec;
+        let (out, style) = output::human_destination(self.json);
+        // Compile warnings come from the compiler, not the runtime: the CLI
+        // masks them with what the compile found to mask.
+        let masker = Masker::new(spec.masked_values());
+        let mut reporter = HumanReporter::new(out, spec, style, masker)
+            .with_warnings(compiled.warnings.clone())
+            // Every step of the pipeline, for the summary: the Spec holds
+            // only those that may run.
+            .with_steps(compiled.steps.clone());
+        if !self.single {
+            reporter = reporter.with_stage_label(&self.plan.pipelines[job.index].name, self.width);
+        }
+        let mut hooks: Vec<Arc<dyn Hook>> = vec![Arc::new(live), Arc::new(reporter)];
+        hooks.extend(self.runner_hooks.iter().cloned());
+        hooks
+    }
+
+    fn skipped(&self, index: usize, reason: &str) {
+        self.emit(&output::build::not_run(
+            &self.plan.pipelines[index].name,
+            reason,
+            true,
+        ));
+    }
 }
 
 /// Where `--resume-at NAME` starts in the Spec. Refused before anything

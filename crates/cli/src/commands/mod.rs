@@ -3,9 +3,11 @@
 //! its own refusals, masked and, with `--json`, as JSON; `daemon`, `ping`
 //! and `prune` print their own errors and fail with 1).
 
+mod build;
 mod compile;
 mod exec;
 mod lint;
+mod list;
 mod prune;
 pub mod stage;
 

@@ -2,7 +2,7 @@
 //!
 //! | status | meaning |
 //! | --- | --- |
-//! | 0 | the stage passed (`lint`: no problem found) |
+//! | 0 | the stage passed, or no pipeline's `trigger` matched (`lint`: no problem found) |
 //! | 1 | the stage failed, errored or was killed (Ctrl-C included); `daemon`, `ping`, `prune` could not do their job |
 //! | 2 | the input was refused: unreadable file, YAML error, lint error, unknown pipeline, engine not available |
 //! | 130 | a second Ctrl-C: left at once, without tearing down |
@@ -39,7 +39,8 @@ pub enum Outcome {
 /// The exit status for `outcome`.
 pub fn code(outcome: Outcome) -> u8 {
     match outcome {
-        Outcome::Ran(Status::Success) | Outcome::Clean => PASSED,
+        // A build none of whose pipelines matched ran nothing: nothing failed.
+        Outcome::Ran(Status::Success | Status::Skipped) | Outcome::Clean => PASSED,
         Outcome::Ran(_) | Outcome::Failed => FAILED,
         Outcome::Refused => REFUSED,
         Outcome::Interrupted => INTERRUPTED,
@@ -56,8 +57,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_success_passes() {
+    fn only_success_or_nothing_to_run_passes() {
         assert_eq!(code(Outcome::Ran(Status::Success)), 0);
+        assert_eq!(code(Outcome::Ran(Status::Skipped)), 0);
         for s in [Status::Failure, Status::Error, Status::Killed] {
             assert_eq!(code(Outcome::Ran(s)), 1, "{s}");
         }

@@ -143,15 +143,7 @@ impl HumanReporter {
     }
 
     fn status(&self, status: Status) -> String {
-        if !self.style.color {
-            return status.to_string();
-        }
-        let colour = match status {
-            Status::Success => "32",
-            Status::Failure | Status::Error | Status::Killed => "31",
-            _ => "2",
-        };
-        format!("\x1b[{colour}m{status}{RESET}")
+        paint(status, self.style)
     }
 
     fn end_line(&self, step: &StepState) -> String {
@@ -245,15 +237,28 @@ impl HumanReporter {
     }
 }
 
+/// `status`, coloured by how it went when `style` asks for colour.
+pub(super) fn paint(status: Status, style: Style) -> String {
+    if !style.color {
+        return status.to_string();
+    }
+    let colour = match status {
+        Status::Success => "32",
+        Status::Failure | Status::Error | Status::Killed => "31",
+        _ => "2",
+    };
+    format!("\x1b[{colour}m{status}{RESET}")
+}
+
 /// `text` and spaces up to `width` columns on a terminal: `format!`'s
 /// padding counts chars, which a wide (CJK) or combining one throws off.
-fn pad(text: &str, width: usize) -> String {
+pub(super) fn pad(text: &str, width: usize) -> String {
     let fill = width.saturating_sub(text.width());
     format!("{text}{:fill$}", "")
 }
 
 /// `0.42s`, `12.30s`, `2m05s`, `1h02m`.
-fn duration(d: Duration) -> String {
+pub(super) fn duration(d: Duration) -> String {
     let secs = d.as_secs();
     if secs < 60 {
         format!("{:.2}s", d.as_secs_f64())

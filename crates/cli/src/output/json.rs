@@ -15,7 +15,19 @@
 //! are RFC 3339 timestamps in UTC with microseconds
 //! (`2026-12-02T06:32:22.123456Z`), `seconds` how long the step ran, a float.
 //! `error` is there only when there is one, secrets masked (by the runtime
-//! for a stage that ran, here for a refusal).
+//! for a stage that ran, here for a refusal). A pipeline whose `trigger`
+//! did not match has `"status": "skipped"`, no steps and a `reason`.
+//!
+//! A run of several pipelines (a file with more than one, unless one
+//! `--pipeline` picks it) gives the build's status and a list of stages, in
+//! file order, each with its steps as above:
+//!
+//! ```text
+//! {"status": "...",
+//!  "stages": [{"name": "...", "status": "...", "started": ..., "finished": ...,
+//!              "seconds": ..., "steps": [...], "reason": "..."?, "error": "..."?}],
+//!  "error": "..."?}
+//! ```
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,7 +45,105 @@ pub struct RunResult {
     status: Status,
     steps: Vec<StepResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+/// The result of a build of several pipelines.
+#[derive(Debug, Serialize)]
+pub struct BuildResult {
+    status: Status,
+    stages: Vec<StageResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// One pipeline of a [`BuildResult`].
+#[derive(Debug, Serialize)]
+pub struct StageResult {
+    name: String,
+    status: Status,
+    started: Option<String>,
+    finished: Option<String>,
+    seconds: Option<f64>,
+    steps: Vec<StepResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl StageResult {
+    /// A pipeline whose stage ran, as [`RunResult::from_run`] gives it.
+    pub fn ran(name: &str, listing: &[StageStep], snapshot: &Snapshot) -> Self {
+        let run = RunResult::from_run(listing, snapshot);
+        let stage = &snapshot.stage;
+        let (started, finished) = (stage.started, stage.stopped);
+        Self {
+            name: name.to_owned(),
+            status: run.status,
+            started: started.and_then(rfc3339),
+            finished: finished.and_then(rfc3339),
+            seconds: started
+                .zip(finished)
+                .map(|(a, b)| seconds(b.duration_since(a).unwrap_or_default())),
+            steps: run.steps,
+            reason: None,
+            error: run.error,
+        }
+    }
+
+    /// A pipeline that did not run, for `reason`.
+    pub fn skipped(name: &str, reason: &str) -> Self {
+        Self::not_ran(name, Status::Skipped, Some(reason), None)
+    }
+
+    /// A pipeline whose stage errored before anything ran (its Spec was
+    /// refused), for `error`.
+    pub fn errored(name: &str, error: &str) -> Self {
+        Self::not_ran(name, Status::Error, None, Some(error))
+    }
+
+    fn not_ran(name: &str, status: Status, reason: Option<&str>, error: Option<&str>) -> Self {
+        Self {
+            name: name.to_owned(),
+            status,
+            started: None,
+            finished: None,
+            seconds: None,
+            steps: Vec::new(),
+            reason: reason.map(str::to_owned),
+            error: error.map(str::to_owned),
+        }
+    }
+}
+
+impl BuildResult {
+    /// The build: its status and its pipelines, in file order.
+    pub fn new(status: Status, stages: Vec<StageResult>) -> Self {
+        Self {
+            status,
+            stages,
+            error: None,
+        }
+    }
+
+    /// Writes the object and a newline.
+    pub fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        write_line(self, out)
+    }
+}
+
+fn write_line(value: &impl Serialize, out: &mut dyn Write) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// `d` in seconds, to the microsecond.
+fn seconds(d: std::time::Duration) -> f64 {
+    d.as_micros() as f64 / 1e6
 }
 
 /// One step of the result.
@@ -52,7 +162,7 @@ struct StepResult {
 impl From<StepRow> for StepResult {
     fn from(row: StepRow) -> Self {
         Self {
-            seconds: row.duration().map(|d| d.as_micros() as f64 / 1e6),
+            seconds: row.duration().map(seconds),
             started: row.started.and_then(rfc3339),
             finished: row.finished.and_then(rfc3339),
             name: row.name,
@@ -81,7 +191,19 @@ impl RunResult {
                 .into_iter()
                 .map(StepResult::from)
                 .collect(),
+            reason: None,
             error,
+        }
+    }
+
+    /// The result when the pipeline did not run: its `trigger` did not
+    /// match the build.
+    pub fn not_run(reason: &str) -> Self {
+        Self {
+            status: Status::Skipped,
+            steps: Vec::new(),
+            reason: Some(reason.to_owned()),
+            error: None,
         }
     }
 
@@ -91,15 +213,14 @@ impl RunResult {
         Self {
             status: Status::Error,
             steps: Vec::new(),
+            reason: None,
             error: Some(masker.mask_str(message)),
         }
     }
 
     /// Writes the object and a newline.
     pub fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        serde_json::to_writer(&mut *out, self)?;
-        out.write_all(b"\n")?;
-        out.flush()
+        write_line(self, out)
     }
 }
 

@@ -6,6 +6,7 @@
 //! summary go to stdout; with it they go to stderr and stdout holds only the
 //! result line.
 
+pub mod build;
 pub mod exit;
 pub mod human;
 pub mod json;
