@@ -17,7 +17,7 @@ pub use daemon::{DaemonArgs, DaemonSettingsArgs, PingArgs};
 #[derive(Debug, Parser)]
 #[command(name = "runnerkit", version, propagate_version = true)]
 #[command(
-    after_help = "Examples:\n  runnerkit exec\n  runnerkit exec ci/.drone.yml --pipeline test --secret TOKEN=abc\n  runnerkit lint --trusted\n  runnerkit compile --pipeline build > spec.json\n  runnerkit daemon --type exec /etc/runnerkit.env\n  runnerkit prune"
+    after_help = "Examples:\n  runnerkit exec\n  runnerkit exec ci/.drone.yml --pipeline test --secret TOKEN=abc\n  runnerkit lint --trusted\n  runnerkit compile --pipeline build > spec.json\n  runnerkit daemon --type exec /etc/runnerkit.env\n  runnerkit prune\n  runnerkit completions bash > /etc/bash_completion.d/runnerkit"
 )]
 pub struct Cli {
     /// What to do.
@@ -96,6 +96,31 @@ pub enum Command {
         after_help = "Examples:\n  runnerkit prune\n  DOCKER_HOST=tcp://10.0.0.5:2375 runnerkit prune"
     )]
     Prune,
+    /// Print a shell completion script for this command on stdout.
+    ///
+    /// Completes the subcommands, the flags and the values they take
+    /// (`--event`, `--type`, shells). Load it from the shell's startup file
+    /// or install it where the shell looks for completions.
+    #[command(
+        after_help = "Examples:\n  runnerkit completions bash > /etc/bash_completion.d/runnerkit\n  runnerkit completions zsh > \"${fpath[1]}/_runnerkit\"\n  runnerkit completions fish > ~/.config/fish/completions/runnerkit.fish\n  echo 'source <(runnerkit completions bash)' >> ~/.bashrc"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout: the command, then a section
+    /// per subcommand with its flags.
+    #[command(
+        after_help = "Examples:\n  runnerkit man | man -l -\n  runnerkit man > /usr/local/share/man/man1/runnerkit.1"
+    )]
+    Man,
+}
+
+/// `runnerkit completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for: bash, zsh, fish, elvish or powershell.
+    ///
+    /// Example: `runnerkit completions zsh`
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// The pipeline file and which pipeline of it.
@@ -345,6 +370,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let matches = command(runner).try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// The command line of `runner` as clap describes it: the one `parse`
+/// reads, and so the one `completions` and `man` describe (the runner's
+/// name, version and types, not `runnerkit`'s).
+pub fn command(runner: &crate::runner::Runner) -> clap::Command {
     let types: Vec<String> = runner
         .types()
         .iter()
@@ -372,8 +405,7 @@ where
     if let Some(version) = runner.version_text() {
         command = command.version(version.to_owned());
     }
-    let matches = command.try_get_matches_from(args)?;
-    Cli::from_arg_matches(&matches)
+    command
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! | status | meaning |
 //! | --- | --- |
 //! | 0 | the stage passed, or no pipeline's `trigger` matched (`lint`: no problem found) |
-//! | 1 | the stage failed, errored or was killed (Ctrl-C included); `daemon`, `ping`, `prune` could not do their job |
+//! | 1 | the stage failed, errored or was killed (Ctrl-C included); `daemon`, `ping`, `prune` could not do their job; `completions`, `man` could not write stdout |
 //! | 2 | the input was refused: unreadable file, YAML error, lint error, unknown pipeline, engine not available |
 //! | 130 | a second Ctrl-C: left at once, without tearing down |
 
@@ -30,7 +30,8 @@ pub enum Outcome {
     /// The input was refused.
     Refused,
     /// `daemon`, `ping` or `prune` could not do its job (a bad setting, an
-    /// unreachable server or Docker daemon).
+    /// unreachable server or Docker daemon); `completions` or `man` could
+    /// not write stdout.
     Failed,
     /// A second Ctrl-C.
     Interrupted,
