@@ -285,6 +285,14 @@ pub struct ExecArgs {
     /// Example: `runnerkit exec --json | jq '.steps[] | select(.status != "success")'`
     #[arg(long)]
     pub json: bool,
+    /// Colour the logs and the summary: `auto` when they go to a terminal
+    /// (stdout, or stderr with `--json`) and NO_COLOR is unset or empty, or
+    /// when CLICOLOR_FORCE is set and not `0` (NO_COLOR wins); `always` and
+    /// `never` whatever the output and the environment.
+    ///
+    /// Example: `runnerkit exec --color always | less -R`
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = crate::output::ColorChoice::Auto)]
+    pub color: crate::output::ColorChoice,
     /// The build, as `when` conditions and `DRONE_*` variables see it.
     #[command(flatten)]
     pub build: BuildArgs,
@@ -471,6 +479,8 @@ mod tests {
             "1h30m",
             "--max-procs",
             "2",
+            "--color",
+            "never",
         ])
         .unwrap();
         let Command::Exec(args) = cli.command else {
@@ -491,10 +501,12 @@ mod tests {
         assert_eq!(args.resume_at.as_deref(), Some("b"));
         assert_eq!(args.timeout, std::time::Duration::from_secs(5400));
         assert_eq!(args.max_procs.map(std::num::NonZeroUsize::get), Some(2));
+        assert_eq!(args.color, crate::output::ColorChoice::Never);
         let cli = Cli::try_parse_from(["runnerkit", "exec"]).unwrap();
         let Command::Exec(args) = cli.command else {
             panic!("not exec");
         };
+        assert_eq!(args.color, crate::output::ColorChoice::Auto);
         assert_eq!(args.timeout, std::time::Duration::from_secs(3600));
         let cli = Cli::try_parse_from(["runnerkit", "lint"]).unwrap();
         let Command::Lint(args) = cli.command else {

@@ -251,6 +251,7 @@ struct ExecEvents<'a> {
     /// The widest `pipeline/step` label of the build.
     width: usize,
     json: bool,
+    color: crate::output::ColorChoice,
     runner_hooks: &'a [Arc<dyn Hook>],
 }
 
@@ -280,12 +281,13 @@ impl<'a> ExecEvents<'a> {
             single,
             width,
             json: args.json,
+            color: args.color,
             runner_hooks: runner.hooks(),
         }
     }
 
     fn emit(&self, text: &str) {
-        let (mut out, _) = output::human_destination(self.json);
+        let (mut out, _) = output::human_destination(self.json, self.color);
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
 
@@ -352,7 +354,7 @@ impl<'a> ExecEvents<'a> {
                 }
             })
             .collect();
-        let (_, style) = output::human_destination(self.json);
+        let (_, style) = output::human_destination(self.json, self.color);
         self.emit(&output::build::summary(&rows, status, took, style));
     }
 }
@@ -361,7 +363,7 @@ impl BuildEvents for ExecEvents<'_> {
     fn hooks(&self, job: &StageJob, live: LiveStatus) -> Vec<Arc<dyn Hook>> {
         let compiled = &job.prepared.compiled;
         let spec = &compiled.spec;
-        let (out, style) = output::human_destination(self.json);
+        let (out, style) = output::human_destination(self.json, self.color);
         // Compile warnings come from the compiler, not the runtime: the CLI
         // masks them with what the compile found to mask.
         let masker = Masker::new(spec.masked_values());

@@ -4,7 +4,8 @@
 //!
 //! Where each goes is decided once, here: without `--json` the logs and the
 //! summary go to stdout; with it they go to stderr and stdout holds only the
-//! result line.
+//! result line. Whether they are coloured is decided here too
+//! ([`use_color`]), from `--color` and the environment.
 
 pub mod build;
 pub mod exit;
@@ -100,15 +101,57 @@ pub fn step_rows(listing: &[StageStep], snapshot: &Snapshot) -> Vec<StepRow> {
     rows
 }
 
-/// Where the human-readable output goes and how it looks.
-pub fn human_destination(json: bool) -> (Box<dyn Write + Send>, Style) {
-    let color_allowed = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+/// `--color`: whether the human-readable output is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when the output is a terminal, unless `NO_COLOR` says no;
+    /// `CLICOLOR_FORCE` colours a pipe too.
+    #[default]
+    Auto,
+    /// Always colour, whatever the output and the environment.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Where the human-readable output goes and how it looks, with colours as
+/// `choice` and the process's environment decide ([`use_color`]).
+pub fn human_destination(json: bool, choice: ColorChoice) -> (Box<dyn Write + Send>, Style) {
+    let no_color = std::env::var_os("NO_COLOR");
+    let force = std::env::var_os("CLICOLOR_FORCE");
+    let color = |terminal: bool| use_color(choice, terminal, no_color.as_deref(), force.as_deref());
     if json {
-        let color = color_allowed && std::io::stderr().is_terminal();
+        let color = color(std::io::stderr().is_terminal());
         (Box::new(std::io::stderr()), Style { color })
     } else {
-        let color = color_allowed && std::io::stdout().is_terminal();
+        let color = color(std::io::stdout().is_terminal());
         (Box::new(std::io::stdout()), Style { color })
+    }
+}
+
+/// Whether to colour output going to a terminal or not (`is_terminal`),
+/// given `--color` and the values of `NO_COLOR` and `CLICOLOR_FORCE`
+/// (`None` when unset).
+///
+/// `always` and `never` are what the user asked for on this command line,
+/// so they win over the environment. In `auto`, a non-empty `NO_COLOR`
+/// (no-color.org) turns colour off, even where `CLICOLOR_FORCE` would force
+/// it: asking for no colour is the safer of the two to honour. Otherwise
+/// `CLICOLOR_FORCE` set to anything but empty or `0` colours a pipe too
+/// (bixense.com/clicolors), as CI log viewers that render ANSI want.
+pub fn use_color(
+    choice: ColorChoice,
+    is_terminal: bool,
+    no_color: Option<&std::ffi::OsStr>,
+    clicolor_force: Option<&std::ffi::OsStr>,
+) -> bool {
+    let set = |value: Option<&std::ffi::OsStr>| value.is_some_and(|v| !v.is_empty());
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if set(no_color) => false,
+        ColorChoice::Auto if set(clicolor_force) && clicolor_force != Some("0".as_ref()) => true,
+        ColorChoice::Auto => is_terminal,
     }
 }
 
@@ -179,6 +222,41 @@ mod tests {
         assert!(rows[0].started.is_some() && rows[2].started.is_none());
         // Without a listing, the Spec's steps.
         assert_eq!(step_rows(&[], &snap).len(), 2);
+    }
+
+    #[test]
+    fn colour_follows_the_flag_then_no_color_then_clicolor_force_then_the_terminal() {
+        use ColorChoice::{Always, Auto, Never};
+        let v = |s: &'static str| Some(std::ffi::OsStr::new(s));
+        // (choice, is_terminal, NO_COLOR, CLICOLOR_FORCE) -> colour
+        let cases = [
+            (Auto, true, None, None, true),
+            (Auto, false, None, None, false),
+            // An empty NO_COLOR is as good as unset.
+            (Auto, true, v(""), None, true),
+            (Auto, true, v("1"), None, false),
+            (Auto, false, None, v("1"), true),
+            (Auto, false, None, v("yes"), true),
+            (Auto, false, None, v("0"), false),
+            (Auto, false, None, v(""), false),
+            // CLICOLOR_FORCE=0 does not turn a terminal's colour off.
+            (Auto, true, None, v("0"), true),
+            (Auto, false, v("1"), v("1"), false),
+            (Auto, true, v("1"), v("1"), false),
+            (Always, false, None, None, true),
+            (Always, false, v("1"), None, true),
+            (Always, true, v("1"), v("0"), true),
+            (Never, true, None, None, false),
+            (Never, true, None, v("1"), false),
+            (Never, false, v(""), v("1"), false),
+        ];
+        for (choice, terminal, no_color, force, want) in cases {
+            assert_eq!(
+                use_color(choice, terminal, no_color, force),
+                want,
+                "{choice:?} terminal={terminal} NO_COLOR={no_color:?} CLICOLOR_FORCE={force:?}"
+            );
+        }
     }
 
     #[test]
