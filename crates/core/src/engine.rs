@@ -106,9 +106,13 @@ pub trait Engine: Send + Sync {
     /// Called after `start`, yet no output may be lost, even from a step that
     /// printed and exited before `tail` was called: attach before starting,
     /// or buffer. The stream ends once the step has exited and all its output
-    /// has been yielded, or when `cancel` fires or `destroy` runs; an engine
-    /// must not keep it open because a background process of the step still
-    /// holds the output open after the step's main process ended.
+    /// has been yielded, or when `destroy` runs; an engine must not keep it
+    /// open because a background process of the step still holds the output
+    /// open after the step's main process ended. When `cancel` fires the
+    /// engine stops the step (gracefully where it can: SIGTERM, then SIGKILL
+    /// after its kill grace) and should go on yielding what the step prints
+    /// while it stops; an engine that cannot may end the stream at once.
+    /// The runtime stops reading a drain timeout after `wait` returned.
     async fn tail(
         &self,
         spec: &Spec,

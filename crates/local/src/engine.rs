@@ -384,7 +384,7 @@ impl Engine for LocalEngine {
                 () = stage_stop.cancelled() => {}
             }
         });
-        let stream = chunk_stream(chunks, cancel.clone(), stage.stop.clone());
+        let stream = chunk_stream(chunks, stage.stop.clone());
         Ok(Box::pin(stream))
     }
 
@@ -451,23 +451,24 @@ impl Engine for LocalEngine {
     }
 }
 
-/// The output channel as a stream that ends when the reader is done, or
-/// once `cancel` or `stop` fired and what was already read is handed over
+/// The output channel as a stream that ends when the reader is done (the
+/// main process exited and its group was killed), or once `stop` (the
+/// stage's teardown) fired and what was already read is handed over
 /// (bounded by the channel: a step spewing output cannot keep it open).
+/// A cancel does not end it: what the step prints while it stops on
+/// SIGTERM is part of its log, and the grace bounds how long that lasts.
 fn chunk_stream(
     chunks: Chunks,
-    cancel: CancellationToken,
     stop: CancellationToken,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, EngineError>> + Send {
     futures_util::stream::unfold((chunks, false), move |(mut chunks, ending)| {
-        let (cancel, stop) = (cancel.clone(), stop.clone());
+        let stop = stop.clone();
         async move {
             if ending {
                 return chunks.try_recv().ok().map(|c| (c, (chunks, true)));
             }
             tokio::select! {
                 biased;
-                () = cancel.cancelled() => {}
                 () = stop.cancelled() => {}
                 chunk = chunks.recv() => return chunk.map(|c| (c, (chunks, false))),
             }

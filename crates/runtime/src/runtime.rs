@@ -491,7 +491,17 @@ fn finalize(ctx: &StageContext, stop: Option<&Stop>) {
             Some(Stop::Hook(e) | Stop::Setup(e)) => Some(e.clone()),
             Some(Stop::FailFast(_) | Stop::Exit78) | None => None,
         };
-        let decisive = s.steps.iter().find(|st| st.fails_stage());
+        // After a fail-fast stop, the steps it killed do not decide the
+        // stage: it failed, it was not cancelled. The first step in order
+        // that failed on its own does (the fail-fast one, or one before it).
+        let fail_fast = match &stop {
+            Some(Stop::FailFast(_)) => s
+                .steps
+                .iter()
+                .find(|st| st.fails_stage() && st.status != Status::Killed),
+            _ => None,
+        };
+        let decisive = fail_fast.or_else(|| s.steps.iter().find(|st| st.fails_stage()));
         let (status, exit_code, error) = match (decisive, stop) {
             (Some(st), _) => match st.status {
                 Status::Killed => (Status::Killed, 137, st.error.clone().or(stop_message)),

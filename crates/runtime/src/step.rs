@@ -252,6 +252,9 @@ async fn run_started(
                 human(ctx.config.kill_grace)
             )),
         ),
+        // Stopped by the cancel yet exited in its own way (a trap, a clean
+        // shutdown on SIGTERM): its own exit code tells how.
+        Ran::Exited(exit) if cancelled => (Status::Killed, exit.exit_code, None),
         _ if cancelled => (Status::Killed, 137, None),
         Ran::Exited(_) if oom => (
             Status::Failure,

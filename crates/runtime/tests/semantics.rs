@@ -236,8 +236,9 @@ async fn fail_fast_cancels_the_rest_like_a_cancel() {
         (Status::Skipped, 0),
         "on-failure steps do not run after fail-fast"
     );
-    // The first step in order that failed the stage decides: `slow` was killed.
-    assert_eq!(snap.stage.status, Status::Killed);
+    // The failure decides, not `slow`, listed first, which its stop killed.
+    assert_eq!(snap.stage.status, Status::Failure);
+    assert_eq!(snap.stage.exit_code, 3);
 }
 
 #[tokio::test(start_paused = true)]
