@@ -304,6 +304,18 @@ pub struct CompileArgs {
     /// The pipeline file and pipeline.
     #[command(flatten)]
     pub source: Source,
+    /// Set an environment variable in every step (repeatable), as `exec`
+    /// does; also available to `${VAR}` substitution in the file.
+    ///
+    /// Example: `--env GOFLAGS=-mod=vendor`
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub env: Vec<(String, String)>,
+    /// Read environment variables from a dotenv file, as `exec` does; an
+    /// `--env` of the same name wins.
+    ///
+    /// Example: `--env-file ci.env`
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
     /// Provide a secret for `from_secret` (repeatable), as `exec` does.
     ///
     /// Example: `--secret docker_password=hunter2`

@@ -260,6 +260,20 @@ fn compile_takes_the_build_and_secret_flags() {
     assert!(!r.stderr.contains("not found"), "{}", r.stderr);
 }
 
+#[test]
+fn compile_takes_the_env_flags_for_substitution() {
+    let dir = workspace(
+        "kind: pipeline\ntype: exec\nname: p\nsteps:\n- name: s\n  commands: [echo ${GREETING:-unset} ${TARGET:-unset}]\n",
+        &[("ci.env", "GREETING=hello\nTARGET=file\n")],
+    );
+    let r = run(
+        dir.path(),
+        &["compile", "--env-file", "ci.env", "--env", "TARGET=flag"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("echo hello flag"), "{}", r.stdout);
+}
+
 /// A step printing 5.6 MB (past the daemon's 5 MiB cap), then one more line.
 const LOUD: &str = "kind: pipeline
 type: exec

@@ -19,11 +19,14 @@ pub async fn run(
     let source = pipeline::read(&args.source.file)?;
     let secrets = pipeline::with_env_file(args.secret_file.as_deref(), &args.secrets)
         .context("cannot read the --secret-file")?;
+    let env = pipeline::with_env_file(args.env_file.as_deref(), &args.env)
+        .context("cannot read the --env-file")?;
     let inputs = RunInputs {
         pipeline: args.source.pipeline.as_deref(),
         trusted: true,
         build: args.build.clone(),
         secrets: &secrets,
+        env: &env,
         ..RunInputs::default()
     };
     let prepared = pipeline::prepare(&source, &inputs, types).await?;
