@@ -16,6 +16,10 @@
 //! deploy  skipped     -  -         when: branch
 //!
 //! pipeline failure in 1.52s
+//!
+//! --- test (failure, exit 2): last 2 lines ---
+//! go test ./...
+//! FAIL example.com/pkg 0.12s
 //! ```
 //!
 //! The summary lists every step of the pipeline, also those whose `when` left
@@ -24,10 +28,19 @@
 //! one was. Names are padded to the longest, by the width a terminal gives
 //! them, so the logs and columns line up; on a terminal each step's prefix
 //! has its own colour and statuses are coloured, elsewhere the text is plain.
+//!
+//! A step that prints nothing for a while is not taken for hung: after each
+//! 30 s of silence it gets a line `build | ... still running (1m30s)`, the
+//! time since it started (detached steps, which run beside the others by
+//! design, get none). After the summary, each step that failed or errored
+//! has its last 10 log lines repeated under a heading, as cargo-nextest
+//! does, so the cause is on screen without scrolling back through the
+//! interleaved logs. Killed steps are left out: a cancel or timeout killed
+//! them, not their own output.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,6 +50,11 @@ use runnerkit_runtime::logs::Masker;
 use unicode_width::UnicodeWidthStr;
 
 use super::step_rows;
+
+/// How long a step may print nothing before a line says it still runs.
+const TICKER: Duration = Duration::from_secs(30);
+/// How many of a step's last log lines a failure repeats.
+const TAIL: usize = 10;
 
 /// Colours for step prefixes, by step position.
 const PALETTE: [&str; 6] = ["36", "33", "35", "34", "32", "96"];
@@ -51,7 +69,8 @@ pub struct Style {
 
 /// A [`Hook`](runnerkit_core::Hook) that prints a stage for people to read.
 pub struct HumanReporter {
-    out: Mutex<Box<dyn Write + Send>>,
+    /// Shared with the tickers, which print from their own tasks.
+    out: Arc<Mutex<Box<dyn Write + Send>>>,
     width: usize,
     style: Style,
     /// For compile warnings only: they come from the compiler, not the
@@ -65,6 +84,115 @@ pub struct HumanReporter {
     /// The pipeline's name when several run: it heads each step's prefix
     /// (`test/build |`) and the stage's last line.
     stage: Option<String>,
+    /// Silence after which a running step gets a "still running" line;
+    /// `None`: never.
+    ticker: Option<Duration>,
+    /// Per step index: its last lines and its ticker while it runs.
+    steps: Mutex<HashMap<usize, StepLog>>,
+}
+
+/// What the reporter keeps of one step.
+#[derive(Default)]
+struct StepLog {
+    /// Its last [`TAIL`] lines, for a failure's recap: a ring, not the log.
+    tail: VecDeque<String>,
+    /// While it runs (not detached): the task printing "still running".
+    ticker: Option<Ticker>,
+}
+
+/// A step's "still running" task and what it watches.
+struct Ticker {
+    activity: Arc<Mutex<Activity>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// When a step last showed a sign of life (a log line or a tick), and
+/// whether it has ended (its ticker must then stay quiet).
+struct Activity {
+    last: tokio::time::Instant,
+    done: bool,
+}
+
+/// `mutex`'s guard, also when a panic poisoned it: the data is text and
+/// timestamps, still good to print.
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Ticker {
+    /// Prints `prefix` and "... still running" to `out` after each
+    /// `interval` without a sign of life in `activity`, with the time since
+    /// `started`.
+    fn start(
+        out: Arc<Mutex<Box<dyn Write + Send>>>,
+        prefix: String,
+        interval: Duration,
+        started: tokio::time::Instant,
+    ) -> Self {
+        let activity = Arc::new(Mutex::new(Activity {
+            last: started,
+            done: false,
+        }));
+        let watched = Arc::clone(&activity);
+        let task = tokio::spawn(async move {
+            loop {
+                // Sleeps until the silence would be a whole interval, never
+                // more often: a line in between only moves the next wake-up.
+                let due = {
+                    let a = lock(&watched);
+                    if a.done {
+                        return;
+                    }
+                    a.last + interval
+                };
+                tokio::time::sleep_until(due).await;
+                // `out` before `activity`, as `stop` takes them: a step that
+                // ended while this one slept is seen as ended here.
+                let mut out = lock(&out);
+                let mut a = lock(&watched);
+                if a.done {
+                    return;
+                }
+                let now = tokio::time::Instant::now();
+                if now < a.last + interval {
+                    continue;
+                }
+                a.last = now;
+                let text = format!(
+                    "{prefix}... still running ({})\n",
+                    elapsed(now.duration_since(started))
+                );
+                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            }
+        });
+        Self { activity, task }
+    }
+
+    /// A sign of life: the next line waits a whole interval again.
+    fn touch(&self) {
+        lock(&self.activity).last = tokio::time::Instant::now();
+    }
+
+    /// Ends the ticker: nothing more is printed once this returns, even by
+    /// a tick already awake and waiting for `out`.
+    fn stop(self, out: &Mutex<Box<dyn Write + Send>>) {
+        {
+            let _out = lock(out);
+            lock(&self.activity).done = true;
+        }
+        self.task.abort();
+    }
+}
+
+impl Drop for HumanReporter {
+    fn drop(&mut self) {
+        // A reporter dropped mid-stage leaves no task printing on its own.
+        for log in lock(&self.steps).values_mut() {
+            if let Some(ticker) = log.ticker.take() {
+                ticker.task.abort();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for HumanReporter {
@@ -83,14 +211,25 @@ impl HumanReporter {
     pub fn new(out: Box<dyn Write + Send>, spec: &Spec, style: Style, masker: Masker) -> Self {
         let width = spec.steps.iter().map(|s| s.name.width()).max().unwrap_or(0);
         Self {
-            out: Mutex::new(out),
+            out: Arc::new(Mutex::new(out)),
             width,
             style,
             masker,
             warnings: BTreeMap::new(),
             listing: Vec::new(),
             stage: None,
+            ticker: Some(TICKER),
+            steps: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Says "still running" after each `interval` a running step prints
+    /// nothing (default: 30 s); [`Duration::ZERO`] turns it off. For the
+    /// tests: people get the default.
+    #[cfg(test)]
+    fn with_ticker(mut self, interval: Duration) -> Self {
+        self.ticker = Some(interval).filter(|i| !i.is_zero());
+        self
     }
 
     /// One of several pipelines running at once: each prefix starts with
@@ -124,8 +263,54 @@ impl HumanReporter {
     /// within a line. A reader that went away (a closed pipe) is not an
     /// error worth stopping a pipeline for: the text is dropped.
     fn emit(&self, text: &str) {
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = lock(&self.out);
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+
+    /// Stops the ticker of the step `index`, if it has one.
+    fn stop_ticker(&self, index: usize) {
+        let ticker = lock(&self.steps)
+            .get_mut(&index)
+            .and_then(|log| log.ticker.take());
+        if let Some(ticker) = ticker {
+            ticker.stop(&self.out);
+        }
+    }
+
+    /// The last lines of each step that failed or errored, in step order,
+    /// each under a heading; empty when none has lines.
+    fn failure_tails(&self, snapshot: &Snapshot) -> String {
+        let steps = lock(&self.steps);
+        let mut text = String::new();
+        for step in &snapshot.steps {
+            if !matches!(step.status, Status::Failure | Status::Error) {
+                continue;
+            }
+            let Some(tail) = steps.get(&step.index).map(|log| &log.tail) else {
+                continue;
+            };
+            if tail.is_empty() {
+                continue;
+            }
+            let label = match &self.stage {
+                Some(stage) => format!("{stage}/{}", step.name),
+                None => step.name.clone(),
+            };
+            let lines = match tail.len() {
+                1 => "last line".to_owned(),
+                n => format!("last {n} lines"),
+            };
+            text.push_str(&format!(
+                "\n--- {label} ({}, exit {}): {lines} ---\n",
+                self.status(step.status),
+                step.exit_code
+            ));
+            for line in tail {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
     }
 
     fn prefix(&self, step: &StepState) -> String {
@@ -257,6 +442,15 @@ pub(super) fn pad(text: &str, width: usize) -> String {
     format!("{text}{:fill$}", "")
 }
 
+/// `30s`, `1m30s`, `1h02m`: a step's running time, in whole seconds.
+fn elapsed(d: Duration) -> String {
+    if d.as_secs() < 60 {
+        format!("{}s", d.as_secs())
+    } else {
+        duration(d)
+    }
+}
+
 /// `0.42s`, `12.30s`, `2m05s`, `1h02m`.
 pub(super) fn duration(d: Duration) -> String {
     let secs = d.as_secs();
@@ -302,20 +496,59 @@ impl runnerkit_core::Hook for HumanReporter {
             ));
         }
         self.emit(&text);
+        if let Some(interval) = self.ticker.filter(|_| !step.detached) {
+            let ticker = Ticker::start(
+                Arc::clone(&self.out),
+                prefix,
+                interval,
+                tokio::time::Instant::now(),
+            );
+            let old = lock(&self.steps)
+                .entry(step.index)
+                .or_default()
+                .ticker
+                .replace(ticker);
+            // A step runs once; a second start would be the runtime's bug,
+            // and must not leave a ticker behind.
+            if let Some(old) = old {
+                old.stop(&self.out);
+            }
+        }
         Ok(StepDecision::Run)
     }
 
     async fn after_each(&self, _state: &State, step: &StepState) -> Result<(), HookError> {
+        self.stop_ticker(step.index);
         self.emit(&self.end_line(step));
         Ok(())
     }
 
     async fn after(&self, state: &State) -> Result<(), HookError> {
-        self.emit(&self.summary(&state.snapshot()));
+        // A step that never got its `after_each` (the stage gave up on it)
+        // must not tick under the summary.
+        let running: Vec<usize> = lock(&self.steps).keys().copied().collect();
+        for index in running {
+            self.stop_ticker(index);
+        }
+        let snapshot = state.snapshot();
+        let mut text = self.summary(&snapshot);
+        text.push_str(&self.failure_tails(&snapshot));
+        self.emit(&text);
         Ok(())
     }
 
     fn got_line(&self, _state: &State, step: &StepState, line: &Line) {
+        {
+            let mut steps = lock(&self.steps);
+            let log = steps.entry(step.index).or_default();
+            if log.tail.len() == TAIL {
+                log.tail.pop_front();
+            }
+            log.tail.push_back(line.message.clone());
+            if let Some(ticker) = &log.ticker {
+                ticker.touch();
+            }
+        }
         self.emit(&format!("{}{}\n", self.prefix(step), line.message));
     }
 
@@ -532,7 +765,10 @@ mod tests {
              deploy  skipped     -  -         when: branch\n\
              test    skipped     -  -         an earlier failure\n\
              \n\
-             pipeline failure\n"
+             pipeline failure\n\
+             \n\
+             --- ビルド (failure, exit 2): last line ---\n\
+             x\n"
         );
     }
 
@@ -574,6 +810,153 @@ mod tests {
         let text = buf.text();
         assert!(text.starts_with("ci/build     | x\n"), "{text}");
         assert!(text.ends_with("\npipeline ci: success\n"), "{text}");
+    }
+
+    fn plain(buf: &Buffer) -> HumanReporter {
+        HumanReporter::new(
+            Box::new(buf.clone()),
+            &spec(),
+            Style { color: false },
+            Masker::new([]),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_step_is_said_to_be_still_running_until_it_ends() {
+        let buf = Buffer::default();
+        let reporter = plain(&buf).with_ticker(Duration::from_secs(30));
+        let build = finished(0, "build", Status::Success, 0, 1);
+        let state = StateWriter::new(Snapshot::new(vec![build.clone()])).reader();
+        reporter.before_each(&state, &build).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        // A line restarts the silence: no tick at 60 s, one at 65 s.
+        reporter.got_line(&state, &build, &line("working"));
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert!(!buf.text().contains("(1m"), "{}", buf.text());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Then one each interval of silence: 1m35s, 2m05s.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        reporter.after_each(&state, &build).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(
+            buf.text(),
+            "build | --> running\n\
+             build | ... still running (30s)\n\
+             build | working\n\
+             build | ... still running (1m05s)\n\
+             build | ... still running (1m35s)\n\
+             build | ... still running (2m05s)\n\
+             build | <-- success (exit 0) in 0.00s\n"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn detached_steps_and_a_turned_off_ticker_say_nothing() {
+        let buf = Buffer::default();
+        let reporter = plain(&buf).with_ticker(Duration::from_secs(30));
+        let mut service = finished(0, "build", Status::Success, 0, 1);
+        service.detached = true;
+        let state = StateWriter::new(Snapshot::new(vec![service.clone()])).reader();
+        reporter.before_each(&state, &service).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(buf.text(), "build | --> running (detached)\n");
+
+        let buf = Buffer::default();
+        let reporter = plain(&buf).with_ticker(Duration::ZERO);
+        let build = finished(0, "build", Status::Success, 0, 1);
+        reporter.before_each(&state, &build).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(buf.text(), "build | --> running\n");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stage_ending_stops_a_ticker_whose_step_never_ended() {
+        let buf = Buffer::default();
+        let reporter = plain(&buf).with_ticker(Duration::from_secs(30));
+        let build = finished(0, "build", Status::Killed, 137, 1);
+        let state = StateWriter::new(Snapshot::new(vec![build.clone()])).reader();
+        reporter.before_each(&state, &build).await.unwrap();
+        reporter.after(&state).await.unwrap();
+        let printed = buf.text();
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(buf.text(), printed);
+        assert!(!printed.contains("still running"), "{printed}");
+    }
+
+    #[tokio::test]
+    async fn failed_steps_repeat_their_last_ten_lines_after_the_summary() {
+        let buf = Buffer::default();
+        let spec = Spec {
+            steps: ["build", "test", "lint", "deploy"]
+                .into_iter()
+                .map(Step::named)
+                .collect(),
+            ..Spec::default()
+        };
+        let reporter = HumanReporter::new(
+            Box::new(buf.clone()),
+            &spec,
+            Style { color: false },
+            Masker::new([]),
+        )
+        .with_stage_label("ci", 0);
+        let build = finished(0, "build", Status::Success, 0, 10);
+        let test = finished(1, "test", Status::Failure, 2, 10);
+        let lint = finished(2, "lint", Status::Error, 255, 10);
+        let deploy = finished(3, "deploy", Status::Killed, 137, 10);
+        let mut snap = Snapshot::new(vec![
+            build.clone(),
+            test.clone(),
+            lint.clone(),
+            deploy.clone(),
+        ]);
+        snap.stage.status = Status::Failure;
+        let state = StateWriter::new(snap).reader();
+        for step in [&build, &deploy] {
+            reporter.got_line(&state, step, &line("not repeated"));
+        }
+        for n in 1..=12 {
+            reporter.got_line(&state, &test, &line(&format!("test line {n}")));
+        }
+        reporter.got_line(&state, &lint, &line("lint: bad"));
+        let before = buf.text().len();
+        reporter.after(&state).await.unwrap();
+        let text = buf.text()[before..].to_owned();
+        let tails = text
+            .split_once("pipeline ci: failure\n")
+            .map(|(_, rest)| rest)
+            .unwrap_or_else(|| panic!("no last line in {text}"));
+        let tested: String = (3..=12).map(|n| format!("test line {n}\n")).collect();
+        assert_eq!(
+            tails,
+            format!(
+                "\n--- ci/test (failure, exit 2): last 10 lines ---\n{tested}\
+                 \n--- ci/lint (error, exit 255): last line ---\nlint: bad\n"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn no_recap_without_a_failing_step_that_printed() {
+        let buf = Buffer::default();
+        let reporter = plain(&buf);
+        let build = finished(0, "build", Status::Success, 0, 10);
+        let test = finished(1, "test", Status::Failure, 1, 10);
+        let mut snap = Snapshot::new(vec![build.clone(), test.clone()]);
+        snap.stage.status = Status::Failure;
+        let state = StateWriter::new(snap).reader();
+        reporter.got_line(&state, &build, &line("fine"));
+        reporter.after(&state).await.unwrap();
+        let text = buf.text();
+        assert!(text.ends_with("pipeline failure\n"), "{text}");
+        assert!(!text.contains("---"), "{text}");
+    }
+
+    #[test]
+    fn running_times_are_whole_seconds() {
+        assert_eq!(elapsed(Duration::from_millis(30_400)), "30s");
+        assert_eq!(elapsed(Duration::from_secs(90)), "1m30s");
+        assert_eq!(elapsed(Duration::from_secs(3720)), "1h02m");
     }
 
     #[test]
