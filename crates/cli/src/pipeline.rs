@@ -187,6 +187,16 @@ fn context(source: &SourceFile, inputs: &RunInputs<'_>, pipeline: &str) -> Compi
     }
 }
 
+/// The build of a local run, as a server would plan it.
+#[derive(Debug)]
+pub struct LocalPlan {
+    /// Which pipelines get a stage, in what order.
+    pub stages: StagePlan,
+    /// The marker in the commit message that would make a server skip the
+    /// build (`[skip ci]`...); a local run, asked for, runs anyway.
+    pub skip_marker: Option<&'static str>,
+}
+
 /// The build's stages, as a server would plan them for this run: `trigger`
 /// against the build data, `depends_on` for the order; `selected` (the
 /// `--pipeline` names) overrides the trigger. The file is substituted as
@@ -195,14 +205,19 @@ pub fn plan(
     source: &SourceFile,
     inputs: &RunInputs<'_>,
     selected: &[String],
-) -> anyhow::Result<StagePlan> {
+) -> anyhow::Result<LocalPlan> {
     let ctx = context(source, inputs, "");
     let vars = ctx.substitution_environ();
     let refuse = |e: Error| refused(e, source);
     let text = runnerkit_manifest::envsubst(&source.text, |k| vars.get(k).cloned())
         .map_err(|e| refuse(e.into()))?;
     let manifest = runnerkit_manifest::Manifest::parse(&text).map_err(|e| refuse(e.into()))?;
-    runnerkit_manifest::stages::plan(&manifest, selected, ctx_match(&ctx)).map_err(refuse)
+    let stages =
+        runnerkit_manifest::stages::plan(&manifest, selected, ctx_match(&ctx)).map_err(refuse)?;
+    Ok(LocalPlan {
+        stages,
+        skip_marker: runnerkit_manifest::stages::skip_marker(&ctx.build),
+    })
 }
 
 fn ctx_match(ctx: &CompileContext) -> runnerkit_manifest::MatchInput<'_> {

@@ -306,3 +306,34 @@ fn the_workspace_can_be_another_directory() {
         r.stderr
     );
 }
+
+#[test]
+fn a_commit_a_server_would_skip_still_runs_locally_with_a_note() {
+    let tmp = workspace(
+        "kind: pipeline\ntype: exec\nname: p\nsteps:\n- name: s\n  commands: [touch ran]\n",
+        &[],
+    );
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", ".drone.yml"]);
+    git(&["commit", "-q", "-m", "docs: typo [skip ci]"]);
+    let r = exec(tmp.path(), &[]);
+    assert_eq!(r.code, 0, "{}", r.printed());
+    assert!(
+        r.stdout.starts_with(
+            "note: the commit message says [skip ci]: a server would not build this commit; running it as asked\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(tmp.path().join("ran").exists());
+}

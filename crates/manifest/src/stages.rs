@@ -202,6 +202,23 @@ pub fn plan(
     Ok(StagePlan { pipelines })
 }
 
+/// The marker in the commit message (or a pull request's title, which
+/// Drone reads as the message) that makes a server skip the build, if any:
+/// `[ci skip]`, `[skip ci]` or `***no_ci***`, in any case. Tags, cron,
+/// custom, promote and rollback builds are never skipped this way.
+pub fn skip_marker(build: &runnerkit_core::drone::Build) -> Option<&'static str> {
+    const MARKERS: [&str; 3] = ["[ci skip]", "[skip ci]", "***no_ci***"];
+    const ALWAYS_BUILT: [&str; 5] = ["tag", "cron", "custom", "promote", "rollback"];
+    if ALWAYS_BUILT.contains(&build.event.as_str()) {
+        return None;
+    }
+    let message = build.message.to_lowercase();
+    let title = build.title.to_lowercase();
+    MARKERS
+        .into_iter()
+        .find(|m| message.contains(m) || title.contains(m))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +342,24 @@ trigger: {status: [failure]}
         assert!(err.to_string().contains("a references zz"), "{err}");
         let empty = planned("kind: secret\nname: x\nget: {path: a}\n", &[], "main").unwrap_err();
         assert!(err_is_no_pipeline(&empty), "{empty}");
+    }
+
+    #[test]
+    fn a_skip_marker_skips_pushes_but_not_tags() {
+        let mut build = Build {
+            event: "push".into(),
+            message: "docs: typo [CI SKIP]".into(),
+            ..Build::default()
+        };
+        assert_eq!(skip_marker(&build), Some("[ci skip]"));
+        build.event = "tag".into();
+        assert_eq!(skip_marker(&build), None);
+        build.event = "pull_request".into();
+        build.message = "fix".into();
+        build.title = "WIP ***NO_CI***".into();
+        assert_eq!(skip_marker(&build), Some("***no_ci***"));
+        build.title = "skip the ci".into();
+        assert_eq!(skip_marker(&build), None);
     }
 
     fn err_is_no_pipeline(e: &Error) -> bool {

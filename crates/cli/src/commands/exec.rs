@@ -23,7 +23,7 @@ use crate::output::build::StageRow;
 use crate::output::exit::Outcome;
 use crate::output::json::{BuildResult, RunResult, StageResult};
 use crate::output::{self, HumanReporter};
-use crate::pipeline::{self, RunInputs};
+use crate::pipeline::{self, LocalPlan, RunInputs};
 use crate::runner::Runner;
 
 /// Runs the pipeline; `Err` when the input was refused before anything ran.
@@ -79,7 +79,10 @@ async fn prepare_and_run(
         },
         ..RunInputs::default()
     };
-    let plan = pipeline::plan(&source, &inputs, &args.pipelines)?;
+    let LocalPlan {
+        stages: plan,
+        skip_marker,
+    } = pipeline::plan(&source, &inputs, &args.pipelines)?;
     // One pipeline considered keeps the output of one stage; the form
     // depends on the command line and the file, never on the build data.
     let single = plan.pipelines.len() == 1 || args.pipelines.len() == 1;
@@ -153,7 +156,7 @@ async fn prepare_and_run(
     }
 
     let events = ExecEvents::new(&plan, &jobs, single, args, runner);
-    events.introduce();
+    events.introduce(skip_marker);
     let cancel = CancellationToken::new();
     let watcher = interrupt::watch(cancel.clone());
     let started = Instant::now();
@@ -292,9 +295,15 @@ impl<'a> ExecEvents<'a> {
     }
 
     /// Before anything runs: why each pipeline without a stage has none,
-    /// and which selected pipelines run against their trigger.
-    fn introduce(&self) {
+    /// which selected pipelines run against their trigger, and a commit
+    /// message a server would not build.
+    fn introduce(&self, skip_marker: Option<&str>) {
         let mut text = String::new();
+        if let Some(marker) = skip_marker {
+            text.push_str(&format!(
+                "note: the commit message says {marker}: a server would not build this commit; running it as asked\n"
+            ));
+        }
         for p in &self.plan.pipelines {
             match (&p.not_run, p.mismatch) {
                 (Some(NotPlanned::NotSelected), _) => {}
