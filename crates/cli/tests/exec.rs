@@ -157,6 +157,11 @@ never-reached  skipped     -  -         an earlier failure
 cleanup        success     0  <dur>
 
 pipeline failure in <dur>
+
+--- broken (failure, exit 3): last 3 lines ---
++ echo about to fail
+about to fail
++ exit 3
 "
     );
     std::fs::remove_dir_all(dir).unwrap();
