@@ -68,3 +68,19 @@ fn an_unknown_choice_is_refused() {
     let r = run_with(dir.path(), &["exec", "--color", "sometimes"], &[]);
     assert_eq!(r.code, 2, "{}", r.printed());
 }
+
+#[test]
+fn exec_help_documents_the_choices() {
+    let dir = workspace(HELLO, &[]);
+    let r = run_with(dir.path(), &["exec", "--help"], &[]);
+    assert_eq!(r.code, 0, "{}", r.printed());
+    for word in [
+        "--color <WHEN>",
+        "always",
+        "never",
+        "NO_COLOR",
+        "CLICOLOR_FORCE",
+    ] {
+        assert!(r.stdout.contains(word), "no {word} in {}", r.stdout);
+    }
+}
