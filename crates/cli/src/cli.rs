@@ -30,16 +30,22 @@ pub struct Cli {
 // Parsed once per process: the size of the daemon's settings costs nothing.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
-    /// Run one pipeline of a .drone.yml locally and report how it went.
+    /// Run the pipelines of a .drone.yml locally and report how they went.
     ///
+    /// Runs the build a Drone server would: every pipeline whose `trigger`
+    /// matches the build data (--branch, --event, --ref...), in `depends_on`
+    /// order, independent ones at once; a pipeline whose dependency failed
+    /// is skipped unless its `trigger.status` says failure. --pipeline NAME
+    /// runs the ones named instead; --list shows the plan and runs nothing.
     /// `type: exec` pipelines run as processes on this machine, `type: docker`
     /// pipelines on the Docker daemon (DOCKER_HOST, or the default socket).
-    /// Exit status: 0 the pipeline passed, 1 it failed, errored or was
-    /// interrupted, 2 the input was refused (unreadable file, YAML or lint
-    /// error, unknown pipeline, engine not available). Ctrl-C stops the steps
-    /// and cleans up; a second Ctrl-C quits at once.
+    /// Exit status: 0 the build passed (or no pipeline matched), 1 it failed,
+    /// errored or was interrupted, 2 the input was refused (unreadable file,
+    /// YAML or lint error, unknown pipeline, engine not available). Ctrl-C
+    /// gives the running steps SIGTERM and a grace period, then cleans up; a
+    /// second Ctrl-C quits at once.
     #[command(
-        after_help = "Examples:\n  runnerkit exec\n  runnerkit exec examples/pipelines/exec-hello.drone.yml --secret demo_token=hunter2\n  runnerkit exec --pipeline test --branch main --event push --env GOFLAGS=-mod=vendor\n  runnerkit exec --json | jq .status"
+        after_help = "Examples:\n  runnerkit exec\n  runnerkit exec examples/pipelines/exec-hello.drone.yml --secret demo_token=hunter2\n  runnerkit exec --pipeline test --branch main --event push --env GOFLAGS=-mod=vendor\n  runnerkit exec --list --event tag\n  runnerkit exec --json | jq .status"
     )]
     Exec(ExecArgs),
     /// Print the compiled pipeline (the engine-facing Spec) as JSON.
