@@ -443,7 +443,9 @@ impl Engine for DockerEngine {
         &self,
         spec: &Spec,
         step: &Step,
-        cancel: &CancellationToken,
+        // A cancel does not end the stream: `wait` stops the container, and
+        // what it prints while stopping is part of its log.
+        _cancel: &CancellationToken,
     ) -> Result<LogStream, EngineError> {
         let (preamble, output) = self.with_step(spec, step, "tail", |e| {
             let output = e.output.take().ok_or_else(|| {
@@ -457,7 +459,7 @@ impl Engine for DockerEngine {
             })?;
             Ok((std::mem::take(&mut e.preamble), output))
         })?;
-        Ok(logs::tail_stream(preamble, output, cancel.clone()))
+        Ok(logs::tail_stream(preamble, output))
     }
 
     async fn wait(

@@ -61,20 +61,16 @@ pub(crate) fn forward(
 }
 
 /// The `tail` stream: `preamble` (pull progress) first, then the buffered
-/// output, ending when the output ends, or when `cancel` fires once what was
-/// already buffered by then has been yielded.
+/// output, ending when the output ends: the container stopped, or the
+/// stage's teardown stopped the copy ([`forward`]). A cancel does not end
+/// it: the step is being stopped (SIGTERM, then SIGKILL after the grace)
+/// and what it prints meanwhile is part of its log.
 pub(crate) fn tail_stream(
     preamble: Vec<Bytes>,
     output: mpsc::UnboundedReceiver<Chunk>,
-    cancel: CancellationToken,
 ) -> LogStream {
-    let buffered = stream::unfold((output, cancel), |(mut rx, cancel)| async move {
-        let chunk = tokio::select! {
-            biased;
-            chunk = rx.recv() => chunk,
-            () = cancel.cancelled() => rx.try_recv().ok(),
-        };
-        chunk.map(|chunk| (chunk, (rx, cancel)))
+    let buffered = stream::unfold(output, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
     });
     Box::pin(stream::iter(preamble.into_iter().map(Ok)).chain(buffered))
 }
@@ -105,7 +101,7 @@ mod tests {
             }),
         ]);
         let rx = forward(out, "c1".into(), CancellationToken::new());
-        let s = tail_stream(vec![Bytes::from("pulled\n")], rx, CancellationToken::new());
+        let s = tail_stream(vec![Bytes::from("pulled\n")], rx);
         let got = collect(s).await;
         let want: Vec<Result<Bytes, String>> = ["pulled\n", "a\n", "b\n", "c"]
             .into_iter()
@@ -126,7 +122,7 @@ mod tests {
             }),
         ]);
         let rx = forward(out, "c1".into(), CancellationToken::new());
-        let got = collect(tail_stream(Vec::new(), rx, CancellationToken::new())).await;
+        let got = collect(tail_stream(Vec::new(), rx)).await;
         assert_eq!(got.len(), 2);
         assert_eq!(
             got[1].as_ref().unwrap_err(),
@@ -135,27 +131,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn cancelling_yields_what_was_buffered_then_ends() {
-        let (tx, rx) = mpsc::unbounded_channel();
+    async fn the_stream_reads_on_until_the_copy_stops() {
+        let (tx, mut_rx) = mpsc::unbounded_channel();
         tx.send(Ok(Bytes::from("before\n"))).unwrap();
-        let cancel = CancellationToken::new();
-        cancel.cancel();
-        // The sender stays open: only the cancellation can end the stream.
-        let got = collect(tail_stream(Vec::new(), rx, cancel)).await;
-        assert_eq!(got, [Ok(Bytes::from("before\n"))]);
+        let mut s = tail_stream(Vec::new(), mut_rx);
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from("before\n"));
+        // What a stopping step prints after a cancel still arrives.
+        tx.send(Ok(Bytes::from("stopping\n"))).unwrap();
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from("stopping\n"));
         drop(tx);
+        assert!(s.next().await.is_none());
     }
 
     #[tokio::test]
-    async fn cancelling_ends_a_stream_that_would_never_end() {
+    async fn the_teardown_ends_a_stream_that_would_never_end() {
         let out: AttachOutput = Box::pin(stream::pending());
         let stop = CancellationToken::new();
         let rx = forward(out, "c1".into(), stop.clone());
-        let cancel = CancellationToken::new();
-        let s = tail_stream(Vec::new(), rx, cancel.clone());
-        cancel.cancel();
-        assert!(collect(s).await.is_empty());
-        // Stopping the copy drops the sender: a fresh reader sees the end.
+        let s = tail_stream(Vec::new(), rx);
+        // Stopping the copy drops the sender: the reader sees the end.
         stop.cancel();
+        assert!(collect(s).await.is_empty());
     }
 }
