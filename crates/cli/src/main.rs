@@ -40,7 +40,11 @@ async fn prune_docker() -> Result<Vec<String>, BoxError> {
 /// account) with the runner's Kubernetes settings.
 async fn kube(settings: EngineSettings) -> Result<KubeEngine, BoxError> {
     let settings = KubeSettings::from_lookup(|name| settings.get(name))?;
-    let engine = KubeEngine::connect(settings).await?;
+    answering(KubeEngine::connect(settings).await?).await
+}
+
+/// `engine`, once its cluster answered.
+async fn answering(engine: KubeEngine) -> Result<KubeEngine, BoxError> {
     engine.ping().await.map_err(|e| {
         format!(
             "the Kubernetes cluster does not answer (KUBECONFIG?): {}",
@@ -50,9 +54,19 @@ async fn kube(settings: EngineSettings) -> Result<KubeEngine, BoxError> {
     Ok(engine)
 }
 
-/// Removes the pods and secrets of runs whose process is gone.
+/// Removes the pods and secrets of runs whose process is gone. A machine
+/// with no cluster configured at all has none to prune: that is not a
+/// failure of `runnerkit prune` (a Docker-only user's `prune` must pass).
 async fn prune_kube(settings: EngineSettings) -> Result<Vec<String>, BoxError> {
-    let report = kube(settings).await?.prune().await?;
+    let kube_settings = KubeSettings::from_lookup(|name| settings.get(name))?;
+    let engine = match KubeEngine::connect(kube_settings).await {
+        Err(runnerkit_kube::Error::Config(e)) => {
+            tracing::debug!(error = %e, "no Kubernetes configuration: nothing to prune there");
+            return Ok(Vec::new());
+        }
+        connected => connected?,
+    };
+    let report = answering(engine).await?.prune().await?;
     let mut removed: Vec<String> = report
         .pods
         .into_iter()
