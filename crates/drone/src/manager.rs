@@ -19,8 +19,8 @@ use crate::{DroneConfig, Error};
 /// | 409 | [`ManagerError::Conflict`], never retried |
 /// | 401, 403 | [`ManagerError::Unauthorized`], never retried: fix the secret |
 /// | 404 | [`ManagerError::NotFound`] |
-/// | 500 | [`ManagerError::Server`] with the server's message; retried once for the step updates and `after_all` (same body, same version) |
-/// | 502–504, transport errors, timeouts | retried with capped, jittered exponential backoff ([`RetryPolicy`](crate::RetryPolicy)), then the last error |
+/// | 500, 505–599 | [`ManagerError::Server`] with the server's message; for the calls safe to repeat (details, the stage and step updates, which carry their version, and the log upload, which replaces the stored log) retried as 502–504 are, then the last error |
+/// | 502–504, transport errors, timeouts | retried with capped, jittered exponential backoff ([`RetryPolicy`](crate::RetryPolicy)), bounded by its `max_elapsed`, then the last error |
 /// | 3xx | [`ManagerError::Server`]: redirects are never followed |
 ///
 /// A retried update whose first attempt did reach the server (the proxy
@@ -93,7 +93,7 @@ impl DroneManager {
             body: None,
             expect: Expect::Nothing,
             retry_transient: false,
-            retry_server_error_once: false,
+            idempotent: false,
         };
         self.rpc.send(&call).await.map(drop)
     }
@@ -113,24 +113,32 @@ impl DroneManager {
             body,
             expect,
             retry_transient: true,
-            retry_server_error_once: false,
+            idempotent: false,
         })
     }
 
-    async fn update_stage(
+    /// A call safe to repeat: server errors are retried too.
+    fn idempotent_call(
         &self,
         name: &'static str,
-        stage: &mut Stage,
-        retry_server_error_once: bool,
-    ) -> Result<(), ManagerError> {
-        let mut call = self.call(
+        method: Method,
+        path: &str,
+        body: Option<bytes::Bytes>,
+        expect: Expect,
+    ) -> Result<Call, ManagerError> {
+        let mut call = self.call(name, method, path, body, expect)?;
+        call.idempotent = true;
+        Ok(call)
+    }
+
+    async fn update_stage(&self, name: &'static str, stage: &mut Stage) -> Result<(), ManagerError> {
+        let call = self.idempotent_call(
             name,
             Method::PUT,
             &format!("/rpc/v2/stage/{}", stage.id),
             Some(json_body(&*stage)?),
             Expect::Json,
         )?;
-        call.retry_server_error_once = retry_server_error_once;
         let answer = self.rpc.send(&call).await?;
         let updated: Stage = decode(name, &answer.body)?;
         merge_stage(stage, &updated);
@@ -138,36 +146,39 @@ impl DroneManager {
     }
 
     async fn update_step(&self, name: &'static str, step: &mut Step) -> Result<(), ManagerError> {
-        let mut call = self.call(
+        let call = self.idempotent_call(
             name,
             Method::PUT,
             &format!("/rpc/v2/step/{}", step.id),
             Some(json_body(&*step)?),
             Expect::Json,
         )?;
-        call.retry_server_error_once = true;
         let answer = self.rpc.send(&call).await?;
         let updated: Step = decode(name, &answer.body)?;
         merge_step(step, &updated);
         Ok(())
     }
 
+    /// Posts `lines`; `idempotent` for the upload, which replaces the
+    /// stored log, not for a batch, which appends.
     async fn send_lines(
         &self,
         name: &'static str,
         path: String,
         lines: &[Line],
+        idempotent: bool,
     ) -> Result<(), ManagerError> {
         let wire: Vec<drone::Line> = lines.iter().map(drone::Line::from).collect();
         // An empty log is `[]`, never `null`: the server stores the body
         // verbatim and serves it back as a JSON array.
-        let call = self.call(
+        let mut call = self.call(
             name,
             Method::POST,
             &path,
             Some(json_body(&wire)?),
             Expect::Nothing,
         )?;
+        call.idempotent = idempotent;
         self.rpc.send(&call).await.map(drop)
     }
 }
@@ -212,7 +223,7 @@ impl Manager for DroneManager {
 
     /// `GET /rpc/v2/stage/{id}`; the config's `Data` arrives base64-decoded.
     async fn details(&self, stage_id: i64) -> Result<Details, ManagerError> {
-        let call = self.call(
+        let call = self.idempotent_call(
             "details",
             Method::GET,
             &format!("/rpc/v2/stage/{stage_id}"),
@@ -242,16 +253,16 @@ impl Manager for DroneManager {
         Ok(answer.status == StatusCode::OK)
     }
 
-    /// `PUT /rpc/v2/stage/{id}` with status `running` and every step. Not
-    /// retried on 500: the server may have bumped the stage already, and a
-    /// second insert of the steps always fails.
+    /// `PUT /rpc/v2/stage/{id}` with status `running` and every step.
+    /// Retried on 500 as every update by version is: a repeat of one the
+    /// server did apply meets a 409, never a second stage.
     async fn before_all(&self, stage: &mut Stage) -> Result<(), ManagerError> {
-        self.update_stage("before_all", stage, false).await
+        self.update_stage("before_all", stage).await
     }
 
     /// `PUT /rpc/v2/stage/{id}` with the final status and every step.
     async fn after_all(&self, stage: &mut Stage) -> Result<(), ManagerError> {
-        self.update_stage("after_all", stage, true).await
+        self.update_stage("after_all", stage).await
     }
 
     /// `PUT /rpc/v2/step/{id}` with status `running`.
@@ -269,8 +280,13 @@ impl Manager for DroneManager {
         if lines.is_empty() {
             return Ok(());
         }
-        self.send_lines("write", format!("/rpc/v2/step/{step_id}/logs/batch"), lines)
-            .await
+        self.send_lines(
+            "write",
+            format!("/rpc/v2/step/{step_id}/logs/batch"),
+            lines,
+            false,
+        )
+        .await
     }
 
     /// `POST /rpc/v2/step/{id}/logs/upload`; an empty log is sent as `[]`.
@@ -279,6 +295,7 @@ impl Manager for DroneManager {
             "upload",
             format!("/rpc/v2/step/{step_id}/logs/upload"),
             lines,
+            true,
         )
         .await
     }

@@ -44,8 +44,10 @@ pub(crate) struct Call {
     pub(crate) expect: Expect,
     /// Retry transient failures (transport, 502–504) with backoff.
     pub(crate) retry_transient: bool,
-    /// Retry one HTTP 500: only for updates that are safe to repeat.
-    pub(crate) retry_server_error_once: bool,
+    /// Safe to repeat (a read, a log upload that replaces the stored log,
+    /// an update by version): server errors (500 and its kin) are retried
+    /// with backoff too, as transient failures are.
+    pub(crate) idempotent: bool,
 }
 
 /// A successful answer.
@@ -60,7 +62,8 @@ pub(crate) struct Answer {
 enum Retry {
     /// Transport error, 502–504, a 204 where a body was due.
     Transient,
-    /// HTTP 500: Drone's answer for every real server-side error.
+    /// HTTP 500 (Drone's answer for every real server-side error) and the
+    /// other 5xx but 501 and the proxies' 502–504.
     ServerError,
     /// Final: 4xx, 3xx, an undecodable answer.
     Never,
@@ -123,7 +126,6 @@ impl Rpc {
     pub(crate) async fn send(&self, call: &Call) -> Result<Answer, ManagerError> {
         let started = Instant::now();
         let mut attempt: u32 = 0;
-        let mut server_errors_retried = false;
         loop {
             let failure = match self.attempt(call).await {
                 Ok(answer) => {
@@ -136,11 +138,8 @@ impl Rpc {
             };
             let retry = match failure.retry {
                 Retry::Transient => call.retry_transient,
-                Retry::ServerError if call.retry_server_error_once && !server_errors_retried => {
-                    server_errors_retried = true;
-                    true
-                }
-                Retry::ServerError | Retry::Never => false,
+                Retry::ServerError => call.idempotent,
+                Retry::Never => false,
             };
             if !retry {
                 return Err(failure.error);
@@ -245,7 +244,7 @@ fn classify(
         401 | 403 => fail(ManagerError::Unauthorized { status: code }, Retry::Never),
         404 => fail(ManagerError::NotFound(message(status, &body)), Retry::Never),
         409 => fail(ManagerError::Conflict, Retry::Never),
-        500 => fail(
+        500 | 505..=599 => fail(
             ManagerError::Server {
                 status: code,
                 message: message(status, &body),
@@ -340,9 +339,13 @@ mod tests {
             let (_, retry) = outcome(code, "", Expect::Nothing).unwrap_err();
             assert_eq!(retry, Retry::Transient);
         }
-        for code in [400, 405, 501, 505] {
+        for code in [400, 405, 501] {
             let (_, retry) = outcome(code, "", Expect::Nothing).unwrap_err();
             assert_eq!(retry, Retry::Never, "{code}");
+        }
+        for code in [505, 507, 599] {
+            let (_, retry) = outcome(code, "", Expect::Nothing).unwrap_err();
+            assert_eq!(retry, Retry::ServerError, "{code}");
         }
         let (err, _) = outcome(302, "", Expect::Json).unwrap_err();
         assert!(matches!(err, ManagerError::Server { status: 302, .. }));

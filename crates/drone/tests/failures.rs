@@ -107,10 +107,12 @@ async fn a_stale_version_is_a_conflict_and_leaves_the_step_unchanged() {
     );
 }
 
-#[tokio::test]
-async fn a_500_carries_the_servers_message() {
+#[tokio::test(start_paused = true)]
+async fn a_500_that_persists_ends_with_the_servers_message_at_the_deadline() {
     let server = server().await;
     let manager = manager(&server);
+    let started = Instant::now();
+    // Drone answers 500 "sql: no rows" for a stage it does not have.
     let err = manager.details(4242).await.unwrap_err();
     match err {
         ManagerError::Server { status, message } => {
@@ -119,63 +121,80 @@ async fn a_500_carries_the_servers_message() {
         }
         other => panic!("expected a server error, got {other:?}"),
     }
-    assert_eq!(server.requests().len(), 1, "a 500 on a read is not retried");
+    let attempts = server.requests().len();
+    assert!(attempts > 3, "a read is retried on 500: {attempts} attempts");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed <= quick_retry().max_elapsed.unwrap() + Duration::from_secs(1),
+        "bounded by the policy's deadline: {elapsed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_500_on_a_call_safe_to_repeat_is_retried_until_it_passes() {
+    let server = server().await;
+    let stage_id = server.enqueue(details());
+    let manager = manager(&server);
+    let stage = claim(&manager).await;
+
+    // The details: a read.
+    server.inject_times(Endpoint::Details, Fault::Status(500), 3);
+    assert_eq!(manager.details(stage_id).await.unwrap().stage.id, stage_id);
+
+    // The `running` stage update, by version.
+    let mut stage = running(&stage, &["build"]);
+    server.inject_times(
+        Endpoint::UpdateStage,
+        Fault::StatusWithMessage(500, "database is locked".into()),
+        2,
+    );
+    manager.before_all(&mut stage).await.unwrap();
+    assert_eq!(server.stage(stage_id).unwrap().status, Status::Running);
+
+    // A step update, by version.
+    let path = format!("/rpc/v2/step/{}", stage.steps[0].id);
+    let mut step = stage.steps[0].clone();
+    step.status = Status::Running;
+    server.inject_times(Endpoint::UpdateStep, Fault::Status(503), 1);
+    server.inject_times(Endpoint::UpdateStep, Fault::Status(500), 2);
+    manager.before(&mut step).await.unwrap();
+    assert_eq!(step.version, 2);
+    assert_eq!(requests_to(&server, "PUT", &path).len(), 4);
+
+    // The upload: it replaces the stored log, so a repeat stores it once.
+    let lines = vec![runnerkit_core::Line {
+        number: 0,
+        message: "hello".into(),
+        timestamp: 0,
+    }];
+    server.inject_times(Endpoint::Upload, Fault::Status(500), 2);
+    manager.upload(step.id, &lines).await.unwrap();
+    let log = server.uploaded_log(step.id).expect("uploaded");
+    assert_eq!(String::from_utf8_lossy(&log).matches("hello").count(), 1);
 }
 
 #[tokio::test]
-async fn a_500_on_a_step_update_is_retried_once() {
+async fn a_500_on_a_batch_is_not_repeated_by_the_client() {
+    // A batch appends: repeating one the server stored would show its lines
+    // twice. The runner sends the lines again with its next batch instead.
     let server = server().await;
     server.enqueue(details());
     let manager = manager(&server);
     let stage = started(&manager, &["build"]).await;
-    let path = format!("/rpc/v2/step/{}", stage.steps[0].id);
-
-    let mut step = stage.steps[0].clone();
-    step.status = Status::Running;
-    server.inject(
-        Endpoint::UpdateStep,
-        Fault::StatusWithMessage(500, "database is locked".into()),
-    );
-    manager.before(&mut step).await.unwrap();
-    assert_eq!(step.version, 2);
-    assert_eq!(requests_to(&server, "PUT", &path).len(), 2);
-
-    step.status = Status::Success;
-    server.inject_times(
-        Endpoint::UpdateStep,
-        Fault::StatusWithMessage(500, "database is locked".into()),
-        2,
-    );
-    let err = manager.after(&mut step).await.unwrap_err();
-    assert!(
-        matches!(&err, ManagerError::Server { status: 500, message } if message == "database is locked"),
-        "{err:?}"
-    );
-    assert_eq!(
-        requests_to(&server, "PUT", &path).len(),
-        4,
-        "one retry, not more"
-    );
-    assert_eq!(step.version, 2);
-}
-
-#[tokio::test]
-async fn before_all_is_never_repeated_after_a_500() {
-    let server = server().await;
-    server.enqueue(details());
-    let manager = manager(&server);
-    let stage = claim(&manager).await;
-    let mut stage = running(&stage, &["build"]);
-    server.inject(Endpoint::UpdateStage, Fault::Status(500));
-    let err = manager.before_all(&mut stage).await.unwrap_err();
-    assert!(
-        matches!(err, ManagerError::Server { status: 500, .. }),
-        "{err:?}"
-    );
-    assert_eq!(
-        requests_to(&server, "PUT", &format!("/rpc/v2/stage/{}", stage.id)).len(),
-        1
-    );
+    let lines = vec![runnerkit_core::Line {
+        number: 0,
+        message: "once".into(),
+        timestamp: 0,
+    }];
+    server.inject(Endpoint::Batch, Fault::Status(500));
+    let err = manager.write(stage.steps[0].id, &lines).await.unwrap_err();
+    assert!(matches!(err, ManagerError::Server { status: 500, .. }), "{err:?}");
+    let batches = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/logs/batch"))
+        .count();
+    assert_eq!(batches, 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -122,11 +122,18 @@ async fn a_second_running_update_fails_after_bumping_the_stage() {
     for step in &mut again.steps {
         step.id = 0;
     }
+    // The first attempt bumps the stage, then fails inserting the steps
+    // (500, UNIQUE); the client repeats the update, which the bump has made
+    // stale: a conflict, which the runner answers by reading the stage back.
     let err = manager.before_all(&mut again).await.unwrap_err();
-    assert!(
-        matches!(&err, ManagerError::Server { status: 500, message } if message.contains("UNIQUE")),
-        "{err:?}"
-    );
+    assert!(matches!(err, ManagerError::Conflict), "{err:?}");
+    let attempts: Vec<Option<u16>> = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path == format!("/rpc/v2/stage/{}", stage.id))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(attempts[attempts.len() - 2..], [Some(500), Some(409)]);
     assert_eq!(
         server.stage(stage.id).unwrap().version,
         version + 1,
@@ -146,11 +153,17 @@ async fn a_step_with_the_wrong_step_id_is_refused() {
     let stage = claim(&manager).await;
     let mut stage = running(&stage, &["build"]);
     stage.steps[0].step_id = 0;
+    // Refused with a 500 after the stage was bumped (Drone's order), so the
+    // client's repeat of the update is stale: a conflict.
     let err = manager.before_all(&mut stage).await.unwrap_err();
-    assert!(
-        matches!(&err, ManagerError::Server { status: 500, message } if message.contains("step_id")),
-        "{err:?}"
-    );
+    assert!(matches!(err, ManagerError::Conflict), "{err:?}");
+    let statuses: Vec<Option<u16>> = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [Some(500), Some(409)]);
 }
 
 #[tokio::test]

@@ -80,14 +80,22 @@ async fn rig(engine: Arc<dyn Engine>) -> Rig {
 }
 
 async fn rig_with(engine: Arc<dyn Engine>, tweak: impl FnOnce(&mut RunnerConfig)) -> Rig {
-    let server = DroneServer::start(ServerConfig::default().with_long_poll(LONG_POLL))
-        .await
-        .unwrap();
     let retry = RetryPolicy {
         initial_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(500),
         max_elapsed: Some(Duration::from_secs(60)),
     };
+    rig_with_retry(engine, retry, tweak).await
+}
+
+async fn rig_with_retry(
+    engine: Arc<dyn Engine>,
+    retry: RetryPolicy,
+    tweak: impl FnOnce(&mut RunnerConfig),
+) -> Rig {
+    let server = DroneServer::start(ServerConfig::default().with_long_poll(LONG_POLL))
+        .await
+        .unwrap();
     let manager = Arc::new(DroneManager::new(&server.client_config().with_retry(retry)).unwrap());
     let mut config = RunnerConfig {
         machine: MACHINE.into(),
@@ -1374,25 +1382,103 @@ async fn an_overflowing_live_buffer_says_how_many_lines_it_cut() {
     assert_numbered(&uploaded, "talk");
 }
 
-// ---------------------------------------------------------------- a failed start
+// ---------------------------------------------------------------- server errors
 
-/// The server fails the stage's start (500, not a conflict): the stage is
-/// reported `error` with the server's message instead of staying claimed
-/// and silent, and nothing runs.
+/// One 500 on any call safe to repeat (the details, the `running` stage
+/// update, a step update, the log upload) does not fail the stage: the call
+/// is retried, the stage passes, and nothing is lost or doubled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_start_is_reported_as_the_stages_error() {
+async fn one_500_on_a_call_safe_to_repeat_costs_nothing() {
+    for endpoint in [
+        Endpoint::Details,
+        Endpoint::UpdateStage,
+        Endpoint::UpdateStep,
+        Endpoint::Upload,
+    ] {
+        let engine = passes_mock();
+        let rig = rig(Arc::new(engine.clone())).await;
+        let id = rig.enqueue(PASSES);
+        rig.server.inject(
+            endpoint,
+            Fault::StatusWithMessage(500, "database is locked".into()),
+        );
+        assert_eq!(
+            rig.run_next().await,
+            StageOutcome::Ran(Status::Success),
+            "{endpoint:?}"
+        );
+        let refused = rig
+            .server
+            .requests()
+            .iter()
+            .filter(|r| r.status == Some(500))
+            .count();
+        assert_eq!(refused, 1, "{endpoint:?}: the fault was met");
+        assert_eq!(
+            rig.step_updates(id),
+            [
+                ("build".into(), Status::Running),
+                ("build".into(), Status::Success),
+                ("test".into(), Status::Running),
+                ("test".into(), Status::Success),
+            ],
+            "{endpoint:?}"
+        );
+        assert_eq!(
+            content(&rig.uploaded(id, "build")),
+            ["compiling", "done"],
+            "{endpoint:?}"
+        );
+        assert_eq!(content(&rig.uploaded(id, "test")), ["ok"], "{endpoint:?}");
+        assert_eq!(rig.stage(id).status, Status::Success, "{endpoint:?}");
+    }
+}
+
+/// A server that keeps failing the stage's start: once the retries' deadline
+/// has passed, the stage is reported `error` with a message naming the call
+/// and the server's answer, and nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_the_server_keeps_failing_errors_the_stage_naming_the_call() {
     let engine = passes_mock();
-    let rig = rig(Arc::new(engine.clone())).await;
+    let retry = RetryPolicy {
+        initial_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(100),
+        max_elapsed: Some(Duration::from_millis(1500)),
+    };
+    let rig = rig_with_retry(Arc::new(engine.clone()), retry, |_| {}).await;
     let id = rig.enqueue(PASSES);
-    rig.server.inject(
+    rig.server.inject_times(
         Endpoint::UpdateStage,
         Fault::StatusWithMessage(500, "database is locked".into()),
+        1000,
     );
-    let StageOutcome::Refused(message) = rig.run_next().await else {
+    let running = tokio::spawn({
+        let manager = rig.manager.clone();
+        let runner = rig.runner.clone();
+        async move {
+            let stage = manager.request(&filter()).await.unwrap().unwrap();
+            runner.run(stage, CancellationToken::new()).await
+        }
+    });
+    rig.until("the start was tried again and again", |server| {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.status == Some(500))
+            .count()
+            > 3
+    })
+    .await;
+    // Past the start's deadline, the server recovers: the report of the
+    // error (retried in turn) gets through.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    rig.server.clear_faults();
+    let StageOutcome::Refused(message) = running.await.unwrap().unwrap() else {
         panic!("the stage cannot run");
     };
     let message = message.to_string();
     assert!(message.contains("database is locked"), "{message}");
+    assert!(message.contains("start"), "names the call: {message}");
     let stage = rig.stage(id);
     assert_eq!((stage.status, stage.exit_code), (Status::Error, 255));
     assert_eq!(stage.error, message);
