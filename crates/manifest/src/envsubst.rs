@@ -31,7 +31,23 @@ pub enum EnvsubstError {
         /// 1-based line.
         line: usize,
     },
+    /// `${A:-${B:-${C...}}}` nested deeper than [`ENVSUBST_MAX_NESTING`]: each level
+    /// is substituted recursively, so a hostile file could otherwise
+    /// overflow the stack (and each level rescans the rest of the line).
+    #[error(
+        "substitution nested more than {max} levels deep at line {line}; at most {max} are accepted"
+    )]
+    TooDeep {
+        /// The levels accepted ([`ENVSUBST_MAX_NESTING`]).
+        max: usize,
+        /// 1-based line.
+        line: usize,
+    },
 }
+
+/// How deep `${...}` expressions may nest in one another (`${A:-${B}}` is
+/// 2 levels). Real pipelines use 2 or 3.
+pub const ENVSUBST_MAX_NESTING: usize = 64;
 
 /// Substitutes every `${…}` of `text`, looking names up with `lookup`
 /// (`None` = unset, which reads as empty).
@@ -61,13 +77,19 @@ fn substitute(text: &str, lookup: Lookup<'_>) -> Result<String, EnvsubstError> {
             // Counted only on error: counting per expression is quadratic.
             let at = text.len() - rest.len() + i;
             let line = || text[..at].matches('\n').count() + 1;
-            let Some(end) = closing_brace(body_start) else {
+            let Some((end, depth)) = closing_brace(body_start) else {
                 let expression = rest[i..].lines().next().unwrap_or_default().to_owned();
                 return Err(EnvsubstError::MissingBrace {
                     expression,
                     line: line(),
                 });
             };
+            if depth > ENVSUBST_MAX_NESTING {
+                return Err(EnvsubstError::TooDeep {
+                    max: ENVSUBST_MAX_NESTING,
+                    line: line(),
+                });
+            }
             let body = &body_start[..end];
             let value = expand(body, lookup).map_err(|reason| EnvsubstError::Unsupported {
                 expression: format!("${{{body}}}"),
@@ -89,20 +111,22 @@ fn substitute(text: &str, lookup: Lookup<'_>) -> Result<String, EnvsubstError> {
     Ok(out)
 }
 
-/// Index of the `}` closing an expression whose body starts `body`, counting
-/// nested `${…}`.
-fn closing_brace(body: &str) -> Option<usize> {
+/// Index of the `}` closing an expression whose body starts `body`,
+/// counting nested `${…}`, and how deep they nest (1 for none).
+fn closing_brace(body: &str) -> Option<(usize, usize)> {
     let bytes = body.as_bytes();
     let mut depth = 0usize;
+    let mut deepest = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'\n' => return None,
             b'$' if bytes.get(i + 1) == Some(&b'{') => {
                 depth += 1;
+                deepest = deepest.max(depth);
                 i += 1;
             }
-            b'}' if depth == 0 => return Some(i),
+            b'}' if depth == 0 => return Some((i, deepest + 1)),
             b'}' => depth -= 1,
             _ => {}
         }
@@ -437,5 +461,27 @@ mod tests {
                 line: 2
             }
         );
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_refused_without_recursing() {
+        let nested = |levels: usize| {
+            format!(
+                "a: b\nx: {}v{}\n",
+                "${A:-".repeat(levels),
+                "}".repeat(levels)
+            )
+        };
+        assert_eq!(sub(&nested(ENVSUBST_MAX_NESTING)).unwrap(), "a: b\nx: v\n");
+        let err = sub(&nested(ENVSUBST_MAX_NESTING + 1)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "substitution nested more than 64 levels deep at line 2; at most 64 are accepted"
+        );
+        // Deep enough to overflow the stack if it recursed.
+        assert!(matches!(
+            sub(&nested(200_000)),
+            Err(EnvsubstError::TooDeep { line: 2, .. })
+        ));
     }
 }

@@ -85,6 +85,7 @@ mod conditions;
 pub mod environ;
 mod envsubst;
 mod glob;
+mod limits;
 mod lint;
 mod live;
 mod model;
@@ -102,7 +103,8 @@ pub use compile::{
     StepSelection,
 };
 pub use conditions::MatchInput;
-pub use envsubst::{EnvsubstError, envsubst};
+pub use envsubst::{ENVSUBST_MAX_NESTING, EnvsubstError, envsubst};
+pub use limits::{Limit, LimitError, ParseLimits};
 pub use lint::{
     LintError, LintRule, lint, lint_file, lint_file_warnings, lint_manifest, lint_warnings,
 };

@@ -583,10 +583,19 @@ fn unknown_key_message(key: &UnknownKey, suggestion: Option<&str>) -> String {
 /// then the [`lint_warnings`] of every pipeline whose type `types` serves
 /// (another type's keys are its runner's to know).
 pub fn lint_file_warnings(manifest: &Manifest, types: &TypeRegistry) -> Vec<LintError> {
+    // Each warning names its pipeline by its document's line: looked up in
+    // a map, as a search per warning is quadratic in the documents.
+    let names: BTreeMap<u64, &str> = manifest
+        .pipelines()
+        .map(|p| (p.line, p.display_name()))
+        .collect();
     let mut warnings: Vec<LintError> = manifest
         .warnings
         .iter()
-        .map(|w| parse_warning(manifest, w))
+        .map(|w| {
+            let pipeline = names.get(&w.document_line).copied();
+            duplicate_key_warning(pipeline, w)
+        })
         .collect();
     for pipeline in manifest.pipelines() {
         if let Some(pipeline_type) = types.get(pipeline.pipeline_type()) {
@@ -612,9 +621,14 @@ fn parse_warning(manifest: &Manifest, warning: &ParseWarning) -> LintError {
     let pipeline = manifest
         .pipelines()
         .find(|p| p.line == warning.document_line)
-        .map_or("default", Pipeline::display_name);
+        .map(Pipeline::display_name);
+    duplicate_key_warning(pipeline, warning)
+}
+
+/// A parse warning as a lint warning of `pipeline` (by its display name).
+fn duplicate_key_warning(pipeline: Option<&str>, warning: &ParseWarning) -> LintError {
     LintError {
-        pipeline: pipeline.to_owned(),
+        pipeline: pipeline.unwrap_or("default").to_owned(),
         step: None,
         line: warning.line,
         rule: LintRule::DuplicateKey,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{Limit, LimitError, ParseLimits};
 use crate::unknown::{DocumentKeys, UnknownKey};
 use crate::values::{self, ByteSize, Condition, EnvValue, SettingValue};
 use crate::yaml::{self, Located, YamlError};
@@ -23,6 +24,10 @@ pub enum ParseError {
         #[source]
         source: YamlError,
     },
+    /// The file is past one of its [`ParseLimits`]: too large, too many
+    /// documents or steps, nested too deep. Nothing of it is used.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 impl ParseError {
@@ -30,6 +35,33 @@ impl ParseError {
     pub fn line(&self) -> u64 {
         match self {
             ParseError::Yaml { source, .. } => source.line,
+            ParseError::Limit(limit) => limit.line,
+        }
+    }
+
+    /// The error of document `document` (1-based) that starts at
+    /// `first_line`: a YAML error, or the limit the YAML reader stopped at.
+    fn of_document(
+        document: usize,
+        first_line: u64,
+        source: YamlError,
+        limits: &ParseLimits,
+    ) -> Self {
+        match source.limit {
+            Some(limit) => ParseError::Limit(LimitError {
+                limit,
+                max: limits.get(limit),
+                found: limits.get(limit).saturating_add(1),
+                document,
+                pipeline: None,
+                line: source.line,
+                column: source.column,
+            }),
+            None => ParseError::Yaml {
+                document,
+                first_line,
+                source,
+            },
         }
     }
 }
@@ -461,12 +493,15 @@ impl RawDocument {
     }
 }
 
-/// Splits a file into its documents without typing them (see [`RawDocument`]).
+/// Splits a file into its documents without typing them (see [`RawDocument`]),
+/// within the default [`ParseLimits`].
 ///
 /// # Errors
-/// [`ParseError::Yaml`] when a document's `kind` cannot be read.
+/// [`ParseError::Yaml`] when a document's `kind` cannot be read;
+/// [`ParseError::Limit`] past a limit.
 pub fn raw_documents(text: &str) -> Result<Vec<RawDocument>, ParseError> {
-    yaml::split_documents(text)
+    let limits = ParseLimits::default();
+    documents(text, &limits)?
         .into_iter()
         .enumerate()
         .map(|(index, doc)| {
@@ -474,10 +509,8 @@ pub fn raw_documents(text: &str) -> Result<Vec<RawDocument>, ParseError> {
                 Some(kind) => kind,
                 None => {
                     doc.parse::<Header>()
-                        .map_err(|source| ParseError::Yaml {
-                            document: index + 1,
-                            first_line: doc.first_line,
-                            source,
+                        .map_err(|source| {
+                            ParseError::of_document(index + 1, doc.first_line, source, &limits)
                         })?
                         .kind
                 }
@@ -491,23 +524,80 @@ pub fn raw_documents(text: &str) -> Result<Vec<RawDocument>, ParseError> {
         .collect()
 }
 
+/// The documents of `text`, refused past the file's size or its number of
+/// documents (counted to the end, without copying them, for the message).
+fn documents(text: &str, limits: &ParseLimits) -> Result<Vec<yaml::DocumentText>, LimitError> {
+    limits.check_size(text)?;
+    let budget = yaml::DocumentBudget::from(limits);
+    let mut spans = yaml::document_spans(text);
+    let mut docs = Vec::new();
+    for span in spans.by_ref().take(limits.max_documents) {
+        docs.push(span.document(text, budget));
+    }
+    match spans.next() {
+        None => Ok(docs),
+        Some(past) => Err(LimitError {
+            limit: Limit::Documents,
+            max: limits.max_documents,
+            found: limits.max_documents + 1 + spans.count(),
+            document: limits.max_documents + 1,
+            pipeline: None,
+            line: past.first_line,
+            column: 0,
+        }),
+    }
+}
+
+/// Refuses a pipeline with more steps and services than `limits` allows,
+/// naming the first one past the limit.
+fn check_steps(
+    pipeline: &Pipeline,
+    document: usize,
+    limits: &ParseLimits,
+) -> Result<(), LimitError> {
+    let count = pipeline.services.len() + pipeline.steps.len();
+    if count <= limits.max_steps {
+        return Ok(());
+    }
+    let past = pipeline.all_steps().nth(limits.max_steps).map(|(s, _)| s);
+    Err(LimitError {
+        limit: Limit::Steps,
+        max: limits.max_steps,
+        found: count,
+        document,
+        pipeline: Some(pipeline.display_name().to_owned()),
+        line: past.map_or(pipeline.line, |s| s.line),
+        column: past.map_or(0, |s| s.column),
+    })
+}
+
 impl Manifest {
-    /// Parses a (possibly multi-document) pipeline file.
+    /// Parses a (possibly multi-document) pipeline file, within the default
+    /// [`ParseLimits`].
     ///
     /// Run [`crate::envsubst`] over the text first when substituting variables.
     ///
     /// # Errors
     /// [`ParseError::Yaml`] for the first document that is not valid YAML or
     /// not the expected shape: an error in any document fails the file.
+    /// [`ParseError::Limit`] when the file is past a limit.
     pub fn parse(text: &str) -> Result<Manifest, ParseError> {
+        Self::parse_with(text, &ParseLimits::default())
+    }
+
+    /// [`Manifest::parse`] within other limits.
+    ///
+    /// Time and memory are linear in the size of the text: each document is
+    /// read on its own, a fixed number of times (its `kind`, the typed
+    /// read, the unknown keys, once more for a duplicate key).
+    ///
+    /// # Errors
+    /// As [`Manifest::parse`].
+    pub fn parse_with(text: &str, limits: &ParseLimits) -> Result<Manifest, ParseError> {
         let mut resources = Vec::new();
         let mut warnings = Vec::new();
-        for (index, doc) in yaml::split_documents(text).into_iter().enumerate() {
-            let wrap = |source| ParseError::Yaml {
-                document: index + 1,
-                first_line: doc.first_line,
-                source,
-            };
+        for (index, doc) in documents(text, limits)?.into_iter().enumerate() {
+            let wrap = |source| ParseError::of_document(index + 1, doc.first_line, source, limits);
             let kind = match doc.kind_hint() {
                 Some(kind) => kind,
                 None => doc.parse::<Header>().map_err(wrap)?.kind,
@@ -516,6 +606,8 @@ impl Manifest {
                 "pipeline" => {
                     let (mut pipeline, duplicate) =
                         doc.parse_lenient::<Pipeline>().map_err(wrap)?;
+                    pipeline.line = doc.first_line;
+                    check_steps(&pipeline, index + 1, limits)?;
                     if let Some(dup) = duplicate {
                         warnings.push(ParseWarning {
                             line: dup.line,
@@ -529,14 +621,13 @@ impl Manifest {
                             ),
                         });
                     }
-                    pipeline.line = doc.first_line;
                     // A second, untyped pass: what the typed one read
                     // parses again, so it cannot fail here; if it did, the
                     // pipeline would only lose its warnings.
                     if let Ok((keys, _)) = doc.parse_lenient::<DocumentKeys>() {
-                        pipeline.unknown_keys = keys.resolve(&pipeline, text);
+                        pipeline.unknown_keys = keys.resolve(&pipeline, &doc);
                     }
-                    pipeline.source = Some(std::sync::Arc::new(doc.clone()));
+                    pipeline.source = Some(std::sync::Arc::new(doc));
                     Resource::Pipeline(Box::new(pipeline))
                 }
                 "secret" => Resource::Secret(doc.parse().map_err(wrap)?),

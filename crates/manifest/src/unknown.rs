@@ -25,7 +25,7 @@ use crate::model::{
     CloneSettings, Concurrency, Conditions, HostVolume, MountSpec, Pipeline, PlatformSpec,
     StepSpec, TempVolume, VolumeSpec, WorkspaceSpec,
 };
-use crate::yaml::Located;
+use crate::yaml::{DocumentText, Located};
 
 /// Where an [`UnknownKey`] is: which map of the pipeline it is a key of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -310,15 +310,16 @@ impl<'de> Deserialize<'de> for DocumentKeys {
 
 impl DocumentKeys {
     /// The keys, with the names of their steps from `pipeline` (the same
-    /// document, typed) and those whose value carries an anchor left out
-    /// (`text` is the whole file, in which lines are counted).
-    pub(crate) fn resolve(mut self, pipeline: &Pipeline, text: &str) -> Vec<UnknownKey> {
+    /// document, typed) and those whose value carries an anchor left out.
+    /// Lines are looked up in the document alone: the whole file, once per
+    /// pipeline, made a file of many pipelines quadratic.
+    pub(crate) fn resolve(mut self, pipeline: &Pipeline, doc: &DocumentText) -> Vec<UnknownKey> {
         // The YAML crate hands merged keys over after the map's own ones.
         self.0.sort_by_key(|f| (f.line, f.column));
         let lines = OnceCell::new();
         self.0
             .into_iter()
-            .filter(|f| !holds_anchor(text, &lines, f))
+            .filter(|f| !holds_anchor(doc, &lines, f))
             .map(|f| {
                 let step = f.step.map(|(service, index)| {
                     let list = if service {
@@ -345,15 +346,17 @@ impl DocumentKeys {
 
 /// The key's value starts with an anchor (`key: &name ...`) on the key's
 /// line: the key is there to hold something aliased elsewhere.
-fn holds_anchor(text: &str, lines: &OnceCell<Vec<usize>>, found: &Found) -> bool {
+fn holds_anchor(doc: &DocumentText, lines: &OnceCell<Vec<usize>>, found: &Found) -> bool {
+    let text = doc.text();
     let starts = lines.get_or_init(|| {
         std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect()
     });
-    let Some(line) = usize::try_from(found.line)
-        .ok()
-        .and_then(|l| l.checked_sub(1))
+    let Some(line) = found
+        .line
+        .checked_sub(doc.first_line)
+        .and_then(|l| usize::try_from(l).ok())
         .and_then(|l| starts.get(l).map(|&start| &text[start..]))
     else {
         return false;

@@ -9,8 +9,12 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
+use serde_saphyr::budget::BudgetBreach;
+
+use crate::limits::{Limit, ParseLimits, thousands};
 
 /// A YAML document that failed to parse or did not have the expected shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +29,10 @@ pub struct YamlError {
     pub line: u64,
     /// 1-based column, 0 when unknown.
     pub column: u64,
+    /// The limit of [`ParseLimits`] the document went past, when that is
+    /// the problem ([`Limit::Depth`] or [`Limit::Nodes`]);
+    /// [`crate::Manifest::parse`] reports it as [`crate::ParseError::Limit`].
+    pub limit: Option<Limit>,
 }
 
 impl YamlError {
@@ -45,12 +53,65 @@ impl YamlError {
 /// One document of a multi-document stream, ready to deserialize.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DocumentText {
-    /// The document's text, preceded by as many empty lines as came before it
-    /// in the file, so that every line and column the YAML crate reports is
-    /// the one the user sees in the file.
-    padded: String,
+    /// The document's text alone. The YAML crate counts lines from its
+    /// start; every line this module hands out is moved down by
+    /// `first_line - 1`, so it is the line the user sees in the file.
+    /// (Padding the text with that many newlines instead made parsing a
+    /// file quadratic in its number of documents.) Shared, because the
+    /// thread-local source of [`Verbatim`] holds it for each parse.
+    text: Arc<str>,
     /// 1-based line of the document's first line in the file.
     pub(crate) first_line: u64,
+    /// What the YAML crate may read of it before refusing it.
+    budget: DocumentBudget,
+}
+
+/// The per-document bounds of [`crate::ParseLimits`], which the YAML crate
+/// enforces while it reads (so a deep nesting is refused before anything
+/// recurses into it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DocumentBudget {
+    /// [`crate::ParseLimits::max_depth`].
+    pub(crate) max_depth: usize,
+    /// [`crate::ParseLimits::max_nodes`].
+    pub(crate) max_nodes: usize,
+}
+
+impl From<&ParseLimits> for DocumentBudget {
+    fn from(limits: &ParseLimits) -> Self {
+        Self {
+            max_depth: limits.max_depth,
+            max_nodes: limits.max_nodes,
+        }
+    }
+}
+
+impl Default for DocumentBudget {
+    fn default() -> Self {
+        Self::from(&ParseLimits::default())
+    }
+}
+
+/// Where one document of a stream is: a byte range of the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DocumentSpan {
+    /// Byte offset of its first line (its `---` marker, when it has one).
+    pub(crate) start: usize,
+    /// Byte offset just past its last line.
+    pub(crate) end: usize,
+    /// 1-based line of its first line in the file.
+    pub(crate) first_line: u64,
+}
+
+impl DocumentSpan {
+    /// The document's text, copied out of `text` (the file it was found in).
+    pub(crate) fn document(&self, text: &str, budget: DocumentBudget) -> DocumentText {
+        DocumentText::new(
+            text.get(self.start..self.end).unwrap_or_default(),
+            self.first_line,
+            budget,
+        )
+    }
 }
 
 /// Splits a stream into documents at YAML document markers.
@@ -60,42 +121,86 @@ pub(crate) struct DocumentText {
 /// splitter, a line that merely *starts* with `---` (`---foo`) is content:
 /// YAML forbids neither marker inside a scalar at column 0, so this split is
 /// exact. Documents holding only blanks and comments are dropped.
-pub(crate) fn split_documents(text: &str) -> Vec<DocumentText> {
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    let mut start_line = 1u64;
-    let mut has_content = false;
-    let mut line_no = 0u64;
-    for line in text.split_inclusive('\n') {
-        line_no += 1;
-        let bare = line.trim_end_matches(['\n', '\r']);
-        if is_marker(bare, "...") {
-            break;
-        }
-        if is_marker(bare, "---") {
-            if has_content {
-                docs.push(finish(&current, start_line));
-            }
-            current.clear();
-            has_content = false;
-            start_line = line_no;
-            // The marker stays in the document: `--- !tag` or `--- |` carry content.
-            current.push_str(line);
-            if !bare.trim_start_matches('-').trim().is_empty() {
-                has_content = true;
-            }
-            continue;
-        }
-        let trimmed = bare.trim();
-        if !trimmed.is_empty() && !trimmed.starts_with('#') && !trimmed.starts_with('%') {
-            has_content = true;
-        }
-        current.push_str(line);
+///
+/// Nothing is copied: the documents are found one at a time, so a caller
+/// can stop (or merely count) past a limit.
+pub(crate) fn document_spans(text: &str) -> DocumentSpans<'_> {
+    DocumentSpans {
+        text,
+        pos: 0,
+        lines: 0,
+        done: false,
     }
-    if has_content {
-        docs.push(finish(&current, start_line));
+}
+
+/// The documents of a stream, as [`document_spans`] finds them.
+pub(crate) struct DocumentSpans<'a> {
+    text: &'a str,
+    /// Byte offset of the next line to read.
+    pos: usize,
+    /// Lines read so far.
+    lines: u64,
+    /// An end marker or the end of the text was reached.
+    done: bool,
+}
+
+impl Iterator for DocumentSpans<'_> {
+    type Item = DocumentSpan;
+
+    fn next(&mut self) -> Option<DocumentSpan> {
+        let mut start = self.pos;
+        let mut first_line = self.lines + 1;
+        let mut has_content = false;
+        while !self.done {
+            let rest = self.text.get(self.pos..).unwrap_or_default();
+            if rest.is_empty() {
+                self.done = true;
+                break;
+            }
+            let len = rest.find('\n').map_or(rest.len(), |i| i + 1);
+            let bare = rest[..len].trim_end_matches(['\n', '\r']);
+            if is_marker(bare, "...") {
+                self.done = true;
+                break;
+            }
+            if is_marker(bare, "---") {
+                if has_content {
+                    // The marker is the next document's first line.
+                    return Some(DocumentSpan {
+                        start,
+                        end: self.pos,
+                        first_line,
+                    });
+                }
+                start = self.pos;
+                first_line = self.lines + 1;
+                // The marker stays in the document: `--- !tag` or `--- |` carry content.
+                if !bare.trim_start_matches('-').trim().is_empty() {
+                    has_content = true;
+                }
+            } else {
+                let trimmed = bare.trim();
+                if !trimmed.is_empty() && !trimmed.starts_with('#') && !trimmed.starts_with('%') {
+                    has_content = true;
+                }
+            }
+            self.pos += len;
+            self.lines += 1;
+        }
+        has_content.then_some(DocumentSpan {
+            start,
+            end: self.pos,
+            first_line,
+        })
     }
-    docs
+}
+
+/// Every document of a stream (see [`document_spans`]).
+#[cfg(test)]
+pub(crate) fn split_documents(text: &str, budget: DocumentBudget) -> Vec<DocumentText> {
+    document_spans(text)
+        .map(|span| span.document(text, budget))
+        .collect()
 }
 
 fn is_marker(line: &str, marker: &str) -> bool {
@@ -103,27 +208,31 @@ fn is_marker(line: &str, marker: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
 }
 
-fn finish(text: &str, first_line: u64) -> DocumentText {
-    let pad = usize::try_from(first_line.saturating_sub(1)).unwrap_or(0);
-    let mut padded = String::with_capacity(pad + text.len());
-    padded.extend(std::iter::repeat_n('\n', pad));
-    padded.push_str(text);
-    DocumentText { padded, first_line }
+thread_local! {
+    /// The document being deserialized on this thread, so [`Verbatim`] can
+    /// copy a scalar's spelling out of it and [`Located`] can give lines in
+    /// the file. Set only for the duration of [`DocumentText::parse`];
+    /// deserialization is synchronous, so the value never outlives the call
+    /// that set it.
+    static SOURCE: RefCell<Option<Source>> = const { RefCell::new(None) };
 }
 
-thread_local! {
-    /// The text being deserialized on this thread, so [`Verbatim`] can copy a
-    /// scalar's spelling out of it. Set only for the duration of
-    /// [`DocumentText::parse`]; deserialization is synchronous, so the value
-    /// never outlives the call that set it.
-    static SOURCE: RefCell<Option<String>> = const { RefCell::new(None) };
+struct Source {
+    text: Arc<str>,
+    /// Lines before the document in the file.
+    line_offset: u64,
 }
 
 struct SourceGuard;
 
 impl SourceGuard {
-    fn set(text: &str) -> Self {
-        SOURCE.with(|s| *s.borrow_mut() = Some(text.to_owned()));
+    fn set(doc: &DocumentText) -> Self {
+        SOURCE.with(|s| {
+            *s.borrow_mut() = Some(Source {
+                text: Arc::clone(&doc.text),
+                line_offset: doc.line_offset(),
+            });
+        });
         SourceGuard
     }
 }
@@ -137,18 +246,32 @@ impl Drop for SourceGuard {
 fn source_slice(offset: u64, len: u64) -> Option<String> {
     SOURCE.with(|s| {
         let s = s.borrow();
-        let text = s.as_deref()?;
+        let text = &s.as_ref()?.text;
         let start = usize::try_from(offset).ok()?;
         let end = start.checked_add(usize::try_from(len).ok()?)?;
         text.get(start..end).map(str::to_owned)
     })
 }
 
-fn options() -> serde_saphyr::Options {
-    options_with(serde_saphyr::DuplicateKeyPolicy::Error)
+/// A line the YAML crate reports in the document being parsed, as a line of
+/// the file (0, unknown, stays 0). Outside a parse of this module the
+/// document is the whole text.
+fn file_line(line: u64) -> u64 {
+    if line == 0 {
+        return 0;
+    }
+    let offset = SOURCE.with(|s| s.borrow().as_ref().map_or(0, |s| s.line_offset));
+    line.saturating_add(offset)
 }
 
-fn options_with(duplicate_keys: serde_saphyr::DuplicateKeyPolicy) -> serde_saphyr::Options {
+fn options(budget: DocumentBudget) -> serde_saphyr::Options {
+    options_with(serde_saphyr::DuplicateKeyPolicy::Error, budget)
+}
+
+fn options_with(
+    duplicate_keys: serde_saphyr::DuplicateKeyPolicy,
+    budget: DocumentBudget,
+) -> serde_saphyr::Options {
     serde_saphyr::options! {
         duplicate_keys: duplicate_keys,
         // Drone's Go parser turns a null into an empty string.
@@ -161,11 +284,35 @@ fn options_with(duplicate_keys: serde_saphyr::DuplicateKeyPolicy) -> serde_saphy
         // events, expansions per anchor).
         budget: serde_saphyr::budget! {
             enforce_alias_anchor_ratio: false,
+            max_depth: budget.max_depth,
+            // The parser's own cap on `[[[...` (255) would otherwise answer
+            // first, with a message that names no limit of ours.
+            flow_nesting_limit: budget.max_depth.saturating_add(1),
+            max_nodes: budget.max_nodes,
         },
     }
 }
 
 impl DocumentText {
+    /// A document whose first line is line `first_line` of its file.
+    pub(crate) fn new(text: &str, first_line: u64, budget: DocumentBudget) -> Self {
+        Self {
+            text: Arc::from(text),
+            first_line: first_line.max(1),
+            budget,
+        }
+    }
+
+    /// Lines before the document in the file.
+    fn line_offset(&self) -> u64 {
+        self.first_line - 1
+    }
+
+    /// The document's text (its lines start at [`Self::first_line`]).
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
     /// The document's top-level `kind`, read without parsing when it is
     /// written the usual way: one `kind: value` line at column 0 with a plain
     /// or quoted scalar. `None` when not sure (the caller then parses).
@@ -174,7 +321,7 @@ impl DocumentText {
     /// parse time of a large pipeline; this skips the first pass.
     pub(crate) fn kind_hint(&self) -> Option<String> {
         let mut found = None;
-        for line in self.padded.lines() {
+        for line in self.text.lines() {
             let Some(rest) = line.strip_prefix("kind:") else {
                 continue;
             };
@@ -206,7 +353,7 @@ impl DocumentText {
 
     /// Deserializes the document into `T`; a duplicate key is an error.
     pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, YamlError> {
-        self.parse_with(options())
+        self.parse_with(options(self.budget))
     }
 
     /// Deserializes the document into `T` the way Drone's Go parser does: a
@@ -215,11 +362,13 @@ impl DocumentText {
     pub(crate) fn parse_lenient<T: DeserializeOwned>(
         &self,
     ) -> Result<(T, Option<YamlError>), YamlError> {
-        match self.parse_with(options()) {
+        match self.parse_with(options(self.budget)) {
             Ok(value) => Ok((value, None)),
             Err(err) if err.message.starts_with("duplicate mapping key") => {
-                let value =
-                    self.parse_with(options_with(serde_saphyr::DuplicateKeyPolicy::LastWins))?;
+                let value = self.parse_with(options_with(
+                    serde_saphyr::DuplicateKeyPolicy::LastWins,
+                    self.budget,
+                ))?;
                 Ok((value, Some(err)))
             }
             Err(err) => Err(err),
@@ -230,16 +379,22 @@ impl DocumentText {
         &self,
         options: serde_saphyr::Options,
     ) -> Result<T, YamlError> {
-        let _guard = SourceGuard::set(&self.padded);
+        let _guard = SourceGuard::set(self);
         let mut path = String::new();
         let result =
-            serde_saphyr::with_deserializer_from_str_with_options(&self.padded, options, |de| {
+            serde_saphyr::with_deserializer_from_str_with_options(&self.text, options, |de| {
                 serde_path_to_error::deserialize(de).map_err(|e| {
                     path = e.path().to_string();
                     e.into_inner()
                 })
             });
-        result.map_err(|e| self.explain(convert_error(&e, path)))
+        result.map_err(|e| {
+            let mut err = convert_error(&e, path, self.budget);
+            if err.line > 0 {
+                err.line += self.line_offset();
+            }
+            self.explain(err)
+        })
     }
 
     /// Adds the likely cause to an error where one is known: a `commands`
@@ -253,8 +408,8 @@ impl DocumentText {
         // The typed parse only knows a string was expected; reading the
         // document again untyped tells whether the item is a map.
         let untyped = serde_saphyr::from_str_with_options::<serde_json::Value>(
-            &self.padded,
-            options_with(serde_saphyr::DuplicateKeyPolicy::LastWins),
+            &self.text,
+            options_with(serde_saphyr::DuplicateKeyPolicy::LastWins, self.budget),
         );
         let Ok(doc) = untyped else { return err };
         if !lookup(&doc, &err.path).is_some_and(serde_json::Value::is_object) {
@@ -275,13 +430,12 @@ impl DocumentText {
         err
     }
 
-    /// The block sequence item at `line`, `column` (1-based) single-quoted,
-    /// when it is one line of plain text holding `: `; `None` otherwise.
+    /// The block sequence item at `line` (of the file), `column` (1-based)
+    /// single-quoted, when it is one line of plain text holding `: `; `None`
+    /// otherwise.
     fn quoted_item(&self, line: u64, column: u64) -> Option<String> {
-        let text = self
-            .padded
-            .lines()
-            .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        let index = line.checked_sub(self.first_line)?;
+        let text = self.text.lines().nth(usize::try_from(index).ok()?)?;
         let column = usize::try_from(column).ok()?.checked_sub(1)?;
         let at = text.char_indices().nth(column).map(|(i, _)| i)?;
         let (before, item) = text.split_at(at);
@@ -326,10 +480,12 @@ fn lookup<'a>(doc: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::
 /// Parses a whole text as one document (used by tests and small helpers).
 #[cfg(test)]
 pub(crate) fn parse_one<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
-    finish(text, 1).parse()
+    DocumentText::new(text, 1, DocumentBudget::default()).parse()
 }
 
-fn convert_error(err: &serde_saphyr::Error, path: String) -> YamlError {
+/// The crate's error as ours, with the line in the document (the caller
+/// moves it to the file's).
+fn convert_error(err: &serde_saphyr::Error, path: String, budget: DocumentBudget) -> YamlError {
     use serde_saphyr::Error as E;
     let err = err.without_snippet();
     let (line, column) = err
@@ -342,6 +498,7 @@ fn convert_error(err: &serde_saphyr::Error, path: String) -> YamlError {
         // `Located` wraps list items in a struct whose field is `value`.
         p => p.trim_end_matches(".?").replace("].value", "]"),
     };
+    let mut limit = None;
     let message = match err {
         E::SerdeInvalidType {
             unexpected,
@@ -365,6 +522,20 @@ fn convert_error(err: &serde_saphyr::Error, path: String) -> YamlError {
             Some(key) => format!("duplicate mapping key `{key}`"),
             None => "duplicate mapping key".to_owned(),
         },
+        E::Budget { breach, .. } => {
+            let (message, hit) = describe_breach(breach, budget);
+            limit = hit;
+            message
+        }
+        // The scanner's own caps on nesting (set just past ours in
+        // `options_with`) answer before the budget where the scanner reads
+        // ahead, as it does through `[[[...`, which could be a key. The
+        // crate has no variant for it; the message is locked by a test.
+        E::ExternalMessage { msg, .. } if msg == "recursion limit exceeded" => {
+            let (message, hit) = describe_breach(&BudgetBreach::Depth { depth: 0 }, budget);
+            limit = hit;
+            message
+        }
         other => strip_location(&other.to_string()),
     };
     YamlError {
@@ -372,6 +543,57 @@ fn convert_error(err: &serde_saphyr::Error, path: String) -> YamlError {
         message,
         line,
         column,
+        limit,
+    }
+}
+
+/// What a budget breach means, in words, and the limit of
+/// [`ParseLimits`] it is when it is one. (The crate's own text is
+/// `budget breached: Nodes { nodes: 250001 }`.) The other caps are the
+/// crate's defaults, which only a hostile file reaches.
+fn describe_breach(breach: &BudgetBreach, budget: DocumentBudget) -> (String, Option<Limit>) {
+    let caps = serde_saphyr::Budget::default();
+    let more_than = |what: &str, max: usize| {
+        format!(
+            "the document has more than {} {what}; at most {} are accepted",
+            thousands(max),
+            thousands(max)
+        )
+    };
+    match breach {
+        BudgetBreach::Depth { .. } => (
+            format!(
+                "the YAML nests more than {} levels deep; at most {} levels of maps and lists are accepted",
+                budget.max_depth, budget.max_depth
+            ),
+            Some(Limit::Depth),
+        ),
+        BudgetBreach::Nodes { .. } => (
+            more_than(
+                "YAML nodes (keys, values and list items, aliases expanded)",
+                budget.max_nodes,
+            ),
+            Some(Limit::Nodes),
+        ),
+        BudgetBreach::Events { .. } => (more_than("YAML events", caps.max_events), None),
+        BudgetBreach::Aliases { .. } => (more_than("aliases (`*name`)", caps.max_aliases), None),
+        BudgetBreach::Anchors { .. } => (more_than("anchors (`&name`)", caps.max_anchors), None),
+        BudgetBreach::MergeKeys { .. } => {
+            (more_than("merge keys (`<<`)", caps.max_merge_keys), None)
+        }
+        BudgetBreach::ScalarBytes { .. } => (
+            more_than("bytes of text in its values", caps.max_total_scalar_bytes),
+            None,
+        ),
+        BudgetBreach::RecordedAnchorEvents { .. } | BudgetBreach::RecordedAnchorBytes { .. } => (
+            "the document's anchors hold more than the YAML reader keeps for aliases (an alias bomb?)".to_owned(),
+            None,
+        ),
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => (
+            format!("the document has {aliases} aliases of {anchors} anchors (an alias bomb?)"),
+            None,
+        ),
+        other => (format!("the document is past a limit of the YAML reader ({other:?})"), None),
     }
 }
 
@@ -441,7 +663,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
         let spanned = serde_saphyr::Spanned::<T>::deserialize(de)?;
         Ok(Self {
             value: spanned.value,
-            line: spanned.referenced.line(),
+            line: file_line(spanned.referenced.line()),
             column: spanned.referenced.column(),
         })
     }
@@ -495,6 +717,12 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
+
+    fn parse_one_lenient<T: DeserializeOwned>(
+        text: &str,
+    ) -> Result<(T, Option<YamlError>), YamlError> {
+        DocumentText::new(text, 1, DocumentBudget::default()).parse_lenient()
+    }
 
     #[derive(Debug, Deserialize, PartialEq)]
     struct Doc {
@@ -550,7 +778,7 @@ mod tests {
     #[test]
     fn split_keeps_line_numbers_of_later_documents() {
         let text = "kind: pipeline\nname: a\n---\nkind: pipeline\nname: b\nsteps:\n- name: x\n  privileged: maybe\n";
-        let docs = split_documents(text);
+        let docs = split_documents(text, DocumentBudget::default());
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].first_line, 3);
         let err = docs[1].parse::<Doc>().unwrap_err();
@@ -562,7 +790,7 @@ mod tests {
     #[test]
     fn split_ignores_empty_documents_and_stops_at_end_marker() {
         let text = "---\n# only a comment\n---\nkind: a\n--- \nkind: b\n...\nkind: c\n";
-        let docs = split_documents(text);
+        let docs = split_documents(text, DocumentBudget::default());
         assert_eq!(docs.len(), 2);
         let kinds: Vec<String> = docs
             .iter()
@@ -574,7 +802,7 @@ mod tests {
     #[test]
     fn a_line_starting_with_dashes_is_not_a_marker() {
         let text = "kind: a\nx: |\n  ---\n  y\n";
-        assert_eq!(split_documents(text).len(), 1);
+        assert_eq!(split_documents(text, DocumentBudget::default()).len(), 1);
         assert!(is_marker("---", "---"));
         assert!(is_marker("--- # c", "---"));
         assert!(!is_marker("----", "---"));
@@ -584,7 +812,7 @@ mod tests {
     #[test]
     fn anchors_do_not_cross_documents() {
         let text = "kind: a\nx: &a 1\n---\nkind: b\ny: *a\n";
-        let docs = split_documents(text);
+        let docs = split_documents(text, DocumentBudget::default());
         let err = docs[1].parse::<BTreeMap<String, String>>().unwrap_err();
         assert_eq!(err.line, 5);
         assert!(err.message.contains("anchor"), "{}", err.message);
@@ -649,7 +877,7 @@ mod tests {
 
     #[test]
     fn kind_hint_reads_the_usual_forms_and_defers_the_rest() {
-        let hint = |t: &str| finish(t, 1).kind_hint();
+        let hint = |t: &str| DocumentText::new(t, 1, DocumentBudget::default()).kind_hint();
         assert_eq!(
             hint("kind: pipeline\nname: a\n").as_deref(),
             Some("pipeline")
@@ -672,12 +900,12 @@ mod tests {
     #[test]
     fn lenient_parse_lets_the_last_duplicate_win_and_reports_it() {
         let text = "kind: pipeline\nsteps:\n- name: a\n  image: one\n  image: two\n";
-        let (doc, dup) = finish(text, 1).parse_lenient::<Doc>().unwrap();
+        let (doc, dup) = parse_one_lenient::<Doc>(text).unwrap();
         assert_eq!(doc.steps[0].image, "two");
         let dup = dup.unwrap();
         assert_eq!(dup.line, 5);
         assert_eq!(dup.message, "duplicate mapping key `image`");
-        let (_, none) = finish("kind: x\n", 1).parse_lenient::<Doc>().unwrap();
+        let (_, none) = parse_one_lenient::<Doc>("kind: x\n").unwrap();
         assert!(none.is_none());
     }
 
