@@ -991,4 +991,40 @@ mod tests {
         assert_eq!(d.v["c"].value, serde_json::json!("q"));
         assert_eq!(d.v["d"].text.as_deref(), Some("010"));
     }
+
+    #[test]
+    fn a_later_document_reports_file_lines_without_being_padded() {
+        #[derive(Deserialize)]
+        struct D {
+            steps: Vec<Located<Step>>,
+            v: BTreeMap<String, Verbatim<serde_json::Value>>,
+        }
+        let text = "kind: a\n---\nkind: b\n---\nsteps:\n- name: a\n-   name: b\nv:\n  a: 1.10\n";
+        let docs = split_documents(text, DocumentBudget::default());
+        assert_eq!(docs[2].first_line, 4);
+        assert!(docs[2].text().starts_with("---\nsteps:"), "not padded");
+        let d: D = docs[2].parse().unwrap();
+        assert_eq!((d.steps[0].line, d.steps[0].column), (6, 3));
+        assert_eq!(d.steps[1].line, 7);
+        assert_eq!(
+            d.v["a"].text.as_deref(),
+            Some("1.10"),
+            "spans are the document's"
+        );
+        // Outside a parse, a location is the YAML crate's own.
+        assert_eq!(file_line(3), 3);
+        let err = DocumentText::new(
+            "x: 1\nsteps:\n- name: a\n  commands:\n  - a: b\n",
+            10,
+            DocumentBudget::default(),
+        )
+        .parse::<Scripts>()
+        .unwrap_err();
+        assert_eq!((err.line, err.column), (14, 5));
+        assert!(
+            err.message.ends_with("quote the command: - 'a: b'"),
+            "{}",
+            err.message
+        );
+    }
 }

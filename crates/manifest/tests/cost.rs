@@ -195,3 +195,49 @@ fn refusing_too_many_documents_costs_at_most_the_limit() {
         "refused documents: {small:?} then {large:?}"
     );
 }
+
+/// A document built from `shape`: some steps, a nesting depth in their
+/// settings, an unknown key, a duplicate key, an anchor merged in.
+fn shaped(shape: (usize, usize, bool, bool, bool), i: usize) -> String {
+    let (steps, depth, unknown, duplicate, anchor) = shape;
+    let mut doc = format!("---\nkind: pipeline\nname: p{i}\n");
+    if anchor {
+        doc.push_str("x-base: &base\n  image: alpine\n");
+    }
+    doc.push_str("steps:\n");
+    for s in 0..steps {
+        doc.push_str(&format!("- name: s{s}\n  image: a\n"));
+        if anchor {
+            doc.push_str("  <<: *base\n");
+        }
+        if unknown {
+            doc.push_str("  comands: [x]\n");
+        }
+        if duplicate {
+            doc.push_str("  image: b\n");
+        }
+        doc.push_str(&format!(
+            "  settings: {{v: {}x{}}}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ));
+    }
+    doc
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+
+    /// Whatever the documents hold, 8 times as many cost at most 10 times
+    /// as much.
+    #[test]
+    fn any_document_repeated_costs_linear(
+        shape in (1usize..6, 0usize..50, proptest::bool::ANY, proptest::bool::ANY, proptest::bool::ANY)
+    ) {
+        let file = |n: usize| (0..n).map(|i| shaped(shape, i)).collect::<String>();
+        cost(&file(5), &roomy());
+        let small = cost(&file(40), &roomy());
+        let large = cost(&file(320), &roomy());
+        assert_linear(&format!("{shape:?}"), small, large, 10.0);
+    }
+}
