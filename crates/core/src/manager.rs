@@ -120,6 +120,10 @@ pub enum ManagerError {
     Transport {
         /// The address called.
         address: String,
+        /// The request may have reached the server (the connection broke
+        /// after it was sent, or the answer timed out), so it may have been
+        /// applied; `false` when it surely was not (no connection).
+        sent: bool,
         /// The cause.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -130,4 +134,22 @@ pub enum ManagerError {
     /// The requested object does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+}
+
+impl ManagerError {
+    /// Whether the server may have applied the call though it failed: its
+    /// answer was lost on the way ([`Transport`](Self::Transport) with
+    /// `sent`, or a proxy's 502/504 after forwarding it). A caller must not
+    /// repeat such a call blindly when it is not idempotent (a log batch
+    /// appends).
+    pub fn maybe_applied(&self) -> bool {
+        matches!(
+            self,
+            Self::Transport { sent: true, .. }
+                | Self::Server {
+                    status: 502 | 504,
+                    ..
+                }
+        )
+    }
 }

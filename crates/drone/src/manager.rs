@@ -25,8 +25,10 @@ use crate::{DroneConfig, Error};
 ///
 /// A retried update whose first attempt did reach the server (the proxy
 /// timed out after forwarding it) meets a 409 on the retry: the protocol
-/// cannot tell the two apart, so that is reported as a conflict. Likewise a
-/// retried Batch may append its lines twice; a lost one is worse.
+/// cannot tell the two apart, so that is reported as a conflict. A Batch
+/// appends, so one whose answer was lost ([`ManagerError::maybe_applied`])
+/// is not repeated: its lines may be missing from the live view, never
+/// shown twice (the upload has them all).
 ///
 /// # Merge-back
 ///
@@ -94,6 +96,7 @@ impl DroneManager {
             expect: Expect::Nothing,
             retry_transient: false,
             idempotent: false,
+            appends: false,
         };
         self.rpc.send(&call).await.map(drop)
     }
@@ -114,6 +117,7 @@ impl DroneManager {
             expect,
             retry_transient: true,
             idempotent: false,
+            appends: false,
         })
     }
 
@@ -131,7 +135,11 @@ impl DroneManager {
         Ok(call)
     }
 
-    async fn update_stage(&self, name: &'static str, stage: &mut Stage) -> Result<(), ManagerError> {
+    async fn update_stage(
+        &self,
+        name: &'static str,
+        stage: &mut Stage,
+    ) -> Result<(), ManagerError> {
         let call = self.idempotent_call(
             name,
             Method::PUT,
@@ -179,6 +187,7 @@ impl DroneManager {
             Expect::Nothing,
         )?;
         call.idempotent = idempotent;
+        call.appends = !idempotent;
         self.rpc.send(&call).await.map(drop)
     }
 }

@@ -48,6 +48,10 @@ pub(crate) struct Call {
     /// an update by version): server errors (500 and its kin) are retried
     /// with backoff too, as transient failures are.
     pub(crate) idempotent: bool,
+    /// Appends on the server (a log batch): a failure the server may have
+    /// applied ([`ManagerError::maybe_applied`]) is not retried, or its
+    /// lines would be shown twice.
+    pub(crate) appends: bool,
 }
 
 /// A successful answer.
@@ -118,6 +122,7 @@ impl Rpc {
         let text = format!("{}{}", self.base, path);
         Url::parse(&text).map_err(|e| ManagerError::Transport {
             address: text,
+            sent: false,
             source: Box::new(e),
         })
     }
@@ -137,6 +142,7 @@ impl Rpc {
                 Err(failure) => failure,
             };
             let retry = match failure.retry {
+                Retry::Transient if call.appends && failure.error.maybe_applied() => false,
                 Retry::Transient => call.retry_transient,
                 Retry::ServerError => call.idempotent,
                 Retry::Never => false,
@@ -193,6 +199,8 @@ impl Rpc {
         let transport = |e: reqwest::Error| Failure {
             error: ManagerError::Transport {
                 address: address_of(&call.url),
+                // Only a failed connect says for sure that nothing arrived.
+                sent: !e.is_connect(),
                 source: Box::new(e),
             },
             retry: Retry::Transient,

@@ -156,7 +156,7 @@ impl Reporter {
 
     /// Sends step `index`'s pending lines, if any. A batch the server
     /// refuses goes back to the front of the buffer, to be sent again with
-    /// the next one; past the buffer's bound its oldest lines are counted
+    /// the next one (not one it may have applied, its answer lost); past the buffer's bound its oldest lines are counted
     /// instead, and the next batch that gets through says how many were not
     /// streamed live.
     async fn flush(&self, index: usize) {
@@ -183,6 +183,12 @@ impl Reporter {
                     );
                 }
                 p.failures = 0;
+            }
+            Err(e) if e.maybe_applied() => {
+                // The server may have appended the batch: sending it again
+                // could show its lines twice. The upload has them all.
+                tracing::debug!(step_id, lines = lines.len(), error = %e, "a live log batch's answer was lost; not sent again");
+                p.failures = p.failures.saturating_add(1);
             }
             Err(e) => {
                 // Every line is in the upload at the end whatever happens;

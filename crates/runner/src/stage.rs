@@ -1,8 +1,9 @@
 //! [`StageRunner`]: the server-side flow of one stage, start to end.
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
@@ -142,6 +143,27 @@ pub struct StageRunner {
     manager: Arc<dyn Manager>,
     engine: Arc<dyn Engine>,
     config: RunnerConfig,
+    /// Stages this runner is accepting or running. The server offers a
+    /// stage to every poller that asks, and this runner's pollers share
+    /// one machine name: the first to claim it here accepts it, the others
+    /// leave it. So after a conflict on accept, a stage the server holds
+    /// for this machine is this claim's, its answer lost on the way.
+    claims: Mutex<HashSet<i64>>,
+}
+
+/// A stage claimed in [`StageRunner::claims`], released when dropped.
+struct Claim<'a> {
+    claims: &'a Mutex<HashSet<i64>>,
+    stage: i64,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.stage);
+    }
 }
 
 impl std::fmt::Debug for StageRunner {
@@ -160,7 +182,23 @@ impl StageRunner {
             manager,
             engine,
             config,
+            claims: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Claims `stage` for this runner; `None` when one of its pollers
+    /// already has.
+    fn claim(&self, stage: i64) -> Option<Claim<'_>> {
+        let fresh = self
+            .claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(stage);
+        // The lock is released before a `Claim` exists: its drop takes it.
+        fresh.then(|| Claim {
+            claims: &self.claims,
+            stage,
+        })
     }
 
     /// The runner's settings.
@@ -184,12 +222,22 @@ impl StageRunner {
         stage: Stage,
         cancel: CancellationToken,
     ) -> Result<StageOutcome, Error> {
+        let Some(_claim) = self.claim(stage.id) else {
+            tracing::debug!(
+                stage = stage.id,
+                "another poller of this runner took the stage"
+            );
+            return Ok(StageOutcome::Taken);
+        };
         let stage = match self.manager.accept(stage.id, &self.config.machine).await {
             Ok(stage) => stage,
-            Err(ManagerError::Conflict) => {
-                tracing::debug!(stage = stage.id, "another runner accepted the stage");
-                return Ok(StageOutcome::Taken);
-            }
+            Err(ManagerError::Conflict) => match self.accepted_though_lost(stage.id).await {
+                Some(stage) => stage,
+                None => {
+                    tracing::debug!(stage = stage.id, "another runner accepted the stage");
+                    return Ok(StageOutcome::Taken);
+                }
+            },
             Err(e) => {
                 return Err(Error::Accept {
                     stage: stage.id,
@@ -220,6 +268,31 @@ impl StageRunner {
                 self.report_panic(&progress, &panic_message(&*panic)).await
             }
         }
+    }
+
+    /// After a conflict on accept: the stage as the server holds it, when
+    /// it is this runner's. The accept's first attempt may have been
+    /// applied while its answer was lost, and its retry then met the
+    /// `machine` it had set: dropping the stage would leave it claimed by
+    /// this runner and never run. No other poller of this runner accepted
+    /// it (the claim says so); two runner processes must not share a
+    /// machine name (`DRONE_RUNNER_NAME`), as in Drone.
+    async fn accepted_though_lost(&self, stage_id: i64) -> Option<Stage> {
+        let server = match self.manager.details(stage_id).await {
+            Ok(details) => details.stage,
+            Err(e) => {
+                tracing::debug!(stage = stage_id, error = %e, "cannot read the stage back after a conflict on accept");
+                return None;
+            }
+        };
+        let ours = server.machine == self.config.machine && server.status == Status::Pending;
+        if ours {
+            tracing::info!(
+                stage = stage_id,
+                "the stage was accepted though the answer was lost; running it"
+            );
+        }
+        ours.then_some(server)
     }
 
     /// Reports a stage whose flow panicked as `error`, from what the server

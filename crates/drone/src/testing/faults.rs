@@ -68,6 +68,11 @@ pub enum Fault {
     DropConnection,
     /// Wait this long, then handle the call normally: a slow server.
     Delay(Duration),
+    /// Handle the call (it is applied: stored, versions bumped), then
+    /// close the connection without sending the answer: a proxy timing out
+    /// after forwarding, a network cut on the way back. The client cannot
+    /// tell it from [`DropConnection`](Self::DropConnection).
+    LoseAnswer,
 }
 
 /// The armed faults: counted ones first (in the order armed), then standing

@@ -135,19 +135,28 @@ async fn answer(
     }
     let endpoint = Endpoint::classify(request.method(), request.uri().path());
     let fault = lock(&shared.faults).take(endpoint);
-    match fault {
-        None => {}
-        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+    let lose_answer = match fault {
+        None => false,
+        Some(Fault::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            false
+        }
         Some(Fault::DropConnection) => return Err(ConnectionDropped),
         Some(Fault::Status(code)) => return Ok(fault_answer(code, None)),
         Some(Fault::StatusWithMessage(code, message)) => {
             return Ok(fault_answer(code, Some(message)));
         }
-    }
-    match tower_service::Service::call(&mut router, request).await {
-        Ok(response) => Ok(response),
+        Some(Fault::LoseAnswer) => true,
+    };
+    let response = match tower_service::Service::call(&mut router, request).await {
+        Ok(response) => response,
         Err(never) => match never {},
+    };
+    if lose_answer {
+        // Applied, but the answer never leaves.
+        return Err(ConnectionDropped);
     }
+    Ok(response)
 }
 
 fn router(shared: Arc<Shared>) -> Router {
