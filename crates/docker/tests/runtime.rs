@@ -279,5 +279,9 @@ async fn cancelling_the_stage_kills_the_running_step() {
     // What the step printed while it stopped (the shell's word on its
     // SIGTERMed `sleep`) is part of its log, after what came before.
     let long = lines.of("long");
-    assert_eq!(long.first().map(String::as_str), Some("started"), "{long:?}");
+    assert_eq!(
+        long.first().map(String::as_str),
+        Some("started"),
+        "{long:?}"
+    );
 }

@@ -122,7 +122,10 @@ async fn a_500_that_persists_ends_with_the_servers_message_at_the_deadline() {
         other => panic!("expected a server error, got {other:?}"),
     }
     let attempts = server.requests().len();
-    assert!(attempts > 3, "a read is retried on 500: {attempts} attempts");
+    assert!(
+        attempts > 3,
+        "a read is retried on 500: {attempts} attempts"
+    );
     let elapsed = started.elapsed();
     assert!(
         elapsed <= quick_retry().max_elapsed.unwrap() + Duration::from_secs(1),
@@ -188,7 +191,10 @@ async fn a_500_on_a_batch_is_not_repeated_by_the_client() {
     }];
     server.inject(Endpoint::Batch, Fault::Status(500));
     let err = manager.write(stage.steps[0].id, &lines).await.unwrap_err();
-    assert!(matches!(err, ManagerError::Server { status: 500, .. }), "{err:?}");
+    assert!(
+        matches!(err, ManagerError::Server { status: 500, .. }),
+        "{err:?}"
+    );
     let batches = server
         .requests()
         .iter()
