@@ -121,32 +121,20 @@ impl DroneManager {
         })
     }
 
-    /// A call safe to repeat: server errors are retried too.
-    fn idempotent_call(
-        &self,
-        name: &'static str,
-        method: Method,
-        path: &str,
-        body: Option<bytes::Bytes>,
-        expect: Expect,
-    ) -> Result<Call, ManagerError> {
-        let mut call = self.call(name, method, path, body, expect)?;
-        call.idempotent = true;
-        Ok(call)
-    }
-
     async fn update_stage(
         &self,
         name: &'static str,
         stage: &mut Stage,
     ) -> Result<(), ManagerError> {
-        let call = self.idempotent_call(
-            name,
-            Method::PUT,
-            &format!("/rpc/v2/stage/{}", stage.id),
-            Some(json_body(&*stage)?),
-            Expect::Json,
-        )?;
+        let call = self
+            .call(
+                name,
+                Method::PUT,
+                &format!("/rpc/v2/stage/{}", stage.id),
+                Some(json_body(&*stage)?),
+                Expect::Json,
+            )?
+            .idempotent();
         let answer = self.rpc.send(&call).await?;
         let updated: Stage = decode(name, &answer.body)?;
         merge_stage(stage, &updated);
@@ -154,13 +142,15 @@ impl DroneManager {
     }
 
     async fn update_step(&self, name: &'static str, step: &mut Step) -> Result<(), ManagerError> {
-        let call = self.idempotent_call(
-            name,
-            Method::PUT,
-            &format!("/rpc/v2/step/{}", step.id),
-            Some(json_body(&*step)?),
-            Expect::Json,
-        )?;
+        let call = self
+            .call(
+                name,
+                Method::PUT,
+                &format!("/rpc/v2/step/{}", step.id),
+                Some(json_body(&*step)?),
+                Expect::Json,
+            )?
+            .idempotent();
         let answer = self.rpc.send(&call).await?;
         let updated: Step = decode(name, &answer.body)?;
         merge_step(step, &updated);
@@ -232,13 +222,15 @@ impl Manager for DroneManager {
 
     /// `GET /rpc/v2/stage/{id}`; the config's `Data` arrives base64-decoded.
     async fn details(&self, stage_id: i64) -> Result<Details, ManagerError> {
-        let call = self.idempotent_call(
-            "details",
-            Method::GET,
-            &format!("/rpc/v2/stage/{stage_id}"),
-            None,
-            Expect::Json,
-        )?;
+        let call = self
+            .call(
+                "details",
+                Method::GET,
+                &format!("/rpc/v2/stage/{stage_id}"),
+                None,
+                Expect::Json,
+            )?
+            .idempotent();
         let answer = self.rpc.send(&call).await?;
         decode("details", &answer.body)
     }

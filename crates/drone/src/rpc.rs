@@ -54,6 +54,14 @@ pub(crate) struct Call {
     pub(crate) appends: bool,
 }
 
+impl Call {
+    /// Marks the call safe to repeat: server errors are retried too.
+    pub(crate) fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+}
+
 /// A successful answer.
 #[derive(Debug)]
 pub(crate) struct Answer {

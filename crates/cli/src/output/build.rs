@@ -18,10 +18,10 @@
 use std::time::Duration;
 
 use runnerkit_core::Status;
-use unicode_width::UnicodeWidthStr;
 
 use super::Style;
-use super::human::{duration, pad, paint};
+use super::human::{duration, paint};
+use super::table::{self, Column, Row};
 
 /// A pipeline of the build as the summary shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,56 +44,33 @@ pub fn not_run(name: &str, reason: &str, started: bool) -> String {
 
 /// The table of the build's pipelines and the build's last line.
 pub fn summary(rows: &[StageRow], status: Status, took: Option<Duration>, style: Style) -> String {
-    let cells: Vec<(String, String)> = rows
+    let columns = [
+        Column {
+            header: "PIPELINE",
+            right: false,
+        },
+        Column {
+            header: "STATUS",
+            right: false,
+        },
+        Column {
+            header: "DURATION",
+            right: false,
+        },
+    ];
+    let cells: Vec<Row> = rows
         .iter()
-        .map(|r| {
-            let took = r.took.map_or_else(|| "-".to_owned(), duration);
-            (r.status.as_str().to_owned(), took)
+        .map(|r| Row {
+            cells: vec![
+                r.name.clone(),
+                r.status.as_str().to_owned(),
+                r.took.map_or_else(|| "-".to_owned(), duration),
+            ],
+            status: r.status,
+            reason: r.reason.clone(),
         })
         .collect();
-    let name_w = rows
-        .iter()
-        .map(|r| r.name.width())
-        .chain(["PIPELINE".width()])
-        .max()
-        .unwrap_or(0);
-    let status_w = cells
-        .iter()
-        .map(|(s, _)| s.width())
-        .chain(["STATUS".width()])
-        .max()
-        .unwrap_or(0);
-    let took_w = cells
-        .iter()
-        .map(|(_, t)| t.width())
-        .chain(["DURATION".width()])
-        .max()
-        .unwrap_or(0);
-    let mut header = format!(
-        "{}  {}  {}",
-        pad("PIPELINE", name_w),
-        pad("STATUS", status_w),
-        pad("DURATION", took_w)
-    );
-    if rows.iter().any(|r| r.reason.is_some()) {
-        header.push_str("  REASON");
-    }
-    let mut text = format!("\n{}\n", header.trim_end());
-    for (row, (status, took)) in rows.iter().zip(&cells) {
-        // Pad before colouring: escape codes have no width on screen.
-        let status = pad(status, status_w).replace(status.as_str(), &paint(row.status, style));
-        let mut line = format!(
-            "{}  {status}  {}",
-            pad(&row.name, name_w),
-            pad(took, took_w)
-        );
-        if let Some(reason) = &row.reason {
-            line.push_str("  ");
-            line.push_str(reason);
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
+    let mut text = table::render(&columns, &cells, style);
     text.push_str(&format!("\nbuild {}", paint(status, style)));
     if let Some(took) = took {
         text.push_str(&format!(" in {}", duration(took)));

@@ -50,6 +50,7 @@ use runnerkit_runtime::logs::Masker;
 use unicode_width::UnicodeWidthStr;
 
 use super::step_rows;
+use super::table::{self, Column, Row};
 
 /// How long a step may print nothing before a line says it still runs.
 const TICKER: Duration = Duration::from_secs(30);
@@ -351,59 +352,39 @@ impl HumanReporter {
 
     /// The summary table and the stage's last word.
     fn summary(&self, snapshot: &Snapshot) -> String {
-        let rows: Vec<_> = step_rows(&self.listing, snapshot)
+        let columns = [
+            Column {
+                header: "STEP",
+                right: false,
+            },
+            Column {
+                header: "STATUS",
+                right: false,
+            },
+            Column {
+                header: "EXIT",
+                right: true,
+            },
+            Column {
+                header: "DURATION",
+                right: false,
+            },
+        ];
+        let rows: Vec<Row> = step_rows(&self.listing, snapshot)
             .into_iter()
-            .map(|row| {
-                let exit = row
-                    .exit_code
-                    .map_or_else(|| "-".to_owned(), |c| c.to_string());
-                let took = row.duration().map_or_else(|| "-".to_owned(), duration);
-                (row, exit, took)
+            .map(|row| Row {
+                cells: vec![
+                    row.name.clone(),
+                    row.status.as_str().to_owned(),
+                    row.exit_code
+                        .map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                    row.duration().map_or_else(|| "-".to_owned(), duration),
+                ],
+                status: row.status,
+                reason: row.reason,
             })
             .collect();
-        let widest = |header: &str, cell: &dyn Fn(&(_, String, String)) -> usize| {
-            rows.iter()
-                .map(cell)
-                .chain([header.width()])
-                .max()
-                .unwrap_or(0)
-        };
-        let name_w = widest("STEP", &|(r, _, _)| r.name.width());
-        let status_w = widest("STATUS", &|(r, _, _)| r.status.as_str().width());
-        let exit_w = widest("EXIT", &|(_, e, _)| e.width());
-        let took_w = widest("DURATION", &|(_, _, t)| t.width());
-        let reasons = rows.iter().any(|(r, _, _)| r.reason.is_some());
-        let mut header = format!(
-            "{}  {}  {:>exit_w$}  {}",
-            pad("STEP", name_w),
-            pad("STATUS", status_w),
-            "EXIT",
-            pad("DURATION", took_w),
-        );
-        if reasons {
-            header.push_str("  REASON");
-        }
-        let mut text = format!("\n{}\n", header.trim_end());
-        for (row, exit, took) in &rows {
-            // Pad before colouring: escape codes have no width on screen.
-            let status = pad(row.status.as_str(), status_w);
-            let status = if self.style.color {
-                status.replace(row.status.as_str(), &self.status(row.status))
-            } else {
-                status
-            };
-            let mut line = format!(
-                "{}  {status}  {exit:>exit_w$}  {}",
-                pad(&row.name, name_w),
-                pad(took, took_w)
-            );
-            if let Some(reason) = &row.reason {
-                line.push_str("  ");
-                line.push_str(reason);
-            }
-            text.push_str(line.trim_end());
-            text.push('\n');
-        }
+        let mut text = table::render(&columns, &rows, self.style);
         let stage = &snapshot.stage;
         let name = self
             .stage

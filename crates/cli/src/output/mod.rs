@@ -11,6 +11,7 @@ pub mod build;
 pub mod exit;
 pub mod human;
 pub mod json;
+mod table;
 
 use std::io::{IsTerminal, Write};
 use std::time::SystemTime;
