@@ -16,9 +16,15 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// The counters are process-wide: one measurement at a time (tests of this
-/// binary run on parallel threads under `cargo test`).
-static MEASURING: Mutex<()> = Mutex::new(());
+/// The counters are process-wide and `cargo test` runs this binary's tests
+/// on parallel threads: a test measuring while another builds its input
+/// would count that input too. So each test holds this for its whole body.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// This test's turn: no other test of the binary allocates until it ends.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// What reading a file cost.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +43,6 @@ fn cost(text: &str, limits: &ParseLimits) -> Cost {
     let types = TypeRegistry::new()
         .with(PipelineType::docker())
         .with(PipelineType::exec());
-    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
     let region = Region::new(GLOBAL);
     let read = envsubst(text, |_| None)
         .map_err(|e| e.to_string())
@@ -126,6 +131,7 @@ fn nesting(depth: usize, width: usize) -> String {
 
 #[test]
 fn documents_cost_linear() {
+    let _serial = serial();
     // Warms up what is built once per process (key tables, the registry).
     cost(&documents(10), &roomy());
     let small = cost(&documents(400), &roomy());
@@ -139,6 +145,7 @@ fn documents_cost_linear() {
 
 #[test]
 fn steps_cost_linear() {
+    let _serial = serial();
     cost(&steps(10), &roomy());
     let small = cost(&steps(400), &roomy());
     let large = cost(&steps(3_200), &roomy());
@@ -147,6 +154,7 @@ fn steps_cost_linear() {
 
 #[test]
 fn nesting_costs_linear() {
+    let _serial = serial();
     cost(&nesting(2, 2), &ParseLimits::default());
     // Nesting within the limit (64 levels; the setting starts at level 5):
     // what each level adds, over a file of the same steps without it.
@@ -163,6 +171,7 @@ fn nesting_costs_linear() {
 
 #[test]
 fn refusing_a_deep_nesting_costs_at_most_its_size() {
+    let _serial = serial();
     let deep = |n: usize| format!("kind: pipeline\nx: {}", "[".repeat(n));
     cost(&deep(1_000), &ParseLimits::default());
     let small = cost(&deep(100_000), &ParseLimits::default());
@@ -182,6 +191,7 @@ fn refusing_a_deep_nesting_costs_at_most_its_size() {
 
 #[test]
 fn refusing_too_many_documents_costs_at_most_the_limit() {
+    let _serial = serial();
     let text = |n: usize| "---\nkind: pipeline\n".repeat(n);
     cost(&text(10), &ParseLimits::default());
     let small = cost(&text(20_000), &ParseLimits::default());
@@ -234,6 +244,7 @@ proptest::proptest! {
     fn any_document_repeated_costs_linear(
         shape in (1usize..6, 0usize..50, proptest::bool::ANY, proptest::bool::ANY, proptest::bool::ANY)
     ) {
+        let _serial = serial();
         let file = |n: usize| (0..n).map(|i| shaped(shape, i)).collect::<String>();
         cost(&file(5), &roomy());
         let small = cost(&file(40), &roomy());
