@@ -18,7 +18,7 @@
 //!                 "depends_on": ["..."], "on_success": bool, "on_failure": bool,
 //!                 "reason": "..."?,
 //!                 "steps": [{"name": "...", "service": bool, "runs": bool,
-//!                            "depends_on": ["..."], "when": "on_success"|"on_failure"|"always",
+//!                            "depends_on": ["..."], "when": "on-success"|"on-failure"|"always",
 //!                            "reason": "..."?}]}]}
 //! ```
 //!
