@@ -224,23 +224,38 @@ fn single_result(
     Ok(Outcome::Ran(status))
 }
 
-/// Every pipeline of the build for `--json`, in file order; those not
-/// selected by `--pipeline` are not part of it.
-fn stage_results(plan: &StagePlan, outcomes: &[StageOutcome]) -> Vec<StageResult> {
+/// The pipelines of the build in file order (those `--pipeline` left out
+/// are not part of it), each with how its stage ended, or why it got none.
+fn build_entries<'a>(
+    plan: &'a StagePlan,
+    outcomes: &'a [StageOutcome],
+) -> impl Iterator<Item = (&'a str, Result<&'a StageOutcome, String>)> {
     plan.pipelines
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| match &p.not_run {
-            Some(NotPlanned::NotSelected) => None,
-            Some(why) => Some(StageResult::skipped(&p.name, &why.to_string())),
-            None => outcomes
-                .iter()
-                .find(|o| o.index == i)
-                .map(|o| match &o.end {
-                    StageEnd::Ran(snapshot) => StageResult::ran(&p.name, &o.listing, snapshot),
-                    StageEnd::Skipped(reason) => StageResult::skipped(&p.name, reason),
-                    StageEnd::Refused(error) => StageResult::errored(&p.name, error),
-                }),
+        .filter(|(_, p)| p.not_run != Some(NotPlanned::NotSelected))
+        .map(|(i, p)| {
+            let ended = match &p.not_run {
+                Some(why) => Err(why.to_string()),
+                None => outcomes
+                    .iter()
+                    .find(|o| o.index == i)
+                    .ok_or_else(|| "cancelled".to_owned()),
+            };
+            (p.name.as_str(), ended)
+        })
+}
+
+/// Every pipeline of the build for `--json`.
+fn stage_results(plan: &StagePlan, outcomes: &[StageOutcome]) -> Vec<StageResult> {
+    build_entries(plan, outcomes)
+        .map(|(name, ended)| match ended {
+            Err(why) => StageResult::skipped(name, &why),
+            Ok(o) => match &o.end {
+                StageEnd::Ran(snapshot) => StageResult::ran(name, &o.listing, snapshot),
+                StageEnd::Skipped(reason) => StageResult::skipped(name, reason),
+                StageEnd::Refused(error) => StageResult::errored(name, error),
+            },
         })
         .collect()
 }
@@ -329,17 +344,11 @@ impl<'a> ExecEvents<'a> {
 
     /// After the build: the table of its pipelines.
     fn conclude(&self, outcomes: &[StageOutcome], status: Status, took: Option<Duration>) {
-        let rows: Vec<StageRow> = self
-            .plan
-            .pipelines
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.not_run != Some(NotPlanned::NotSelected))
-            .map(|(i, p)| {
-                let outcome = outcomes.iter().find(|o| o.index == i);
-                let (status, took, reason) = match (&p.not_run, outcome.map(|o| &o.end)) {
-                    (Some(why), _) => (Status::Skipped, None, Some(why.to_string())),
-                    (None, Some(StageEnd::Ran(snapshot))) => {
+        let rows: Vec<StageRow> = build_entries(self.plan, outcomes)
+            .map(|(name, ended)| {
+                let (status, took, reason) = match ended.map(|o| &o.end) {
+                    Err(why) => (Status::Skipped, None, Some(why)),
+                    Ok(StageEnd::Ran(snapshot)) => {
                         let stage = &snapshot.stage;
                         let took = stage
                             .started
@@ -347,16 +356,11 @@ impl<'a> ExecEvents<'a> {
                             .map(|(a, b)| b.duration_since(a).unwrap_or_default());
                         (stage.status, took, None)
                     }
-                    (None, Some(StageEnd::Skipped(reason))) => {
-                        (Status::Skipped, None, Some(reason.clone()))
-                    }
-                    (None, Some(StageEnd::Refused(error))) => {
-                        (Status::Error, None, Some(error.clone()))
-                    }
-                    (None, None) => (Status::Skipped, None, Some("cancelled".to_owned())),
+                    Ok(StageEnd::Skipped(reason)) => (Status::Skipped, None, Some(reason.clone())),
+                    Ok(StageEnd::Refused(error)) => (Status::Error, None, Some(error.clone())),
                 };
                 StageRow {
-                    name: p.name.clone(),
+                    name: name.to_owned(),
                     status,
                     took,
                     reason,
