@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -17,7 +17,7 @@ use runnerkit_manifest::{
 };
 
 use crate::cli::BuildArgs;
-use crate::context::local_build;
+use crate::context::{LocalBuild, local_build};
 
 /// A pipeline file, read.
 #[derive(Debug)]
@@ -79,6 +79,10 @@ pub struct RunInputs<'a> {
     pub stage_number: i32,
     /// The pipelines the stage waits for (`DRONE_STAGE_DEPENDS_ON`).
     pub stage_depends_on: Vec<String>,
+    /// The build as `git` and the flags give it, resolved on first use and
+    /// shared by every stage made [`for_stage`](Self::for_stage): one build
+    /// asks `git` once. Left empty by whoever makes the inputs.
+    pub(crate) resolved: OnceLock<LocalBuild>,
 }
 
 impl RunInputs<'_> {
@@ -99,6 +103,7 @@ impl RunInputs<'_> {
             selection: self.selection.clone(),
             stage_number: number,
             stage_depends_on: depends_on,
+            resolved: self.resolved.clone(),
         }
     }
 }
@@ -155,7 +160,11 @@ impl Prepared {
 /// The compile context of a local run of `source`, for the pipeline named
 /// `pipeline` ("" before one is picked).
 fn context(source: &SourceFile, inputs: &RunInputs<'_>, pipeline: &str) -> CompileContext {
-    let mut local = local_build(&inputs.build, &source.dir, inputs.trusted, pipeline, "");
+    let mut local = inputs
+        .resolved
+        .get_or_init(|| local_build(&inputs.build, &source.dir, inputs.trusted, "", ""))
+        .clone();
+    pipeline.clone_into(&mut local.stage.name);
     if inputs.stage_number > 0 {
         local.stage.number = inputs.stage_number;
     }
