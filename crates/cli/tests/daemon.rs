@@ -100,6 +100,14 @@ impl Drop for TempFile {
     }
 }
 
+/// Credentials for the stages page, which is off without them.
+const UI_CREDENTIALS: &[(&str, &str)] = &[
+    ("DRONE_UI_USERNAME", "admin"),
+    ("DRONE_UI_PASSWORD", "ui-password"),
+];
+/// `UI_CREDENTIALS` as basic auth's `user:password`.
+const UI_LOGIN: &str = "admin:ui-password";
+
 /// `runnerkit` with a clean environment (no `DRONE_*` from the caller's),
 /// serving HTTP on a free port.
 fn runnerkit(args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -339,7 +347,7 @@ async fn an_exec_daemon_runs_a_stage_reports_it_and_stops_on_sigterm() {
         "runner.env",
         "DRONE_RUNNER_NAME=file-runner\nDRONE_RPC_SECRET=not-the-secret\nDRONE_RUNNER_CAPACITY=1\n",
     );
-    let mut daemon = Daemon::start(&server, &[envfile.0.to_str().unwrap()], &[]).await;
+    let mut daemon = Daemon::start(&server, &[envfile.0.to_str().unwrap()], UI_CREDENTIALS).await;
 
     let stage = stage_done(&server, id, &daemon).await;
     assert_eq!(stage.status, Status::Success, "{}", daemon.stderr());
@@ -408,8 +416,7 @@ async fn an_exec_daemon_runs_a_stage_reports_it_and_stops_on_sigterm() {
         Some(2.0),
         "{body}"
     );
-    // No credentials configured: the page is open.
-    let page = daemon.get("/", None).await;
+    let page = daemon.get("/", Some(UI_LOGIN)).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("octo/hello"), "{}", page.body);
     assert!(
@@ -459,12 +466,12 @@ async fn sigterm_lets_a_running_stage_finish() {
 async fn sigint_after_the_drain_timeout_kills_what_remains() {
     let server = server().await;
     let id = server.enqueue(exec_stage(ENDLESS));
-    let mut daemon = Daemon::start(&server, &["--drain-timeout", "1s"], &[]).await;
+    let mut daemon = Daemon::start(&server, &["--drain-timeout", "1s"], UI_CREDENTIALS).await;
     step_running(&server, id, &daemon).await;
     // The server heard of the step a moment before the daemon's page did.
     let mut page = String::new();
     for _ in 0..100 {
-        page = daemon.get("/", None).await.body;
+        page = daemon.get("/", Some(UI_LOGIN)).await.body;
         if page.contains("<span class=\"running\">endless running</span>") {
             break;
         }
@@ -515,6 +522,19 @@ async fn a_second_sigterm_cancels_the_running_stage_now() {
     let stage = server.stage(id).unwrap();
     assert_eq!(stage.status, Status::Killed, "{said}");
     assert_eq!(stage.steps[0].status, Status::Killed);
+}
+
+/// Without credentials the stages page (repositories, branches, errors) is
+/// not served at all; `/healthz` and `/metrics` are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_off_without_credentials() {
+    let server = server().await;
+    let daemon = Daemon::start(&server, &[], &[]).await;
+    let page = daemon.get("/", None).await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("DRONE_UI_USERNAME"), "{}", page.body);
+    assert_eq!(daemon.get("/healthz", None).await.status, 200);
+    assert_eq!(daemon.get("/metrics", None).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

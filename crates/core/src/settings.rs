@@ -314,7 +314,7 @@ settings! {
         .with_default("127.0.0.1:3000")
         .with_example(":3000");
     /// User name for the stages page (HTTP basic auth, with `--ui-password`);
-    /// `/healthz` and `/metrics` stay open.
+    /// without both the page is not served. `/healthz` and `/metrics` stay open.
     UI_USERNAME = Setting::text(Operation, "DRONE_UI_USERNAME", "ui-username", "USER")
         .with_example("admin");
     /// Password for the stages page.

@@ -207,6 +207,23 @@ fn cancelled(call: &'static str, what: String) -> Error {
     Error::Cancelled { call, what }
 }
 
+/// Whether the relative `path`, read component by component, ever climbs
+/// above where it starts.
+fn climbs(path: &str) -> bool {
+    let mut depth = 0usize;
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
 #[async_trait]
 impl Engine for LocalEngine {
     fn name(&self) -> &str {
@@ -216,6 +233,14 @@ impl Engine for LocalEngine {
     async fn setup(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
         if cancel.is_cancelled() {
             return Err(cancelled("setup", format!("stage {:?}", spec.id)).into());
+        }
+        // The manifest's lint refuses such a path; a spec built in code
+        // is checked here, before anything is created below the root.
+        if spec.workspace.host_path.is_none() && climbs(&spec.workspace.path) {
+            return Err(Error::WorkspaceEscape {
+                path: spec.workspace.path.clone(),
+            }
+            .into());
         }
         let entry = Arc::new(StageEntry {
             dirs: Mutex::new(None),

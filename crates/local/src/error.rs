@@ -23,6 +23,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The spec's workspace `path` climbs (`..`) out of the stage's
+    /// directory; nothing is created.
+    #[error("workspace path {path:?} leaves the stage's directory")]
+    WorkspaceEscape {
+        /// The workspace path as the spec gives it.
+        path: String,
+    },
     /// The step's script could not be written to its file.
     #[error("write the script of step {step:?} to {}", path.display())]
     Script {
@@ -126,7 +133,9 @@ impl Error {
             {
                 EngineErrorKind::NotFound
             }
-            Self::NothingToRun { .. } | Self::OutOfOrder { .. } => EngineErrorKind::Misuse,
+            Self::NothingToRun { .. } | Self::OutOfOrder { .. } | Self::WorkspaceEscape { .. } => {
+                EngineErrorKind::Misuse
+            }
             Self::Cancelled { .. } => EngineErrorKind::Cancelled,
             Self::StageDir { .. }
             | Self::Script { .. }
@@ -148,6 +157,7 @@ impl Error {
             | Self::Output { source, .. }
             | Self::Remove { source, .. } => Some(source),
             Self::NothingToRun { .. }
+            | Self::WorkspaceEscape { .. }
             | Self::Lost { .. }
             | Self::OutOfOrder { .. }
             | Self::Cancelled { .. }

@@ -533,3 +533,27 @@ async fn a_cancelled_tail_still_hands_over_what_was_already_read() {
         .await
         .unwrap();
 }
+
+/// A spec built in code with a workspace path that climbs out of the stage
+/// directory is refused at setup, and nothing is created anywhere.
+#[tokio::test]
+async fn a_workspace_path_climbing_out_of_the_stage_is_refused() {
+    let dir = scratch("escape");
+    let stages = dir.path().join("stages");
+    std::fs::create_dir(&stages).unwrap();
+    let engine = engine(&stages);
+    let mut spec = spec("escape", vec![script("a", "true")]);
+    spec.workspace.path = "a/../../../../escaped".into();
+    let token = CancellationToken::new();
+    let err = engine.setup(&spec, &token).await.unwrap_err();
+    assert_eq!(err.kind(), EngineErrorKind::Misuse);
+    assert!(err.to_string().contains("leaves the stage"), "{err}");
+    assert!(!dir.path().join("escaped").exists());
+    assert_eq!(std::fs::read_dir(&stages).unwrap().count(), 0);
+    engine.destroy(&spec, &token).await.unwrap();
+
+    // Below the root is fine, `..` or not.
+    spec.workspace.path = "src/../app".into();
+    engine.setup(&spec, &token).await.unwrap();
+    engine.destroy(&spec, &token).await.unwrap();
+}

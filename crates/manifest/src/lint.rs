@@ -65,6 +65,9 @@ pub enum LintRule {
     InvalidVolume,
     /// A mount of a reserved volume, or under `/run/drone`.
     InvalidMount,
+    /// A `workspace.base` or `workspace.path` with a `..` component: on the
+    /// host it would place the workspace outside the stage's directory.
+    WorkspaceEscape,
     /// A key of the pipeline type's engine has the wrong shape, or breaks
     /// one of the engine's own rules (see `EngineKeys`).
     EngineKey,
@@ -128,6 +131,7 @@ pub(crate) fn lint_shared(
         errors: Vec::new(),
     };
     let docker = pipeline_type.step_kind() == StepKind::Container;
+    lint_workspace(&mut l);
     lint_volumes(&mut l, trusted);
 
     let mut names: BTreeMap<&str, u64> = BTreeMap::new();
@@ -250,6 +254,21 @@ fn lint_mounts(l: &mut Linter<'_>, label: Option<&str>, line: u64, step: &StepSp
                 LintRule::InvalidMount,
                 format!("cannot mount volume at {} (under /run/drone)", mount.path),
             );
+        }
+    }
+}
+
+/// `workspace.base` and `workspace.path` name a directory below the stage's
+/// root: a `..` in either could climb out of it (the host engine creates
+/// the workspace there), and no pipeline needs one, so any is refused.
+fn lint_workspace(l: &mut Linter<'_>) {
+    let ws = &l.pipeline.workspace;
+    for (key, value) in [("base", &ws.base), ("path", &ws.path)] {
+        if value.split(['/', '\\']).any(|part| part == "..") {
+            let message = format!(
+                "workspace.{key} {value:?} has a `..`: the workspace must stay below its base"
+            );
+            l.push(None, l.pipeline.line, LintRule::WorkspaceEscape, message);
         }
     }
 }
@@ -792,6 +811,28 @@ mod tests {
         );
         let e = lint_text(&text, true);
         assert_eq!(rules(&e), [LintRule::InvalidVolume; 3]);
+    }
+
+    #[test]
+    fn a_workspace_with_dot_dot_is_refused() {
+        for (workspace, bad) in [
+            ("{path: ../../x}", true),
+            ("{path: a/../../x}", true),
+            ("{base: /drone/.., path: src}", true),
+            ("{path: 'a\\..\\..'}", true),
+            ("{path: a/..b/c}", false),
+            ("{base: /work, path: src/app}", false),
+        ] {
+            let text = format!("{HEAD}workspace: {workspace}\nsteps:\n- name: a\n  image: x\n");
+            let e = lint_text(&text, true);
+            if bad {
+                assert_eq!(rules(&e), [LintRule::WorkspaceEscape], "{workspace}");
+                assert!(e[0].message.contains(".."), "{}", e[0].message);
+                assert_eq!(e[0].line, 1);
+            } else {
+                assert_eq!(e, [], "{workspace}");
+            }
+        }
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub(crate) async fn compile_stage(
             build: build.clone(),
         });
     }
+    // The environ plugin's masked values are known only here: an input
+    // error quoting one (a substituted line) is masked before it leaves.
+    let masker = runnerkit_runtime::logs::Masker::new(secret_environ.values().map(String::as_str));
     let context = CompileContext {
         spec_id: format!("rk{}-{}", stage.id, unix(Some(SystemTime::now()))),
         build: build.clone(),
@@ -92,7 +95,7 @@ pub(crate) async fn compile_stage(
         context: &context,
     })
     .await
-    .map_err(StageError::from_assembly)
+    .map_err(|e| StageError::from_assembly(e).masked(&masker))
 }
 
 /// What the environ plugin gives for a stage: its unmasked variables (runner

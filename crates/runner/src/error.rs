@@ -91,6 +91,24 @@ impl StageError {
         }
     }
 
+    /// This error with `masker` applied to its text, so that a secret it
+    /// quotes (a substituted image name, an engine's command line) reaches
+    /// neither the server nor the log. The server's own answers are kept.
+    pub(crate) fn masked(self, masker: &runnerkit_runtime::logs::Masker) -> Self {
+        let mask = |text: String| masker.mask_str(&text);
+        match self {
+            Self::Input(t) => Self::Input(mask(t)),
+            Self::Limits(t) => Self::Limits(mask(t)),
+            Self::Source { message } => Self::Source {
+                message: mask(message),
+            },
+            Self::Engine(t) => Self::Engine(mask(t)),
+            Self::Start(t) => Self::Start(mask(t)),
+            Self::Panic(t) => Self::Panic(mask(t)),
+            kept @ (Self::Server { .. } | Self::Lost(_)) => kept,
+        }
+    }
+
     /// The error of an assembly: a source's failure, or the input's.
     pub(crate) fn from_assembly(error: runnerkit_manifest::Error) -> Self {
         use runnerkit_manifest::{CompileError, Error};

@@ -14,6 +14,9 @@
 //!   reported as the stage's `error` with its message.
 //! - [`daemon`]: a runner daemon's settings from the environment and an
 //!   env file, as Drone's runners read them ([`DaemonSettings`]).
+//! - [`Journal`]: the stages a runner process holds, on disk, so that the
+//!   next process ends on the server what a crashed one left `running`
+//!   ([`StageRunner::recover`]).
 //! - [`MemoryManager`]: an in-process queue implementing `Manager`, to embed a
 //!   runner with no server or to test the whole flow without HTTP.
 //!
@@ -44,6 +47,7 @@ mod compile;
 pub mod daemon;
 mod envfile;
 mod error;
+mod journal;
 mod limits;
 mod memory;
 mod poller;
@@ -53,6 +57,7 @@ mod stage;
 pub use backoff::Backoff;
 pub use daemon::DaemonSettings;
 pub use error::{Error, StageError};
+pub use journal::{Journal, JournalError, OrphanStage};
 pub use limits::Limits;
 pub use memory::{MemoryManager, Report};
 pub use poller::{Poller, PollerStats};

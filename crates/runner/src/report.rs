@@ -11,6 +11,8 @@ use runnerkit_core::{
 };
 use tokio::sync::Notify;
 
+use crate::journal::HeldStage;
+
 /// How live logs are batched toward the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -99,6 +101,9 @@ pub(crate) struct Reporter {
     /// Cancelled when the server refuses a report with a conflict: the stage
     /// was cancelled or taken over there, so its running steps are stopped.
     stage: CancellationToken,
+    /// The stage's journal entry: every acknowledged step version goes
+    /// there, for the final update a restarted runner sends.
+    held: Option<Arc<HeldStage>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -114,6 +119,7 @@ impl Reporter {
         warnings: Vec<Vec<String>>,
         config: LogConfig,
         stage: CancellationToken,
+        held: Option<Arc<HeldStage>>,
     ) -> Arc<Self> {
         let logs = warnings
             .into_iter()
@@ -131,7 +137,17 @@ impl Reporter {
             config,
             wake: Notify::new(),
             stage,
+            held,
         })
+    }
+
+    /// Merges `step` (as the server acknowledged it) back, and journals it.
+    fn merge(&self, index: usize, step: drone::Step) {
+        let mut steps = lock(&self.steps);
+        steps[index] = step;
+        if let Some(held) = &self.held {
+            held.record_steps(&steps);
+        }
     }
 
     /// The registered steps as last merged back from the server.
@@ -244,7 +260,7 @@ impl Reporter {
         };
         match result {
             Ok(()) => {
-                lock(&self.steps)[index] = step;
+                self.merge(index, step);
                 Ok(())
             }
             Err(ManagerError::Conflict) if self.still_running_here().await => {
@@ -267,7 +283,7 @@ impl Reporter {
                             step = %step.name,
                             "a step update was applied though its answer was lost"
                         );
-                        lock(&self.steps)[index] = step;
+                        self.merge(index, step);
                         Ok(())
                     }
                     Err(e) => Err(self.refused("step update", e)),

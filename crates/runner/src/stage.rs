@@ -13,9 +13,11 @@ use runnerkit_core::{CancellationToken, Engine, Hook, Manager, ManagerError, Sna
 use runnerkit_manifest::{
     Compiled, Compiler, LiveStatus, PipelineType, RegistryProvider, SecretProvider, TypeRegistry,
 };
+use runnerkit_runtime::logs::Masker;
 use runnerkit_runtime::{Runtime, RuntimeConfig};
 
 use crate::compile::compile_stage;
+use crate::journal::{HeldStage, Journal, OrphanStage};
 use crate::report::{LogConfig, Reporter, truncate_error, unix};
 use crate::{Backoff, Error, Limits, StageError};
 use runnerkit_core::{EnvironPluginClient, RegistryPluginClient, SecretPluginClient};
@@ -61,6 +63,9 @@ pub struct RunnerConfig {
     /// a stage's runner globals before compiling (see
     /// [`EnvironPluginClient`]).
     pub environ_plugin: Option<Arc<dyn EnvironPluginClient>>,
+    /// Where the stages this runner holds are journalled, for
+    /// [`StageRunner::recover`] after a crash; `None` keeps no journal.
+    pub journal: Option<Journal>,
 }
 
 impl Default for RunnerConfig {
@@ -82,6 +87,7 @@ impl Default for RunnerConfig {
             secret_plugin: None,
             registry_plugin: None,
             environ_plugin: None,
+            journal: None,
         }
     }
 }
@@ -99,6 +105,7 @@ impl std::fmt::Debug for RunnerConfig {
             .field("secret_plugin", &self.secret_plugin.is_some())
             .field("registry_plugin", &self.registry_plugin.is_some())
             .field("environ_plugin", &self.environ_plugin.is_some())
+            .field("journal", &self.journal.as_ref().map(Journal::dir))
             .finish_non_exhaustive()
     }
 }
@@ -245,6 +252,16 @@ impl StageRunner {
                 });
             }
         };
+        // Journalled before anything else happens to the stage: from here a
+        // crash leaves it `running` on the server, and the next runner on
+        // this journal must find it.
+        let held = self.config.journal.as_ref().and_then(|journal| {
+            journal
+                .hold(&stage)
+                .map_err(|e| tracing::warn!(stage = stage.id, "{}", runnerkit_core::error_chain(&e)))
+                .ok()
+                .map(Arc::new)
+        });
         let stage_cancel = cancel.child_token();
         let watching = stage_cancel.child_token();
         let watcher = tokio::spawn(watch(
@@ -253,20 +270,110 @@ impl StageRunner {
             stage_cancel.clone(),
             watching.clone(),
         ));
-        let progress = Progress::default();
+        let progress = Progress {
+            held: held.clone(),
+            ..Progress::default()
+        };
         progress.record(&stage);
         let outcome = AssertUnwindSafe(self.run_accepted(stage, stage_cancel.clone(), &progress))
             .catch_unwind()
             .await;
         watching.cancel();
         watcher.abort();
-        match outcome {
+        let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(panic) => {
                 // Whatever the engine still runs for this stage must stop.
                 stage_cancel.cancel();
                 self.report_panic(&progress, &panic_message(&*panic)).await
             }
+        };
+        if let (Some(held), Err(Error::Report { .. })) = (&held, &outcome) {
+            // The server did not hear the end: the next runner ends it.
+            held.keep();
+        }
+        outcome
+    }
+
+    /// Ends on the server the stages a dead runner process left in this
+    /// runner's [journal](RunnerConfig::journal): each one the server still
+    /// holds `pending` or `running` on this runner's machine is reported
+    /// `error` ("the runner restarted"), its running steps `error` and its
+    /// pending ones `skipped`. Call it once at start, before polling, after
+    /// the engine has cleaned what the dead process left.
+    ///
+    /// Returns the ids of the stages ended. An entry whose stage the server
+    /// could not be asked about is kept for the next start; one the server
+    /// holds otherwise (done, or another runner's) is dropped.
+    pub async fn recover(&self) -> Vec<i64> {
+        let Some(journal) = &self.config.journal else {
+            return Vec::new();
+        };
+        let mut ended = Vec::new();
+        for orphan in journal.orphans() {
+            let id = orphan.stage.id;
+            match self.end_orphan(&orphan).await {
+                Ok(true) => {
+                    tracing::info!(stage = id, "a stage held when the runner died was reported error");
+                    ended.push(id);
+                    orphan.forget();
+                }
+                Ok(false) => orphan.forget(),
+                Err(e) => tracing::warn!(
+                    stage = id,
+                    "cannot end a stage held when the runner died; trying again at the next start: {e}"
+                ),
+            }
+        }
+        ended
+    }
+
+    /// Reports `orphan` ended, if the server still has it live here.
+    async fn end_orphan(&self, orphan: &OrphanStage) -> Result<bool, ManagerError> {
+        let server = self.manager.details(orphan.stage.id).await?.stage;
+        if !matches!(server.status, Status::Pending | Status::Running)
+            || server.machine != self.config.machine
+        {
+            return Ok(false);
+        }
+        const MSG: &str = "the runner restarted: the stage was cut short";
+        let now = unix(Some(SystemTime::now()));
+        let mut stage = orphan.stage.clone();
+        stage.version = server.version;
+        for step in &mut stage.steps {
+            match step.status {
+                Status::Running => {
+                    step.status = Status::Error;
+                    step.exit_code = 255;
+                    step.error = MSG.to_owned();
+                    step.stopped = now;
+                }
+                Status::Pending => {
+                    step.status = Status::Skipped;
+                    step.started = now;
+                    step.stopped = now;
+                }
+                _ => {}
+            }
+        }
+        stage.status = Status::Error;
+        stage.error = MSG.to_owned();
+        stage.exit_code = 255;
+        if stage.started == 0 {
+            stage.started = now;
+        }
+        stage.stopped = now;
+        match self.manager.after_all(&mut stage).await {
+            Ok(()) => Ok(true),
+            // A step's version moved past the journal's (its update was
+            // applied, its answer lost in the crash): the stage still ends,
+            // without the steps.
+            Err(ManagerError::Conflict) => {
+                stage.steps.clear();
+                stage.version = self.manager.details(stage.id).await?.stage.version;
+                self.manager.after_all(&mut stage).await.map(|()| true)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -353,6 +460,7 @@ impl StageRunner {
         &self,
         mut stage: Stage,
         e: ManagerError,
+        masker: &Masker,
     ) -> Result<StageOutcome, Error> {
         let msg = StageError::Start(format!("the server refused the stage's start: {e}"));
         match self.manager.details(stage.id).await {
@@ -366,7 +474,7 @@ impl StageRunner {
             }
         }
         stage.steps.clear();
-        self.refuse(stage, msg).await
+        self.refuse_masked(stage, msg, masker).await
     }
 
     async fn run_accepted(
@@ -411,11 +519,19 @@ impl StageRunner {
             return self.refuse(stage, StageError::Limits(msg)).await;
         }
         stage.machine = self.config.machine.clone();
+        // What the server sends and what the spec marks secret is masked
+        // wherever the stage's text leaves the runtime: the step fields, the
+        // errors, the page and the daemon's own log.
+        let server_secrets = || details.secrets.iter().map(|s| s.data.as_str());
         let compiled = match compile_stage(&self.config, &stage, &details).await {
             Ok(c) => c,
-            Err(error) => return self.refuse(stage, error).await,
+            Err(error) => {
+                let masker = Masker::new(server_secrets());
+                return self.refuse_masked(stage, error, &masker).await;
+            }
         };
         let spec = Arc::new(compiled.spec.clone());
+        let masker = Masker::new(server_secrets().chain(spec.masked_values()));
 
         // Register every step of the spec (those that may run), number 1..n,
         // pending: the same positions as the runtime's snapshot.
@@ -429,7 +545,7 @@ impl StageRunner {
                 name: s.name.clone(),
                 status: Status::Pending,
                 errignore: s.error_policy == runnerkit_core::ErrorPolicy::Ignore,
-                image: s.image.clone(),
+                image: masker.mask_str(&s.image),
                 detached: s.detach,
                 depends_on: s.depends_on.to_vec(),
                 ..drone::Step::default()
@@ -441,7 +557,7 @@ impl StageRunner {
         match self.manager.before_all(&mut stage).await {
             Ok(()) => {}
             Err(ManagerError::Conflict) => return self.start_conflicted(stage).await,
-            Err(e) => return self.start_refused(stage, e).await,
+            Err(e) => return self.start_refused(stage, e, &masker).await,
         }
 
         progress.record(&stage);
@@ -451,6 +567,7 @@ impl StageRunner {
             log_preambles(&compiled, &stage.steps),
             self.config.logs.clone(),
             cancel.clone(),
+            progress.held.clone(),
         );
         progress.follow(reporter.clone());
         let flushing = CancellationToken::new();
@@ -481,7 +598,10 @@ impl StageRunner {
             Ok(snapshot) => snapshot,
             // The compiler checked dependencies already; this is a bug, but
             // the user must still see it.
-            Err(e) => return self.refuse(stage, StageError::Engine(e.to_string())).await,
+            Err(e) => {
+                let error = StageError::Engine(e.to_string());
+                return self.refuse_masked(stage, error, &masker).await;
+            }
         };
         stage.steps = reporter.steps();
         self.report_end(stage, &snapshot).await
@@ -525,7 +645,20 @@ impl StageRunner {
     /// Reports a stage that cannot run as `error`, with `msg`.
     /// Steps not done yet end too: running ones `error`, pending ones
     /// `skipped`, so that no step of a finished stage looks alive.
-    async fn refuse(&self, mut stage: Stage, error: StageError) -> Result<StageOutcome, Error> {
+    async fn refuse(&self, stage: Stage, error: StageError) -> Result<StageOutcome, Error> {
+        self.refuse_masked(stage, error, &Masker::new(None::<&str>))
+            .await
+    }
+
+    /// [`refuse`](Self::refuse), with `masker` applied to the message the
+    /// server, the page and the log get.
+    async fn refuse_masked(
+        &self,
+        mut stage: Stage,
+        error: StageError,
+        masker: &Masker,
+    ) -> Result<StageOutcome, Error> {
+        let error = error.masked(masker);
         let msg = error.to_string();
         tracing::warn!(
             stage = stage.id,
@@ -593,11 +726,16 @@ fn log_preambles(compiled: &Compiled, steps: &[drone::Step]) -> Vec<Vec<String>>
 struct Progress {
     stage: Mutex<Stage>,
     reporter: Mutex<Option<Arc<Reporter>>>,
+    /// The stage's journal entry, rewritten with every recorded stage.
+    held: Option<Arc<HeldStage>>,
 }
 
 impl Progress {
     fn record(&self, stage: &Stage) {
         *lock(&self.stage) = stage.clone();
+        if let Some(held) = &self.held {
+            held.record_or_warn(stage);
+        }
     }
 
     fn follow(&self, reporter: Arc<Reporter>) {

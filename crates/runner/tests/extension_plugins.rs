@@ -320,3 +320,58 @@ async fn a_plugin_with_another_token_fails_the_stage() {
         vec![(401, "invalid signature".to_owned())]
     );
 }
+
+/// A secret's value that reached a step's image through substitution (here
+/// a runner variable holding the same value) is masked in the step the
+/// server registers (its `image` field), as in every other text sent: the
+/// page and the server show `******`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_substituted_into_an_image_reaches_the_server_masked() {
+    const VALUE: &str = "s3cret-in-the-image";
+    let config = RunnerConfig {
+        environ: BTreeMap::from([("REGISTRY_PATH".to_owned(), VALUE.to_owned())]),
+        ..common::config()
+    };
+    let engine = Arc::new(Recorded::new(runnerkit_mock::MockEngine::new()));
+    let rig = Rig::start_on(config, engine.clone()).await;
+    let yaml = "\
+kind: pipeline
+type: docker
+name: default
+clone:
+  disable: true
+steps:
+- name: build
+  image: registry.example/${REGISTRY_PATH}:1
+  environment:
+    TOKEN:
+      from_secret: token
+  commands:
+  - 'true'
+";
+    let mut details = push_stage(yaml, "docker");
+    details.secrets = vec![drone::Secret {
+        name: "token".into(),
+        data: VALUE.into(),
+        ..drone::Secret::default()
+    }];
+    let (id, outcome) = rig.run_typed(details, "docker").await;
+    assert_eq!(outcome, StageOutcome::Ran(Status::Success));
+    let specs = engine.specs();
+    assert_eq!(
+        specs[0].steps[0].image,
+        format!("registry.example/{VALUE}:1"),
+        "the engine gets the real image"
+    );
+    let stage = rig.server.stage(id).expect("the stage");
+    assert_eq!(stage.steps[0].image, "registry.example/******:1");
+    for request in rig.server.requests() {
+        let body = String::from_utf8_lossy(&request.body);
+        assert!(
+            !body.contains(VALUE),
+            "{} {} carried the secret: {body}",
+            request.method,
+            request.path
+        );
+    }
+}

@@ -1,8 +1,10 @@
 //! The daemon's HTTP endpoint: `/healthz` (200 `ok` while the daemon runs),
 //! `/metrics` ([`super::metrics`]) and `/`, the stages page
-//! ([`super::page`]), which asks for HTTP basic auth when
-//! `DRONE_UI_USERNAME`/`DRONE_UI_PASSWORD` are set. `/healthz` and
-//! `/metrics` stay open, for load balancers and Prometheus.
+//! ([`super::page`]), served only behind HTTP basic auth, when
+//! `DRONE_UI_USERNAME`/`DRONE_UI_PASSWORD` are set: it names repositories,
+//! branches and errors, which an operator who set no credentials did not
+//! choose to publish. `/healthz` and `/metrics` stay open, for load
+//! balancers and Prometheus.
 
 use std::sync::Arc;
 
@@ -70,9 +72,14 @@ async fn metrics(State(endpoint): State<Arc<Endpoint>>) -> Response {
 }
 
 async fn page(State(endpoint): State<Arc<Endpoint>>, headers: HeaderMap) -> Response {
-    if let Some(auth) = &endpoint.settings.auth
-        && !authorized(auth, headers.get(header::AUTHORIZATION))
-    {
+    let Some(auth) = &endpoint.settings.auth else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the stages page is off: set DRONE_UI_USERNAME and DRONE_UI_PASSWORD to serve it\n",
+        )
+            .into_response();
+    };
+    if !authorized(auth, headers.get(header::AUTHORIZATION)) {
         let challenge = format!(
             "Basic realm=\"{}\", charset=\"UTF-8\"",
             endpoint.settings.realm.replace(['"', '\\'], "")

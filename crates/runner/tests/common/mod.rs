@@ -62,10 +62,16 @@ impl Rig {
     /// Queues `details` (an `exec` stage), lets the runner take and run it:
     /// the stage's id and the outcome.
     pub async fn run(&self, details: drone::Details) -> (i64, StageOutcome) {
+        self.run_typed(details, "exec").await
+    }
+
+    /// As [`run`](Self::run), for a stage of pipeline type `kind_type`.
+    #[allow(dead_code)] // not every test binary runs other types
+    pub async fn run_typed(&self, details: drone::Details, kind_type: &str) -> (i64, StageOutcome) {
         let id = self.server.enqueue(details);
         let filter = drone::Filter {
             kind: "pipeline".into(),
-            kind_type: "exec".into(),
+            kind_type: kind_type.into(),
             ..drone::Filter::default()
         };
         let stage = self
