@@ -70,8 +70,9 @@ pub enum Command {
     /// then the flags, the last one winning. `--type` picks the engine and
     /// the pipeline type asked for. Beside polling, it serves `/healthz`,
     /// Prometheus `/metrics` and a page of the stages running and recently
-    /// done on DRONE_HTTP_BIND. With `--type docker`, what crashed runs left
-    /// behind is pruned at start. SIGTERM or SIGINT: no new stages, running
+    /// done on DRONE_HTTP_BIND. At start, what crashed runs left behind is
+    /// pruned, and the stages a crashed run of this runner held (its journal
+    /// under RUNNERKIT_DATA_DIR) are reported `error`. SIGTERM or SIGINT: no new stages, running
     /// ones get the drain timeout to finish, then are cancelled (reported
     /// killed); a second signal cancels them at once; exit 0. Exit 1 when it cannot start (a missing or bad
     /// setting, no Docker daemon, a secret the server refuses).
@@ -89,10 +90,12 @@ pub enum Command {
         after_help = "Examples:\n  runnerkit ping /etc/runnerkit.env\n  DRONE_RPC_HOST=drone.example.com DRONE_RPC_SECRET=... runnerkit ping"
     )]
     Ping(PingArgs),
-    /// Remove what crashed runs left in Docker, and say what was removed.
+    /// Remove what crashed runs left behind, and say what was removed.
     ///
     /// Removes the containers, networks and volumes runnerkit created whose
-    /// creating process is gone (a crash, a `kill -9`, a reboot).
+    /// creating process is gone (a crash, a `kill -9`, a reboot), the pods
+    /// and secrets of such runs on Kubernetes, and for `type: exec` the
+    /// processes and temporary stage directories (below TMPDIR) they left.
     /// Never touches what a run still in progress uses, nor anything
     /// runnerkit did not create. Exit 0 when done (removing nothing
     /// included), 1 when the Docker daemon cannot be reached or an object

@@ -100,6 +100,7 @@ async fn main() -> std::process::ExitCode {
             .with_local_engine(|| async {
                 Ok::<_, BoxError>(LocalEngine::new().with_home(HomePolicy::Inherit))
             })
+            .with_prune(|_| async { Ok::<_, BoxError>(LocalEngine::new().prune().await?) })
             .about("each step as a process on this machine"),
         )
         .run()

@@ -119,6 +119,12 @@ fn runnerkit(args: &[&str], env: &[(&str, &str)]) -> Command {
         }
     }
     cmd.env("DRONE_HTTP_BIND", "127.0.0.1:0");
+    // Each daemon its own journal: one killed by a test's end must not be
+    // recovered by another test's daemon.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let data = std::env::temp_dir().join(format!("rk-daemon-data-{}-{n}", std::process::id()));
+    cmd.env("RUNNERKIT_DATA_DIR", data);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -989,4 +995,79 @@ async fn prune_without_a_docker_daemon_fails_with_one_line() {
         "{}",
         r.stderr
     );
+}
+
+/// `kill -9` of the daemon mid-stage, then a restart on the same data and
+/// temporary directories: the step's processes and the stage directory of
+/// the dead run are gone, and the server shows the stage ended `error`
+/// ("the runner restarted"), not `running` forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_kill_9_cleans_up_and_ends_the_held_stage() {
+    let data = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("background.pid");
+    let yaml = format!(
+        "kind: pipeline\ntype: exec\nname: default\nclone:\n  disable: true\nsteps:\n- name: endless\n  commands:\n  - sleep 300 &\n  - echo $! > {}\n  - wait\n",
+        pid_file.display()
+    );
+    let env = [
+        ("RUNNERKIT_DATA_DIR", data.path().to_str().unwrap()),
+        ("TMPDIR", tmp.path().to_str().unwrap()),
+    ];
+    let server = server().await;
+    let id = server.enqueue(exec_stage(&yaml));
+    let mut first = Daemon::start(&server, &[], &env).await;
+    step_running(&server, id, &first).await;
+    let sleeper: i32 = wait_for("the step's background process", || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .await
+    .expect("the step wrote its pid");
+    let stage_roots = || -> Vec<PathBuf> {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("runnerkit-"))
+            })
+            .collect()
+    };
+    let journal = data.path().join("journal");
+    let journalled = || std::fs::read_dir(&journal).map_or(0, |d| d.count());
+
+    first.signal(Signal::SIGKILL);
+    first.child.wait().unwrap();
+    // What the dead run left, before the restart.
+    assert!(alive(sleeper), "the step's process outlived its runner");
+    assert_eq!(stage_roots().len(), 1, "its stage directory too");
+    assert_eq!(journalled(), 1, "the journal holds the stage");
+    assert_eq!(server.stage(id).unwrap().status, Status::Running);
+
+    let mut second = Daemon::start(&server, &[], &env).await;
+    let stage = stage_done(&server, id, &second).await;
+    assert_eq!(stage.status, Status::Error, "{}", second.stderr());
+    assert!(stage.error.contains("the runner restarted"), "{}", stage.error);
+    assert_eq!(stage.steps[0].status, Status::Error);
+    assert!(stage.steps[0].error.contains("restarted"));
+    wait_for("the step's process to be gone", || (!alive(sleeper)).then_some(()))
+        .await
+        .expect("the restart killed the dead run's process");
+    assert_eq!(stage_roots(), Vec::<PathBuf>::new(), "the stage directory was removed");
+    assert_eq!(journalled(), 0, "the journal entry was dropped");
+    let said = second.stderr();
+    assert!(said.contains("pruned what crashed runs left behind"), "{said}");
+
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.exit_code().await, 0, "{}", second.stderr());
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
 }

@@ -331,6 +331,12 @@ settings! {
     DRAIN_TIMEOUT = Setting::text(Operation, "RUNNERKIT_DRAIN_TIMEOUT", "drain-timeout", "DURATION")
         .with_default("1h")
         .with_example("10m");
+    /// Where the daemon keeps its state: the journal of the stages it holds,
+    /// so that after a crash (`kill -9`, a power cut) the next start ends
+    /// them on the server and cleans what they left. Unset:
+    /// `$XDG_STATE_HOME/runnerkit`, else `~/.local/state/runnerkit`.
+    DATA_DIR = Setting::text(Operation, "RUNNERKIT_DATA_DIR", "data-dir", "DIR")
+        .with_example("/var/lib/runnerkit");
     /// Log at debug level (runnerkit's own messages).
     DEBUG = Setting::boolean(Operation, "DRONE_DEBUG", "debug");
     /// Log at trace level (runnerkit's own messages).

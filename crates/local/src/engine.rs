@@ -127,6 +127,17 @@ impl LocalEngine {
         }
     }
 
+    /// Kills and removes what stages of dead runners left below this
+    /// engine's temporary directory ([`orphans::prune`](crate::orphans::prune)):
+    /// their steps' processes and their roots. Stages of live runners,
+    /// this one included, are left alone.
+    ///
+    /// # Errors
+    /// When the directory cannot be read or a root cannot be removed.
+    pub async fn prune(&self) -> Result<Vec<String>, Error> {
+        crate::orphans::prune(&self.temp_dir).await
+    }
+
     /// Creates stage roots below `dir` (which must exist) instead.
     pub fn with_temp_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.temp_dir = dir.into();
@@ -267,6 +278,12 @@ impl Engine for LocalEngine {
             *lock(&entry.dirs) = Some(layout(root));
         })
         .await?;
+        // Before anything runs in it: a runner killed from here on leaves a
+        // root that `orphans::prune` can tell is a dead run's.
+        crate::orphans::record_owner(&root).map_err(|source| Error::StageDir {
+            path: root.clone(),
+            source,
+        })?;
         let dirs = layout(&root);
         dirs.create().await?;
         tracing::debug!(stage = %spec.id, root = %dirs.root.display(), "stage set up");
@@ -373,6 +390,12 @@ impl Engine for LocalEngine {
         };
         let running = Running::spawn(&step.name, &launch, stage.stop.child_token())?;
         tracing::debug!(step = %step.name, pgid = running.group().id(), "step started");
+        if let Some(dirs) = lock(&stage.dirs).as_ref()
+            && let Err(e) = crate::orphans::record_group(&dirs.root, running.group().id())
+        {
+            // Costs the cleanup after a crash only; the step runs.
+            tracing::warn!(step = %step.name, "cannot record the step's process group: {e}");
+        }
         // `launch` was taken above, so this is the only `set`.
         let _ = entry.running.set(running);
         Ok(())

@@ -11,6 +11,7 @@
 mod engine;
 mod error;
 mod launch;
+pub mod orphans;
 mod process;
 mod stage;
 

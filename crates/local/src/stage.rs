@@ -110,7 +110,7 @@ impl StageDirs {
 /// Removes `root`, first giving the owner write and search rights on every
 /// directory below it: a step may have left a read-only directory behind
 /// (Go's module cache does), which must not keep its stage on disk.
-fn remove_tree(root: &Path) -> io::Result<()> {
+pub(crate) fn remove_tree(root: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(root) {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             grant_owner(root);

@@ -175,7 +175,17 @@ async fn serve(settings: Settings, runner: &Runner) -> anyhow::Result<()> {
         tracing::info!(endpoint = %client.endpoint(), "environ plugin configured");
         runner_config.environ_plugin = Some(Arc::new(client));
     }
+    runner_config.journal = open_journal(settings.data_dir.as_deref());
     let stage_runner = Arc::new(StageRunner::new(manager.clone(), engine, runner_config));
+    // The engine was pruned above (a dead run's processes and objects are
+    // gone); now the server hears that the stages it held ended.
+    let recovered = stage_runner.recover().await;
+    if !recovered.is_empty() {
+        tracing::info!(
+            stages = ?recovered,
+            "reported error the stages a previous run of this runner held when it died"
+        );
+    }
     let capacity = settings.runner.capacity;
     let poller = Poller::new(
         manager,
@@ -231,6 +241,26 @@ async fn serve(settings: Settings, runner: &Runner) -> anyhow::Result<()> {
         "stopped"
     );
     Ok(())
+}
+
+/// The stage journal under `data_dir`; without one (no directory, or it
+/// cannot be made) the daemon runs, but a crash leaves its stages `running`
+/// on the server, as Drone's runners do.
+fn open_journal(data_dir: Option<&std::path::Path>) -> Option<runnerkit_runner::Journal> {
+    let Some(dir) = data_dir else {
+        tracing::warn!("no RUNNERKIT_DATA_DIR and no HOME: keeping no stage journal");
+        return None;
+    };
+    match runnerkit_runner::Journal::open(dir.join("journal")) {
+        Ok(journal) => {
+            tracing::debug!(dir = %journal.dir().display(), "stage journal");
+            Some(journal)
+        }
+        Err(e) => {
+            tracing::warn!("keeping no stage journal: {}", runnerkit_core::error_chain(&e));
+            None
+        }
+    }
 }
 
 /// The engine of `runner_type`; what crashed runs left is pruned first,

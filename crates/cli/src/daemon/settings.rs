@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use runnerkit_core::settings::{
-    self as declared, DEBUG, DRAIN_TIMEOUT, HTTP_BIND, RPC_HOST, Setting, TRACE, TYPE, UI_PASSWORD,
+    self as declared, DATA_DIR, DEBUG, DRAIN_TIMEOUT, HTTP_BIND, RPC_HOST, Setting, TRACE, TYPE, UI_PASSWORD,
     UI_REALM, UI_USERNAME,
 };
 use runnerkit_drone::DroneConfig;
@@ -86,6 +86,9 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `RUNNERKIT_DRAIN_TIMEOUT`.
     pub drain_timeout: Duration,
+    /// `RUNNERKIT_DATA_DIR`, or its default; `None` when there is neither
+    /// it nor a `HOME` (no journal is kept).
+    pub data_dir: Option<std::path::PathBuf>,
     /// Every setting, for the engine factory and the prune.
     pub engine: EngineSettings,
 }
@@ -153,12 +156,29 @@ impl Settings {
                 realm: text(&UI_REALM),
             },
             drain_timeout,
+            data_dir: data_dir(values.get(&DATA_DIR), |name| values.0.get(name)),
             engine: {
                 let values = values.0.clone();
                 EngineSettings::from_fn(move |name| values.get(name))
             },
         })
     }
+}
+
+/// `RUNNERKIT_DATA_DIR` as given, else `$XDG_STATE_HOME/runnerkit`, else
+/// `$HOME/.local/state/runnerkit` (the XDG base directory rules).
+fn data_dir(
+    given: Option<String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<std::path::PathBuf> {
+    let nonempty = |v: Option<String>| v.filter(|v| !v.is_empty());
+    if let Some(dir) = nonempty(given) {
+        return Some(dir.into());
+    }
+    if let Some(state) = nonempty(env("XDG_STATE_HOME")) {
+        return Some(std::path::Path::new(&state).join("runnerkit"));
+    }
+    nonempty(env("HOME")).map(|home| std::path::Path::new(&home).join(".local/state/runnerkit"))
 }
 
 /// How much to log: `DRONE_TRACE`, else `DRONE_DEBUG`, else info.
@@ -237,6 +257,26 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_data_dir_follows_xdg() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let both = env(&[("XDG_STATE_HOME", "/state"), ("HOME", "/home/u")]);
+        assert_eq!(data_dir(Some("/data".into()), &both), Some("/data".into()));
+        assert_eq!(data_dir(None, &both), Some("/state/runnerkit".into()));
+        let home = env(&[("XDG_STATE_HOME", ""), ("HOME", "/home/u")]);
+        assert_eq!(
+            data_dir(None, home),
+            Some("/home/u/.local/state/runnerkit".into())
+        );
+        assert_eq!(data_dir(None, env(&[])), None);
+    }
 
     fn types() -> RunnerTypes {
         RunnerTypes::for_tests(&["docker", "exec"])

@@ -1,0 +1,315 @@
+//! What a killed runner leaves on the host, and its removal.
+//!
+//! Each stage root holds two small files beside the stage's directories:
+//! `runnerkit-owner` (the process that set the stage up, as
+//! [`Creator::entries`] spells it) and `runnerkit-groups` (one line per
+//! step started: its process group and the start time of its leader). A
+//! runner killed with `kill -9` runs no `destroy`: its steps' process
+//! groups live on and its root stays. [`prune`] finds the roots whose owner
+//! is gone, kills what is left of their groups and removes them.
+//!
+//! A step runs as the runner's user and could write these files, so they
+//! are trusted no further than the step itself: only processes of the
+//! root's own user are killed, and a recorded group whose leader's pid now
+//! belongs to a process started at another time is left alone.
+
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use runnerkit_core::creator::Creator;
+
+use crate::error::Error;
+
+const OWNER_FILE: &str = "runnerkit-owner";
+const GROUPS_FILE: &str = "runnerkit-groups";
+/// Stage roots are named `runnerkit-<stage>-<pid>-<n>` (`stage::create_root`).
+const ROOT_PREFIX: &str = "runnerkit-";
+
+/// Records this process as the owner of the stage root `root`.
+pub(crate) fn record_owner(root: &Path) -> io::Result<()> {
+    let mut text = String::new();
+    for (key, value) in Creator::current().entries() {
+        text.push_str(key);
+        text.push('=');
+        text.push_str(&value);
+        text.push('\n');
+    }
+    std::fs::write(root.join(OWNER_FILE), text)
+}
+
+/// Records the process group `pgid` (its leader just spawned) in `root`.
+pub(crate) fn record_group(root: &Path, pgid: i32) -> io::Result<()> {
+    let started = process_stat(pgid).map_or_else(String::new, |s| s.started);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join(GROUPS_FILE))?;
+    writeln!(file, "{pgid} {started}")
+}
+
+/// The roots below `temp_dir` whose owner is gone: what is left of their
+/// steps' process groups is killed (SIGKILL), then each root is removed.
+/// Returns what was removed, one entry per process group and root
+/// (`process group 1234 of /tmp/runnerkit-...`, `directory /tmp/...`).
+///
+/// Roots of a live runner (this one or another), and directories without
+/// an owner record, are left alone.
+///
+/// # Errors
+/// When `temp_dir` cannot be read or a root cannot be removed; the roots
+/// before it are removed still.
+pub async fn prune(temp_dir: &Path) -> Result<Vec<String>, Error> {
+    let temp_dir = temp_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || prune_blocking(&temp_dir))
+        .await
+        .unwrap_or_else(|join| {
+            Err(Error::Remove {
+                path: PathBuf::new(),
+                source: io::Error::other(join.to_string()),
+            })
+        })
+}
+
+fn prune_blocking(temp_dir: &Path) -> Result<Vec<String>, Error> {
+    let entries = match std::fs::read_dir(temp_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::Remove {
+                path: temp_dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let here = Creator::current();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let root = entry.path();
+        let is_root = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(ROOT_PREFIX));
+        // Not followed: a symlink named like a root is not ours to enter.
+        let Ok(meta) = std::fs::symlink_metadata(&root) else {
+            continue;
+        };
+        if !is_root || !meta.is_dir() {
+            continue;
+        }
+        let Some(owner) = read_owner(&root) else {
+            continue;
+        };
+        if !owner.is_gone(&here) {
+            continue;
+        }
+        for group in read_groups(&root) {
+            if kill_group(&group, meta.uid()) {
+                removed.push(format!("process group {} of {}", group.0, root.display()));
+            }
+        }
+        crate::stage::remove_tree(&root).map_err(|source| Error::Remove {
+            path: root.clone(),
+            source,
+        })?;
+        tracing::info!(root = %root.display(), "removed the stage directory of a dead run");
+        removed.push(format!("directory {}", root.display()));
+    }
+    Ok(removed)
+}
+
+fn read_owner(root: &Path) -> Option<Creator> {
+    let text = std::fs::read_to_string(root.join(OWNER_FILE)).ok()?;
+    let pairs: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    Creator::from_entries(|key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v))
+}
+
+/// A recorded group: its id and its leader's start time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Group(i32, String);
+
+fn read_groups(root: &Path) -> Vec<Group> {
+    let Ok(text) = std::fs::read_to_string(root.join(GROUPS_FILE)) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let (pgid, started) = line.split_once(' ')?;
+            let pgid: i32 = pgid.parse().ok().filter(|p| *p > 1)?;
+            Some(Group(pgid, started.to_owned()))
+        })
+        .collect()
+}
+
+/// What `/proc/<pid>/stat` says of a process.
+struct Stat {
+    /// `Z` for a zombie, which cannot be killed again (init reaps it).
+    state: String,
+    pgrp: i32,
+    started: String,
+}
+
+fn process_stat(pid: i32) -> Option<Stat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name start at field 3; the
+    // process group is field 5, the start time field 22.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    Some(Stat {
+        state: (*fields.first()?).to_owned(),
+        pgrp: fields.get(2)?.parse().ok()?,
+        started: (*fields.get(19)?).to_owned(),
+    })
+}
+
+/// Kills every process of `group` owned by `uid`; true when there was one.
+///
+/// While any member of a group lives, its id is not given to a new
+/// process, so members found by the group id are the recorded step's,
+/// unless the leader's pid names a process started at another time (the
+/// group ended and the id was reused).
+fn kill_group(group: &Group, uid: u32) -> bool {
+    let Group(pgid, started) = group;
+    if let Some(leader) = process_stat(*pgid)
+        && (leader.pgrp != *pgid || &leader.started != started)
+    {
+        return false;
+    }
+    let mut killed = false;
+    // A member may fork while it is being killed: look again until none is
+    // left, a few times at most.
+    for _ in 0..5 {
+        let members = members_of(*pgid, uid);
+        if members.is_empty() {
+            break;
+        }
+        for pid in members {
+            if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+                killed = true;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    killed
+}
+
+fn members_of(pgid: i32, uid: u32) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let owned = std::fs::metadata(e.path()).ok()?.uid() == uid;
+            let stat = process_stat(pid)?;
+            (owned && stat.pgrp == pgid && stat.state != "Z").then_some(pid)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_read_back_and_nonsense_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(GROUPS_FILE),
+            "1234 99\nbad line\n1 5\n-3 4\n77 \n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_groups(dir.path()),
+            [Group(1234, "99".into()), Group(77, String::new())]
+        );
+    }
+
+    /// A root named as the engine names them, owned by `owner`, with a
+    /// process group of `sleep` recorded (and its leader's handle).
+    fn planted_root(base: &Path, name: &str, owner: &Creator) -> (PathBuf, std::process::Child) {
+        use std::os::unix::process::CommandExt;
+        let root = base.join(format!("{ROOT_PREFIX}{name}-1-0"));
+        std::fs::create_dir_all(root.join("drone/src")).unwrap();
+        let text: String = owner
+            .entries()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        std::fs::write(root.join(OWNER_FILE), text).unwrap();
+        let child = std::process::Command::new("sh")
+            .args(["-c", "sleep 300 & sleep 300"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = i32::try_from(child.id()).unwrap();
+        // Both sleeps are in the group before it is recorded and pruned.
+        for _ in 0..100 {
+            if members_of(pgid, std::fs::metadata(&root).unwrap().uid()).len() >= 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        record_group(&root, pgid).unwrap();
+        (root, child)
+    }
+
+    #[tokio::test]
+    async fn a_dead_runners_root_and_processes_are_removed_a_live_ones_kept() {
+        let base = tempfile::tempdir().unwrap();
+        let mut dead = Creator::current();
+        dead.started = "0".into();
+        let (dead_root, mut dead_child) = planted_root(base.path(), "dead", &dead);
+        let (live_root, mut live_child) = planted_root(base.path(), "live", &Creator::current());
+        let dead_pgid = i32::try_from(dead_child.id()).unwrap();
+        let uid = std::fs::metadata(&live_root).unwrap().uid();
+
+        let removed = prune(base.path()).await.unwrap();
+        assert_eq!(
+            removed,
+            [
+                format!("process group {dead_pgid} of {}", dead_root.display()),
+                format!("directory {}", dead_root.display()),
+            ]
+        );
+        assert!(!dead_root.exists());
+        // The leader is our child: reaped here, killed by the prune.
+        let status = dead_child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        for _ in 0..100 {
+            if members_of(dead_pgid, uid).is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(members_of(dead_pgid, uid).is_empty(), "the background sleep died too");
+
+        assert!(live_root.exists(), "a live runner's root is kept");
+        assert!(live_child.try_wait().unwrap().is_none(), "and its processes");
+        let live_pgid = i32::try_from(live_child.id()).unwrap();
+        let _ = nix::sys::signal::killpg(Pid::from_raw(live_pgid), Signal::SIGKILL);
+        live_child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_reused_leader_pid_is_not_killed() {
+        // This process as a "leader" recorded with another start time.
+        let me = i32::try_from(std::process::id()).unwrap();
+        let group = Group(me, "0".into());
+        assert!(!kill_group(&group, 0), "this process lives on");
+    }
+
+    #[test]
+    fn the_owner_is_read_back_and_this_process_is_not_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        record_owner(dir.path()).unwrap();
+        let owner = read_owner(dir.path()).expect("an owner");
+        assert_eq!(owner, Creator::current());
+        assert!(!owner.is_gone(&Creator::current()));
+    }
+}
