@@ -1071,3 +1071,89 @@ fn alive(pid: i32) -> bool {
             .is_some_and(|state| state != "Z")
     })
 }
+
+/// The Docker side of a crash: `kill -9` of a docker daemon mid-stage (a
+/// running step and a service), then a restart: no container, network or
+/// volume of the dead run is left and the server shows the stage `error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_restart_after_kill_9_leaves_no_object_and_ends_the_stage() {
+    use bollard::query_parameters::{
+        ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    };
+
+    let _turn = DOCKER.lock().await;
+    let Some(_engine) = runnerkit_docker::testing::docker_or_skip().await else {
+        return;
+    };
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let env = [("RUNNERKIT_DATA_DIR", data.path().to_str().unwrap())];
+    let image = runnerkit_docker::testing::TEST_IMAGE;
+    let yaml = format!(
+        "kind: pipeline\ntype: docker\nname: default\nclone:\n  disable: true\n\
+         services:\n- name: db\n  image: {image}\n  pull: if-not-exists\n  commands:\n  - sleep 300\n\
+         steps:\n- name: endless\n  image: {image}\n  pull: if-not-exists\n  commands:\n  - echo started\n  - sleep 300\n"
+    );
+    let server = server().await;
+    let mut details = exec_stage(&yaml);
+    details.stage.kind_type = "docker".into();
+    let id = server.enqueue(details);
+    let mut first = Daemon::start_typed(&server, "docker", &[], &env).await;
+    wait_for("the endless step to run", || {
+        server
+            .step_updates()
+            .iter()
+            .any(|s| s.step_id == id && s.name == "endless" && s.status == Status::Running)
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("the step did not run:\n{}", first.stderr()));
+    let dead_pid = first.child.id();
+    first.signal(Signal::SIGKILL);
+    first.child.wait().unwrap();
+
+    let by_creator = HashMap::from([(
+        "label".to_owned(),
+        vec![format!("io.runnerkit.creator.pid={dead_pid}")],
+    )]);
+    let left = || async {
+        let containers = docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&by_creator)
+                    .build(),
+            ))
+            .await
+            .unwrap();
+        let networks = docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::new().filters(&by_creator).build(),
+            ))
+            .await
+            .unwrap();
+        let volumes = docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::new().filters(&by_creator).build(),
+            ))
+            .await
+            .unwrap()
+            .volumes
+            .unwrap_or_default();
+        (containers.len(), networks.len(), volumes.len())
+    };
+    let (containers, networks, _) = left().await;
+    assert!(containers >= 2, "the step and the service outlived the runner");
+    assert_eq!(networks, 1, "the stage network too");
+
+    let mut second = Daemon::start_typed(&server, "docker", &[], &env).await;
+    let stage = stage_done(&server, id, &second).await;
+    assert_eq!(stage.status, Status::Error, "{}", second.stderr());
+    assert!(stage.error.contains("the runner restarted"), "{}", stage.error);
+    for step in &stage.steps {
+        assert!(step.status.is_done(), "{} is {:?}", step.name, step.status);
+    }
+    assert_eq!(left().await, (0, 0, 0), "{}", second.stderr());
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.exit_code().await, 0, "{}", second.stderr());
+}
