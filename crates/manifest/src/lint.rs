@@ -61,7 +61,8 @@ pub enum LintRule {
     CyclicalDependency,
     /// A trusted-only feature in an untrusted repository.
     Untrusted,
-    /// A volume without a name, with a reserved name, or declared twice.
+    /// A volume without a name, with a reserved name, or declared twice; or
+    /// two volumes that would become one container volume (`a/b`, `a_b`).
     InvalidVolume,
     /// A mount of a reserved volume, or under `/run/drone`.
     InvalidMount,
@@ -133,6 +134,9 @@ pub(crate) fn lint_shared(
     let docker = pipeline_type.step_kind() == StepKind::Container;
     lint_workspace(&mut l);
     lint_volumes(&mut l, trusted);
+    if docker {
+        lint_volume_docker_names(&mut l);
+    }
 
     let mut names: BTreeMap<&str, u64> = BTreeMap::new();
     if !pipeline.clone.disable {
@@ -327,6 +331,56 @@ fn lint_volumes(l: &mut Linter<'_>, trusted: bool) {
         for (rule, message) in problems {
             l.push(None, line, rule, message);
         }
+    }
+}
+
+/// Two disk-backed temp volumes whose names become one Docker volume name.
+///
+/// The Docker engine names a temp volume's Docker volume after it, with each
+/// character outside `[A-Za-z0-9_.-]` replaced by `_` (`crates/docker`,
+/// `labels::sanitize`): `a/b` and `a_b` would be one volume, shared by steps
+/// that meant two. In-memory volumes are tmpfs mounts without a name.
+fn lint_volume_docker_names(l: &mut Linter<'_>) {
+    let docker_name = |name: &str| -> String {
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    let mut clashes = Vec::new();
+    for entry in &l.pipeline.volumes {
+        let v = &entry.value;
+        let on_disk = v.temp.as_ref().is_some_and(|t| t.medium != "memory");
+        // Empty and repeated names have their own errors already.
+        if !on_disk || v.name.is_empty() {
+            continue;
+        }
+        let docker = docker_name(&v.name);
+        match seen.get(docker.as_str()) {
+            Some(first) if *first != v.name => {
+                clashes.push((entry.line, (*first).to_owned(), v.name.clone(), docker));
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(docker, v.name.as_str());
+            }
+        }
+    }
+    for (line, first, second, docker) in clashes {
+        l.push(
+            None,
+            line,
+            LintRule::InvalidVolume,
+            format!(
+                "volumes {first:?} and {second:?} would share one Docker volume (both become {docker:?}): rename one"
+            ),
+        );
     }
 }
 
@@ -811,6 +865,25 @@ mod tests {
         );
         let e = lint_text(&text, true);
         assert_eq!(rules(&e), [LintRule::InvalidVolume; 3]);
+    }
+
+    #[test]
+    fn volumes_that_become_one_docker_volume_are_refused_naming_both() {
+        let text = format!(
+            "{HEAD}volumes:\n- name: a/b\n  temp: {{}}\n- name: a_b\n  temp: {{}}\n- name: c d\n  temp: {{medium: memory}}\n- name: c_d\n  temp: {{}}\nsteps:\n- name: a\n  image: x\n"
+        );
+        let e = lint_text(&text, true);
+        assert_eq!(rules(&e), [LintRule::InvalidVolume], "{e:?}");
+        assert_eq!(
+            e[0].message,
+            "volumes \"a/b\" and \"a_b\" would share one Docker volume (both become \"a_b\"): rename one"
+        );
+        assert_eq!(e[0].line, 7, "the second volume's line");
+        // Host pipelines have no Docker volumes.
+        let exec = text
+            .replace("type: docker", "type: exec")
+            .replace("  image: x\n", "  commands: [x]\n");
+        assert_eq!(lint_text(&exec, true), []);
     }
 
     #[test]
