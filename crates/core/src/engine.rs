@@ -29,7 +29,11 @@ pub type LogStream = Pin<Box<dyn Stream<Item = Result<Bytes, EngineError>> + Sen
 ///    [`tail`](Engine::tail) → [`wait`](Engine::wait). The stream from `tail`
 ///    is read while `wait` is pending. Steps that run at the same time (a DAG,
 ///    detached steps, services) have their calls interleaved and concurrent.
-///    A detached step gets `create`, `start` and `tail` but no `wait`.
+///    A detached step gets `create`, `start` and `tail` but no `wait`; it
+///    ends `success` when its stream ends, unless the stream ends with an
+///    error: then it ends `error` with that error's text. That is how an
+///    engine says a service did not end as services do (e.g. its container
+///    was removed from outside); at `destroy` the stream just ends.
 ///    If a call fails, the later calls for that step are not made.
 /// 3. [`destroy`](Engine::destroy) exactly once, last, whatever happened.
 ///

@@ -9,7 +9,8 @@
 //!   succeeds, everything not started yet is skipped, the stage passes).
 //! - Cancellation through a token, a stage timeout and per-step timeouts:
 //!   running steps are killed, pending ones skipped, the stage `killed`.
-//! - Detached steps and services: started, not waited for, torn down at the end.
+//! - Detached steps and services: started, not waited for, torn down at the end;
+//!   `success` unless their log stream ends with an engine error (then `error`).
 //! - Engine errors and panics fail the step with exit code 255 and a message;
 //!   nothing hangs, and `destroy` always runs exactly once with its own deadline.
 //! - The log path: bytes become numbered [`Line`](runnerkit_core::Line)s,

@@ -270,7 +270,7 @@ impl Runtime {
                 step = index,
                 "a detached step's output did not end after teardown; stopped reading it"
             );
-            finish_detached(ctx, index, &[]).await;
+            finish_detached(ctx, index, &[], None).await;
         }
     }
 }

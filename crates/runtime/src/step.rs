@@ -324,7 +324,8 @@ async fn execute(
         let mut pumped = false;
         let exit = loop {
             tokio::select! {
-                () = &mut pump, if !pumped => pumped = true,
+                // A read error is in the log; `wait` says how the step ended.
+                _ = &mut pump, if !pumped => pumped = true,
                 exit = &mut wait => break exit,
             }
         };
@@ -349,6 +350,8 @@ async fn execute(
 }
 
 /// Reads the stream into lines, handing each to the hooks as it comes.
+/// Returns the error that ended the stream, if one did (also written to the
+/// log as a line of its own).
 async fn pump(
     ctx: &StageContext,
     running: &StepState,
@@ -356,7 +359,7 @@ async fn pump(
     started: Instant,
     writer: &mut LineWriter,
     lines: &mut Vec<Line>,
-) {
+) -> Option<EngineError> {
     let mut emit = |line: Line| {
         ctx.hooks.got_line(&ctx.state, running, &line);
         lines.push(line);
@@ -375,10 +378,11 @@ async fn pump(
                 writer.write(b"\n", ts, &mut emit);
                 writer.write(msg.as_bytes(), ts, &mut emit);
                 writer.write(b"\n", ts, &mut emit);
-                break;
+                return Some(e);
             }
         }
     }
+    None
 }
 
 /// A detached step's log pump: reads until the output ends (at the latest
@@ -391,19 +395,31 @@ async fn detached_pump(
 ) {
     let mut writer = LineWriter::new(ctx.masker.clone(), ctx.config.log_limit);
     let mut lines = Vec::new();
-    pump(&ctx, &running, stream, started, &mut writer, &mut lines).await;
+    let ended = pump(&ctx, &running, stream, started, &mut writer, &mut lines).await;
     let ts = started.elapsed().as_secs();
     writer.finish(ts, &mut |line| {
         ctx.hooks.got_line(&ctx.state, &running, &line);
         lines.push(line);
     });
-    finish_detached(&ctx, running.index, &lines).await;
+    let error = ended.map(|e| e.to_chain_string());
+    finish_detached(&ctx, running.index, &lines, error).await;
 }
 
 /// Detached steps end `success`, exit 0: their own exit is not the stage's
-/// business (as in Drone).
-pub(crate) async fn finish_detached(ctx: &StageContext, index: usize, lines: &[Line]) {
-    let st = ctx.finish(index, Status::Success, 0, None);
+/// business (as in Drone). Unless their output ended with an engine error
+/// (`error`): nobody waits for a detached step, so its stream is how the
+/// engine says it did not end as a service does (its container removed from
+/// outside, its output lost); it then ends `error`, 255, with that text.
+pub(crate) async fn finish_detached(
+    ctx: &StageContext,
+    index: usize,
+    lines: &[Line],
+    error: Option<String>,
+) {
+    let st = match error {
+        Some(error) => ctx.finish(index, Status::Error, 255, Some(error)),
+        None => ctx.finish(index, Status::Success, 0, None),
+    };
     if let Err(e) = ctx.hooks.got_logs(&ctx.state, &st, lines).await {
         tracing::warn!(step = %st.name, "got_logs failed for a detached step: {e}");
     }

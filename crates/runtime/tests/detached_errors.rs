@@ -1,0 +1,133 @@
+//! A detached step is not waited for, so its log stream is the only way an
+//! engine can say it did not end as a service does: a stream that ends with
+//! an engine error makes the step `error`, with that error's text.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use runnerkit_core::{
+    CancellationToken, Engine, EngineError, EngineErrorKind, ExitState, LogStream, Spec, Status,
+    Step,
+};
+use runnerkit_mock::{MockEngine, StepScript};
+use runnerkit_runtime::Runtime;
+
+const SEC: Duration = Duration::from_secs(1);
+const GONE: &str = "step \"db\": the container was removed outside runnerkit";
+
+/// The mock engine, except that the stream of the step `db` ends with an
+/// engine error after its output, as the Docker engine's does for a service
+/// whose container was removed from outside.
+struct EndsInError(MockEngine);
+
+#[async_trait]
+impl Engine for EndsInError {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn setup(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
+        self.0.setup(spec, cancel).await
+    }
+    async fn create(
+        &self,
+        spec: &Spec,
+        step: &Step,
+        cancel: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        self.0.create(spec, step, cancel).await
+    }
+    async fn start(
+        &self,
+        spec: &Spec,
+        step: &Step,
+        cancel: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        self.0.start(spec, step, cancel).await
+    }
+    async fn tail(
+        &self,
+        spec: &Spec,
+        step: &Step,
+        cancel: &CancellationToken,
+    ) -> Result<LogStream, EngineError> {
+        let stream = self.0.tail(spec, step, cancel).await?;
+        if step.name != "db" {
+            return Ok(stream);
+        }
+        let gone = EngineError::new("mock", EngineErrorKind::NotFound, GONE);
+        Ok(Box::pin(stream.chain(futures_util::stream::once(
+            async move { Err(gone) },
+        ))))
+    }
+    async fn wait(
+        &self,
+        spec: &Spec,
+        step: &Step,
+        cancel: &CancellationToken,
+    ) -> Result<ExitState, EngineError> {
+        self.0.wait(spec, step, cancel).await
+    }
+    async fn destroy(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
+        self.0.destroy(spec, cancel).await
+    }
+}
+
+fn spec(steps: Vec<Step>) -> Arc<Spec> {
+    Arc::new(Spec {
+        id: "stage".into(),
+        steps,
+        ..Spec::default()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_detached_step_whose_stream_ends_in_an_error_is_not_success() {
+    let mock = MockEngine::new()
+        .with_step("db", StepScript::exit(0).with_chunk(SEC, "ready\n"))
+        .with_step("test", StepScript::exit(0).running_for(3 * SEC));
+    let db = Step {
+        detach: true,
+        ..Step::named("db")
+    };
+    let snap = Runtime::new(Arc::new(EndsInError(mock.clone())))
+        .run(
+            spec(vec![db, Step::named("test")]),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("spec accepted");
+    mock.assert_protocol();
+    let db = snap.step("db").unwrap();
+    assert_eq!((db.status, db.exit_code), (Status::Error, 255), "{db:?}");
+    let error = db.error.as_deref().unwrap_or_default();
+    assert!(error.contains(GONE), "{error}");
+    assert_eq!(snap.step("test").unwrap().status, Status::Success);
+    assert_eq!(snap.stage.status, Status::Error);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_detached_step_whose_stream_just_ends_is_success() {
+    let mock = MockEngine::new()
+        .with_step("db", StepScript::exit(1).with_chunk(SEC, "ready\n"))
+        .with_step("test", StepScript::exit(0).running_for(3 * SEC));
+    let db = Step {
+        detach: true,
+        ..Step::named("db")
+    };
+    let snap = Runtime::new(Arc::new(mock.clone()))
+        .run(
+            spec(vec![db, Step::named("test")]),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("spec accepted");
+    let db = snap.step("db").unwrap();
+    // Its own exit is not the stage's business (as in Drone).
+    assert_eq!(
+        (db.status, db.exit_code, db.error.as_deref()),
+        (Status::Success, 0, None)
+    );
+    assert_eq!(snap.stage.status, Status::Success);
+}
