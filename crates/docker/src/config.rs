@@ -10,7 +10,7 @@ use bollard::models::{
 use runnerkit_core::{EngineError, EngineErrorKind, Spec, Step, VolumeSource};
 
 use crate::error::engine_error;
-use crate::labels::{self, Creator};
+use crate::labels::{self, Creator, StageNames};
 
 /// Entrypoint of a script step (Drone's way: the script arrives in an
 /// environment variable and is piped into the shell).
@@ -20,11 +20,15 @@ pub(crate) const SCRIPT_ENV: &str = "DRONE_SCRIPT";
 /// Permissions of an in-memory volume (reference §14).
 const TMPFS_MODE: i64 = 0o700;
 
-/// The container `create` makes for `step`.
+/// The container `create` makes for `step`, in the stage run `names` whose
+/// network `setup` created as `network` (its id: a name can be ambiguous,
+/// Docker lets two networks share one).
 pub(crate) fn container_config(
     spec: &Spec,
     step: &Step,
     creator: &Creator,
+    names: &StageNames,
+    network: &str,
 ) -> Result<ContainerCreateBody, EngineError> {
     let mut env: Vec<String> = step
         .environment
@@ -61,7 +65,7 @@ pub(crate) fn container_config(
     };
 
     let (network_mode, networking_config) = if step.network_mode.is_empty() {
-        let network = labels::network_name(spec);
+        let network = network.to_owned();
         let endpoint = EndpointSettings {
             aliases: Some(vec![step.name.clone()]),
             ..EndpointSettings::default()
@@ -78,7 +82,7 @@ pub(crate) fn container_config(
 
     let r = &step.resources;
     let host_config = HostConfig {
-        mounts: Some(mounts(spec, step)?),
+        mounts: Some(mounts(spec, step, names)?),
         devices: non_empty(devices(spec, step)?),
         privileged: Some(step.privileged),
         network_mode: Some(network_mode),
@@ -102,7 +106,7 @@ pub(crate) fn container_config(
         env: Some(env),
         working_dir: (!working_dir.is_empty()).then_some(working_dir),
         user: (!step.user.is_empty()).then(|| step.user.clone()),
-        labels: Some(labels::step_labels(spec, step, creator)),
+        labels: Some(labels::step_labels(spec, step, creator, names)),
         tty: Some(false),
         open_stdin: Some(false),
         attach_stdin: Some(false),
@@ -115,7 +119,7 @@ pub(crate) fn container_config(
 }
 
 /// The workspace at `base`, then the step's mounts of spec volumes.
-fn mounts(spec: &Spec, step: &Step) -> Result<Vec<Mount>, EngineError> {
+fn mounts(spec: &Spec, step: &Step, names: &StageNames) -> Result<Vec<Mount>, EngineError> {
     let mut mounts = Vec::new();
     if !spec.workspace.base.is_empty() {
         mounts.push(match &spec.workspace.host_path {
@@ -127,7 +131,7 @@ fn mounts(spec: &Spec, step: &Step) -> Result<Vec<Mount>, EngineError> {
             },
             None => Mount {
                 typ: Some(MountType::VOLUME),
-                source: Some(labels::workspace_volume_name(spec)),
+                source: Some(names.workspace_volume()),
                 target: Some(spec.workspace.base.clone()),
                 ..Mount::default()
             },
@@ -158,7 +162,7 @@ fn mounts(spec: &Spec, step: &Step) -> Result<Vec<Mount>, EngineError> {
                 size_limit: _,
             } => Mount {
                 typ: Some(MountType::VOLUME),
-                source: Some(labels::volume_name(spec, &volume.name)),
+                source: Some(names.volume(&volume.name)),
                 ..base
             },
             VolumeSource::Temp {
@@ -262,6 +266,13 @@ mod tests {
         }
     }
 
+    /// The container of `step` in a run of `spec` with the token `t0`, on
+    /// the network whose id is `net-id`.
+    fn config(spec: &Spec, step: &Step) -> Result<ContainerCreateBody, EngineError> {
+        let names = StageNames::with_token(&spec.id, "t0".into());
+        container_config(spec, step, &Creator::current(), &names, "net-id")
+    }
+
     fn env_of(c: &ContainerCreateBody) -> Vec<String> {
         c.env.clone().unwrap()
     }
@@ -277,7 +288,7 @@ mod tests {
             entrypoint: vec!["ignored".into()],
             ..Step::named("build")
         };
-        let c = container_config(&spec(), &step, &Creator::current()).unwrap();
+        let c = config(&spec(), &step).unwrap();
         assert_eq!(c.entrypoint.clone().unwrap(), ["/bin/sh", "-c"]);
         assert_eq!(
             c.cmd.clone().unwrap(),
@@ -307,14 +318,14 @@ mod tests {
             user: "1000".into(),
             ..Step::named("x")
         };
-        let c = container_config(&spec(), &step, &Creator::current()).unwrap();
+        let c = config(&spec(), &step).unwrap();
         assert_eq!(c.entrypoint.clone().unwrap(), ["/bin/echo"]);
         assert_eq!(c.cmd.clone().unwrap(), ["a", "b"]);
         assert_eq!(env_of(&c), ["A=1", "T=s3cr3t"]);
         assert_eq!(c.working_dir.as_deref(), Some("/tmp"));
         assert_eq!(c.user.as_deref(), Some("1000"));
         let step = Step::named("plain");
-        let c = container_config(&spec(), &step, &Creator::current()).unwrap();
+        let c = config(&spec(), &step).unwrap();
         assert_eq!(c.entrypoint, None, "the image's entrypoint is kept");
         assert_eq!(c.cmd, None);
         assert_eq!(c.working_dir.as_deref(), Some("/drone/src/app"));
@@ -326,13 +337,13 @@ mod tests {
             detach: true,
             ..Step::named("db")
         };
-        let c = container_config(&spec(), &service, &Creator::current()).unwrap();
+        let c = config(&spec(), &service).unwrap();
         assert_eq!(c.working_dir, None);
         let with_dir = Step {
             working_dir: "/srv".into(),
             ..service.clone()
         };
-        let c = container_config(&spec(), &with_dir, &Creator::current()).unwrap();
+        let c = config(&spec(), &with_dir).unwrap();
         assert_eq!(c.working_dir.as_deref(), Some("/srv"));
         let scripted = Step {
             script: Some(Script {
@@ -341,23 +352,25 @@ mod tests {
             }),
             ..service
         };
-        let c = container_config(&spec(), &scripted, &Creator::current()).unwrap();
+        let c = config(&spec(), &scripted).unwrap();
         assert_eq!(c.working_dir.as_deref(), Some("/drone/src/app"));
     }
 
     #[test]
     fn the_step_joins_the_stage_network_under_its_name() {
-        let c = container_config(&spec(), &Step::named("db"), &Creator::current()).unwrap();
+        let c = config(&spec(), &Step::named("db")).unwrap();
         let hc = c.host_config.unwrap();
-        assert_eq!(hc.network_mode.as_deref(), Some("rk-s1"));
+        // By id: another network may have been given the stage's name.
+        assert_eq!(hc.network_mode.as_deref(), Some("net-id"));
         let endpoints = c.networking_config.unwrap().endpoints_config.unwrap();
-        assert_eq!(endpoints["rk-s1"].aliases.clone().unwrap(), ["db"]);
+        assert_eq!(endpoints["net-id"].aliases.clone().unwrap(), ["db"]);
+        assert_eq!(c.labels.unwrap()[labels::LABEL_TOKEN], "t0");
 
         let host = Step {
             network_mode: "host".into(),
             ..Step::named("h")
         };
-        let c = container_config(&spec(), &host, &Creator::current()).unwrap();
+        let c = config(&spec(), &host).unwrap();
         assert_eq!(c.host_config.unwrap().network_mode.as_deref(), Some("host"));
         assert!(c.networking_config.is_none());
     }
@@ -388,14 +401,14 @@ mod tests {
             }],
             ..Step::named("x")
         };
-        let c = container_config(&spec(), &step, &Creator::current()).unwrap();
+        let c = config(&spec(), &step).unwrap();
         let hc = c.host_config.unwrap();
         let m = hc.mounts.unwrap();
         assert_eq!(m.len(), 4);
         assert_eq!(m[0].typ, Some(MountType::VOLUME));
-        assert_eq!(m[0].source.as_deref(), Some("rk-s1-workspace"));
+        assert_eq!(m[0].source.as_deref(), Some("rk-s1-t0-workspace"));
         assert_eq!(m[0].target.as_deref(), Some("/drone/src"));
-        assert_eq!(m[1].source.as_deref(), Some("rk-s1-vol-cache"));
+        assert_eq!(m[1].source.as_deref(), Some("rk-s1-t0-vol-cache"));
         assert_eq!(m[2].typ, Some(MountType::TMPFS));
         let tmpfs = m[2].tmpfs_options.clone().unwrap();
         assert_eq!(tmpfs.size_bytes, Some(1 << 20));
@@ -412,7 +425,7 @@ mod tests {
     fn a_host_workspace_is_bind_mounted_at_base() {
         let mut spec = spec();
         spec.workspace.host_path = Some("/home/me/project".into());
-        let c = container_config(&spec, &Step::named("x"), &Creator::current()).unwrap();
+        let c = config(&spec, &Step::named("x")).unwrap();
         let m = c.host_config.unwrap().mounts.unwrap();
         assert_eq!(m[0].typ, Some(MountType::BIND));
         assert_eq!(m[0].source.as_deref(), Some("/home/me/project"));
@@ -428,7 +441,7 @@ mod tests {
             }],
             ..Step::named("x")
         };
-        let err = container_config(&spec(), &step, &Creator::current()).unwrap_err();
+        let err = config(&spec(), &step).unwrap_err();
         assert_eq!(err.kind(), EngineErrorKind::NotFound);
         assert!(err.message().contains("\"nope\""), "{err}");
         let step = Step {
@@ -438,7 +451,7 @@ mod tests {
             }],
             ..Step::named("x")
         };
-        let err = container_config(&spec(), &step, &Creator::current()).unwrap_err();
+        let err = config(&spec(), &step).unwrap_err();
         assert!(err.message().contains("\"cache\""), "{err}");
     }
 
@@ -460,7 +473,7 @@ mod tests {
             },
             ..Step::named("x")
         };
-        let c = container_config(&spec(), &step, &Creator::current()).unwrap();
+        let c = config(&spec(), &step).unwrap();
         let hc = c.host_config.unwrap();
         assert_eq!(hc.privileged, Some(true));
         assert_eq!(hc.dns.unwrap(), ["1.1.1.1"]);
@@ -473,7 +486,7 @@ mod tests {
         assert_eq!(hc.cpu_period, Some(100_000));
         assert_eq!(hc.cpu_shares, Some(512));
         assert_eq!(hc.cpuset_cpus.as_deref(), Some("0"));
-        let plain = container_config(&spec(), &Step::named("p"), &Creator::current()).unwrap();
+        let plain = config(&spec(), &Step::named("p")).unwrap();
         assert_eq!(plain.host_config.unwrap().memory, None);
     }
 }

@@ -89,6 +89,18 @@ pub(crate) fn is_not_found(err: &ApiError) -> bool {
     )
 }
 
+/// The daemon answered "conflict": the name is taken (a container's, or a
+/// network's from API 1.44 on).
+pub(crate) fn is_conflict(err: &ApiError) -> bool {
+    matches!(
+        err,
+        ApiError::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}
+
 /// The request never got an answer from the daemon (the transport failed).
 fn is_transport(err: &ApiError) -> bool {
     matches!(
@@ -117,6 +129,29 @@ pub(crate) fn api_error(operation: impl Into<String>, err: ApiError) -> EngineEr
 /// An [`EngineError`] of `kind` with no underlying cause.
 pub(crate) fn engine_error(kind: EngineErrorKind, message: impl Into<String>) -> EngineError {
     EngineError::new(ENGINE_NAME, kind, message)
+}
+
+/// `setup` or `create` found a `kind` object (`"volume"`) named `name` that
+/// `owner` (`"this stage"`) did not create: it is not used, nor removed.
+pub(crate) fn not_ours(kind: &str, name: &str, owner: &str) -> EngineError {
+    engine_error(
+        EngineErrorKind::Other,
+        format!(
+            "{kind} {name:?} already exists and was not created by {owner}: refusing to use it"
+        ),
+    )
+}
+
+/// The step's container `container` disappeared (or is being removed)
+/// though runnerkit removes containers only in `destroy`.
+pub(crate) fn removed_outside(step: &runnerkit_core::Step, container: &str) -> EngineError {
+    engine_error(
+        EngineErrorKind::NotFound,
+        format!(
+            "step {:?}: the container was removed outside runnerkit (container {container:?})",
+            step.name
+        ),
+    )
 }
 
 /// The call was cancelled through its token.
@@ -153,6 +188,8 @@ mod tests {
             EngineErrorKind::Unavailable
         );
         assert!(!is_not_found(&server(409)));
+        assert!(is_conflict(&server(409)));
+        assert!(!is_conflict(&server(404)));
     }
 
     #[test]

@@ -17,21 +17,31 @@
 //!
 //! | spec | Docker object |
 //! | --- | --- |
-//! | the stage | a bridge network `rk-<spec id>`; each step joins it with its name as alias |
-//! | `workspace` | a volume `rk-<id>-workspace` mounted at `base`, or a bind mount of `host_path` |
-//! | `temp` volume | a Docker volume `rk-<id>-vol-<name>` |
+//! | the stage | a bridge network `rk-<spec id>-<token>`; each step joins it (by id) with its name as alias |
+//! | `workspace` | a volume `rk-<id>-<token>-workspace` mounted at `base`, or a bind mount of `host_path` |
+//! | `temp` volume | a Docker volume `rk-<id>-<token>-vol-<name>` |
 //! | `temp` volume, `memory` | a tmpfs in each container that mounts it (mode 0700, `size_limit`) |
 //! | `host` volume | a bind mount |
-//! | a step | a container `rk-<id>-<step id>`, no TTY |
+//! | a step | a container `rk-<id>-<token>-<step id>`, no TTY |
+//!
+//! The `<token>` is 16 random hex digits drawn per run of the stage: the spec
+//! id is guessable, the token is not, so nothing can be created under a
+//! stage's names ahead of it. `setup` and `create` still check: a volume
+//! Docker hands back without this run's labels, a network or container whose
+//! name is taken, is refused (an error naming it), neither used nor removed.
+//! Characters outside `[A-Za-z0-9_.-]` become `_`; two volumes whose names
+//! then agree (`a/b`, `a_b`) are refused rather than shared.
 //!
 //! A step with a `script` runs Drone's way: entrypoint `/bin/sh -c`, command
 //! `echo "$DRONE_SCRIPT" | <shell>`, the script in `DRONE_SCRIPT`.
 //!
 //! Every object carries the spec's labels and ours: `io.runnerkit.managed`,
-//! `io.runnerkit.stage` (the spec id), `io.runnerkit.step` (containers), and
-//! `io.runnerkit.creator.*` (host, boot id, PID namespace, pid and start time of the
-//! creating process). `destroy` removes everything labelled with the stage;
+//! `io.runnerkit.stage` (the spec id), `io.runnerkit.token` (the run's token),
+//! `io.runnerkit.step` (containers), and `io.runnerkit.creator.*` (host, boot
+//! id, PID namespace, pid and start time of the creating process). `destroy`
+//! removes everything labelled with the stage and the run's token;
 //! [`DockerEngine::prune`] removes what processes that are gone left behind.
+//! Both remove containers and networks by id, never by name.
 //!
 //! # Images
 //!
@@ -47,7 +57,11 @@
 //! `start` attaches to the container's stdout and stderr before starting it,
 //! so a step that prints and exits at once loses nothing; the frames are
 //! buffered until `tail` reads them, in the daemon's order. `wait` reads the
-//! exit code and the OOM flag from an inspect. A cancelled step is stopped:
+//! exit code and the OOM flag from an inspect; a container that is gone or
+//! being removed (`docker rm -f` from outside) is an error instead: "the
+//! container was removed outside runnerkit". A detached step's stream ends
+//! with that error when its container is removed before the teardown. A
+//! cancelled step is stopped:
 //! SIGTERM (to every process of a script step, so its `trap`s run; to the
 //! main process otherwise), SIGKILL after the grace
 //! ([`DockerEngine::with_stop_grace`]).
@@ -58,11 +72,15 @@
 //!
 //! | feature | brings |
 //! | --- | --- |
-//! | `testing` | the `testing` module: `docker_or_skip()`, the `runnerkit-test:busybox` image fixture, `stage_leftovers()` |
+//! | `testing` | the `testing` module: `docker_or_skip()`, the `runnerkit-test:busybox` image fixture, `stage_leftovers()`, `remove_from_outside()` |
 //!
 //! [bollard]: https://docs.rs/bollard
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+// Needs the test image of `testing`, which the crate's own dev-dependency on
+// itself switches on.
+#[cfg(all(test, feature = "testing"))]
+mod adoption_tests;
 mod config;
 mod connect;
 mod engine;
@@ -80,6 +98,6 @@ pub use engine::{DEFAULT_STOP_GRACE, DockerEngine};
 pub use error::Error;
 pub use labels::{
     LABEL_CREATOR_BOOT, LABEL_CREATOR_HOST, LABEL_CREATOR_PID, LABEL_CREATOR_PIDNS,
-    LABEL_CREATOR_STARTED, LABEL_MANAGED, LABEL_STAGE, LABEL_STEP,
+    LABEL_CREATOR_STARTED, LABEL_MANAGED, LABEL_STAGE, LABEL_STEP, LABEL_TOKEN,
 };
 pub use prune::PruneReport;

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use bollard::container::LogOutput;
 use bollard::errors::Error as ApiError;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt, stream};
 use runnerkit_core::{CancellationToken, EngineError, LogStream};
 use tokio::sync::mpsc;
@@ -24,13 +25,20 @@ pub(crate) type Chunk = Result<Bytes, EngineError>;
 /// The attach stream's output, as bollard decodes it.
 pub(crate) type AttachOutput = Pin<Box<dyn Stream<Item = Result<LogOutput, ApiError>> + Send>>;
 
+/// Asked once when the output ends on its own, before the teardown: the
+/// error to end the stream with, if any (a detached step's container was
+/// removed from outside; nobody waits for it, so only its stream can say).
+pub(crate) type EndCheck = Box<dyn FnOnce() -> BoxFuture<'static, Option<EngineError>> + Send>;
+
 /// Starts copying `output` (stdout and stderr frames, in the order the
 /// daemon sent them) into a buffer and returns its reading end. The copy
-/// ends with the output, on a read error (passed on), or when `stop` fires.
+/// ends with the output (then `end_check`'s error, if it has one, is its
+/// last item), on a read error (passed on), or when `stop` fires.
 pub(crate) fn forward(
     mut output: AttachOutput,
     container: String,
     stop: CancellationToken,
+    mut end_check: Option<EndCheck>,
 ) -> mpsc::UnboundedReceiver<Chunk> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -41,7 +49,19 @@ pub(crate) fn forward(
                 () = stop.cancelled() => break,
             };
             let chunk = match next {
-                None => break,
+                None => {
+                    if let Some(check) = end_check.take() {
+                        let ended = tokio::select! {
+                            biased;
+                            () = stop.cancelled() => None,
+                            ended = check() => ended,
+                        };
+                        if let Some(e) = ended {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                    break;
+                }
                 Some(Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message }))
                 | Some(Ok(LogOutput::Console { message })) => Ok(message),
                 Some(Ok(LogOutput::StdIn { .. })) => continue,
@@ -100,7 +120,7 @@ mod tests {
                 message: Bytes::from("c"),
             }),
         ]);
-        let rx = forward(out, "c1".into(), CancellationToken::new());
+        let rx = forward(out, "c1".into(), CancellationToken::new(), None);
         let s = tail_stream(vec![Bytes::from("pulled\n")], rx);
         let got = collect(s).await;
         let want: Vec<Result<Bytes, String>> = ["pulled\n", "a\n", "b\n", "c"]
@@ -121,7 +141,7 @@ mod tests {
                 message: Bytes::from("never\n"),
             }),
         ]);
-        let rx = forward(out, "c1".into(), CancellationToken::new());
+        let rx = forward(out, "c1".into(), CancellationToken::new(), None);
         let got = collect(tail_stream(Vec::new(), rx)).await;
         assert_eq!(got.len(), 2);
         assert_eq!(
@@ -143,11 +163,46 @@ mod tests {
         assert!(s.next().await.is_none());
     }
 
+    fn saying(message: &'static str) -> EndCheck {
+        Box::new(move || {
+            Box::pin(async move {
+                Some(crate::error::engine_error(
+                    runnerkit_core::EngineErrorKind::NotFound,
+                    message,
+                ))
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn the_end_check_has_the_last_word_unless_torn_down() {
+        let out = frames(vec![Ok(LogOutput::StdOut {
+            message: Bytes::from("a\n"),
+        })]);
+        let rx = forward(
+            out,
+            "c1".into(),
+            CancellationToken::new(),
+            Some(saying("gone")),
+        );
+        let got = collect(tail_stream(Vec::new(), rx)).await;
+        assert_eq!(
+            got,
+            [Ok(Bytes::from("a\n")), Err("docker: gone".to_owned())]
+        );
+
+        // After the teardown the end is expected: nothing is asked.
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let rx = forward(frames(Vec::new()), "c1".into(), stop, Some(saying("gone")));
+        assert!(collect(tail_stream(Vec::new(), rx)).await.is_empty());
+    }
+
     #[tokio::test]
     async fn the_teardown_ends_a_stream_that_would_never_end() {
         let out: AttachOutput = Box::pin(stream::pending());
         let stop = CancellationToken::new();
-        let rx = forward(out, "c1".into(), stop.clone());
+        let rx = forward(out, "c1".into(), stop.clone(), None);
         let s = tail_stream(Vec::new(), rx);
         // Stopping the copy drops the sender: the reader sees the end.
         stop.cancel();

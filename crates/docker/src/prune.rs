@@ -151,9 +151,10 @@ mod tests {
             .await
             .unwrap();
 
+        let orphan_names = crashed.stage_names(&orphan).unwrap();
         let report = engine.prune(&cancel).await.unwrap();
-        let orphan_network = labels::network_name(&orphan);
-        let orphan_volume = labels::workspace_volume_name(&orphan);
+        let orphan_network = orphan_names.network();
+        let orphan_volume = orphan_names.workspace_volume();
         assert!(report.networks.contains(&orphan_network), "{report:?}");
         assert!(report.volumes.contains(&orphan_volume), "{report:?}");
 
@@ -184,8 +185,11 @@ mod tests {
             "an object without creator labels is kept"
         );
 
+        // Each by the engine that set it up: only it knows the run's token.
         engine.destroy(&live, &cancel).await.unwrap();
-        engine.destroy(&remote, &cancel).await.unwrap();
+        other_host.destroy(&remote, &cancel).await.unwrap();
+        assert!(list(live.id.clone()).await.is_empty());
+        assert!(list(remote.id.clone()).await.is_empty());
         engine
             .docker()
             .remove_volume(

@@ -1,5 +1,11 @@
 //! Removing Docker objects found by label: a stage's (for `destroy`) or an
 //! orphan's (for `prune`). "Already gone" is success everywhere here.
+//!
+//! Containers and networks are removed by the id the listing gave, never by
+//! name: a name can be ambiguous (Docker lets networks share one) or be
+//! taken by someone else's object between the listing and the removal.
+//! Volumes have no id, only a name, and only the volumes the label filter
+//! selected are removed.
 
 use std::collections::HashMap;
 
@@ -32,10 +38,13 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// An object found by label: its kind, name and labels.
+/// An object found by label: its kind, id, name and labels.
 #[derive(Debug, Clone)]
 pub(crate) struct Found {
     pub(crate) kind: Kind,
+    /// What removes it: the id of a container or network, a volume's name.
+    pub(crate) id: String,
+    /// What messages and reports show (the id when it has no name).
     pub(crate) name: String,
     pub(crate) labels: HashMap<String, String>,
 }
@@ -80,33 +89,35 @@ pub(crate) async fn list(
         .map_err(failure("volumes"))?;
 
     let mut found = Vec::new();
+    // An entry without an id cannot be removed safely; the daemon always
+    // sends one.
     for c in containers {
+        let Some(id) = c.id else { continue };
         // Listed names carry a leading slash; the id serves when there is none.
         let name = c
             .names
             .and_then(|n| n.into_iter().next())
-            .map(|n| n.trim_start_matches('/').to_owned())
-            .or(c.id);
-        if let Some(name) = name {
-            found.push(Found {
-                kind: Kind::Container,
-                name,
-                labels: c.labels.unwrap_or_default(),
-            });
-        }
+            .map_or_else(|| id.clone(), |n| n.trim_start_matches('/').to_owned());
+        found.push(Found {
+            kind: Kind::Container,
+            id,
+            name,
+            labels: c.labels.unwrap_or_default(),
+        });
     }
     for n in networks {
-        if let Some(name) = n.name.or(n.id) {
-            found.push(Found {
-                kind: Kind::Network,
-                name,
-                labels: n.labels.unwrap_or_default(),
-            });
-        }
+        let Some(id) = n.id else { continue };
+        found.push(Found {
+            kind: Kind::Network,
+            name: n.name.unwrap_or_else(|| id.clone()),
+            id,
+            labels: n.labels.unwrap_or_default(),
+        });
     }
     for v in volumes.volumes.unwrap_or_default() {
         found.push(Found {
             kind: Kind::Volume,
+            id: v.name.clone(),
             name: v.name,
             labels: v.labels,
         });
@@ -142,7 +153,7 @@ async fn remove_one(docker: &Docker, object: &Found) -> Result<(), ApiError> {
         Kind::Container => {
             docker
                 .remove_container(
-                    &object.name,
+                    &object.id,
                     Some(
                         RemoveContainerOptionsBuilder::new()
                             .force(true)
@@ -152,11 +163,11 @@ async fn remove_one(docker: &Docker, object: &Found) -> Result<(), ApiError> {
                 )
                 .await
         }
-        Kind::Network => docker.remove_network(&object.name).await,
+        Kind::Network => docker.remove_network(&object.id).await,
         Kind::Volume => {
             docker
                 .remove_volume(
-                    &object.name,
+                    &object.id,
                     Some(RemoveVolumeOptionsBuilder::new().force(true).build()),
                 )
                 .await

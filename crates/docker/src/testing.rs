@@ -160,6 +160,193 @@ pub async fn stage_leftovers(engine: &DockerEngine, stage_id: &str) -> Result<Ve
         .collect())
 }
 
+/// Force-removes the containers of step `step` of the stage `stage_id`, as
+/// `docker rm -f` from outside runnerkit would; returns their names.
+///
+/// # Errors
+/// The daemon could not list or remove them.
+pub async fn remove_from_outside(
+    engine: &DockerEngine,
+    stage_id: &str,
+    step: &str,
+) -> Result<Vec<String>, Error> {
+    let mut filters = labels::stage_filter(stage_id);
+    filters
+        .entry("label".to_owned())
+        .or_default()
+        .push(format!("{}={step}", labels::LABEL_STEP));
+    let found = teardown::list(engine.docker(), &filters)
+        .await
+        .map_err(|f| Error::api(f.operation, f.source))?;
+    let mut removed = Vec::new();
+    for container in found.iter().filter(|o| o.kind == teardown::Kind::Container) {
+        let options = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .build();
+        engine
+            .docker()
+            .remove_container(&container.id, Some(options))
+            .await
+            .map_err(|e| Error::api(format!("remove container {:?}", container.name), e))?;
+        removed.push(container.name.clone());
+    }
+    Ok(removed)
+}
+
+/// Docker objects made without runnerkit's labels under names of one's
+/// choosing, as someone who guessed a stage's names would plant them.
+/// [`Planted::remove`] removes them again.
+#[derive(Debug, Default)]
+pub struct Planted {
+    volumes: Vec<String>,
+    /// Network ids: a planted network may share its name with a stage's.
+    networks: Vec<String>,
+}
+
+impl Planted {
+    /// Nothing planted yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates the volume `name` holding the file `file` (its contents: the
+    /// word `planted`), written by a container of [`TEST_IMAGE`].
+    ///
+    /// # Errors
+    /// The daemon refused a call.
+    pub async fn volume(
+        &mut self,
+        engine: &DockerEngine,
+        name: &str,
+        file: &str,
+    ) -> Result<(), Error> {
+        use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
+        let docker = engine.docker();
+        let request = VolumeCreateRequest {
+            name: Some(name.to_owned()),
+            ..VolumeCreateRequest::default()
+        };
+        docker
+            .create_volume(request)
+            .await
+            .map_err(|e| Error::api(format!("create volume {name:?}"), e))?;
+        self.volumes.push(name.to_owned());
+        let writer = ContainerCreateBody {
+            image: Some(TEST_IMAGE.to_owned()),
+            cmd: Some(vec![
+                "/bin/sh".to_owned(),
+                "-c".to_owned(),
+                format!("echo planted > /v/{file}"),
+            ]),
+            host_config: Some(HostConfig {
+                binds: Some(vec![format!("{name}:/v")]),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        let operation = format!("write {file:?} into volume {name:?}");
+        let api = |e| Error::api(operation.clone(), e);
+        let id = docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                writer,
+            )
+            .await
+            .map_err(api)?
+            .id;
+        let written = async {
+            docker.start_container(&id, None).await?;
+            let mut waited =
+                docker.wait_container(&id, None::<bollard::query_parameters::WaitContainerOptions>);
+            match waited.next().await {
+                Some(Err(e)) => Err(e),
+                _ => Ok(()),
+            }
+        }
+        .await;
+        let removed = docker
+            .remove_container(
+                &id,
+                Some(
+                    bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+                        .force(true)
+                        .build(),
+                ),
+            )
+            .await;
+        written.and(removed).map_err(api)
+    }
+
+    /// Creates the bridge network `name`.
+    ///
+    /// # Errors
+    /// The daemon refused.
+    pub async fn network(&mut self, engine: &DockerEngine, name: &str) -> Result<(), Error> {
+        let request = bollard::models::NetworkCreateRequest {
+            name: name.to_owned(),
+            ..bollard::models::NetworkCreateRequest::default()
+        };
+        let created = engine
+            .docker()
+            .create_network(request)
+            .await
+            .map_err(|e| Error::api(format!("create network {name:?}"), e))?;
+        self.networks.push(created.id);
+        Ok(())
+    }
+
+    /// The planted objects still on the daemon, as `kind name`.
+    ///
+    /// # Errors
+    /// The daemon could not inspect one.
+    pub async fn present(&self, engine: &DockerEngine) -> Result<Vec<String>, Error> {
+        let docker = engine.docker();
+        let mut present = Vec::new();
+        for name in &self.volumes {
+            match docker.inspect_volume(name).await {
+                Ok(_) => present.push(format!("volume {name}")),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(Error::api(format!("inspect volume {name:?}"), e)),
+            }
+        }
+        for id in &self.networks {
+            let options = None::<bollard::query_parameters::InspectNetworkOptions>;
+            match docker.inspect_network(id, options).await {
+                Ok(n) => present.push(format!("network {}", n.name.unwrap_or_default())),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(Error::api(format!("inspect network {id:?}"), e)),
+            }
+        }
+        Ok(present)
+    }
+
+    /// Removes every planted object (those already gone included).
+    ///
+    /// # Errors
+    /// The daemon refused a removal.
+    pub async fn remove(self, engine: &DockerEngine) -> Result<(), Error> {
+        let docker = engine.docker();
+        for name in &self.volumes {
+            match docker
+                .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(Error::api(format!("remove volume {name:?}"), e)),
+            }
+        }
+        for id in &self.networks {
+            match docker.remove_network(id).await {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(Error::api(format!("remove network {id:?}"), e)),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A ustar archive of regular files `(path, mode, contents)`: a build
 /// context, or an image layer for a test registry.
 pub fn tar(files: &[(&str, u32, &[u8])]) -> Vec<u8> {

@@ -412,13 +412,17 @@ async fn objects_carry_the_stage_labels() {
         .await
         .unwrap();
     left.sort();
-    let prefix = format!("rk-{}", spec.id);
+    // `rk-<spec id>-<token>`, the token 16 hex digits.
+    let network = left[1].strip_prefix("network ").unwrap().to_owned();
+    let token = network.strip_prefix(&format!("rk-{}-", spec.id)).unwrap();
+    assert_eq!(token.len(), 16, "{network}");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{network}");
     assert_eq!(
         left,
         [
-            format!("container {prefix}-s"),
-            format!("network {prefix}"),
-            format!("volume {prefix}-workspace"),
+            format!("container {network}-s"),
+            format!("network {network}"),
+            format!("volume {network}-workspace"),
         ]
     );
     destroy_and_check(&engine, &spec).await;

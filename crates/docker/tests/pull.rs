@@ -354,14 +354,17 @@ async fn pull_progress_opens_the_log_and_policies_decide_when_to_pull() {
 
     // `always` asks the registry again; with pull progress off, the step's
     // own output is all its log holds.
+    // An engine knows only the stages it set up: `quiet` sets up its own.
     let quiet = docker_or_skip().await.unwrap().with_pull_progress(false);
-    let ran = run_step(&quiet, &spec, &spec.steps[3], &cancel)
+    let again = common::spec("pulled-again", vec![spec.steps[3].clone()]);
+    quiet.setup(&again, &cancel).await.unwrap();
+    let ran = run_step(&quiet, &again, &again.steps[0], &cancel)
         .await
         .unwrap();
     assert_eq!(ran.log, "pulled\n");
     assert!(manifests(&registry) > pulls, "always pulls");
 
-    destroy_and_check(&quiet, &spec).await;
+    destroy_and_check(&quiet, &again).await;
     destroy_and_check(&engine, &spec).await;
     remove_image(&engine, &image).await.unwrap();
 }
