@@ -1076,7 +1076,7 @@ fn alive(pid: i32) -> bool {
 /// running step and a service), then a restart: no container, network or
 /// volume of the dead run is left and the server shows the stage `error`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_docker_restart_after_kill_9_leaves_no_object_and_ends_the_stage() {
+async fn a_docker_restart_after_kill_9_prunes_every_object_and_ends_the_stage() {
     use bollard::query_parameters::{
         ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     };

@@ -1,0 +1,204 @@
+//! The host engine's per-step cost against the shell's, in one run.
+//!
+//! Run: `cargo bench --bench host` (5 pairs of 300 serial `true` steps;
+//! `-- STEPS PAIRS` to change either).
+//!
+//! - floor: `sh` running the same 300 script files with `sh -e FILE` one
+//!   after another, its output on a pipe this process reads;
+//! - runtime: the 300 steps as a serial stage through `Runtime::run` on a
+//!   `LocalEngine`, with a hook that counts the lines;
+//! - binary (when `RUNNERKIT_BIN` names a `runnerkit` binary): `runnerkit
+//!   exec` of the same pipeline as YAML, its output on a pipe.
+//!
+//! Each pair runs the floor and the runtime back to back; the ratio is the
+//! median of the runtime's times over the median of the floor's.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use runnerkit::core::{
+    CancellationToken, Hook, Line, Script, Spec, State, Status, Step, StepState,
+    Workspace,
+};
+use runnerkit::local::LocalEngine;
+use runnerkit::runtime::Runtime;
+
+/// What the compiler writes for a step with the one command `true`.
+const SCRIPT: &str = "\nset -e\n\necho + \"true\"\ntrue\n";
+
+/// Counts the lines it is given.
+#[derive(Default)]
+struct CountingHook(AtomicU64);
+
+#[async_trait]
+impl Hook for CountingHook {
+    fn got_line(&self, _: &State, _: &StepState, _: &Line) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn spec(steps: usize) -> Spec {
+    let steps = (0..steps)
+        .map(|i| {
+            let mut step = Step::named(format!("s{i}"));
+            step.script = Some(Script {
+                shell: "/bin/sh".into(),
+                body: SCRIPT.into(),
+            });
+            if i > 0 {
+                step.depends_on = vec![format!("s{}", i - 1)].into();
+            }
+            step
+        })
+        .collect();
+    Spec {
+        id: "host-bench".into(),
+        workspace: Workspace {
+            base: "/drone/src".into(),
+            ..Workspace::default()
+        },
+        steps,
+        ..Spec::default()
+    }
+}
+
+/// `sh` running every script of `dir` with `sh -e`, one after another.
+fn floor(dir: &Path, steps: usize) -> Duration {
+    let started = Instant::now();
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "i=0; while [ $i -lt {steps} ]; do sh -e {}/$i.sh; i=$((i+1)); done",
+            dir.display()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let mut out = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("a pipe")
+        .read_to_end(&mut out)
+        .expect("read");
+    assert!(child.wait().expect("wait").success());
+    let elapsed = started.elapsed();
+    assert_eq!(out.iter().filter(|b| **b == b'\n').count(), steps);
+    elapsed
+}
+
+async fn through_runtime(spec: &Spec, temp: &Path) -> Duration {
+    let engine = Arc::new(LocalEngine::new().with_temp_dir(temp));
+    let hook = Arc::new(CountingHook::default());
+    let runtime = Runtime::new(engine).with_hook(hook.clone());
+    let started = Instant::now();
+    let snapshot = runtime
+        .run(Arc::new(spec.clone()), CancellationToken::new())
+        .await
+        .expect("run");
+    let elapsed = started.elapsed();
+    assert_eq!(snapshot.stage.status, Status::Success);
+    assert_eq!(hook.0.load(Ordering::Relaxed), spec.steps.len() as u64);
+    elapsed
+}
+
+fn through_binary(bin: &Path, file: &Path, steps: usize) -> Duration {
+    let started = Instant::now();
+    let out = Command::new(bin)
+        .arg("exec")
+        .arg(file)
+        .arg("--color")
+        .arg("never")
+        .stderr(Stdio::null())
+        .output()
+        .expect("runnerkit exec");
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("| + true").count(), steps);
+    elapsed
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let steps: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(300);
+    let pairs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+
+    let dir = std::env::temp_dir().join(format!("rk-host-bench-{}", std::process::id()));
+    let scripts = dir.join("scripts");
+    let stages = dir.join("stages");
+    std::fs::create_dir_all(&scripts).expect("dir");
+    std::fs::create_dir_all(&stages).expect("dir");
+    for i in 0..steps {
+        std::fs::write(scripts.join(format!("{i}.sh")), SCRIPT).expect("script");
+    }
+    let yaml = dir.join("pipeline.yml");
+    let mut text = String::from("kind: pipeline\ntype: exec\nname: default\nsteps:\n");
+    for i in 0..steps {
+        text.push_str(&format!("- name: s{i}\n  commands:\n  - 'true'\n"));
+    }
+    std::fs::write(&yaml, text).expect("yaml");
+    let bin = std::env::var_os("RUNNERKIT_BIN").map(std::path::PathBuf::from);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let spec = spec(steps);
+    // One warm-up of each: page cache, the dynamic loader's.
+    floor(&scripts, steps);
+    rt.block_on(through_runtime(&spec, &stages));
+
+    let (mut floors, mut runs, mut bins) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..pairs {
+        floors.push(floor(&scripts, steps));
+        runs.push(rt.block_on(through_runtime(&spec, &stages)));
+        if let Some(bin) = &bin {
+            bins.push(through_binary(bin, &yaml, steps));
+        }
+    }
+    let floor_ms = ms(median(floors.clone()));
+    let run_ms = ms(median(runs.clone()));
+    println!("{steps} serial `true` steps, median of {pairs} pairs");
+    println!("| path | ms | µs/step | ratio to sh -e |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| sh -e, one after another | {floor_ms:.1} | {:.0} | 1.00 |",
+        floor_ms * 1e3 / steps as f64
+    );
+    println!(
+        "| Runtime::run on LocalEngine | {run_ms:.1} | {:.0} | {:.2} |",
+        run_ms * 1e3 / steps as f64,
+        run_ms / floor_ms
+    );
+    if !bins.is_empty() {
+        let bin_ms = ms(median(bins));
+        println!(
+            "| runnerkit exec (binary) | {bin_ms:.1} | {:.0} | {:.2} |",
+            bin_ms * 1e3 / steps as f64,
+            bin_ms / floor_ms
+        );
+    }
+    let ratios: Vec<String> = floors
+        .iter()
+        .zip(&runs)
+        .map(|(f, r)| format!("{:.2}", r.as_secs_f64() / f.as_secs_f64()))
+        .collect();
+    println!("per-pair ratios (runtime / sh): {}", ratios.join(", "));
+    let _ = std::fs::remove_dir_all(&dir);
+}
