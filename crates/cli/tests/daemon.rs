@@ -1109,9 +1109,6 @@ async fn a_docker_restart_after_kill_9_prunes_every_object_and_ends_the_stage() 
     .await
     .unwrap_or_else(|| panic!("the step did not run:\n{}", first.stderr()));
     let dead_pid = first.child.id();
-    first.signal(Signal::SIGKILL);
-    first.child.wait().unwrap();
-
     let by_creator = HashMap::from([(
         "label".to_owned(),
         vec![format!("io.runnerkit.creator.pid={dead_pid}")],
@@ -1142,6 +1139,13 @@ async fn a_docker_restart_after_kill_9_prunes_every_object_and_ends_the_stage() 
             .unwrap_or_default();
         (containers.len(), networks.len(), volumes.len())
     };
+    // The step is reported running before its container is created.
+    let started = Instant::now();
+    while left().await.0 < 2 && started.elapsed() < PATIENCE {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.signal(Signal::SIGKILL);
+    first.child.wait().unwrap();
     let (containers, networks, _) = left().await;
     assert!(containers >= 2, "the step and the service outlived the runner");
     assert_eq!(networks, 1, "the stage network too");
