@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use runnerkit::core::{
-    CancellationToken, Hook, Line, Script, Spec, State, Status, Step, StepState,
-    Workspace,
+    CancellationToken, Hook, Line, Script, Spec, State, Status, Step, StepState, Workspace,
 };
 use runnerkit::local::LocalEngine;
 use runnerkit::runtime::Runtime;
@@ -118,7 +117,11 @@ fn through_binary(bin: &Path, file: &Path, steps: usize) -> Duration {
         .output()
         .expect("runnerkit exec");
     let elapsed = started.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches("| + true").count(), steps);
     elapsed
@@ -134,7 +137,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let steps: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(300);
     let pairs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
 

@@ -1048,16 +1048,29 @@ async fn a_restart_after_kill_9_cleans_up_and_ends_the_held_stage() {
     let mut second = Daemon::start(&server, &[], &env).await;
     let stage = stage_done(&server, id, &second).await;
     assert_eq!(stage.status, Status::Error, "{}", second.stderr());
-    assert!(stage.error.contains("the runner restarted"), "{}", stage.error);
+    assert!(
+        stage.error.contains("the runner restarted"),
+        "{}",
+        stage.error
+    );
     assert_eq!(stage.steps[0].status, Status::Error);
     assert!(stage.steps[0].error.contains("restarted"));
-    wait_for("the step's process to be gone", || (!alive(sleeper)).then_some(()))
-        .await
-        .expect("the restart killed the dead run's process");
-    assert_eq!(stage_roots(), Vec::<PathBuf>::new(), "the stage directory was removed");
+    wait_for("the step's process to be gone", || {
+        (!alive(sleeper)).then_some(())
+    })
+    .await
+    .expect("the restart killed the dead run's process");
+    assert_eq!(
+        stage_roots(),
+        Vec::<PathBuf>::new(),
+        "the stage directory was removed"
+    );
     assert_eq!(journalled(), 0, "the journal entry was dropped");
     let said = second.stderr();
-    assert!(said.contains("pruned what crashed runs left behind"), "{said}");
+    assert!(
+        said.contains("pruned what crashed runs left behind"),
+        "{said}"
+    );
 
     second.signal(Signal::SIGTERM);
     assert_eq!(second.exit_code().await, 0, "{}", second.stderr());
@@ -1125,13 +1138,17 @@ async fn a_docker_restart_after_kill_9_prunes_every_object_and_ends_the_stage() 
             .unwrap();
         let networks = docker
             .list_networks(Some(
-                ListNetworksOptionsBuilder::new().filters(&by_creator).build(),
+                ListNetworksOptionsBuilder::new()
+                    .filters(&by_creator)
+                    .build(),
             ))
             .await
             .unwrap();
         let volumes = docker
             .list_volumes(Some(
-                ListVolumesOptionsBuilder::new().filters(&by_creator).build(),
+                ListVolumesOptionsBuilder::new()
+                    .filters(&by_creator)
+                    .build(),
             ))
             .await
             .unwrap()
@@ -1147,13 +1164,20 @@ async fn a_docker_restart_after_kill_9_prunes_every_object_and_ends_the_stage() 
     first.signal(Signal::SIGKILL);
     first.child.wait().unwrap();
     let (containers, networks, _) = left().await;
-    assert!(containers >= 2, "the step and the service outlived the runner");
+    assert!(
+        containers >= 2,
+        "the step and the service outlived the runner"
+    );
     assert_eq!(networks, 1, "the stage network too");
 
     let mut second = Daemon::start_typed(&server, "docker", &[], &env).await;
     let stage = stage_done(&server, id, &second).await;
     assert_eq!(stage.status, Status::Error, "{}", second.stderr());
-    assert!(stage.error.contains("the runner restarted"), "{}", stage.error);
+    assert!(
+        stage.error.contains("the runner restarted"),
+        "{}",
+        stage.error
+    );
     for step in &stage.steps {
         assert!(step.status.is_done(), "{} is {:?}", step.name, step.status);
     }

@@ -287,10 +287,16 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert!(members_of(dead_pgid, uid).is_empty(), "the background sleep died too");
+        assert!(
+            members_of(dead_pgid, uid).is_empty(),
+            "the background sleep died too"
+        );
 
         assert!(live_root.exists(), "a live runner's root is kept");
-        assert!(live_child.try_wait().unwrap().is_none(), "and its processes");
+        assert!(
+            live_child.try_wait().unwrap().is_none(),
+            "and its processes"
+        );
         let live_pgid = i32::try_from(live_child.id()).unwrap();
         let _ = nix::sys::signal::killpg(Pid::from_raw(live_pgid), Signal::SIGKILL);
         live_child.wait().unwrap();

@@ -258,7 +258,9 @@ impl StageRunner {
         let held = self.config.journal.as_ref().and_then(|journal| {
             journal
                 .hold(&stage)
-                .map_err(|e| tracing::warn!(stage = stage.id, "{}", runnerkit_core::error_chain(&e)))
+                .map_err(|e| {
+                    tracing::warn!(stage = stage.id, "{}", runnerkit_core::error_chain(&e))
+                })
                 .ok()
                 .map(Arc::new)
         });
@@ -314,7 +316,10 @@ impl StageRunner {
             let id = orphan.stage.id;
             match self.end_orphan(&orphan).await {
                 Ok(true) => {
-                    tracing::info!(stage = id, "a stage held when the runner died was reported error");
+                    tracing::info!(
+                        stage = id,
+                        "a stage held when the runner died was reported error"
+                    );
                     ended.push(id);
                     orphan.forget();
                 }

@@ -257,7 +257,10 @@ fn open_journal(data_dir: Option<&std::path::Path>) -> Option<runnerkit_runner::
             Some(journal)
         }
         Err(e) => {
-            tracing::warn!("keeping no stage journal: {}", runnerkit_core::error_chain(&e));
+            tracing::warn!(
+                "keeping no stage journal: {}",
+                runnerkit_core::error_chain(&e)
+            );
             None
         }
     }

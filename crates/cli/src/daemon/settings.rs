@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use runnerkit_core::settings::{
-    self as declared, DATA_DIR, DEBUG, DRAIN_TIMEOUT, HTTP_BIND, RPC_HOST, Setting, TRACE, TYPE, UI_PASSWORD,
-    UI_REALM, UI_USERNAME,
+    self as declared, DATA_DIR, DEBUG, DRAIN_TIMEOUT, HTTP_BIND, RPC_HOST, Setting, TRACE, TYPE,
+    UI_PASSWORD, UI_REALM, UI_USERNAME,
 };
 use runnerkit_drone::DroneConfig;
 use runnerkit_runner::DaemonSettings;
@@ -268,8 +268,8 @@ mod tests {
             }
         };
         let both = env(&[("XDG_STATE_HOME", "/state"), ("HOME", "/home/u")]);
-        assert_eq!(data_dir(Some("/data".into()), &both), Some("/data".into()));
-        assert_eq!(data_dir(None, &both), Some("/state/runnerkit".into()));
+        assert_eq!(data_dir(Some("/data".into()), both), Some("/data".into()));
+        assert_eq!(data_dir(None, both), Some("/state/runnerkit".into()));
         let home = env(&[("XDG_STATE_HOME", ""), ("HOME", "/home/u")]);
         assert_eq!(
             data_dir(None, home),
