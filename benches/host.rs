@@ -5,13 +5,17 @@
 //!
 //! - floor: `sh` running the same 300 script files with `sh -e FILE` one
 //!   after another, its output on a pipe this process reads;
+//! - tokio spawns: the same scripts spawned with `tokio::process`, output
+//!   read to the end and reaped, one after another (what any async runner
+//!   pays at least);
 //! - runtime: the 300 steps as a serial stage through `Runtime::run` on a
-//!   `LocalEngine`, with a hook that counts the lines;
+//!   `LocalEngine`, with a hook that counts the lines, on a current-thread
+//!   runtime (as the binary's `exec`) and on a 2-worker one;
 //! - binary (when `RUNNERKIT_BIN` names a `runnerkit` binary): `runnerkit
 //!   exec` of the same pipeline as YAML, its output on a pipe.
 //!
-//! Each pair runs the floor and the runtime back to back; the ratio is the
-//! median of the runtime's times over the median of the floor's.
+//! Each round runs every path back to back; a ratio is the median of a
+//! path's times over the median of the floor's.
 
 use std::io::Read;
 use std::path::Path;
@@ -106,6 +110,28 @@ async fn through_runtime(spec: &Spec, temp: &Path) -> Duration {
     elapsed
 }
 
+/// The least a tokio program does for the same steps: spawn `sh -e FILE`
+/// with its output on a pipe, read it to the end, reap it; one at a time.
+async fn tokio_spawns(dir: &Path, steps: usize) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    for i in 0..steps {
+        let mut child = tokio::process::Command::new("/bin/sh")
+            .arg("-e")
+            .arg(dir.join(format!("{i}.sh")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("sh");
+        let mut out = Vec::new();
+        let mut pipe = child.stdout.take().expect("a pipe");
+        pipe.read_to_end(&mut out).await.expect("read");
+        assert!(child.wait().await.expect("wait").success());
+    }
+    started.elapsed()
+}
+
 fn through_binary(bin: &Path, file: &Path, steps: usize) -> Duration {
     let started = Instant::now();
     let out = Command::new(bin)
@@ -160,8 +186,14 @@ fn main() {
     std::fs::write(&yaml, text).expect("yaml");
     let bin = std::env::var_os("RUNNERKIT_BIN").map(std::path::PathBuf::from);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The binary runs `exec` on one thread (`Runner::main`); a runner
+    // embedded in a program may run on several.
+    let multi = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
@@ -171,9 +203,12 @@ fn main() {
     rt.block_on(through_runtime(&spec, &stages));
 
     let (mut floors, mut runs, mut bins) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut spawns, mut multis) = (Vec::new(), Vec::new());
     for _ in 0..pairs {
         floors.push(floor(&scripts, steps));
+        spawns.push(rt.block_on(tokio_spawns(&scripts, steps)));
         runs.push(rt.block_on(through_runtime(&spec, &stages)));
+        multis.push(multi.block_on(through_runtime(&spec, &stages)));
         if let Some(bin) = &bin {
             bins.push(through_binary(bin, &yaml, steps));
         }
@@ -187,10 +222,22 @@ fn main() {
         "| sh -e, one after another | {floor_ms:.1} | {:.0} | 1.00 |",
         floor_ms * 1e3 / steps as f64
     );
+    let spawn_ms = ms(median(spawns));
     println!(
-        "| Runtime::run on LocalEngine | {run_ms:.1} | {:.0} | {:.2} |",
+        "| tokio::process spawn, read, wait (one thread, no runnerkit) | {spawn_ms:.1} | {:.0} | {:.2} |",
+        spawn_ms * 1e3 / steps as f64,
+        spawn_ms / floor_ms
+    );
+    println!(
+        "| Runtime::run on LocalEngine, one thread | {run_ms:.1} | {:.0} | {:.2} |",
         run_ms * 1e3 / steps as f64,
         run_ms / floor_ms
+    );
+    let multi_ms = ms(median(multis));
+    println!(
+        "| Runtime::run on LocalEngine, 2 worker threads | {multi_ms:.1} | {:.0} | {:.2} |",
+        multi_ms * 1e3 / steps as f64,
+        multi_ms / floor_ms
     );
     if !bins.is_empty() {
         let bin_ms = ms(median(bins));

@@ -76,8 +76,7 @@ async fn prune_kube(settings: EngineSettings) -> Result<Vec<String>, BoxError> {
     Ok(removed)
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     Runner::new("runnerkit")
         .version(env!("CARGO_PKG_VERSION"))
         .with_type(
@@ -103,6 +102,5 @@ async fn main() -> std::process::ExitCode {
             .with_prune(|_| async { Ok::<_, BoxError>(LocalEngine::new().prune().await?) })
             .about("each step as a process on this machine"),
         )
-        .run()
-        .await
+        .main()
 }

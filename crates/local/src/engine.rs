@@ -90,6 +90,9 @@ struct StageEntry {
     /// Known as soon as `setup` picked the root, so `destroy` finds it even
     /// when `setup` failed half-way.
     dirs: Mutex<Option<StageDirs>>,
+    /// Where each step's process group is recorded, for a prune after a
+    /// crash; open from setup to destroy.
+    groups: Mutex<Option<crate::orphans::GroupLog>>,
     steps: Mutex<HashMap<String, Arc<StepEntry>>>,
     /// Cancelled by `destroy`: ends every log stream of the stage.
     stop: CancellationToken,
@@ -255,6 +258,7 @@ impl Engine for LocalEngine {
         }
         let entry = Arc::new(StageEntry {
             dirs: Mutex::new(None),
+            groups: Mutex::new(None),
             steps: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
         });
@@ -280,10 +284,11 @@ impl Engine for LocalEngine {
         .await?;
         // Before anything runs in it: a runner killed from here on leaves a
         // root that `orphans::prune` can tell is a dead run's.
-        crate::orphans::record_owner(&root).map_err(|source| Error::StageDir {
+        let groups = crate::orphans::record_owner(&root).map_err(|source| Error::StageDir {
             path: root.clone(),
             source,
         })?;
+        *lock(&entry.groups) = Some(groups);
         let dirs = layout(&root);
         dirs.create().await?;
         tracing::debug!(stage = %spec.id, root = %dirs.root.display(), "stage set up");
@@ -309,40 +314,20 @@ impl Engine for LocalEngine {
             .into());
         };
         let launch = launch::plan(spec, step, &dirs, &self.host, self.home)?;
-        // A directory of the workspace is made as a container engine would;
-        // any other must exist, or the step fails here, naming it, rather
-        // than at start as if its program were missing.
-        let cwd = if launch.cwd.starts_with(&dirs.workspace) {
-            tokio::fs::create_dir_all(&launch.cwd).await
-        } else {
-            tokio::fs::metadata(&launch.cwd).await.and_then(|m| {
-                if m.is_dir() {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::NotADirectory,
-                        "not a directory",
-                    ))
-                }
-            })
-        };
-        cwd.map_err(|source| Error::WorkingDir {
-            step: step.name.clone(),
-            path: launch.cwd.clone(),
-            source,
-        })?;
         if !step.user.is_empty() {
             tracing::warn!(step = %step.name, user = %step.user, "the local engine runs every step as the runner's user");
         }
-        if let Some((file, body)) = &launch.script {
-            write_script(file, body)
-                .await
-                .map_err(|source| Error::Script {
-                    step: step.name.clone(),
-                    path: file.clone(),
-                    source,
-                })?;
-        }
+        // The working directory and the script file, here rather than on
+        // the blocking pool: a `mkdir -p` and a small write take
+        // microseconds, while each trip to the pool is two thread wake-ups,
+        // a visible part of a short step's cost (`benches/host.rs`).
+        let in_workspace = launch.cwd.starts_with(&dirs.workspace);
+        prepare(
+            &step.name,
+            &launch.cwd,
+            in_workspace,
+            launch.script.as_ref(),
+        )?;
         let mut steps = lock(&stage.steps);
         if steps.contains_key(&step.id) {
             return Err(Error::OutOfOrder {
@@ -390,8 +375,8 @@ impl Engine for LocalEngine {
         };
         let running = Running::spawn(&step.name, &launch, stage.stop.child_token())?;
         tracing::debug!(step = %step.name, pgid = running.group().id(), "step started");
-        if let Some(dirs) = lock(&stage.dirs).as_ref()
-            && let Err(e) = crate::orphans::record_group(&dirs.root, running.group().id())
+        if let Some(groups) = lock(&stage.groups).as_mut()
+            && let Err(e) = groups.record(running.group().id())
         {
             // Costs the cleanup after a crash only; the step runs.
             tracing::warn!(step = %step.name, "cannot record the step's process group: {e}");
@@ -525,14 +510,52 @@ fn chunk_stream(
     })
 }
 
-async fn write_script(file: &std::path::Path, body: &str) -> std::io::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut f = tokio::fs::OpenOptions::new()
+/// Makes the step's working directory (a directory of the workspace is
+/// made as a container engine would; any other must exist, or the step
+/// fails here, naming it, rather than at start as if its program were
+/// missing) and writes its script.
+fn prepare(
+    step: &str,
+    cwd: &std::path::Path,
+    in_workspace: bool,
+    script: Option<&(PathBuf, String)>,
+) -> Result<(), Error> {
+    let made = if in_workspace {
+        std::fs::create_dir_all(cwd)
+    } else {
+        std::fs::metadata(cwd).and_then(|m| {
+            if m.is_dir() {
+                Ok(())
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "not a directory",
+                ))
+            }
+        })
+    };
+    made.map_err(|source| Error::WorkingDir {
+        step: step.to_owned(),
+        path: cwd.to_path_buf(),
+        source,
+    })?;
+    if let Some((file, body)) = script {
+        write_script(file, body).map_err(|source| Error::Script {
+            step: step.to_owned(),
+            path: file.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn write_script(file: &std::path::Path, body: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o700)
-        .open(file)
-        .await?;
-    f.write_all(body.as_bytes()).await?;
-    f.flush().await
+        .open(file)?;
+    f.write_all(body.as_bytes())
 }

@@ -28,8 +28,9 @@ const GROUPS_FILE: &str = "runnerkit-groups";
 /// Stage roots are named `runnerkit-<stage>-<pid>-<n>` (`stage::create_root`).
 const ROOT_PREFIX: &str = "runnerkit-";
 
-/// Records this process as the owner of the stage root `root`.
-pub(crate) fn record_owner(root: &Path) -> io::Result<()> {
+/// Records this process as the owner of the stage root `root`; the log
+/// of the stage's process groups, open for [`GroupLog::record`].
+pub(crate) fn record_owner(root: &Path) -> io::Result<GroupLog> {
     let mut text = String::new();
     for (key, value) in Creator::current().entries() {
         text.push_str(key);
@@ -37,17 +38,25 @@ pub(crate) fn record_owner(root: &Path) -> io::Result<()> {
         text.push_str(&value);
         text.push('\n');
     }
-    std::fs::write(root.join(OWNER_FILE), text)
-}
-
-/// Records the process group `pgid` (its leader just spawned) in `root`.
-pub(crate) fn record_group(root: &Path, pgid: i32) -> io::Result<()> {
-    let started = process_stat(pgid).map_or_else(String::new, |s| s.started);
-    let mut file = std::fs::OpenOptions::new()
+    std::fs::write(root.join(OWNER_FILE), text)?;
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(root.join(GROUPS_FILE))?;
-    writeln!(file, "{pgid} {started}")
+    Ok(GroupLog(file))
+}
+
+/// The open `runnerkit-groups` file of a stage root.
+#[derive(Debug)]
+pub(crate) struct GroupLog(std::fs::File);
+
+impl GroupLog {
+    /// Records the process group `pgid`, whose leader just spawned: one
+    /// write of one line, so a crash never leaves half of one.
+    pub(crate) fn record(&mut self, pgid: i32) -> io::Result<()> {
+        let started = process_stat(pgid).map_or_else(String::new, |s| s.started);
+        self.0.write_all(format!("{pgid} {started}\n").as_bytes())
+    }
 }
 
 /// The roots below `temp_dir` whose owner is gone: what is left of their
@@ -227,18 +236,24 @@ mod tests {
         );
     }
 
-    /// A root named as the engine names them, owned by `owner`, with a
-    /// process group of `sleep` recorded (and its leader's handle).
-    fn planted_root(base: &Path, name: &str, owner: &Creator) -> (PathBuf, std::process::Child) {
-        use std::os::unix::process::CommandExt;
-        let root = base.join(format!("{ROOT_PREFIX}{name}-1-0"));
-        std::fs::create_dir_all(root.join("drone/src")).unwrap();
+    /// `record_owner`, with `owner` in place of this process.
+    fn record_owner_as(root: &Path, owner: &Creator) -> GroupLog {
+        let groups = record_owner(root).unwrap();
         let text: String = owner
             .entries()
             .iter()
             .map(|(k, v)| format!("{k}={v}\n"))
             .collect();
         std::fs::write(root.join(OWNER_FILE), text).unwrap();
+        groups
+    }
+
+    /// A root named as the engine names them, owned by `owner`, with a
+    /// process group of `sleep` recorded (and its leader's handle).
+    fn planted_root(base: &Path, name: &str, owner: &Creator) -> (PathBuf, std::process::Child) {
+        use std::os::unix::process::CommandExt;
+        let root = base.join(format!("{ROOT_PREFIX}{name}-1-0"));
+        std::fs::create_dir_all(root.join("drone/src")).unwrap();
         let child = std::process::Command::new("sh")
             .args(["-c", "sleep 300 & sleep 300"])
             .process_group(0)
@@ -252,7 +267,8 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        record_group(&root, pgid).unwrap();
+        let mut groups = record_owner_as(&root, owner);
+        groups.record(pgid).unwrap();
         (root, child)
     }
 
@@ -313,7 +329,7 @@ mod tests {
     #[test]
     fn the_owner_is_read_back_and_this_process_is_not_gone() {
         let dir = tempfile::tempdir().unwrap();
-        record_owner(dir.path()).unwrap();
+        let _groups = record_owner(dir.path()).unwrap();
         let owner = read_owner(dir.path()).expect("an owner");
         assert_eq!(owner, Creator::current());
         assert!(!owner.is_gone(&Creator::current()));
