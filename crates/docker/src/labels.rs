@@ -174,15 +174,31 @@ impl StageNames {
         format!("{}-vol-{}", self.prefix, sanitize(volume))
     }
 
-    /// Name of the container of `step`.
+    /// Name of the container of `step`: injective in the step's id, so
+    /// two steps whose names differ only in characters Docker refuses
+    /// (`go build`, `go_build`) never contend for one name.
     pub(crate) fn container(&self, step: &Step) -> String {
         let id = if step.id.is_empty() {
             &step.name
         } else {
             &step.id
         };
-        format!("{}-{}", self.prefix, sanitize(id))
+        format!("{}-{}", self.prefix, encode(id))
     }
+}
+
+/// Letters, digits, `-` and `.` as they are; any other byte as `_xx` (hex),
+/// `_` included, so that no two texts share an encoding.
+fn encode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
 }
 
 /// Docker object names allow `[a-zA-Z0-9_.-]`; anything else becomes `_`.
@@ -210,7 +226,11 @@ mod tests {
         assert_eq!(names.volume("cache"), "rk-run_1__-0123abcd-vol-cache");
         assert_eq!(
             names.container(&Step::named("go build")),
-            "rk-run_1__-0123abcd-go_build"
+            "rk-run_1__-0123abcd-go_20build"
+        );
+        assert_eq!(
+            names.container(&Step::named("go_build")),
+            "rk-run_1__-0123abcd-go_5fbuild"
         );
     }
 

@@ -232,3 +232,26 @@ async fn a_removed_service_is_not_success_and_says_why() {
     assert!(error.contains(REMOVED), "{error}");
     assert!(error.contains("\"svc\""), "{error}");
 }
+
+/// Step names that differ only where Docker refuses characters (`go build`
+/// and `go_build`) get containers of their own: both run.
+#[tokio::test]
+async fn steps_named_alike_after_sanitizing_both_run() {
+    let Some(engine) = docker_or_skip().await else {
+        return;
+    };
+    let spec = spec(
+        "alike",
+        vec![
+            script("go build", "echo one"),
+            script("go_build", "echo two"),
+        ],
+    );
+    let ran = run_all(&engine, &spec).await;
+    assert_eq!(ran.len(), 2);
+    for (r, said) in ran.iter().zip(["one", "two"]) {
+        assert_eq!(r.exit.exit_code, 0, "{:?}", r.log);
+        assert!(r.log.contains(said), "{:?}", r.log);
+    }
+    destroy_and_check(&engine, &spec).await;
+}
