@@ -72,10 +72,13 @@ impl StepState {
     }
 
     /// True when this step makes the stage count as failed: an error (even
-    /// ignored), or a failure or kill without `errignore`.
+    /// ignored), or a failure or kill without `errignore`. A detached step
+    /// that exited non-zero (`failure`) does not: a service's exit is
+    /// reported, not judged, as in Drone.
     pub fn fails_stage(&self) -> bool {
         match self.status {
             Status::Error => true,
+            Status::Failure if self.detached => false,
             Status::Failure | Status::Killed => !self.errignore,
             _ => false,
         }

@@ -52,6 +52,7 @@ pub struct DockerEngine {
     address: String,
     stop_grace: Duration,
     pull_progress: bool,
+    health_timeout: Duration,
     creator: Creator,
     stages: Mutex<HashMap<String, Arc<StageEntry>>>,
 }
@@ -122,6 +123,7 @@ impl DockerEngine {
             address: options.address().to_owned(),
             stop_grace: DEFAULT_STOP_GRACE,
             pull_progress: true,
+            health_timeout: crate::health::DEFAULT_HEALTH_TIMEOUT,
             creator: Creator::current(),
             stages: Mutex::new(HashMap::new()),
         })
@@ -138,6 +140,15 @@ impl DockerEngine {
     /// `DRONE_DOCKER_STREAM_PULL=false` is `false` here).
     pub fn with_pull_progress(mut self, shown: bool) -> Self {
         self.pull_progress = shown;
+        self
+    }
+
+    /// How long a service whose image declares a `HEALTHCHECK` may take to
+    /// become healthy before its start fails (default
+    /// [`DEFAULT_HEALTH_TIMEOUT`](crate::DEFAULT_HEALTH_TIMEOUT)). The steps
+    /// after such a service start only once it is healthy.
+    pub fn with_health_timeout(mut self, timeout: Duration) -> Self {
+        self.health_timeout = timeout;
         self
     }
 
@@ -162,6 +173,7 @@ impl DockerEngine {
             address: self.address.clone(),
             stop_grace: self.stop_grace,
             pull_progress: self.pull_progress,
+            health_timeout: self.health_timeout,
             creator,
             stages: Mutex::new(HashMap::new()),
         }
@@ -606,6 +618,23 @@ impl Engine for DockerEngine {
             .await
             .map_err(|e| api_error(format!("start container {name:?}"), e))?;
         tracing::debug!(container = %name, step = %step.name, "started");
+        if step.detach {
+            let said = crate::health::await_healthy(
+                &self.docker,
+                step,
+                container,
+                name,
+                self.health_timeout,
+                cancel,
+            )
+            .await?;
+            if !said.is_empty() {
+                self.with_step(spec, step, "start", |e| {
+                    e.preamble.extend(said);
+                    Ok(())
+                })?;
+            }
+        }
         Ok(())
     }
 

@@ -85,6 +85,7 @@ mod config;
 mod connect;
 mod engine;
 mod error;
+mod health;
 mod image;
 mod labels;
 mod logs;
@@ -96,6 +97,7 @@ pub mod testing;
 pub use connect::{ConnectOptions, DEFAULT_SOCKET};
 pub use engine::{DEFAULT_STOP_GRACE, DockerEngine};
 pub use error::Error;
+pub use health::DEFAULT_HEALTH_TIMEOUT;
 pub use labels::{
     LABEL_CREATOR_BOOT, LABEL_CREATOR_HOST, LABEL_CREATOR_PID, LABEL_CREATOR_PIDNS,
     LABEL_CREATOR_STARTED, LABEL_MANAGED, LABEL_STAGE, LABEL_STEP, LABEL_TOKEN,

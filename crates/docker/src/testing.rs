@@ -126,6 +126,52 @@ pub async fn ensure_test_image(engine: &DockerEngine) -> Result<(), Error> {
     Ok(())
 }
 
+/// Builds the image `tag` from [`TEST_IMAGE`] plus the Dockerfile
+/// instructions `instructions` (a `HEALTHCHECK`, say), unless the daemon
+/// already has it.
+///
+/// # Errors
+/// The daemon refused the build.
+pub async fn ensure_derived_image(
+    engine: &DockerEngine,
+    tag: &str,
+    instructions: &str,
+) -> Result<(), Error> {
+    static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = BUILDING.lock().await;
+    ensure_test_image(engine).await?;
+    let docker = engine.docker();
+    match docker.inspect_image(tag).await {
+        Ok(_) => return Ok(()),
+        Err(e) if is_not_found(&e) => {}
+        Err(source) => return Err(Error::api(format!("inspect image {tag:?}"), source)),
+    }
+    let dockerfile = format!("FROM {TEST_IMAGE}\n{instructions}\n");
+    let context = tar(&[("Dockerfile", 0o644, dockerfile.as_bytes())]);
+    let options = BuildImageOptionsBuilder::new()
+        .dockerfile("Dockerfile")
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    let operation = format!("build image {tag:?}");
+    let mut build = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    while let Some(step) = build.next().await {
+        match step {
+            Ok(info) => {
+                if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                    return Err(Error::api(
+                        operation,
+                        bollard::errors::Error::DockerStreamError { error: detail },
+                    ));
+                }
+            }
+            Err(source) => return Err(Error::api(operation, source)),
+        }
+    }
+    Ok(())
+}
+
 /// Removes the image `name` (and its untagged parents) if present.
 ///
 /// # Errors

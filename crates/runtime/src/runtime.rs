@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 use crate::hooks::{HookSet, panic_message};
 use crate::logs::Masker;
 use crate::plan::Plan;
-use crate::step::{Action, StageContext, StepReport, finish_detached, human, run_step};
+use crate::step::{
+    Action, DetachedEnd, StageContext, StepReport, finish_detached, human, run_step,
+};
 use crate::{Error, RuntimeConfig};
 
 /// Runs stages: one [`Spec`] at a time per call, on one [`Engine`], telling
@@ -180,6 +182,7 @@ impl Runtime {
             state,
             config: self.config.clone(),
             token: cancel.child_token(),
+            tearing_down: CancellationToken::new(),
         });
         let stage_started = SystemTime::now();
         ctx.writer.update(|s| {
@@ -213,6 +216,7 @@ impl Runtime {
                 .await;
         }
 
+        ctx.tearing_down.cancel();
         self.destroy(&ctx).await;
         for (index, handle) in detached {
             self.drain_detached(&ctx, index, handle).await;
@@ -270,7 +274,7 @@ impl Runtime {
                 step = index,
                 "a detached step's output did not end after teardown; stopped reading it"
             );
-            finish_detached(ctx, index, &[], None).await;
+            finish_detached(ctx, index, &[], DetachedEnd::TornDown).await;
         }
     }
 }

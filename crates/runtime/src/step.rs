@@ -28,6 +28,9 @@ pub(crate) struct StageContext {
     pub(crate) config: RuntimeConfig,
     /// Cancelled on a stage cancel, timeout or fail-fast.
     pub(crate) token: CancellationToken,
+    /// Cancelled when the teardown starts: a detached step's output that
+    /// ends before it ended by itself, after it by the teardown.
+    pub(crate) tearing_down: CancellationToken,
 }
 
 /// What the coordinator decided for a step that became ready.
@@ -307,7 +310,7 @@ async fn execute(
         Err(e) => return Executed::Ran(Ran::Failed(e)),
     };
     if step.detach {
-        let pump = detached_pump(ctx.clone(), running.clone(), stream, started);
+        let pump = detached_pump(ctx.clone(), step.clone(), running.clone(), stream, started);
         return Executed::Detached(tokio::spawn(pump));
     }
 
@@ -389,6 +392,7 @@ async fn pump(
 /// when `destroy` removes the step), then reports the step done.
 async fn detached_pump(
     ctx: Arc<StageContext>,
+    step: Step,
     running: StepState,
     stream: LogStream,
     started: Instant,
@@ -401,24 +405,74 @@ async fn detached_pump(
         ctx.hooks.got_line(&ctx.state, &running, &line);
         lines.push(line);
     });
-    let error = ended.map(|e| e.to_chain_string());
-    finish_detached(&ctx, running.index, &lines, error).await;
+    let end = match ended {
+        Some(e) => DetachedEnd::Lost(e.to_chain_string()),
+        None if ctx.tearing_down.is_cancelled() => DetachedEnd::TornDown,
+        None => exit_before_teardown(&ctx, &step).await,
+    };
+    finish_detached(&ctx, running.index, &lines, end).await;
 }
 
-/// Detached steps end `success`, exit 0: their own exit is not the stage's
-/// business (as in Drone). Unless their output ended with an engine error
-/// (`error`): nobody waits for a detached step, so its stream is how the
-/// engine says it did not end as a service does (its container removed from
-/// outside, its output lost); it then ends `error`, 255, with that text.
+/// How a detached step ended.
+pub(crate) enum DetachedEnd {
+    /// Stopped by the stage's teardown (or never seen to end): `success`,
+    /// 0, as in Drone.
+    TornDown,
+    /// Exited by itself before the teardown, with this exit.
+    Exited(ExitState),
+    /// Its output ended with an engine error: nobody waits for a detached
+    /// step, so its stream is how the engine says it did not end as a
+    /// service does (its container removed from outside, its output lost).
+    Lost(String),
+}
+
+/// A detached step's output ended before the teardown: it exited (or is
+/// about to), and `wait` says how. Bounded: an engine whose stream ends
+/// early for another reason must not hold the stage.
+async fn exit_before_teardown(ctx: &StageContext, step: &Step) -> DetachedEnd {
+    let token = CancellationToken::new();
+    let waited = tokio::select! {
+        waited = tokio::time::timeout(DETACHED_EXIT_WAIT, ctx.engine.wait(&ctx.spec, step, &token)) => waited,
+        () = ctx.tearing_down.cancelled() => return DetachedEnd::TornDown,
+    };
+    match waited {
+        Ok(Ok(exit)) => DetachedEnd::Exited(exit),
+        Ok(Err(e)) => DetachedEnd::Lost(e.to_chain_string()),
+        Err(_) => DetachedEnd::TornDown,
+    }
+}
+
+/// How long a detached step whose output ended may take to be seen exited.
+const DETACHED_EXIT_WAIT: Duration = Duration::from_secs(10);
+
+/// Reports a detached step's end. A step stopped by the teardown ends
+/// `success`, 0 (as in Drone); one that exited by itself keeps its exit
+/// (`failure` for a code other than 0, which does not fail the stage: a
+/// service's exit is reported, not judged); a lost one ends `error`, 255,
+/// with the engine's text.
 pub(crate) async fn finish_detached(
     ctx: &StageContext,
     index: usize,
     lines: &[Line],
-    error: Option<String>,
+    end: DetachedEnd,
 ) {
-    let st = match error {
-        Some(error) => ctx.finish(index, Status::Error, 255, Some(error)),
-        None => ctx.finish(index, Status::Success, 0, None),
+    let st = match end {
+        DetachedEnd::Lost(error) => ctx.finish(index, Status::Error, 255, Some(error)),
+        DetachedEnd::TornDown => ctx.finish(index, Status::Success, 0, None),
+        DetachedEnd::Exited(exit) if exit.exit_code == 0 && !exit.oom_killed => {
+            ctx.finish(index, Status::Success, 0, None)
+        }
+        DetachedEnd::Exited(exit) => {
+            let why = if exit.oom_killed {
+                format!(
+                    "exited with {} before the stage ended (out of memory)",
+                    exit.exit_code
+                )
+            } else {
+                format!("exited with {} before the stage ended", exit.exit_code)
+            };
+            ctx.finish(index, Status::Failure, exit.exit_code.max(1), Some(why))
+        }
     };
     if let Err(e) = ctx.hooks.got_logs(&ctx.state, &st, lines).await {
         tracing::warn!(step = %st.name, "got_logs failed for a detached step: {e}");

@@ -1,6 +1,7 @@
-//! A detached step is not waited for, so its log stream is the only way an
-//! engine can say it did not end as a service does: a stream that ends with
-//! an engine error makes the step `error`, with that error's text.
+//! How a detached step ends: a stream that ends with an engine error makes
+//! the step `error`, with that error's text; a step that exits by itself
+//! before the teardown keeps its exit without failing the stage; one the
+//! teardown stops is `success`, 0.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,8 +108,11 @@ async fn a_detached_step_whose_stream_ends_in_an_error_is_not_success() {
     assert_eq!(snap.stage.status, Status::Error);
 }
 
+/// A service that exited by itself before the teardown shows its real exit
+/// (`failure`, its code, what happened), and does not fail the stage: its
+/// exit is reported, not judged (Drone reports every service `success`, 0).
 #[tokio::test(start_paused = true)]
-async fn a_detached_step_whose_stream_just_ends_is_success() {
+async fn a_detached_step_that_exits_early_keeps_its_exit_and_the_stage_passes() {
     let mock = MockEngine::new()
         .with_step("db", StepScript::exit(1).with_chunk(SEC, "ready\n"))
         .with_step("test", StepScript::exit(0).running_for(3 * SEC));
@@ -123,8 +127,38 @@ async fn a_detached_step_whose_stream_just_ends_is_success() {
         )
         .await
         .expect("spec accepted");
+    mock.assert_protocol();
     let db = snap.step("db").unwrap();
-    // Its own exit is not the stage's business (as in Drone).
+    assert_eq!((db.status, db.exit_code), (Status::Failure, 1), "{db:?}");
+    assert!(
+        db.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("exited with 1"),
+        "{db:?}"
+    );
+    assert_eq!(snap.stage.status, Status::Success);
+}
+
+/// A service still running when the stage ends is stopped by the teardown:
+/// `success`, 0, as in Drone.
+#[tokio::test(start_paused = true)]
+async fn a_detached_step_stopped_by_the_teardown_is_success() {
+    let mock = MockEngine::new()
+        .with_step("db", StepScript::exit(0).running_for(60 * SEC))
+        .with_step("test", StepScript::exit(0).running_for(SEC));
+    let db = Step {
+        detach: true,
+        ..Step::named("db")
+    };
+    let snap = Runtime::new(Arc::new(mock.clone()))
+        .run(
+            spec(vec![db, Step::named("test")]),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("spec accepted");
+    let db = snap.step("db").unwrap();
     assert_eq!(
         (db.status, db.exit_code, db.error.as_deref()),
         (Status::Success, 0, None)
