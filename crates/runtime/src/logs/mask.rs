@@ -1,7 +1,11 @@
 //! Secret masking with one Aho-Corasick automaton over every secret.
 
+use std::borrow::Cow;
+
 use aho_corasick::packed;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+
+use super::encode;
 
 /// What a masked secret is replaced by (Drone's mask).
 pub const MASK: &str = "******";
@@ -108,17 +112,37 @@ impl Finder {
 }
 
 impl Masker {
-    /// A masker for `secrets`. Empty and too-short parts are dropped.
+    /// A masker for `secrets`: each one's lines and encoded forms (base64,
+    /// percent-encoding, JSON escaping). Empty and too-short parts are
+    /// dropped.
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut parts: Vec<&str> = secrets
-            .into_iter()
-            .flat_map(str::lines)
-            .map(str::trim)
-            .filter(|p| p.chars().count() >= 2)
-            .collect();
+        let mut parts: Vec<Cow<'a, str>> = Vec::new();
+        let mut encoded = Vec::new();
+        for secret in secrets {
+            parts.extend(
+                secret
+                    .lines()
+                    .map(str::trim)
+                    .filter(|p| p.chars().count() >= 2)
+                    .map(Cow::Borrowed),
+            );
+            // Drone's rule for plain text holds for every form: a secret of
+            // fewer than 2 characters is not masked at all. The value is
+            // encoded as the step has it (`printf %s "$TOKEN" | base64`)
+            // and trimmed, for a value read from a file with its newline.
+            let trimmed = secret.trim();
+            if trimmed.chars().count() >= 2 {
+                encode::encoded_forms(secret, &mut encoded);
+                if trimmed != secret {
+                    encode::encoded_forms(trimmed, &mut encoded);
+                }
+            }
+        }
+        parts.extend(encoded.into_iter().map(Cow::Owned));
         parts.sort_unstable();
         parts.dedup();
         let longest = parts.iter().map(|p| p.len()).max().unwrap_or(0);
+        let parts: Vec<&str> = parts.iter().map(|p| &**p).collect();
         let finder = if parts.is_empty() {
             None
         } else {

@@ -4,6 +4,7 @@
 //! splits chunks into lines, masks complete lines (so chunk boundaries never
 //! matter), and enforces the per-step size limit.
 
+mod encode;
 mod lines;
 mod mask;
 
