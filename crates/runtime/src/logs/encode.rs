@@ -85,25 +85,31 @@ fn base64_forms(bytes: &[u8], out: &mut Vec<String>) {
     }
 }
 
-/// Percent-encodings of `value` as URL builders print it: Go's
-/// `url.QueryEscape` (and Python's `quote_plus`, HTML forms: space as `+`),
-/// JavaScript's `encodeURIComponent` (keeps `!'()*`), RFC 3986's unreserved
-/// set only (Python's `quote(s, safe='')`, `curl --data-urlencode`), and
-/// Python's `quote` default (keeps `/`); each with uppercase hex (what the
-/// RFC recommends and all of them print) and lowercase hex (which some
-/// encoders print and every decoder accepts).
+/// How URL encoders escape: the punctuation they leave as is (letters and
+/// digits always are) and whether a space becomes `+`.
+const PERCENT: [(&[u8], bool); 6] = [
+    // RFC 3986's unreserved set: curl `--data-urlencode`, Python's
+    // `quote(s, safe='')`, PHP's `rawurlencode`.
+    (b"-_.~", false),
+    // Go's `url.QueryEscape`, Python's `quote_plus`.
+    (b"-_.~", true),
+    // JavaScript's `encodeURIComponent`.
+    (b"-_.~!'()*", false),
+    // Python's `quote` with its default `safe='/'`.
+    (b"-_.~/", false),
+    // The WHATWG form encoding: `URLSearchParams`, Java's `URLEncoder`,
+    // Rust's `form_urlencoded`.
+    (b"*-._", true),
+    // PHP's `urlencode`.
+    (b"-_.", true),
+];
+
+/// Percent-encodings of `value` as URL encoders print it (see `PERCENT`),
+/// each with uppercase hex (what RFC 3986 recommends and all of them print)
+/// and lowercase hex (which some hand-written encoders print and every
+/// decoder accepts).
 fn percent_forms(value: &str, out: &mut Vec<String>) {
-    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
-    let variants: [(&dyn Fn(u8) -> bool, bool); 4] = [
-        (&unreserved, true),
-        (
-            &|b| unreserved(b) || matches!(b, b'!' | b'\'' | b'(' | b')' | b'*'),
-            false,
-        ),
-        (&unreserved, false),
-        (&|b| unreserved(b) || b == b'/', false),
-    ];
-    for (keep, space_plus) in variants {
+    for (keep, space_plus) in PERCENT {
         for hex in [UPPER_HEX, LOWER_HEX] {
             let form = percent(value, keep, space_plus, hex);
             if form != value {
@@ -116,10 +122,10 @@ fn percent_forms(value: &str, out: &mut Vec<String>) {
 const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
 const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn percent(value: &str, keep: &dyn Fn(u8) -> bool, space_plus: bool, hex: &[u8; 16]) -> String {
+fn percent(value: &str, keep: &[u8], space_plus: bool, hex: &[u8; 16]) -> String {
     let mut out = String::with_capacity(value.len());
     for &b in value.as_bytes() {
-        if keep(b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(char::from(b));
         } else if b == b' ' && space_plus {
             out.push('+');
@@ -279,10 +285,12 @@ mod tests {
                 "p%40ss/w%20rd"
             ]
         );
-        // Unreserved characters only: nothing to add.
-        assert!(with(percent_forms, "abc-DEF_1.2~").is_empty());
-        // encodeURIComponent keeps '*', the others escape it.
+        // Letters, digits and "-_.": nothing to add.
+        assert!(with(percent_forms, "abc-DEF_1.2").is_empty());
+        // encodeURIComponent and the form encoding keep '*', the others
+        // escape it; the form encoding and PHP's escape '~'.
         assert_eq!(with(percent_forms, "ab*cd"), ["ab%2Acd", "ab%2acd"]);
+        assert_eq!(with(percent_forms, "ab~cd"), ["ab%7Ecd", "ab%7ecd"]);
     }
 
     #[test]
