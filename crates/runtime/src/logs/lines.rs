@@ -8,7 +8,8 @@ use super::Masker;
 
 /// Longest line kept whole; longer output without a newline is cut into
 /// several lines (never inside a secret) so one runaway write cannot hold the
-/// whole log in memory.
+/// whole log in memory. A line is held until it is this long plus the
+/// masker's longest part, so that a secret straddling the cut is seen whole.
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// Turns a step's output chunks into masked, numbered lines.
@@ -64,7 +65,13 @@ impl LineWriter {
             }
             None => self.pending.extend_from_slice(chunk),
         }
-        while self.pending.len() > MAX_LINE {
+        // An overlong line is cut only once it holds `longest` bytes past
+        // the bound: any secret starting before the bound is then whole in
+        // `pending`, so `safe_cut` sees it and moves the cut past it. Cutting
+        // as soon as the line passed the bound would split a secret whose
+        // end had not arrived yet, and show both halves.
+        let hold = MAX_LINE.saturating_add(self.masker.longest());
+        while self.pending.len() > hold {
             let cut = self.masker.safe_cut(&self.pending, MAX_LINE);
             let head: Vec<u8> = self.pending.drain(..cut).collect();
             self.line(&head, timestamp, emit);
@@ -187,6 +194,7 @@ impl LineWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::MASK;
 
     fn run(secrets: &[&str], chunks: &[&[u8]], limit: usize) -> Vec<String> {
         let mut w = LineWriter::new(Arc::new(Masker::new(secrets.iter().copied())), limit);
@@ -273,6 +281,25 @@ mod tests {
         assert_eq!(out.len(), 2, "one overlong line becomes two");
         assert!(out.iter().all(|l| !l.contains("s3cr3t")), "secret leaked");
         assert!(out[0].ends_with("******"), "the cut moved past the secret");
+    }
+
+    #[test]
+    fn a_secret_straddling_the_line_bound_is_masked_wherever_the_chunk_ends() {
+        // The secret starts just before MAX_LINE; the first chunk ends
+        // anywhere from inside it to past it, so the writer may see only
+        // part of the secret when the pending line first passes the bound.
+        let secret = "s3cr3t-value-0123456789";
+        let mut text = vec![b'x'; MAX_LINE - 4];
+        text.extend_from_slice(secret.as_bytes());
+        text.extend_from_slice(&[b'y'; 100]);
+        text.extend_from_slice(b"\n");
+        for end in MAX_LINE - 10..MAX_LINE + 40 {
+            let out = run(&[secret], &[&text[..end], &text[end..]], usize::MAX);
+            let joined = out.concat();
+            assert!(!joined.contains("s3cr3t"), "cut at {end}: leaked");
+            assert!(!joined.contains("0123456789"), "cut at {end}: leaked");
+            assert_eq!(joined.matches(MASK).count(), 1, "cut at {end}");
+        }
     }
 
     proptest::proptest! {
