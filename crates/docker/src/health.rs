@@ -50,8 +50,18 @@ pub(crate) async fn await_healthy(
             Err(e) => return Err(api_error(format!("inspect container {name:?}"), e)),
         };
         let state = inspect.state.unwrap_or_default();
-        let Some(health) = state.health else {
-            // No HEALTHCHECK in the image (or `NONE`): nothing to wait for.
+        // No HEALTHCHECK in the image (or `NONE`): nothing to wait for.
+        // Docker then has no `Health`; Podman one with an empty status.
+        let Some(health) = state.health.filter(|h| {
+            matches!(
+                h.status,
+                Some(
+                    HealthStatusEnum::STARTING
+                        | HealthStatusEnum::HEALTHY
+                        | HealthStatusEnum::UNHEALTHY
+                )
+            )
+        }) else {
             return Ok(Vec::new());
         };
         if health.status == Some(HealthStatusEnum::HEALTHY) {

@@ -122,7 +122,25 @@ pub(crate) async fn list(
             labels: v.labels,
         });
     }
+    // Checked here too: a daemon that ignores a filter (Podman 4.3 lists
+    // every volume whatever the label filter) must not make a teardown
+    // remove another run's objects.
+    found.retain(|object| matches_labels(&object.labels, filters));
     Ok(found)
+}
+
+/// Whether `labels` hold every `key=value` (or bare `key`) of the `label`
+/// filter in `filters`.
+fn matches_labels(
+    labels: &HashMap<String, String>,
+    filters: &HashMap<String, Vec<String>>,
+) -> bool {
+    filters.get("label").is_none_or(|wanted| {
+        wanted.iter().all(|entry| match entry.split_once('=') {
+            Some((key, value)) => labels.get(key).is_some_and(|v| v == value),
+            None => labels.contains_key(entry.as_str()),
+        })
+    })
 }
 
 /// Removes `objects`: containers first (killed, with their anonymous
@@ -172,5 +190,25 @@ async fn remove_one(docker: &Docker, object: &Found) -> Result<(), ApiError> {
                 )
                 .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_are_checked_against_the_label_filter() {
+        let filters = HashMap::from([("label".to_owned(), vec!["a=1".to_owned(), "b".to_owned()])]);
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert!(matches_labels(&labels(&[("a", "1"), ("b", "")]), &filters));
+        assert!(!matches_labels(&labels(&[("a", "2"), ("b", "")]), &filters));
+        assert!(!matches_labels(&labels(&[("a", "1")]), &filters));
+        assert!(matches_labels(&labels(&[]), &HashMap::new()));
     }
 }
