@@ -102,13 +102,18 @@ pub async fn ensure_test_image(engine: &DockerEngine) -> Result<(), Error> {
         ("Dockerfile", 0o644, dockerfile),
         ("busybox", 0o755, &binary),
     ]);
+    build(docker, TEST_IMAGE, context).await
+}
+
+/// Builds the image `tag` from the build context `context` (a tar).
+async fn build(docker: &bollard::Docker, tag: &str, context: Vec<u8>) -> Result<(), Error> {
     let options = BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
-        .t(TEST_IMAGE)
+        .t(tag)
         .rm(true)
         .forcerm(true)
         .build();
-    let operation = format!("build image {TEST_IMAGE:?}");
+    let operation = format!("build image {tag:?}");
     let mut build = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     while let Some(step) = build.next().await {
         match step {
@@ -148,28 +153,7 @@ pub async fn ensure_derived_image(
     }
     let dockerfile = format!("FROM {TEST_IMAGE}\n{instructions}\n");
     let context = tar(&[("Dockerfile", 0o644, dockerfile.as_bytes())]);
-    let options = BuildImageOptionsBuilder::new()
-        .dockerfile("Dockerfile")
-        .t(tag)
-        .rm(true)
-        .forcerm(true)
-        .build();
-    let operation = format!("build image {tag:?}");
-    let mut build = docker.build_image(options, None, Some(bollard::body_full(context.into())));
-    while let Some(step) = build.next().await {
-        match step {
-            Ok(info) => {
-                if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                    return Err(Error::api(
-                        operation,
-                        bollard::errors::Error::DockerStreamError { error: detail },
-                    ));
-                }
-            }
-            Err(source) => return Err(Error::api(operation, source)),
-        }
-    }
-    Ok(())
+    build(docker, tag, context).await
 }
 
 /// Removes the image `name` (and its untagged parents) if present.

@@ -342,32 +342,9 @@ impl StageRunner {
             return Ok(false);
         }
         const MSG: &str = "the runner restarted: the stage was cut short";
-        let now = unix(Some(SystemTime::now()));
         let mut stage = orphan.stage.clone();
         stage.version = server.version;
-        for step in &mut stage.steps {
-            match step.status {
-                Status::Running => {
-                    step.status = Status::Error;
-                    step.exit_code = 255;
-                    step.error = MSG.to_owned();
-                    step.stopped = now;
-                }
-                Status::Pending => {
-                    step.status = Status::Skipped;
-                    step.started = now;
-                    step.stopped = now;
-                }
-                _ => {}
-            }
-        }
-        stage.status = Status::Error;
-        stage.error = MSG.to_owned();
-        stage.exit_code = 255;
-        if stage.started == 0 {
-            stage.started = now;
-        }
-        stage.stopped = now;
+        end_as_error(&mut stage, MSG);
         match self.manager.after_all(&mut stage).await {
             Ok(()) => Ok(true),
             // A step's version moved past the journal's (its update was
@@ -670,30 +647,7 @@ impl StageRunner {
             kind = error.kind(),
             "stage not run: {msg}"
         );
-        let now = unix(Some(SystemTime::now()));
-        for step in &mut stage.steps {
-            match step.status {
-                Status::Running => {
-                    step.status = Status::Error;
-                    step.exit_code = 255;
-                    step.error = truncate_error(&msg);
-                    step.stopped = now;
-                }
-                Status::Pending => {
-                    step.status = Status::Skipped;
-                    step.started = now;
-                    step.stopped = now;
-                }
-                _ => {}
-            }
-        }
-        stage.status = Status::Error;
-        stage.error = truncate_error(&msg);
-        stage.exit_code = 255;
-        if stage.started == 0 {
-            stage.started = now;
-        }
-        stage.stopped = now;
+        end_as_error(&mut stage, &truncate_error(&msg));
         match self.manager.after_all(&mut stage).await {
             Ok(()) | Err(ManagerError::Conflict) => Ok(StageOutcome::Refused(Arc::new(error))),
             Err(e) => Err(Error::Report {
@@ -702,6 +656,36 @@ impl StageRunner {
             }),
         }
     }
+}
+
+/// Ends `stage` as `error` with `msg`, now: steps still running end
+/// `error` with the same text, pending ones `skipped`, so that no step of
+/// a finished stage looks alive.
+fn end_as_error(stage: &mut Stage, msg: &str) {
+    let now = unix(Some(SystemTime::now()));
+    for step in &mut stage.steps {
+        match step.status {
+            Status::Running => {
+                step.status = Status::Error;
+                step.exit_code = 255;
+                step.error = msg.to_owned();
+                step.stopped = now;
+            }
+            Status::Pending => {
+                step.status = Status::Skipped;
+                step.started = now;
+                step.stopped = now;
+            }
+            _ => {}
+        }
+    }
+    stage.status = Status::Error;
+    stage.error = msg.to_owned();
+    stage.exit_code = 255;
+    if stage.started == 0 {
+        stage.started = now;
+    }
+    stage.stopped = now;
 }
 
 /// The lines that open each registered step's log: the compile warnings
