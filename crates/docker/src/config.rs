@@ -15,6 +15,11 @@ use crate::labels::{self, Creator, StageNames};
 /// Entrypoint of a script step (Drone's way: the script arrives in an
 /// environment variable and is piped into the shell).
 const SCRIPT_ENTRYPOINT: [&str; 2] = ["/bin/sh", "-c"];
+/// What a script step's PID 1 does before it runs the script: wait for the
+/// line `start` writes to its stdin (see `make`), so that the container can
+/// be started ahead of its step. Without that line (stdin closed) the
+/// script never runs.
+const HOLD: &str = "read -r _ || exit 125;";
 /// Environment variable holding a script step's script.
 pub(crate) const SCRIPT_ENV: &str = "DRONE_SCRIPT";
 /// Permissions of an in-memory volume (reference §14).
@@ -47,7 +52,10 @@ pub(crate) fn container_config(
             env.push(format!("{SCRIPT_ENV}={}", script.body));
             (
                 Some(SCRIPT_ENTRYPOINT.iter().map(|s| (*s).to_owned()).collect()),
-                Some(vec![format!("echo \"${SCRIPT_ENV}\" | {}", script.shell)]),
+                Some(vec![format!(
+                    "{HOLD} echo \"${SCRIPT_ENV}\" | {}",
+                    script.shell
+                )]),
             )
         }
         None => (
@@ -108,8 +116,11 @@ pub(crate) fn container_config(
         user: (!step.user.is_empty()).then(|| step.user.clone()),
         labels: Some(labels::step_labels(spec, step, creator, names)),
         tty: Some(false),
-        open_stdin: Some(false),
-        attach_stdin: Some(false),
+        // A script step's held PID 1 reads its release from stdin; it stays
+        // open when the attach that wrote it goes.
+        open_stdin: Some(step.script.is_some()),
+        stdin_once: Some(false),
+        attach_stdin: Some(step.script.is_some()),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
         host_config: Some(host_config),
@@ -292,7 +303,7 @@ mod tests {
         assert_eq!(c.entrypoint.clone().unwrap(), ["/bin/sh", "-c"]);
         assert_eq!(
             c.cmd.clone().unwrap(),
-            ["echo \"$DRONE_SCRIPT\" | /bin/ash"]
+            ["read -r _ || exit 125; echo \"$DRONE_SCRIPT\" | /bin/ash"]
         );
         assert!(env_of(&c).contains(&"DRONE_SCRIPT=set -e\necho hi\n".to_owned()));
         assert_eq!(c.working_dir.as_deref(), Some("/drone/src/app"));

@@ -1,7 +1,7 @@
 //! [`DockerEngine`]: the [`Engine`] calls mapped onto the Docker Engine API.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,27 +12,25 @@ use bollard::models::{
     ContainerState, ContainerStateStatusEnum, ExecConfig, NetworkCreateRequest, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     ListNetworksOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
-use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
+use futures_util::future::join_all;
 use runnerkit_core::{
     CancellationToken, Engine, EngineError, EngineErrorKind, ExitState, LogStream, Spec, Step,
     VolumeSource,
 };
-use tokio::sync::mpsc;
 
-use crate::config::container_config;
+use crate::ahead::{self, DEFAULT_LOOKAHEAD};
 use crate::connect::ConnectOptions;
 use crate::error::{
     ENGINE_NAME, Error, api_error, cancelled, engine_error, is_conflict, is_not_found, not_ours,
     removed_outside,
 };
-use crate::image::{ImageRef, credentials_for, progress_line, pull_first, pull_when_missing};
 use crate::labels::{self, Creator, StageNames};
-use crate::logs::{self, Chunk};
-use crate::teardown;
+use crate::make::{self, StepMaker};
+use crate::stage::{StageEntry, StepEntry, Target, step_key};
+use crate::{logs, teardown};
 
 /// The default grace between SIGTERM and SIGKILL when a step is cancelled.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
@@ -43,17 +41,17 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
 /// the run's random token and creates a bridge network and the declared
 /// volumes; `create` pulls the image as the step's pull policy says and
 /// creates the container; `start` attaches to its output, then starts it;
-/// `wait` reads the exit code and the OOM flag; `destroy` removes every
+/// the next steps' containers are made while a step runs (see
+/// [`with_lookahead`](Self::with_lookahead)); `wait` reads the exit code and the OOM flag; `destroy` removes every
 /// object labelled with the stage's id and the run's token. `setup` and
 /// `create` refuse an object that has the chosen name but was not created by
 /// this run. See the crate documentation for the objects and labels.
 pub struct DockerEngine {
-    docker: Docker,
+    maker: StepMaker,
     address: String,
     stop_grace: Duration,
-    pull_progress: bool,
     health_timeout: Duration,
-    creator: Creator,
+    lookahead: usize,
     stages: Mutex<HashMap<String, Arc<StageEntry>>>,
 }
 
@@ -62,48 +60,10 @@ impl std::fmt::Debug for DockerEngine {
         f.debug_struct("DockerEngine")
             .field("address", &self.address)
             .field("stop_grace", &self.stop_grace)
-            .field("pull_progress", &self.pull_progress)
+            .field("pull_progress", &self.maker.pull_progress)
+            .field("lookahead", &self.lookahead)
             .finish_non_exhaustive()
     }
-}
-
-/// What the engine remembers of a stage between calls: from `setup` until a
-/// `destroy` that removed everything (kept after a failed one, so that a
-/// later `destroy` still knows the run's token).
-struct StageEntry {
-    /// The run's object names and token, drawn by `setup`.
-    names: StageNames,
-    /// The id of the stage's network, once `setup` created it. Steps join
-    /// the network by id, which nothing else can share.
-    network: OnceLock<String>,
-    /// Fired by `destroy`: ends every output copy of the stage.
-    torn_down: CancellationToken,
-    /// Per step id.
-    steps: Mutex<HashMap<String, StepEntry>>,
-}
-
-impl StageEntry {
-    fn new(names: StageNames) -> Self {
-        Self {
-            names,
-            network: OnceLock::new(),
-            torn_down: CancellationToken::new(),
-            steps: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-/// What the engine remembers of a step between calls.
-struct StepEntry {
-    /// The container's id: what every call after `create` addresses, so
-    /// that a container put in its place under its name is never touched.
-    container: String,
-    /// The container's name, for messages.
-    name: String,
-    /// Pull progress, yielded before the container's output.
-    preamble: Vec<Bytes>,
-    /// The buffered output, from `start` until `tail` takes it.
-    output: Option<mpsc::UnboundedReceiver<Chunk>>,
 }
 
 impl DockerEngine {
@@ -119,12 +79,15 @@ impl DockerEngine {
     pub async fn connect_with(options: &ConnectOptions) -> Result<DockerEngine, Error> {
         let docker = options.connect().await?;
         Ok(Self {
-            docker,
+            maker: StepMaker {
+                docker,
+                creator: Creator::current(),
+                pull_progress: true,
+            },
             address: options.address().to_owned(),
             stop_grace: DEFAULT_STOP_GRACE,
-            pull_progress: true,
             health_timeout: crate::health::DEFAULT_HEALTH_TIMEOUT,
-            creator: Creator::current(),
+            lookahead: DEFAULT_LOOKAHEAD,
             stages: Mutex::new(HashMap::new()),
         })
     }
@@ -139,7 +102,24 @@ impl DockerEngine {
     /// Whether pull progress opens the step's log (default `true`; Drone's
     /// `DRONE_DOCKER_STREAM_PULL=false` is `false` here).
     pub fn with_pull_progress(mut self, shown: bool) -> Self {
-        self.pull_progress = shown;
+        self.maker.pull_progress = shown;
+        self
+    }
+
+    /// How many steps after the one being created have their containers
+    /// made in the background, so that a serial stage's next step is ready
+    /// when it is reached (default [`DEFAULT_LOOKAHEAD`]; `0` makes every
+    /// container only when its step's `create` is called).
+    ///
+    /// What is made ahead: the image made present, the container created
+    /// and, for a script step, started with its script held back until the
+    /// step's `start`: the slow part of a start (joining the stage's
+    /// network) then overlaps the step before. Steps with a `network_mode`
+    /// and `on-failure` steps are not made ahead. A step the runtime skips
+    /// keeps the container made for it until `destroy`, so up to this many
+    /// containers may exist unused.
+    pub fn with_lookahead(mut self, steps: usize) -> Self {
+        self.lookahead = steps;
         self
     }
 
@@ -158,23 +138,25 @@ impl DockerEngine {
     }
 
     pub(crate) fn docker(&self) -> &Docker {
-        &self.docker
+        &self.maker.docker
     }
 
     pub(crate) fn creator(&self) -> &Creator {
-        &self.creator
+        &self.maker.creator
     }
 
     /// The same daemon, with objects labelled as created by `creator`.
     #[cfg(test)]
     pub(crate) fn impersonating(&self, creator: Creator) -> Self {
         Self {
-            docker: self.docker.clone(),
+            maker: StepMaker {
+                creator,
+                ..self.maker.clone()
+            },
             address: self.address.clone(),
             stop_grace: self.stop_grace,
-            pull_progress: self.pull_progress,
             health_timeout: self.health_timeout,
-            creator,
+            lookahead: self.lookahead,
             stages: Mutex::new(HashMap::new()),
         }
     }
@@ -223,7 +205,7 @@ impl DockerEngine {
     }
 
     fn insert_stage(&self, spec: &Spec, names: StageNames) -> Arc<StageEntry> {
-        let stage = Arc::new(StageEntry::new(names));
+        let stage = Arc::new(StageEntry::new(names, Arc::new(spec.clone())));
         self.stages
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -257,14 +239,14 @@ impl DockerEngine {
     async fn set_up(
         &self,
         spec: &Spec,
-        stage: &StageEntry,
+        stage: &Arc<StageEntry>,
         cancel: &CancellationToken,
     ) -> Result<(), EngineError> {
         let names = &stage.names;
-        let labels = labels::stage_labels(spec, &self.creator, names);
+        let labels = labels::stage_labels(spec, &self.maker.creator, names);
         let network = names.network();
         let volumes = stage_volumes(spec, names)?;
-        let work = async {
+        let network_work = async {
             let request = NetworkCreateRequest {
                 name: network.clone(),
                 driver: Some("bridge".into()),
@@ -273,7 +255,7 @@ impl DockerEngine {
                 labels: Some(labels.clone()),
                 ..NetworkCreateRequest::default()
             };
-            let created = match self.docker.create_network(request).await {
+            let created = match self.maker.docker.create_network(request).await {
                 Ok(created) => created,
                 // API 1.44 and later refuse a taken name.
                 Err(e) if is_conflict(&e) => {
@@ -283,32 +265,42 @@ impl DockerEngine {
             };
             // Recorded before the check below: the network is ours either way.
             let _ = stage.network.set(created.id.clone());
-            self.refuse_namesakes(&network, &created.id).await?;
-            for name in &volumes {
-                let request = VolumeCreateRequest {
-                    name: Some(name.clone()),
-                    driver: Some("local".into()),
-                    labels: Some(labels.clone()),
-                    ..VolumeCreateRequest::default()
-                };
-                let volume = self
-                    .docker
-                    .create_volume(request)
-                    .await
-                    .map_err(|e| api_error(format!("create volume {name:?}"), e))?;
-                // An existing volume comes back as if created: only our
-                // labels with this run's token say it is new.
-                if !labels::is_of_run(&volume.labels, &spec.id, names) {
-                    return Err(not_ours("volume", name, "this stage"));
-                }
+            self.refuse_namesakes(&network, &created.id).await
+        };
+        let labels = &labels;
+        let volume_work = volumes.iter().map(|name| async move {
+            let request = VolumeCreateRequest {
+                name: Some(name.clone()),
+                driver: Some("local".into()),
+                labels: Some(labels.clone()),
+                ..VolumeCreateRequest::default()
+            };
+            let volume = self
+                .maker
+                .docker
+                .create_volume(request)
+                .await
+                .map_err(|e| api_error(format!("create volume {name:?}"), e))?;
+            // An existing volume comes back as if created: only our labels
+            // with this run's token say it is new.
+            if !labels::is_of_run(&volume.labels, &spec.id, names) {
+                return Err(not_ours("volume", name, "this stage"));
             }
             Ok(())
+        });
+        // The network and the volumes are independent: made side by side.
+        let work = async {
+            let (network, volumes) = tokio::join!(network_work, join_all(volume_work));
+            network?;
+            volumes.into_iter().collect::<Result<(), _>>()
         };
         tokio::select! {
-            result = work => result,
-            () = cancel.cancelled() => Err(cancelled(format!("setup of stage {:?}", spec.id))),
-            () = stage.torn_down.cancelled() => Err(cancelled(format!("setup of stage {:?}", spec.id))),
+            result = work => result?,
+            () = cancel.cancelled() => return Err(cancelled(format!("setup of stage {:?}", spec.id))),
+            () = stage.torn_down.cancelled() => return Err(cancelled(format!("setup of stage {:?}", spec.id))),
         }
+        ahead::make_ahead(&self.maker, stage, 0, self.lookahead);
+        Ok(())
     }
 
     /// Fails when a network other than `ours` is also named `name`: before
@@ -319,6 +311,7 @@ impl DockerEngine {
         let filters = HashMap::from([("name".to_owned(), vec![name.to_owned()])]);
         let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
         let listed = self
+            .maker
             .docker
             .list_networks(Some(options))
             .await
@@ -360,64 +353,37 @@ impl DockerEngine {
         }
     }
 
-    /// Pulls `image`, adding progress lines to `log`.
-    async fn pull(
+    /// `start`'s work: the container launched (unless it was, ahead), a
+    /// script step's script released, and a service with a health check
+    /// waited for.
+    async fn launch(
         &self,
-        image: &ImageRef,
-        spec: &Spec,
-        cancel: &CancellationToken,
-        log: &mut Vec<Bytes>,
-    ) -> Result<(), EngineError> {
-        let operation = format!("pull image {:?}", image.pullable);
-        tracing::debug!(image = %image.pullable, "pulling");
-        let options = CreateImageOptionsBuilder::new()
-            .from_image(&image.pullable)
-            .build();
-        let credentials = credentials_for(image, &spec.registries);
-        let mut progress = self.docker.create_image(Some(options), None, credentials);
-        loop {
-            let next = tokio::select! {
-                next = progress.next() => next,
-                () = cancel.cancelled() => return Err(cancelled(&operation)),
-            };
-            match next {
-                None => return Ok(()),
-                Some(Ok(info)) => {
-                    if let Some(line) = progress_line(&info).filter(|_| self.pull_progress) {
-                        log.push(Bytes::from(line));
-                    }
-                }
-                Some(Err(e)) => return Err(pull_error(operation, e)),
-            }
-        }
-    }
-
-    /// Makes sure `image` is present, pulling as the step's policy allows.
-    async fn ensure_image(
-        &self,
-        spec: &Spec,
+        stage: &StageEntry,
         step: &Step,
+        entry: &mut StepEntry,
         cancel: &CancellationToken,
-        log: &mut Vec<Bytes>,
     ) -> Result<(), EngineError> {
-        let image = ImageRef::parse(&step.image);
-        if pull_first(step.pull, &image) {
-            return self.pull(&image, spec, cancel, log).await;
+        if cancel.is_cancelled() {
+            return Err(cancelled(format!("start of step {:?}", step.name)));
         }
-        match self.docker.inspect_image(&step.image).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) && pull_when_missing(step.pull) => {
-                self.pull(&image, spec, cancel, log).await
-            }
-            Err(e) if is_not_found(&e) => Err(engine_error(
-                EngineErrorKind::NotFound,
-                format!(
-                    "image {:?} of step {:?} is not present and its pull policy is never",
-                    step.image, step.name
-                ),
-            )),
-            Err(e) => Err(api_error(format!("inspect image {:?}", step.image), e)),
+        if !entry.launched {
+            self.maker.launch(stage, step, entry).await?;
         }
+        make::release(step, entry).await?;
+        if step.detach {
+            let said = crate::health::await_healthy(
+                &self.maker.docker,
+                step,
+                &entry.container,
+                &entry.name,
+                self.health_timeout,
+                cancel,
+            )
+            .await?;
+            entry.preamble.extend(said);
+        }
+        entry.started = true;
+        Ok(())
     }
 
     /// Stops `target`: SIGTERM, then SIGKILL once the grace has passed.
@@ -426,7 +392,7 @@ impl DockerEngine {
         let options = StopContainerOptionsBuilder::new()
             .t(i32::try_from(grace).unwrap_or(i32::MAX))
             .build();
-        match self.docker.stop_container(&target.id, Some(options)).await {
+        match self.maker.docker.stop_container(&target.id, Some(options)).await {
             Ok(()) => Ok(()),
             // 304: it had already stopped. 404: it is gone, which the
             // inspect after the stop reports.
@@ -456,12 +422,12 @@ impl DockerEngine {
             ..ExecConfig::default()
         };
         let result = async {
-            let created = self.docker.create_exec(container, exec).await?;
+            let created = self.maker.docker.create_exec(container, exec).await?;
             let detached = StartExecOptions {
                 detach: true,
                 ..StartExecOptions::default()
             };
-            self.docker.start_exec(&created.id, Some(detached)).await?;
+            self.maker.docker.start_exec(&created.id, Some(detached)).await?;
             Ok::<_, ApiError>(())
         }
         .await;
@@ -473,7 +439,7 @@ impl DockerEngine {
     /// How the step's container ended, read from an inspect; an error when
     /// it is gone or being removed, which runnerkit does only in `destroy`.
     async fn exit_state(&self, step: &Step, entry: &Target) -> Result<ExitState, EngineError> {
-        let state = container_state(&self.docker, &entry.id)
+        let state = container_state(&self.maker.docker, &entry.id)
             .await
             .map_err(|e| api_error(format!("inspect container {:?}", entry.name), e))?;
         let Some(state) = state.filter(|s| !is_being_removed(s)) else {
@@ -517,54 +483,27 @@ impl Engine for DockerEngine {
             ));
         }
         let stage = self.live_stage(spec, step, "create")?;
-        let network = stage.network.get().ok_or_else(|| {
-            engine_error(
-                EngineErrorKind::Misuse,
-                format!(
-                    "create of step {:?} before the stage's setup succeeded",
-                    step.name
-                ),
-            )
-        })?;
-        let config = container_config(spec, step, &self.creator, &stage.names, network)?;
-        let container = stage.names.container(step);
-        let mut preamble = Vec::new();
-        self.ensure_image(spec, step, cancel, &mut preamble).await?;
-        let options = CreateContainerOptionsBuilder::new()
-            .name(&container)
-            .build();
-        let created = tokio::select! {
-            created = self.docker.create_container(Some(options), config) => created,
-            () = cancel.cancelled() => return Err(cancelled(format!("create of step {:?}", step.name))),
+        let made_ahead = match ahead::claim(&stage, step) {
+            Some(task) => tokio::select! {
+                made = task => made.ok().flatten(),
+                () = cancel.cancelled() => return Err(cancelled(format!("create of step {:?}", step.name))),
+            },
+            None => None,
         };
-        let created = match created {
-            Ok(created) => created,
-            // Only a container of this run has its name's token; whoever made
-            // this one, it is not this step's to run.
-            Err(e) if is_conflict(&e) => {
-                return Err(not_ours("container", &container, "this step").with_source(e));
-            }
-            Err(e) => {
-                return Err(api_error(
-                    format!("create container {container:?} for step {:?}", step.name),
-                    e,
-                ));
+        let entry = match made_ahead {
+            Some(entry) if ahead::made_as(&stage, step) => entry,
+            made_ahead => {
+                if let Some(stale) = made_ahead {
+                    // A hook amended the step since: its container is not this step's.
+                    ahead::discard(&self.maker, stale).await?;
+                }
+                self.maker.create(spec, step, &stage, cancel, None).await?
             }
         };
-        tracing::debug!(%container, id = %created.id, step = %step.name, "created");
-        stage
-            .steps
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                step_key(step).to_owned(),
-                StepEntry {
-                    container: created.id,
-                    name: container,
-                    preamble,
-                    output: None,
-                },
-            );
+        stage.steps().insert(step_key(step).to_owned(), entry);
+        if let Some(index) = stage.position(step) {
+            ahead::make_ahead(&self.maker, &stage, index + 1, self.lookahead);
+        }
         Ok(())
     }
 
@@ -574,68 +513,20 @@ impl Engine for DockerEngine {
         step: &Step,
         cancel: &CancellationToken,
     ) -> Result<(), EngineError> {
-        let target = self.with_step(spec, step, "start", |e| Ok(Target::of(e)))?;
-        let Target {
-            id: container,
-            name,
-        } = &target;
-        if cancel.is_cancelled() {
-            return Err(cancelled(format!("start of step {:?}", step.name)));
-        }
-        // Attach first: output written before the attach would be lost.
-        let options = AttachContainerOptionsBuilder::new()
-            .stream(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let attached = self
-            .docker
-            .attach_container(container, Some(options))
-            .await
-            .map_err(|e| api_error(format!("attach to container {name:?}"), e))?;
         let stage = self.live_stage(spec, step, "start")?;
-        // Nobody waits for a detached step: when its output ends before the
-        // teardown, its stream says whether the container was removed.
-        let end_check = step.detach.then(|| {
-            let docker = self.docker.clone();
-            let (step, target) = (step.clone(), target.clone());
-            let check: logs::EndCheck =
-                Box::new(move || async move { removal(&docker, &step, &target).await }.boxed());
-            check
-        });
-        let output = logs::forward(
-            attached.output,
-            name.clone(),
-            stage.torn_down.child_token(),
-            end_check,
-        );
-        self.with_step(spec, step, "start", |e| {
-            e.output = Some(output);
-            Ok(())
-        })?;
-        self.docker
-            .start_container(container, None)
-            .await
-            .map_err(|e| api_error(format!("start container {name:?}"), e))?;
-        tracing::debug!(container = %name, step = %step.name, "started");
-        if step.detach {
-            let said = crate::health::await_healthy(
-                &self.docker,
-                step,
-                container,
-                name,
-                self.health_timeout,
-                cancel,
+        // Out of the map while the calls below run: no lock is held across them.
+        let mut entry = stage.steps().remove(step_key(step)).ok_or_else(|| {
+            engine_error(
+                EngineErrorKind::Misuse,
+                format!(
+                    "start of step {:?} before its create, or after destroy",
+                    step.name
+                ),
             )
-            .await?;
-            if !said.is_empty() {
-                self.with_step(spec, step, "start", |e| {
-                    e.preamble.extend(said);
-                    Ok(())
-                })?;
-            }
-        }
-        Ok(())
+        })?;
+        let result = self.launch(&stage, step, &mut entry, cancel).await;
+        stage.steps().insert(step_key(step).to_owned(), entry);
+        result
     }
 
     async fn tail(
@@ -647,7 +538,8 @@ impl Engine for DockerEngine {
         _cancel: &CancellationToken,
     ) -> Result<LogStream, EngineError> {
         let (preamble, output) = self.with_step(spec, step, "tail", |e| {
-            let output = e.output.take().ok_or_else(|| {
+            let output = e.started.then(|| e.output.take()).flatten();
+            let output = output.ok_or_else(|| {
                 engine_error(
                     EngineErrorKind::Misuse,
                     format!(
@@ -672,7 +564,7 @@ impl Engine for DockerEngine {
         let options = WaitContainerOptionsBuilder::new()
             .condition("not-running")
             .build();
-        let mut exited = self.docker.wait_container(container, Some(options));
+        let mut exited = self.maker.docker.wait_container(container, Some(options));
         let waited = tokio::select! {
             waited = exited.next() => Some(waited),
             () = cancel.cancelled() => None,
@@ -709,19 +601,22 @@ impl Engine for DockerEngine {
         stage.torn_down.cancel();
         // Later step calls are misuse; the entry itself stays until
         // everything is gone, so a retried destroy still has the token.
-        stage
-            .steps
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        stage.steps().clear();
+        // Taken after the token fired, so that no task making a step ahead
+        // is spawned after this; their results (unused containers) go.
+        stage.ahead().slots.clear();
+        stage.ahead_tasks.close();
         // Only this run's objects: an object merely labelled with the stage
         // (a guess of its id) is not removed.
         let filters = labels::run_filter(&spec.id, &stage.names);
         let work = async {
-            let found = teardown::list(&self.docker, &filters)
+            // Containers being made ahead exist once their task ends: wait
+            // for them, or the listing below could miss one.
+            stage.ahead_tasks.wait().await;
+            let found = teardown::list(&self.maker.docker, &filters)
                 .await
                 .map_err(|f| api_error(f.operation, f.source))?;
-            let (removed, failed) = teardown::remove(&self.docker, &found).await;
+            let (removed, failed) = teardown::remove(&self.maker.docker, &found).await;
             tracing::debug!(stage = %spec.id, removed = removed.len(), "destroyed");
             let left: Vec<String> = failed.iter().map(|f| f.operation.clone()).collect();
             match failed.into_iter().next() {
@@ -751,22 +646,6 @@ impl Engine for DockerEngine {
                 labels::LABEL_TOKEN,
                 stage.names.token()
             ))),
-        }
-    }
-}
-
-/// A step's container: the id every call uses, the name messages show.
-#[derive(Debug, Clone)]
-struct Target {
-    id: String,
-    name: String,
-}
-
-impl Target {
-    fn of(entry: &StepEntry) -> Self {
-        Self {
-            id: entry.container.clone(),
-            name: entry.name.clone(),
         }
     }
 }
@@ -818,7 +697,7 @@ fn is_being_removed(state: &ContainerState) -> bool {
 /// For a detached step whose output ended before the teardown: the error
 /// saying its container was removed from outside, if it was. Best effort:
 /// an inspect that fails says nothing.
-async fn removal(docker: &Docker, step: &Step, target: &Target) -> Option<EngineError> {
+pub(crate) async fn removal(docker: &Docker, step: &Step, target: &Target) -> Option<EngineError> {
     match container_state(docker, &target.id).await {
         Ok(Some(state)) if !is_being_removed(&state) => None,
         Ok(_) => Some(removed_outside(step, &target.name)),
@@ -829,17 +708,9 @@ async fn removal(docker: &Docker, step: &Step, target: &Target) -> Option<Engine
     }
 }
 
-fn step_key(step: &Step) -> &str {
-    if step.id.is_empty() {
-        &step.name
-    } else {
-        &step.id
-    }
-}
-
 /// A pull failure: `NotFound` when the registry says the image does not
 /// exist (or may not be read), else by the transport's answer.
-fn pull_error(operation: String, err: ApiError) -> EngineError {
+pub(crate) fn pull_error(operation: String, err: ApiError) -> EngineError {
     let message = match &err {
         ApiError::DockerStreamError { error } => Some(error),
         ApiError::DockerResponseServerError { message, .. } => Some(message),

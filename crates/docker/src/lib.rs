@@ -81,6 +81,7 @@
 // itself switches on.
 #[cfg(all(test, feature = "testing"))]
 mod adoption_tests;
+mod ahead;
 mod config;
 mod connect;
 mod engine;
@@ -89,11 +90,14 @@ mod health;
 mod image;
 mod labels;
 mod logs;
+mod make;
 mod prune;
+mod stage;
 mod teardown;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use ahead::DEFAULT_LOOKAHEAD;
 pub use connect::{ConnectOptions, DEFAULT_SOCKET};
 pub use engine::{DEFAULT_STOP_GRACE, DockerEngine};
 pub use error::Error;

@@ -296,6 +296,9 @@ async fn pull_progress_opens_the_log_and_policies_decide_when_to_pull() {
     let Some(engine) = docker_or_skip().await else {
         return;
     };
+    // Each step pulls when its own `create` is called: the counts below are
+    // read between steps (steps made ahead would pull earlier).
+    let engine = engine.with_lookahead(0);
     let registry = FakeRegistry::start(image_route()).await;
     let image = format!("{}/runnerkit/pulled:1", registry.address);
     let manifests = |registry: &FakeRegistry| {
