@@ -8,6 +8,8 @@
 //!    `docker run --rm IMAGE true` commands, one after another; and against
 //!    the same commands given what a stage's step has (a user-defined network
 //!    with an alias and a workspace volume, created and removed in the timing).
+//!    The engine runs twice: as configured by default (steps made ahead) and
+//!    with `with_lookahead(0)` (each container made when its step is reached).
 //! 2. A container printing 50 MB of lines, read through `tail`, line
 //!    splitting and masking (the runtime's `LineWriter` with one secret),
 //!    against `docker run -d` of the same command followed by
@@ -27,6 +29,9 @@ use runnerkit_docker::testing::{TEST_IMAGE, docker_or_skip};
 use runnerkit_runtime::Runtime;
 use runnerkit_runtime::logs::{LineWriter, Masker};
 
+/// Pairs of the pipeline measures (the method: median of 5 pairs).
+const PIPELINE_ROUNDS: usize = 5;
+/// Rounds of the log measure.
 const ROUNDS: usize = 3;
 const LOG_BYTES: usize = 50 * 1024 * 1024;
 /// Prints LOG_BYTES of 64-byte lines.
@@ -181,22 +186,41 @@ fn mb_per_s(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / d.as_secs_f64()
 }
 
+/// The median of `pairs`' ratios `a / b`, and the smallest and largest.
+fn ratio_of_pairs(a: &[Duration], b: &[Duration]) -> (f64, f64, f64) {
+    let mut ratios: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    (
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+    )
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let Some(engine) = docker_or_skip().await else {
         return;
     };
     let engine = Arc::new(engine);
-    // Warm up both paths once (page cache, image layers, network driver).
+    let one_by_one = Arc::new(docker_or_skip().await.expect("daemon").with_lookahead(0));
+    // Warm up every path once (page cache, image layers, network driver).
     pipeline_through_engine(engine.clone(), 0).await;
+    pipeline_through_engine(one_by_one.clone(), 100).await;
     pipeline_through_cli();
 
     let mut engine_pipe = Vec::new();
+    let mut one_by_one_pipe = Vec::new();
     let mut cli_pipe = Vec::new();
     let mut cli_net_pipe = Vec::new();
-    for round in 1..=ROUNDS {
+    for round in 1..=PIPELINE_ROUNDS {
         engine_pipe.push(pipeline_through_engine(engine.clone(), round).await);
         cli_pipe.push(pipeline_through_cli());
+        one_by_one_pipe.push(pipeline_through_engine(one_by_one.clone(), 100 + round).await);
         cli_net_pipe.push(pipeline_through_cli_on_a_network(round));
     }
     let mut engine_logs = Vec::new();
@@ -210,22 +234,38 @@ async fn main() {
     }
     assert_eq!(counted.0, LOG_BYTES, "every byte arrives");
 
-    let (ep, cp, cnp) = (median(engine_pipe), median(cli_pipe), median(cli_net_pipe));
+    let secs = |v: &[Duration]| median(v.to_vec()).as_secs_f64();
+    let row = |what: &str, ours: &[Duration], theirs: &[Duration], peer: &str| {
+        let (ratio, low, high) = ratio_of_pairs(ours, theirs);
+        println!(
+            "| {what} | {:.2} s | {:.2} s ({peer}) | {ratio:.2} ({low:.2}–{high:.2}) |",
+            secs(ours),
+            secs(theirs),
+        );
+    };
     let (el, cl) = (median(engine_logs), median(cli_logs));
-    println!("Docker engine vs docker CLI (median of {ROUNDS} rounds)\n");
-    println!("| measure | runnerkit-docker | docker CLI | ratio |");
-    println!("| --- | --- | --- | --- |");
     println!(
-        "| 10-step serial pipeline of `true` | {:.2} s | {:.2} s (10 × `docker run --rm`) | {:.2} |",
-        ep.as_secs_f64(),
-        cp.as_secs_f64(),
-        ep.as_secs_f64() / cp.as_secs_f64()
+        "Docker engine vs docker CLI (pipelines: median of {PIPELINE_ROUNDS} pairs; logs: median of {ROUNDS} rounds)\n"
     );
-    println!(
-        "| the same, each step on a stage network with a workspace volume | {:.2} s | {:.2} s (network + volume + 10 × `docker run --rm --network … -v …`) | {:.2} |",
-        ep.as_secs_f64(),
-        cnp.as_secs_f64(),
-        ep.as_secs_f64() / cnp.as_secs_f64()
+    println!("| measure | runnerkit-docker | docker CLI | ratio (range) |");
+    println!("| --- | --- | --- | --- |");
+    row(
+        "10-step serial pipeline of `true` (steps made ahead, the default)",
+        &engine_pipe,
+        &cli_pipe,
+        "10 × `docker run --rm`",
+    );
+    row(
+        "the same, `with_lookahead(0)`",
+        &one_by_one_pipe,
+        &cli_pipe,
+        "10 × `docker run --rm`",
+    );
+    row(
+        "the default, against CLI steps on a stage network with a workspace volume",
+        &engine_pipe,
+        &cli_net_pipe,
+        "network + volume + 10 × `docker run --rm --network … -v …`",
     );
     println!(
         "| 50 MB of logs ({} lines), start to last byte | {:.2} s ({:.0} MB/s, tail + lines + masking) | {:.2} s ({:.0} MB/s, `docker logs -f` > /dev/null) | {:.2} |",

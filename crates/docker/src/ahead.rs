@@ -19,8 +19,8 @@
 use std::sync::Arc;
 
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
-use runnerkit_core::{RunPolicy, Step};
 use futures_util::FutureExt;
+use runnerkit_core::{RunPolicy, Step};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -83,7 +83,10 @@ pub(crate) fn made_as(stage: &StageEntry, step: &Step) -> bool {
 }
 
 /// Removes a container made ahead for a step that turned out different.
-pub(crate) async fn discard(maker: &StepMaker, entry: StepEntry) -> Result<(), runnerkit_core::EngineError> {
+pub(crate) async fn discard(
+    maker: &StepMaker,
+    entry: StepEntry,
+) -> Result<(), runnerkit_core::EngineError> {
     let options = RemoveContainerOptionsBuilder::new()
         .force(true)
         .v(true)
@@ -106,7 +109,9 @@ pub(crate) async fn discard(maker: &StepMaker, entry: StepEntry) -> Result<(), r
 /// stage's network (a `container:` network mode needs its peer running),
 /// with an image, and likely to run.
 fn worth_making_ahead(step: &Step) -> bool {
-    step.network_mode.is_empty() && !step.image.is_empty() && step.run_policy != RunPolicy::OnFailure
+    step.network_mode.is_empty()
+        && !step.image.is_empty()
+        && step.run_policy != RunPolicy::OnFailure
 }
 
 /// Makes one step ahead: creates its container and, for a script step,

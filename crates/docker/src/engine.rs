@@ -392,7 +392,12 @@ impl DockerEngine {
         let options = StopContainerOptionsBuilder::new()
             .t(i32::try_from(grace).unwrap_or(i32::MAX))
             .build();
-        match self.maker.docker.stop_container(&target.id, Some(options)).await {
+        match self
+            .maker
+            .docker
+            .stop_container(&target.id, Some(options))
+            .await
+        {
             Ok(()) => Ok(()),
             // 304: it had already stopped. 404: it is gone, which the
             // inspect after the stop reports.
@@ -427,7 +432,10 @@ impl DockerEngine {
                 detach: true,
                 ..StartExecOptions::default()
             };
-            self.maker.docker.start_exec(&created.id, Some(detached)).await?;
+            self.maker
+                .docker
+                .start_exec(&created.id, Some(detached))
+                .await?;
             Ok::<_, ApiError>(())
         }
         .await;

@@ -5,9 +5,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
+use futures_util::future::Shared;
 use runnerkit_core::{CancellationToken, Spec, Step};
 use tokio::io::AsyncWrite;
-use futures_util::future::Shared;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
