@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{api_error, is_not_found};
 use crate::make::{ImageTurn, StepMaker};
-use crate::stage::{Slot, StageEntry, StepEntry, step_key};
+use crate::stage::{Slot, StageEntry, StepEntry, Target, step_key};
 
 /// How many steps ahead the engine makes unless told otherwise.
 pub const DEFAULT_LOOKAHEAD: usize = 3;
@@ -57,7 +57,7 @@ pub(crate) fn make_ahead(
             let previous = ahead.image_turns.insert(step.image.clone(), turn.shared());
             let turn = ImageTurn { previous, done };
             let task = make_one(maker.clone(), Arc::clone(stage), step.clone(), turn);
-            let task = Slot::Making(stage.ahead_tasks.spawn(task));
+            let task = Slot::Making(stage.background.spawn(task));
             ahead.slots.insert(step_key(step).to_owned(), task);
         }
     }
@@ -82,10 +82,11 @@ pub(crate) fn made_as(stage: &StageEntry, step: &Step) -> bool {
         .is_some_and(|index| stage.spec.steps[index] == *step)
 }
 
-/// Removes a container made ahead for a step that turned out different.
-pub(crate) async fn discard(
+/// Removes `target`'s container (killed if running, with its anonymous
+/// volumes); gone already is success.
+pub(crate) async fn remove(
     maker: &StepMaker,
-    entry: StepEntry,
+    target: &Target,
 ) -> Result<(), runnerkit_core::EngineError> {
     let options = RemoveContainerOptionsBuilder::new()
         .force(true)
@@ -93,15 +94,12 @@ pub(crate) async fn discard(
         .build();
     match maker
         .docker
-        .remove_container(&entry.container, Some(options))
+        .remove_container(&target.id, Some(options))
         .await
     {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(api_error(
-            format!("remove container {:?} made ahead", entry.name),
-            e,
-        )),
+        Err(e) => Err(api_error(format!("remove container {:?}", target.name), e)),
     }
 }
 

@@ -386,6 +386,35 @@ impl DockerEngine {
         Ok(())
     }
 
+    /// Removes an ended step's container while the stage goes on, once its
+    /// output is all read, so that `destroy` has less to do; `destroy` waits
+    /// for it before listing what is left (and removes it if this failed).
+    fn remove_in_background(
+        &self,
+        stage: &StageEntry,
+        target: Target,
+        output_ended: CancellationToken,
+    ) {
+        // Under the lock `destroy` takes after firing the token, as for
+        // the steps made ahead.
+        let _ahead = stage.ahead();
+        if stage.torn_down.is_cancelled() {
+            return;
+        }
+        let maker = self.maker.clone();
+        let torn_down = stage.torn_down.clone();
+        stage.background.spawn(async move {
+            tokio::select! {
+                () = output_ended.cancelled() => {}
+                // `destroy` removes it.
+                () = torn_down.cancelled() => return,
+            }
+            if let Err(e) = ahead::remove(&maker, &target).await {
+                tracing::debug!(container = %target.name, error = %e.to_chain_string(), "could not remove an ended step's container");
+            }
+        });
+    }
+
     /// Stops `target`: SIGTERM, then SIGKILL once the grace has passed.
     async fn stop(&self, target: &Target) -> Result<(), EngineError> {
         let grace = self.stop_grace.as_secs() + u64::from(self.stop_grace.subsec_nanos() > 0);
@@ -503,7 +532,7 @@ impl Engine for DockerEngine {
             made_ahead => {
                 if let Some(stale) = made_ahead {
                     // A hook amended the step since: its container is not this step's.
-                    ahead::discard(&self.maker, stale).await?;
+                    ahead::remove(&self.maker, &Target::of(&stale)).await?;
                 }
                 self.maker.create(spec, step, &stage, cancel, None).await?
             }
@@ -567,7 +596,9 @@ impl Engine for DockerEngine {
         step: &Step,
         cancel: &CancellationToken,
     ) -> Result<ExitState, EngineError> {
-        let target = self.with_step(spec, step, "wait", |e| Ok(Target::of(e)))?;
+        let (target, output_ended) = self.with_step(spec, step, "wait", |e| {
+            Ok((Target::of(e), e.output_ended.clone()))
+        })?;
         let container = &target.id;
         let options = WaitContainerOptionsBuilder::new()
             .condition("not-running")
@@ -598,7 +629,13 @@ impl Engine for DockerEngine {
                 ));
             }
         }
-        self.exit_state(step, &target).await
+        let exit = self.exit_state(step, &target).await?;
+        if !cancel.is_cancelled()
+            && let (Some(stage), Some(output_ended)) = (self.stage(spec), output_ended)
+        {
+            self.remove_in_background(&stage, target, output_ended);
+        }
+        Ok(exit)
     }
 
     async fn destroy(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
@@ -613,14 +650,14 @@ impl Engine for DockerEngine {
         // Taken after the token fired, so that no task making a step ahead
         // is spawned after this; their results (unused containers) go.
         stage.ahead().slots.clear();
-        stage.ahead_tasks.close();
+        stage.background.close();
         // Only this run's objects: an object merely labelled with the stage
         // (a guess of its id) is not removed.
         let filters = labels::run_filter(&spec.id, &stage.names);
         let work = async {
             // Containers being made ahead exist once their task ends: wait
             // for them, or the listing below could miss one.
-            stage.ahead_tasks.wait().await;
+            stage.background.wait().await;
             let found = teardown::list(&self.maker.docker, &filters)
                 .await
                 .map_err(|f| api_error(f.operation, f.source))?;

@@ -31,17 +31,21 @@ pub(crate) type AttachOutput = Pin<Box<dyn Stream<Item = Result<LogOutput, ApiEr
 pub(crate) type EndCheck = Box<dyn FnOnce() -> BoxFuture<'static, Option<EngineError>> + Send>;
 
 /// Starts copying `output` (stdout and stderr frames, in the order the
-/// daemon sent them) into a buffer and returns its reading end. The copy
-/// ends with the output (then `end_check`'s error, if it has one, is its
-/// last item), on a read error (passed on), or when `stop` fires.
+/// daemon sent them) into a buffer and returns its reading end, and a token
+/// fired when the copy has ended. The copy ends with the output (then
+/// `end_check`'s error, if it has one, is its last item), on a read error
+/// (passed on), when the reader is gone, or when `stop` fires.
 pub(crate) fn forward(
     mut output: AttachOutput,
     container: String,
     stop: CancellationToken,
     mut end_check: Option<EndCheck>,
-) -> mpsc::UnboundedReceiver<Chunk> {
+) -> (mpsc::UnboundedReceiver<Chunk>, CancellationToken) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let ended = CancellationToken::new();
+    let copy_ended = ended.clone().drop_guard();
     tokio::spawn(async move {
+        let _copy_ended = copy_ended;
         loop {
             let next = tokio::select! {
                 biased;
@@ -77,7 +81,7 @@ pub(crate) fn forward(
         }
         tracing::trace!(%container, "output copy ended");
     });
-    rx
+    (rx, ended)
 }
 
 /// The `tail` stream: `preamble` (pull progress) first, then the buffered
@@ -120,7 +124,7 @@ mod tests {
                 message: Bytes::from("c"),
             }),
         ]);
-        let rx = forward(out, "c1".into(), CancellationToken::new(), None);
+        let (rx, _) = forward(out, "c1".into(), CancellationToken::new(), None);
         let s = tail_stream(vec![Bytes::from("pulled\n")], rx);
         let got = collect(s).await;
         let want: Vec<Result<Bytes, String>> = ["pulled\n", "a\n", "b\n", "c"]
@@ -141,7 +145,7 @@ mod tests {
                 message: Bytes::from("never\n"),
             }),
         ]);
-        let rx = forward(out, "c1".into(), CancellationToken::new(), None);
+        let (rx, _) = forward(out, "c1".into(), CancellationToken::new(), None);
         let got = collect(tail_stream(Vec::new(), rx)).await;
         assert_eq!(got.len(), 2);
         assert_eq!(
@@ -179,7 +183,7 @@ mod tests {
         let out = frames(vec![Ok(LogOutput::StdOut {
             message: Bytes::from("a\n"),
         })]);
-        let rx = forward(
+        let (rx, _) = forward(
             out,
             "c1".into(),
             CancellationToken::new(),
@@ -194,15 +198,33 @@ mod tests {
         // After the teardown the end is expected: nothing is asked.
         let stop = CancellationToken::new();
         stop.cancel();
-        let rx = forward(frames(Vec::new()), "c1".into(), stop, Some(saying("gone")));
+        let (rx, _) = forward(frames(Vec::new()), "c1".into(), stop, Some(saying("gone")));
         assert!(collect(tail_stream(Vec::new(), rx)).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_ended_token_fires_once_the_copy_ends() {
+        let out = frames(vec![Ok(LogOutput::StdOut {
+            message: Bytes::from("a\n"),
+        })]);
+        let (rx, ended) = forward(out, "c1".into(), CancellationToken::new(), None);
+        let got = collect(tail_stream(Vec::new(), rx)).await;
+        assert_eq!(got, [Ok(Bytes::from("a\n"))]);
+        ended.cancelled().await;
+
+        // An output that never ends: the copy ends, and the token fires, on stop.
+        let stop = CancellationToken::new();
+        let (_rx, ended) = forward(Box::pin(stream::pending()), "c1".into(), stop.clone(), None);
+        assert!(!ended.is_cancelled());
+        stop.cancel();
+        ended.cancelled().await;
     }
 
     #[tokio::test]
     async fn the_teardown_ends_a_stream_that_would_never_end() {
         let out: AttachOutput = Box::pin(stream::pending());
         let stop = CancellationToken::new();
-        let rx = forward(out, "c1".into(), stop.clone(), None);
+        let (rx, _) = forward(out, "c1".into(), stop.clone(), None);
         let s = tail_stream(Vec::new(), rx);
         // Stopping the copy drops the sender: the reader sees the end.
         stop.cancel();

@@ -144,7 +144,7 @@ impl StepMaker {
                 Box::new(move || async move { removal(&docker, &step, &target).await }.boxed());
             check
         });
-        let output = logs::forward(
+        let (output, output_ended) = logs::forward(
             attached.output,
             target.name.clone(),
             stage.torn_down.child_token(),
@@ -157,6 +157,7 @@ impl StepMaker {
         tracing::debug!(container = %target.name, step = %step.name, held, "started");
         entry.launched = true;
         entry.output = Some(output);
+        entry.output_ended = Some(output_ended);
         entry.release = held.then_some(attached.input);
         Ok(())
     }

@@ -36,10 +36,11 @@ pub(crate) struct StageEntry {
     /// Per step key, the steps made ahead of their `create` or claimed by
     /// it (see [`crate::ahead`]).
     pub(crate) ahead: Mutex<Ahead>,
-    /// Every task making a step ahead: `destroy` waits for them before it
-    /// lists the stage's objects, so that no container appears after the
-    /// listing.
-    pub(crate) ahead_tasks: TaskTracker,
+    /// Every task making a step ahead or removing an ended step's
+    /// container: `destroy` waits for them before it lists the stage's
+    /// objects, so that no container appears (or is being removed) after
+    /// the listing.
+    pub(crate) background: TaskTracker,
 }
 
 impl StageEntry {
@@ -58,7 +59,7 @@ impl StageEntry {
             torn_down: CancellationToken::new(),
             steps: Mutex::new(HashMap::new()),
             ahead: Mutex::new(Ahead::default()),
-            ahead_tasks: TaskTracker::new(),
+            background: TaskTracker::new(),
         }
     }
 
@@ -118,6 +119,9 @@ pub(crate) struct StepEntry {
     pub(crate) started: bool,
     /// The buffered output, from the launch until `tail` takes it.
     pub(crate) output: Option<mpsc::UnboundedReceiver<Chunk>>,
+    /// Fired once the output copy has ended: the container's output is all
+    /// read, or nobody reads it any more.
+    pub(crate) output_ended: Option<CancellationToken>,
     /// A launched script step's input: the line that releases its script.
     pub(crate) release: Option<Pin<Box<dyn AsyncWrite + Send>>>,
 }
@@ -131,6 +135,7 @@ impl StepEntry {
             launched: false,
             started: false,
             output: None,
+            output_ended: None,
             release: None,
         }
     }

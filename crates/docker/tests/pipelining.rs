@@ -273,3 +273,39 @@ async fn a_cancelled_stage_removes_the_steps_made_ahead() {
     let left = stage_leftovers(&engine, &id).await.expect("list leftovers");
     assert!(left.is_empty(), "left behind by stage {id}: {left:?}");
 }
+
+#[tokio::test]
+async fn an_ended_steps_container_goes_while_the_stage_runs() {
+    let Some(engine) = docker_or_skip().await else {
+        return;
+    };
+    let engine = Arc::new(engine);
+    let spec = spec(
+        "removed-early",
+        vec![
+            script("quick", "echo quick"),
+            script("slow", "sleep 4\necho slow"),
+        ],
+    );
+    let id = spec.id.clone();
+    let watcher = tokio::spawn(async move {
+        // While `slow` runs, `quick`'s container is removed: its output was
+        // all read.
+        for _ in 0..70 {
+            let slow = container_state(&id, "slow").await;
+            if slow.as_deref() == Some("running") && container_state(&id, "quick").await.is_none() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    });
+    let (done, lines) = run(&engine, spec, Recorder::default()).await;
+    assert!(
+        watcher.await.unwrap(),
+        "the ended step's container stayed while the next step ran"
+    );
+    assert_eq!(done.stage.status, Status::Success, "{done:?}");
+    assert_eq!(lines.of("quick"), ["quick"]);
+    assert_eq!(lines.of("slow"), ["slow"]);
+}
