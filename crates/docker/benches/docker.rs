@@ -16,6 +16,9 @@
 //!    `docker logs -f` to /dev/null. Both are timed from the start of the
 //!    container to the last byte read.
 //!
+//! 3. With `RUNNERKIT_BIN` naming a `runnerkit` binary: the pipeline of 1.
+//!    as YAML through `runnerkit exec`, against the same `docker run` loop.
+//!
 //! The CLI is used here for the baselines only; the engine never runs it.
 
 use std::process::{Command, Stdio};
@@ -96,6 +99,31 @@ fn pipeline_through_cli() -> Duration {
         assert!(out.status.success(), "{out:?}");
     }
     t0.elapsed()
+}
+
+/// A 10-step serial `type: docker` pipeline of `true`, as YAML.
+fn pipeline_yaml() -> String {
+    let mut yaml = String::from("kind: pipeline\ntype: docker\nname: bench\nsteps:\n");
+    for i in 0..10 {
+        yaml.push_str(&format!(
+            "- name: s{i}\n  image: {TEST_IMAGE}\n  pull: never\n  commands:\n  - true\n"
+        ));
+    }
+    yaml
+}
+
+/// `runnerkit exec` of [`pipeline_yaml`] in `dir`, its output on a pipe.
+fn pipeline_through_binary(bin: &str, dir: &std::path::Path) -> Duration {
+    let t0 = Instant::now();
+    let out = Command::new(bin)
+        .args(["exec", "bench.drone.yml"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{bin} exec: {e}"));
+    let took = t0.elapsed();
+    assert!(out.status.success(), "{out:?}");
+    took
 }
 
 /// The same ten commands with what a stage's step gets: a user-defined
@@ -223,6 +251,20 @@ async fn main() {
         one_by_one_pipe.push(pipeline_through_engine(one_by_one.clone(), 100 + round).await);
         cli_net_pipe.push(pipeline_through_cli_on_a_network(round));
     }
+    // Through the binary, when RUNNERKIT_BIN names one.
+    let binary = std::env::var("RUNNERKIT_BIN").ok().map(|bin| {
+        let dir = std::env::temp_dir().join(format!("runnerkit-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("bench dir");
+        std::fs::write(dir.join("bench.drone.yml"), pipeline_yaml()).expect("bench yaml");
+        pipeline_through_binary(&bin, &dir);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..PIPELINE_ROUNDS {
+            ours.push(pipeline_through_binary(&bin, &dir));
+            theirs.push(pipeline_through_cli());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        (ours, theirs)
+    });
     let mut engine_logs = Vec::new();
     let mut cli_logs = Vec::new();
     let mut counted = (0, 0);
@@ -267,6 +309,14 @@ async fn main() {
         &cli_net_pipe,
         "network + volume + 10 × `docker run --rm --network … -v …`",
     );
+    if let Some((ours, theirs)) = &binary {
+        row(
+            "10-step serial pipeline of `true` through `runnerkit exec`",
+            ours,
+            theirs,
+            "10 × `docker run --rm`",
+        );
+    }
     println!(
         "| 50 MB of logs ({} lines), start to last byte | {:.2} s ({:.0} MB/s, tail + lines + masking) | {:.2} s ({:.0} MB/s, `docker logs -f` > /dev/null) | {:.2} |",
         counted.1,
