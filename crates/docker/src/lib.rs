@@ -32,8 +32,20 @@
 //! Characters outside `[A-Za-z0-9_.-]` become `_`; two volumes whose names
 //! then agree (`a/b`, `a_b`) are refused rather than shared.
 //!
-//! A step with a `script` runs Drone's way: entrypoint `/bin/sh -c`, command
-//! `echo "$DRONE_SCRIPT" | <shell>`, the script in `DRONE_SCRIPT`.
+//! A step with a `script` runs nearly Drone's way: entrypoint `/bin/sh -c`,
+//! command `read -r _ || exit 125; echo "$DRONE_SCRIPT" | <shell>`, the
+//! script in `DRONE_SCRIPT`. The `read` holds the script until `start`
+//! writes a line to the container's stdin.
+//!
+//! # Pipelining
+//!
+//! While a step runs, the next steps' containers are made in the background
+//! ([`DockerEngine::with_lookahead`], default [`DEFAULT_LOOKAHEAD`]): images
+//! made present, containers created, script steps' containers started held,
+//! so that a serial stage's next step starts at once. A step a hook amended
+//! since is made afresh; a failure while making ahead is left for the step's
+//! own calls to meet and report. Ended steps' containers are removed in the
+//! background once their output is read; `destroy` waits for all of it.
 //!
 //! Every object carries the spec's labels and ours: `io.runnerkit.managed`,
 //! `io.runnerkit.stage` (the spec id), `io.runnerkit.token` (the run's token),
