@@ -39,15 +39,16 @@ impl ConnectOptions {
         }
     }
 
-    /// What the `docker` CLI would use: `DOCKER_HOST` (default: the local
-    /// socket), with TLS when `DOCKER_TLS_VERIFY` is set to a non-empty value,
-    /// reading `key.pem`, `cert.pem` and `ca.pem` from `DOCKER_CERT_PATH`
-    /// (default `~/.docker`).
+    /// What the `docker` CLI would use, or Podman's: `DOCKER_HOST`, else
+    /// `CONTAINER_HOST` (Podman's variable), else the first local socket
+    /// that exists of Docker's ([`DEFAULT_SOCKET`]), rootless Podman's
+    /// (`$XDG_RUNTIME_DIR/podman/podman.sock`) and rootful Podman's
+    /// (`/run/podman/podman.sock`); Docker's when none does. TLS when
+    /// `DOCKER_TLS_VERIFY` is set to a non-empty value, reading `key.pem`,
+    /// `cert.pem` and `ca.pem` from `DOCKER_CERT_PATH` (default `~/.docker`).
     pub fn from_env() -> Self {
-        let address = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| DEFAULT_SOCKET.to_owned());
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let address = default_address(var, |path| Path::new(path).exists());
         let mut options = Self::new(address);
         let verify = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
         if verify || options.address.starts_with("https://") {
@@ -140,6 +141,25 @@ impl Default for ConnectOptions {
     }
 }
 
+/// The daemon's address from the environment (`var`) and the sockets that
+/// exist (`exists`): see [`ConnectOptions::from_env`].
+fn default_address(var: impl Fn(&str) -> Option<String>, exists: impl Fn(&str) -> bool) -> String {
+    if let Some(host) = var("DOCKER_HOST").or_else(|| var("CONTAINER_HOST")) {
+        return host;
+    }
+    let docker = DEFAULT_SOCKET.trim_start_matches("unix://").to_owned();
+    let rootless = var("XDG_RUNTIME_DIR").map(|dir| format!("{dir}/podman/podman.sock"));
+    let rootful = Some("/run/podman/podman.sock".to_owned());
+    [Some(docker), rootless, rootful]
+        .into_iter()
+        .flatten()
+        .find(|path| exists(path))
+        .map_or_else(
+            || DEFAULT_SOCKET.to_owned(),
+            |path| format!("unix://{path}"),
+        )
+}
+
 fn cert_dir_from_env() -> PathBuf {
     if let Some(dir) = std::env::var_os("DOCKER_CERT_PATH").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
@@ -151,6 +171,51 @@ fn cert_dir_from_env() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_address_comes_from_docker_host_then_container_host_then_a_socket() {
+        fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            move |name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            }
+        }
+        let none = |_: &str| false;
+        let both = [
+            ("DOCKER_HOST", "tcp://127.0.0.1:2375"),
+            ("CONTAINER_HOST", "unix:///tmp/p.sock"),
+        ];
+        assert_eq!(default_address(env(&both), none), "tcp://127.0.0.1:2375");
+        let podman = [("CONTAINER_HOST", "unix:///tmp/p.sock")];
+        assert_eq!(default_address(env(&podman), none), "unix:///tmp/p.sock");
+        // No variable: the first socket that exists.
+        let runtime = [("XDG_RUNTIME_DIR", "/run/user/1000")];
+        assert_eq!(
+            default_address(env(&runtime), |p| p == "/run/user/1000/podman/podman.sock"),
+            "unix:///run/user/1000/podman/podman.sock"
+        );
+        assert_eq!(
+            default_address(env(&runtime), |p| p.starts_with("/run/")),
+            "unix:///run/user/1000/podman/podman.sock"
+        );
+        assert_eq!(
+            default_address(env(&runtime), |_| true),
+            DEFAULT_SOCKET,
+            "Docker's socket comes first"
+        );
+        assert_eq!(
+            default_address(env(&[]), |p| p == "/run/podman/podman.sock"),
+            "unix:///run/podman/podman.sock"
+        );
+        // None exists: Docker's, so that the error names it.
+        assert_eq!(default_address(env(&[]), none), DEFAULT_SOCKET);
+    }
 
     #[test]
     fn unknown_scheme_is_an_invalid_host() {
