@@ -658,10 +658,8 @@ impl Engine for DockerEngine {
             // Containers being made ahead exist once their task ends: wait
             // for them, or the listing below could miss one.
             stage.background.wait().await;
-            let found = teardown::list(&self.maker.docker, &filters)
-                .await
-                .map_err(|f| api_error(f.operation, f.source))?;
-            let (removed, failed) = teardown::remove(&self.maker.docker, &found).await;
+            let (removed, failed) =
+                teardown::remove_all(&self.maker.docker, &filters, |_| true).await;
             tracing::debug!(stage = %spec.id, removed = removed.len(), "destroyed");
             let left: Vec<String> = failed.iter().map(|f| f.operation.clone()).collect();
             match failed.into_iter().next() {
@@ -726,7 +724,7 @@ fn stage_volumes(spec: &Spec, names: &StageNames) -> Result<Vec<String>, EngineE
 
 /// The container's state, `None` when it no longer exists.
 async fn container_state(docker: &Docker, id: &str) -> Result<Option<ContainerState>, ApiError> {
-    match docker.inspect_container(id, None).await {
+    match crate::compat::known_states(|| docker.inspect_container(id, None)).await {
         Ok(inspect) => Ok(Some(inspect.state.unwrap_or_default())),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(e),

@@ -42,7 +42,8 @@ pub(crate) async fn await_healthy(
 ) -> Result<Vec<Bytes>, EngineError> {
     let started = Instant::now();
     loop {
-        let inspect = match docker.inspect_container(id, None).await {
+        let inspect = match crate::compat::known_states(|| docker.inspect_container(id, None)).await
+        {
             Ok(inspect) => inspect,
             Err(e) if is_not_found(&e) => {
                 return Err(failed(docker, step, id, "was removed before it was healthy").await);

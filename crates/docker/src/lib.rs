@@ -94,6 +94,7 @@
 #[cfg(all(test, feature = "testing"))]
 mod adoption_tests;
 mod ahead;
+mod compat;
 mod config;
 mod connect;
 mod engine;

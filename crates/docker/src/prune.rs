@@ -42,14 +42,11 @@ impl DockerEngine {
     pub async fn prune(&self, cancel: &CancellationToken) -> Result<PruneReport, Error> {
         let work = async {
             let here = self.creator();
-            let found = teardown::list(self.docker(), &labels::managed_filter())
-                .await
-                .map_err(|f| Error::api(f.operation, f.source))?;
-            let orphans: Vec<_> = found
-                .into_iter()
-                .filter(|o| labels::creator_of(&o.labels).is_some_and(|c| c.is_gone(here)))
-                .collect();
-            let (removed, failed) = teardown::remove(self.docker(), &orphans).await;
+            let orphaned = |o: &teardown::Found| {
+                labels::creator_of(&o.labels).is_some_and(|c| c.is_gone(here))
+            };
+            let (removed, failed) =
+                teardown::remove_all(self.docker(), &labels::managed_filter(), orphaned).await;
             let mut report = PruneReport::default();
             for object in removed {
                 tracing::info!(kind = %object.kind, name = %object.name, "pruned orphan");

@@ -11,12 +11,14 @@ use std::collections::HashMap;
 
 use bollard::Docker;
 use bollard::errors::Error as ApiError;
+use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use futures_util::future::join_all;
 
+use crate::compat::known_states;
 use crate::error::is_not_found;
 
 /// The kinds of object a stage owns, in the order they must be removed
@@ -66,13 +68,7 @@ pub(crate) async fn list(
         let operation = format!("list {what}");
         move |source| Failure { operation, source }
     };
-    let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(filters)
-                .build(),
-        ))
+    let containers = list_containers(docker, filters)
         .await
         .map_err(failure("containers"))?;
     let networks = docker
@@ -127,6 +123,76 @@ pub(crate) async fn list(
     // remove another run's objects.
     found.retain(|object| matches_labels(&object.labels, filters));
     Ok(found)
+}
+
+/// Every container matching `filters` (see [`crate::compat::known_states`]).
+async fn list_containers(
+    docker: &Docker,
+    filters: &HashMap<String, Vec<String>>,
+) -> Result<Vec<ContainerSummary>, ApiError> {
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(filters)
+        .build();
+    known_states(|| docker.list_containers(Some(options.clone()))).await
+}
+
+/// How many times [`remove_all`] lists and removes before it gives up on
+/// objects that stay.
+const REMOVAL_ROUNDS: usize = 5;
+
+/// Removes every object matching `filters` that `select` picks, listing
+/// again after each removal until none is left: a daemon may report a
+/// removal done while the object is still there (Podman, for a container
+/// whose cleanup was running). Returns what was removed and what failed;
+/// an object still listed after the last round is a failure.
+pub(crate) async fn remove_all(
+    docker: &Docker,
+    filters: &HashMap<String, Vec<String>>,
+    select: impl Fn(&Found) -> bool,
+) -> (Vec<Found>, Vec<Failure>) {
+    let mut removed: Vec<Found> = Vec::new();
+    for _ in 0..REMOVAL_ROUNDS {
+        let found: Vec<Found> = match list(docker, filters).await {
+            Ok(found) => found.into_iter().filter(|o| select(o)).collect(),
+            Err(failure) => return (removed, vec![failure]),
+        };
+        if found.is_empty() {
+            return (removed, Vec::new());
+        }
+        let (gone, failed) = remove(docker, &found).await;
+        if !failed.is_empty() {
+            removed.extend(gone);
+            return (removed, failed);
+        }
+        for object in gone {
+            if !removed
+                .iter()
+                .any(|r| r.kind == object.kind && r.id == object.id)
+            {
+                removed.push(object);
+            }
+        }
+    }
+    let left: Vec<Found> = match list(docker, filters).await {
+        Ok(found) => found.into_iter().filter(|o| select(o)).collect(),
+        Err(failure) => return (removed, vec![failure]),
+    };
+    removed.retain(|r| !left.iter().any(|l| l.kind == r.kind && l.id == r.id));
+    (removed, remained(left))
+}
+
+/// Failures for objects that were removed yet are still listed.
+fn remained(left: Vec<Found>) -> Vec<Failure> {
+    left.into_iter()
+        .map(|object| Failure {
+            operation: format!("remove {} {:?}", object.kind, object.name),
+            source: ApiError::DockerResponseServerError {
+                status_code: 409,
+                message: format!("still present after {REMOVAL_ROUNDS} removals"),
+            },
+        })
+        .collect()
 }
 
 /// Whether `labels` hold every `key=value` (or bare `key`) of the `label`
