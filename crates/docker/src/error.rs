@@ -90,15 +90,19 @@ pub(crate) fn is_not_found(err: &ApiError) -> bool {
 }
 
 /// The daemon answered "conflict": the name is taken (a container's, or a
-/// network's from API 1.44 on).
+/// network's from API 1.44 on). Podman 4.3 answers 500 instead, saying so
+/// in its message.
 pub(crate) fn is_conflict(err: &ApiError) -> bool {
-    matches!(
-        err,
+    match err {
         ApiError::DockerResponseServerError {
-            status_code: 409,
-            ..
-        }
-    )
+            status_code: 409, ..
+        } => true,
+        ApiError::DockerResponseServerError {
+            status_code: 500,
+            message,
+        } => message.contains("is already in use") || message.contains("network already exists"),
+        _ => false,
+    }
 }
 
 /// The request never got an answer from the daemon (the transport failed).
@@ -164,6 +168,31 @@ pub(crate) fn cancelled(operation: impl std::fmt::Display) -> EngineError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_taken_name_is_a_conflict_on_docker_and_on_podman() {
+        let answer = |status_code: u16, message: &str| ApiError::DockerResponseServerError {
+            status_code,
+            message: message.to_owned(),
+        };
+        assert!(is_conflict(&answer(
+            409,
+            "Conflict. The container name is in use"
+        )));
+        assert!(is_conflict(&answer(
+            500,
+            "container create: creating container storage: the container name \"x\" is already in use by 57: that name is already in use"
+        )));
+        assert!(is_conflict(&answer(
+            500,
+            "network name x already used: network already exists"
+        )));
+        assert!(!is_conflict(&answer(
+            500,
+            "no command or entrypoint provided"
+        )));
+        assert!(!is_conflict(&answer(404, "no such container")));
+    }
+
     use super::*;
 
     fn server(status_code: u16) -> ApiError {
