@@ -36,3 +36,14 @@ where
         }
     }
 }
+
+/// Whether the daemon is Podman: its version names a "Podman Engine"
+/// component. A version that cannot be read says Docker.
+pub(crate) async fn is_podman(docker: &bollard::Docker) -> bool {
+    docker.version().await.is_ok_and(|v| {
+        v.components
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.name.contains("Podman"))
+    })
+}

@@ -52,6 +52,9 @@ pub struct DockerEngine {
     stop_grace: Duration,
     health_timeout: Duration,
     lookahead: usize,
+    /// The daemon is Podman: it runs no health checks without systemd, so
+    /// the engine runs them (see `probe`).
+    podman: bool,
     stages: Mutex<HashMap<String, Arc<StageEntry>>>,
 }
 
@@ -78,6 +81,7 @@ impl DockerEngine {
     /// Connects to the daemon `options` name.
     pub async fn connect_with(options: &ConnectOptions) -> Result<DockerEngine, Error> {
         let docker = options.connect().await?;
+        let podman = crate::compat::is_podman(&docker).await;
         Ok(Self {
             maker: StepMaker {
                 docker,
@@ -88,6 +92,7 @@ impl DockerEngine {
             stop_grace: DEFAULT_STOP_GRACE,
             health_timeout: crate::health::DEFAULT_HEALTH_TIMEOUT,
             lookahead: DEFAULT_LOOKAHEAD,
+            podman,
             stages: Mutex::new(HashMap::new()),
         })
     }
@@ -132,6 +137,12 @@ impl DockerEngine {
         self
     }
 
+    /// Whether the daemon answering is Podman (its Docker-compatible API;
+    /// see docs/docker.md for what differs).
+    pub fn is_podman(&self) -> bool {
+        self.podman
+    }
+
     /// The daemon's address, as connected to.
     pub fn address(&self) -> &str {
         &self.address
@@ -157,6 +168,7 @@ impl DockerEngine {
             stop_grace: self.stop_grace,
             health_timeout: self.health_timeout,
             lookahead: self.lookahead,
+            podman: self.podman,
             stages: Mutex::new(HashMap::new()),
         }
     }
@@ -377,6 +389,7 @@ impl DockerEngine {
                 &entry.container,
                 &entry.name,
                 self.health_timeout,
+                self.podman,
                 cancel,
             )
             .await?;

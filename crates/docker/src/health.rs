@@ -17,6 +17,7 @@ use runnerkit_core::{CancellationToken, EngineError, EngineErrorKind, Step};
 use tokio::time::Instant;
 
 use crate::error::{api_error, cancelled, engine_error, is_not_found};
+use crate::probe::{Prober, Verdict};
 
 /// How long a service may take to become healthy unless
 /// [`DockerEngine::with_health_timeout`](crate::DockerEngine::with_health_timeout)
@@ -38,9 +39,11 @@ pub(crate) async fn await_healthy(
     id: &str,
     name: &str,
     timeout: Duration,
+    probe_ourselves: bool,
     cancel: &CancellationToken,
 ) -> Result<Vec<Bytes>, EngineError> {
     let started = Instant::now();
+    let mut prober: Option<Prober> = None;
     loop {
         let inspect = match crate::compat::known_states(|| docker.inspect_container(id, None)).await
         {
@@ -51,6 +54,13 @@ pub(crate) async fn await_healthy(
             Err(e) => return Err(api_error(format!("inspect container {name:?}"), e)),
         };
         let state = inspect.state.unwrap_or_default();
+        if probe_ourselves && prober.is_none() {
+            prober = inspect
+                .config
+                .as_ref()
+                .and_then(|c| c.healthcheck.as_ref())
+                .and_then(Prober::new);
+        }
         // No HEALTHCHECK in the image (or `NONE`): nothing to wait for.
         // Docker then has no `Health`; Podman one with an empty status.
         let Some(health) = state.health.filter(|h| {
@@ -65,8 +75,8 @@ pub(crate) async fn await_healthy(
         }) else {
             return Ok(Vec::new());
         };
-        if health.status == Some(HealthStatusEnum::HEALTHY) {
-            return Ok(vec![
+        let healthy = || {
+            vec![
                 notice(format!(
                     "waiting for service {:?} to be healthy (its image has a HEALTHCHECK)",
                     step.name
@@ -76,7 +86,10 @@ pub(crate) async fn await_healthy(
                     step.name,
                     started.elapsed().as_secs_f64()
                 )),
-            ]);
+            ]
+        };
+        if health.status == Some(HealthStatusEnum::HEALTHY) {
+            return Ok(healthy());
         }
         // An exited container reads `unhealthy` too: its exit is the news.
         if state.running != Some(true) {
@@ -93,6 +106,25 @@ pub(crate) async fn await_healthy(
                 .unwrap_or_default();
             let what = format!("became unhealthy{probe}");
             return Err(failed(docker, step, id, &what).await);
+        }
+        if let Some(prober) = prober.as_mut() {
+            match prober.turn(docker, id).await {
+                Ok(Verdict::Healthy) => return Ok(healthy()),
+                Ok(Verdict::Unhealthy(said)) => {
+                    let probe = if said.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (its health check said: {said})")
+                    };
+                    let what = format!("became unhealthy{probe}");
+                    return Err(failed(docker, step, id, &what).await);
+                }
+                Ok(Verdict::Pending) => {}
+                // An exited container: the next inspect says so.
+                Err(e) => {
+                    tracing::debug!(service = %step.name, error = %e, "health probe failed to run")
+                }
+            }
         }
         if started.elapsed() >= timeout {
             let what = format!("was not healthy within {}s", timeout.as_secs_f64().round());

@@ -104,6 +104,7 @@ mod image;
 mod labels;
 mod logs;
 mod make;
+mod probe;
 mod prune;
 mod stage;
 mod teardown;

@@ -65,6 +65,24 @@ pub async fn docker_or_skip() -> Option<DockerEngine> {
     Some(engine)
 }
 
+/// Like [`docker_or_skip`], but `None` also when the daemon is Podman,
+/// after printing `why` the test cannot pass there (a documented
+/// difference of Podman's, docs/docker.md).
+pub async fn docker_unless_podman(why: &str) -> Option<DockerEngine> {
+    let engine = docker_or_skip().await?;
+    if is_podman(&engine).await {
+        println!("skipped on Podman: {why}");
+        return None;
+    }
+    Some(engine)
+}
+
+/// Whether the daemon `engine` talks to is Podman (its version names a
+/// "Podman Engine" component).
+pub async fn is_podman(engine: &DockerEngine) -> bool {
+    engine.is_podman()
+}
+
 /// Builds [`TEST_IMAGE`] unless the daemon already has it.
 ///
 /// # Errors
