@@ -155,10 +155,7 @@ async fn a_container_planted_under_the_chosen_name_is_refused_and_kept() {
     let step = &spec.steps[0];
     let planted = names.container(step);
     let cancel = CancellationToken::new();
-    engine
-        .setup_named(&spec, names, &cancel)
-        .await
-        .expect("setup");
+    // Planted before the setup: the setup already makes the step ahead.
     let options = CreateContainerOptionsBuilder::new().name(&planted).build();
     let planted_id = engine
         .docker()
@@ -174,6 +171,10 @@ async fn a_container_planted_under_the_chosen_name_is_refused_and_kept() {
         .await
         .unwrap()
         .id;
+    engine
+        .setup_named(&spec, names, &cancel)
+        .await
+        .expect("setup");
     let err = engine.create(&spec, step, &cancel).await.unwrap_err();
     assert_eq!(
         err.message(),
