@@ -99,6 +99,21 @@ async fn container_state(stage: &str, step: &str) -> Option<String> {
     (!state.is_empty()).then_some(state)
 }
 
+/// Whether `check` holds at one of `tries` readings 50 ms apart.
+async fn eventually<F, Fut>(tries: usize, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..tries {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn the_next_step_runs_held_while_the_current_one_runs() {
     let Some(engine) = docker_or_skip().await else {
@@ -120,16 +135,11 @@ async fn the_next_step_runs_held_while_the_current_one_runs() {
         ],
     );
     let id = spec.id.clone();
-    let watcher = tokio::spawn(async move {
-        // While `first` sleeps, `second`'s container is up (held).
-        for _ in 0..50 {
-            if container_state(&id, "second").await.as_deref() == Some("running") {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    });
+    // While `first` sleeps, `second`'s container is up (held).
+    let watcher = tokio::spawn(eventually(50, move || {
+        let id = id.clone();
+        async move { container_state(&id, "second").await.as_deref() == Some("running") }
+    }));
     let (done, lines) = run(&engine, spec, Recorder::default()).await;
     assert!(
         watcher.await.unwrap(),
@@ -260,12 +270,10 @@ async fn a_cancelled_stage_removes_the_steps_made_ahead() {
         async move { runtime.run(Arc::new(spec), cancel).await }
     });
     // Cancelled once the steps after `long` are up, held.
-    for _ in 0..100 {
-        if container_state(&id, "after").await.as_deref() == Some("running") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(100, || async {
+        container_state(&id, "after").await.as_deref() == Some("running")
+    })
+    .await;
     cancel.cancel();
     let done = run.await.unwrap().expect("run");
     assert_eq!(done.stage.status, Status::Killed, "{done:?}");
@@ -288,18 +296,15 @@ async fn an_ended_steps_container_goes_while_the_stage_runs() {
         ],
     );
     let id = spec.id.clone();
-    let watcher = tokio::spawn(async move {
-        // While `slow` runs, `quick`'s container is removed: its output was
-        // all read.
-        for _ in 0..70 {
-            let slow = container_state(&id, "slow").await;
-            if slow.as_deref() == Some("running") && container_state(&id, "quick").await.is_none() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    // While `slow` runs, `quick`'s container is removed: its output was all
+    // read.
+    let watcher = tokio::spawn(eventually(70, move || {
+        let id = id.clone();
+        async move {
+            container_state(&id, "slow").await.as_deref() == Some("running")
+                && container_state(&id, "quick").await.is_none()
         }
-        false
-    });
+    }));
     let (done, lines) = run(&engine, spec, Recorder::default()).await;
     assert!(
         watcher.await.unwrap(),
