@@ -381,3 +381,42 @@ async fn pull_progress_opens_the_log_and_policies_decide_when_to_pull() {
     destroy_and_check(&engine, &spec).await;
     remove_image(&engine, &image).await.unwrap();
 }
+
+#[tokio::test]
+async fn steps_made_ahead_with_one_missing_image_share_one_pull() {
+    let Some(engine) = docker_unless_podman(
+        "Podman reaches a registry on 127.0.0.1 over https only, and the stand-in registry speaks http",
+    )
+    .await
+    else {
+        return;
+    };
+    let registry = FakeRegistry::start(image_route()).await;
+    let image = format!("{}/runnerkit/pulled:shared", registry.address);
+    remove_image(&engine, &image).await.unwrap();
+    let step = |name: &str| Step {
+        image: image.clone(),
+        pull: PullPolicy::IfNotExists,
+        entrypoint: vec!["/bin/busybox".into(), "echo".into(), name.to_owned()],
+        ..Step::named(name)
+    };
+    // All three are made ahead at setup, side by side.
+    let spec = spec("shared-pull", vec![step("one"), step("two"), step("three")]);
+    let ran = run_all(&engine, &spec).await;
+    assert!(
+        ran[0].log.starts_with("shared: Pulling from runnerkit/pulled\n"),
+        "the first step's log shows the pull: {}",
+        ran[0].log
+    );
+    assert_eq!(ran[1].log, "two\n", "no second pull");
+    assert_eq!(ran[2].log, "three\n", "no third pull");
+    // Each pull asks for the manifest (only its digest, HEAD, when the
+    // layers are cached): one ask, one pull.
+    let manifests = registry
+        .seen()
+        .iter()
+        .filter(|s| s.path.contains("/manifests/"))
+        .count();
+    assert_eq!(manifests, 1, "one pull: {:?}", registry.seen());
+    destroy_and_check(&engine, &spec).await;
+}
