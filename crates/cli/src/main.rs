@@ -4,26 +4,31 @@
 
 use runnerkit_cli::{BoxError, EngineSettings, Runner, RunnerType};
 use runnerkit_core::CancellationToken;
-use runnerkit_docker::DockerEngine;
+use runnerkit_docker::{DockerEngine, DockerSettings};
 use runnerkit_kube::{KubeEngine, KubeSettings};
 use runnerkit_local::{HomePolicy, LocalEngine};
 use runnerkit_manifest::PipelineType;
 
-/// Connects to the Docker daemon (`DOCKER_HOST` or the default socket), so
-/// that an unreachable daemon refuses the run before anything starts.
-async fn docker() -> Result<DockerEngine, BoxError> {
-    DockerEngine::connect().await.map_err(|e| {
+/// Connects to the Docker daemon (`DOCKER_HOST`, Podman's `CONTAINER_HOST`
+/// or a local socket) with the runner's Docker settings, so that an
+/// unreachable daemon refuses the run before anything starts.
+async fn docker(settings: EngineSettings) -> Result<DockerEngine, BoxError> {
+    let settings = DockerSettings::from_lookup(|name| settings.get(name))?;
+    let engine = DockerEngine::connect().await.map_err(|e| {
         format!(
             "the Docker engine is not available (is the daemon running? DOCKER_HOST?): {}",
             runnerkit_core::error_chain(&e)
         )
-        .into()
-    })
+    })?;
+    Ok(engine.with_settings(&settings))
 }
 
 /// Removes the Docker objects of runs whose process is gone.
-async fn prune_docker() -> Result<Vec<String>, BoxError> {
-    let report = docker().await?.prune(&CancellationToken::new()).await?;
+async fn prune_docker(settings: EngineSettings) -> Result<Vec<String>, BoxError> {
+    let report = docker(settings)
+        .await?
+        .prune(&CancellationToken::new())
+        .await?;
     let named = |kind: &str, names: Vec<String>| {
         names
             .into_iter()
@@ -80,9 +85,9 @@ fn main() -> std::process::ExitCode {
     Runner::new("runnerkit")
         .version(env!("CARGO_PKG_VERSION"))
         .with_type(
-            RunnerType::new(PipelineType::docker(), docker)
+            RunnerType::configured(PipelineType::docker(), docker)
                 .about("each step in a Docker container")
-                .with_prune(|_| prune_docker()),
+                .with_prune(prune_docker),
         )
         .with_type(
             RunnerType::configured(runnerkit_kube::pipeline_type(), kube)

@@ -34,6 +34,9 @@ pub enum Group {
     Runner,
     /// The daemon's HTTP endpoint, shutdown and logging.
     Operation,
+    /// How `type: docker` stages run (`DRONE_DOCKER_STREAM_PULL`, ...);
+    /// read by the Docker engine.
+    Docker,
     /// Where and how `type: kubernetes` stages run (`DRONE_NAMESPACE_DEFAULT`,
     /// `DRONE_RESOURCE_*`, ...); read by the Kubernetes engine.
     Kubernetes,
@@ -41,10 +44,11 @@ pub enum Group {
 
 impl Group {
     /// Every group, in the order they are listed.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Server,
         Self::Runner,
         Self::Operation,
+        Self::Docker,
         Self::Kubernetes,
     ];
 
@@ -54,6 +58,7 @@ impl Group {
             Self::Server => "Drone server",
             Self::Runner => "Runner",
             Self::Operation => "Operation",
+            Self::Docker => "Docker engine",
             Self::Kubernetes => "Kubernetes engine",
         }
     }
@@ -198,7 +203,7 @@ macro_rules! settings {
     };
 }
 
-use Group::{Kubernetes, Operation, Runner, Server};
+use Group::{Docker, Kubernetes, Operation, Runner, Server};
 
 settings! {
     /// How to reach the server: `http` or `https`.
@@ -341,6 +346,25 @@ settings! {
     DEBUG = Setting::boolean(Operation, "DRONE_DEBUG", "debug");
     /// Log at trace level (runnerkit's own messages).
     TRACE = Setting::boolean(Operation, "DRONE_TRACE", "trace");
+
+    /// Whether pull progress opens a step's log.
+    DOCKER_STREAM_PULL = Setting::boolean(Docker, "DRONE_DOCKER_STREAM_PULL", "docker-stream-pull")
+        .with_default("true")
+        .with_example("false");
+    /// How many steps after the one being created have their containers
+    /// made (and script steps started, held) in the background; 0: none.
+    DOCKER_LOOKAHEAD = Setting::text(Docker, "RUNNERKIT_DOCKER_LOOKAHEAD", "docker-lookahead", "N")
+        .with_default("3")
+        .with_example("0");
+    /// Seconds a service whose image has a `HEALTHCHECK` may take to become
+    /// healthy; the steps after it wait until then.
+    DOCKER_HEALTH_TIMEOUT = Setting::text(Docker, "RUNNERKIT_DOCKER_HEALTH_TIMEOUT", "docker-health-timeout", "SECONDS")
+        .with_default("300")
+        .with_example("60");
+    /// Seconds from SIGTERM to SIGKILL when a step is stopped.
+    DOCKER_STOP_GRACE = Setting::text(Docker, "RUNNERKIT_DOCKER_STOP_GRACE", "docker-stop-grace", "SECONDS")
+        .with_default("5")
+        .with_example("30");
 
     /// The kubeconfig file of the cluster; unset: `KUBECONFIG`,
     /// `~/.kube/config`, then the pod's service account.

@@ -55,6 +55,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A setting (see [`DockerSettings`](crate::DockerSettings)) does not
+    /// read.
+    #[error("setting {name}: {why}")]
+    Setting {
+        /// The variable.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The operation stopped because its token was cancelled.
     #[error("{operation}: cancelled")]
     Cancelled {

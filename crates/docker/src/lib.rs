@@ -106,6 +106,7 @@ mod logs;
 mod make;
 mod probe;
 mod prune;
+mod settings;
 mod stage;
 mod teardown;
 #[cfg(feature = "testing")]
@@ -121,3 +122,4 @@ pub use labels::{
     LABEL_CREATOR_STARTED, LABEL_MANAGED, LABEL_STAGE, LABEL_STEP, LABEL_TOKEN,
 };
 pub use prune::PruneReport;
+pub use settings::DockerSettings;

@@ -404,7 +404,9 @@ async fn steps_made_ahead_with_one_missing_image_share_one_pull() {
     let spec = spec("shared-pull", vec![step("one"), step("two"), step("three")]);
     let ran = run_all(&engine, &spec).await;
     assert!(
-        ran[0].log.starts_with("shared: Pulling from runnerkit/pulled\n"),
+        ran[0]
+            .log
+            .starts_with("shared: Pulling from runnerkit/pulled\n"),
         "the first step's log shows the pull: {}",
         ran[0].log
     );
