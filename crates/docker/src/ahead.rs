@@ -1,8 +1,9 @@
 //! Pipelining: the next steps' containers are made while the current step
 //! runs. A step's image, environment and mounts are known once the stage is
 //! compiled, so after `setup`, and after each step's `create`, the engine
-//! makes the following steps (its lookahead, [`DockerEngine::with_lookahead`]
-//! (crate::DockerEngine::with_lookahead)) in the background: the image made
+//! makes the following steps (its lookahead,
+//! [`DockerEngine::with_lookahead`](crate::DockerEngine::with_lookahead)) in
+//! the background: the image made
 //! present, the container created, and a script step's container started
 //! held (see [`crate::make`]). Their own `create` and `start` then find the
 //! work done.
