@@ -19,7 +19,6 @@
 
 use std::sync::Arc;
 
-use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use futures_util::FutureExt;
 use runnerkit_core::{RunPolicy, Step};
 use tokio::sync::oneshot;
@@ -28,6 +27,7 @@ use tokio::task::JoinHandle;
 use crate::error::{api_error, is_not_found};
 use crate::make::{ImageTurn, StepMaker};
 use crate::stage::{Slot, StageEntry, StepEntry, Target, step_key};
+use crate::teardown;
 
 /// How many steps ahead the engine makes unless told otherwise.
 pub const DEFAULT_LOOKAHEAD: usize = 3;
@@ -89,15 +89,7 @@ pub(crate) async fn remove(
     maker: &StepMaker,
     target: &Target,
 ) -> Result<(), runnerkit_core::EngineError> {
-    let options = RemoveContainerOptionsBuilder::new()
-        .force(true)
-        .v(true)
-        .build();
-    match maker
-        .docker
-        .remove_container(&target.id, Some(options))
-        .await
-    {
+    match teardown::remove_container(&maker.docker, &target.id).await {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(api_error(format!("remove container {:?}", target.name), e)),

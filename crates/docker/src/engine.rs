@@ -42,8 +42,9 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
 /// volumes; `create` pulls the image as the step's pull policy says and
 /// creates the container; `start` attaches to its output, then starts it;
 /// the next steps' containers are made while a step runs (see
-/// [`with_lookahead`](Self::with_lookahead)); `wait` reads the exit code and the OOM flag; `destroy` removes every
-/// object labelled with the stage's id and the run's token. `setup` and
+/// [`with_lookahead`](Self::with_lookahead)); `wait` reads the exit code and
+/// the OOM flag; `destroy` removes every object labelled with the stage's id
+/// and the run's token. `setup` and
 /// `create` refuse an object that has the chosen name but was not created by
 /// this run. See the crate documentation for the objects and labels.
 pub struct DockerEngine {
@@ -378,7 +379,7 @@ impl DockerEngine {
         if cancel.is_cancelled() {
             return Err(cancelled(format!("start of step {:?}", step.name)));
         }
-        if !entry.launched {
+        if !entry.launched() {
             self.maker.launch(stage, step, entry).await?;
         }
         make::release(step, entry).await?;

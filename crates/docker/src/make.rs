@@ -155,7 +155,6 @@ impl StepMaker {
             .await
             .map_err(|e| api_error(format!("start container {:?}", target.name), e))?;
         tracing::debug!(container = %target.name, step = %step.name, held, "started");
-        entry.launched = true;
         entry.output = Some(output);
         entry.output_ended = Some(output_ended);
         entry.release = held.then_some(attached.input);

@@ -112,8 +112,6 @@ pub(crate) struct StepEntry {
     /// Pull progress (and the health wait's lines), yielded before the
     /// container's output.
     pub(crate) preamble: Vec<Bytes>,
-    /// Whether the container was attached to and started (maybe ahead).
-    pub(crate) launched: bool,
     /// Whether the step's `start` succeeded: only then may `tail` take the
     /// output.
     pub(crate) started: bool,
@@ -127,12 +125,17 @@ pub(crate) struct StepEntry {
 }
 
 impl StepEntry {
+    /// Whether the container was attached to and started (maybe ahead):
+    /// the launch is what sets up the output copy.
+    pub(crate) fn launched(&self) -> bool {
+        self.output_ended.is_some()
+    }
+
     pub(crate) fn created(container: String, name: String, preamble: Vec<Bytes>) -> Self {
         Self {
             container,
             name,
             preamble,
-            launched: false,
             started: false,
             output: None,
             output_ended: None,

@@ -232,21 +232,19 @@ pub(crate) async fn remove(docker: &Docker, objects: &[Found]) -> (Vec<Found>, V
     (removed, failed)
 }
 
+/// Force-removes the container `id` (killed if running) with its anonymous
+/// volumes.
+pub(crate) async fn remove_container(docker: &Docker, id: &str) -> Result<(), ApiError> {
+    let options = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    docker.remove_container(id, Some(options)).await
+}
+
 async fn remove_one(docker: &Docker, object: &Found) -> Result<(), ApiError> {
     match object.kind {
-        Kind::Container => {
-            docker
-                .remove_container(
-                    &object.id,
-                    Some(
-                        RemoveContainerOptionsBuilder::new()
-                            .force(true)
-                            .v(true)
-                            .build(),
-                    ),
-                )
-                .await
-        }
+        Kind::Container => remove_container(docker, &object.id).await,
         Kind::Network => docker.remove_network(&object.id).await,
         Kind::Volume => {
             docker
