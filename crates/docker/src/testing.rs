@@ -65,6 +65,14 @@ pub async fn docker_or_skip() -> Option<DockerEngine> {
     Some(engine)
 }
 
+/// Why a test of the OOM flag skips on Podman ([`docker_unless_podman`]).
+pub const PODMAN_LEAVES_OOM_UNREPORTED: &str = "Podman 4.3's conmon writes the OOM flag into the API service's working directory, where podman never reads it: OOMKilled stays false";
+
+/// Why a test of the http stand-in registry skips on Podman
+/// ([`docker_unless_podman`]).
+pub const PODMAN_PULLS_LOOPBACK_OVER_HTTPS: &str =
+    "Podman reaches a registry on 127.0.0.1 over https only, and the stand-in registry speaks http";
+
 /// Like [`docker_or_skip`], but `None` also when the daemon is Podman,
 /// after printing `why` the test cannot pass there (a documented
 /// difference of Podman's, docs/docker.md).

@@ -13,7 +13,9 @@ use runnerkit_core::{
     CancellationToken, Engine, EngineErrorKind, Mount, PullPolicy, Resources, SecretVar, Step,
     Volume, VolumeSource,
 };
-use runnerkit_docker::testing::{TEST_IMAGE, docker_or_skip, docker_unless_podman};
+use runnerkit_docker::testing::{
+    PODMAN_LEAVES_OOM_UNREPORTED, TEST_IMAGE, docker_or_skip, docker_unless_podman,
+};
 
 #[tokio::test]
 async fn exit_codes_are_reported() {
@@ -239,11 +241,7 @@ async fn temp_volumes_persist_across_steps_and_memory_volumes_are_tmpfs() {
 
 #[tokio::test]
 async fn oom_is_reported_with_a_small_mem_limit() {
-    let Some(engine) = docker_unless_podman(
-        "Podman 4.3's conmon writes the OOM flag into the API service's working directory, where podman never reads it: OOMKilled stays false",
-    )
-    .await
-    else {
+    let Some(engine) = docker_unless_podman(PODMAN_LEAVES_OOM_UNREPORTED).await else {
         return;
     };
     // The daemon learns of an OOM kill through a cgroup notification it

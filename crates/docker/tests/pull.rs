@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use common::{destroy_and_check, run_all, run_step, script, spec};
 use runnerkit_core::{CancellationToken, Engine, EngineErrorKind, PullPolicy, RegistryAuth, Step};
 use runnerkit_docker::testing::{
-    TEST_IMAGE, docker_or_skip, docker_unless_podman, remove_image, tar,
+    PODMAN_PULLS_LOOPBACK_OVER_HTTPS, TEST_IMAGE, docker_or_skip, docker_unless_podman,
+    remove_image, tar,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -199,11 +200,7 @@ fn private_route(seen: &Seen) -> Answer {
 
 #[tokio::test]
 async fn credentials_matching_the_image_host_are_sent() {
-    let Some(engine) = docker_unless_podman(
-        "Podman reaches a registry on 127.0.0.1 over https only, and the stand-in registry speaks http",
-    )
-    .await
-    else {
+    let Some(engine) = docker_unless_podman(PODMAN_PULLS_LOOPBACK_OVER_HTTPS).await else {
         return;
     };
     let registry = FakeRegistry::start(private_route).await;
@@ -299,11 +296,7 @@ async fn the_default_policy_does_not_pull_a_present_pinned_image() {
 
 #[tokio::test]
 async fn pull_progress_opens_the_log_and_policies_decide_when_to_pull() {
-    let Some(engine) = docker_unless_podman(
-        "Podman reaches a registry on 127.0.0.1 over https only, and the stand-in registry speaks http",
-    )
-    .await
-    else {
+    let Some(engine) = docker_unless_podman(PODMAN_PULLS_LOOPBACK_OVER_HTTPS).await else {
         return;
     };
     // Each step pulls when its own `create` is called: the counts below are
@@ -384,11 +377,7 @@ async fn pull_progress_opens_the_log_and_policies_decide_when_to_pull() {
 
 #[tokio::test]
 async fn steps_made_ahead_with_one_missing_image_share_one_pull() {
-    let Some(engine) = docker_unless_podman(
-        "Podman reaches a registry on 127.0.0.1 over https only, and the stand-in registry speaks http",
-    )
-    .await
-    else {
+    let Some(engine) = docker_unless_podman(PODMAN_PULLS_LOOPBACK_OVER_HTTPS).await else {
         return;
     };
     let registry = FakeRegistry::start(image_route()).await;

@@ -15,7 +15,9 @@ use runnerkit_core::{
     Step, StepState,
 };
 use runnerkit_docker::DockerEngine;
-use runnerkit_docker::testing::{docker_or_skip, docker_unless_podman, stage_leftovers};
+use runnerkit_docker::testing::{
+    PODMAN_LEAVES_OOM_UNREPORTED, docker_or_skip, docker_unless_podman, stage_leftovers,
+};
 use runnerkit_runtime::{Runtime, RuntimeConfig};
 
 /// Collects every step's log lines, by step name; cancels `cancel_on.1`
@@ -197,11 +199,7 @@ async fn a_missing_image_errors_the_step_and_the_stage() {
 
 #[tokio::test]
 async fn oom_fails_the_step_with_137() {
-    let Some(engine) = docker_unless_podman(
-        "Podman 4.3's conmon writes the OOM flag into the API service's working directory, where podman never reads it: OOMKilled stays false",
-    )
-    .await
-    else {
+    let Some(engine) = docker_unless_podman(PODMAN_LEAVES_OOM_UNREPORTED).await else {
         return;
     };
     // The daemon learns of an OOM kill through a cgroup notification it
