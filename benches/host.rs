@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use runnerkit::core::{
-    CancellationToken, Hook, Line, Script, Spec, State, Status, Step, StepState, Workspace,
+    CancellationToken, Hook, Lines, Script, Spec, State, Status, Step, StepState, Workspace,
 };
 use runnerkit::local::LocalEngine;
 use runnerkit::runtime::Runtime;
@@ -40,8 +40,8 @@ struct CountingHook(AtomicU64);
 
 #[async_trait]
 impl Hook for CountingHook {
-    fn got_line(&self, _: &State, _: &StepState, _: &Line) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+    fn got_lines(&self, _: &State, _: &StepState, lines: Lines<'_>) {
+        self.0.fetch_add(lines.len() as u64, Ordering::Relaxed);
     }
 }
 

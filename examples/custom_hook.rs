@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use runnerkit::core::{
-    CancellationToken, Hook, HookError, Line, Spec, State, Status, Step, StepState,
+    CancellationToken, Hook, HookError, Lines, Spec, State, Status, Step, StepState,
 };
 use runnerkit::mock::{MockEngine, StepScript};
 use runnerkit::runtime::Runtime;
@@ -23,9 +23,10 @@ struct Notifier {
 
 #[async_trait]
 impl Hook for Notifier {
-    fn got_line(&self, _: &State, _: &StepState, _: &Line) {
-        // Called for every line on the log path: keep it quick.
-        self.lines.fetch_add(1, Ordering::Relaxed);
+    fn got_lines(&self, _: &State, _: &StepState, lines: Lines<'_>) {
+        // Called for every batch of lines on the log path: keep it quick.
+        // (A hook that takes one line at a time implements `got_line`.)
+        self.lines.fetch_add(lines.len(), Ordering::Relaxed);
     }
 
     async fn after(&self, state: &State) -> Result<(), HookError> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use runnerkit::core::drone::{ConfigFile, Details, Filter, Netrc, Stage, Step};
-use runnerkit::core::{CancellationToken, Line, Manager, ManagerError, Spec, Status};
+use runnerkit::core::{CancellationToken, Line, LogUpload, Manager, ManagerError, Spec, Status};
 use runnerkit::mock::{MockEngine, StepScript};
 use runnerkit::runtime::Runtime;
 
@@ -86,11 +86,8 @@ impl Manager for OneStage {
         self.note(format!("step #{step_id}: {} live lines", lines.len()));
         Ok(())
     }
-    async fn upload(&self, step_id: i64, lines: &[Line]) -> Result<(), ManagerError> {
-        self.note(format!(
-            "step #{step_id}: full log of {} lines",
-            lines.len()
-        ));
+    async fn upload(&self, step_id: i64, log: LogUpload<'_>) -> Result<(), ManagerError> {
+        self.note(format!("step #{step_id}: full log of {} lines", log.len()));
         Ok(())
     }
 }
@@ -144,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
             timestamp: 0,
         }];
         manager.write(step.id, &lines).await?;
-        manager.upload(step.id, &lines).await?;
+        manager.upload(step.id, LogUpload::lines(&lines)).await?;
         (step.status, step.exit_code) = (state.status, state.exit_code);
         manager.after(step).await?;
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::{Line, State, StepState};
+use crate::{LineRef, Lines, State, StepLog, StepState};
 
 /// What [`Hook::before_each`] asks the runtime to do with a step.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,14 +34,17 @@ pub enum StepDecision {
 /// 2. For each step that is about to run: [`before_each`](Hook::before_each)
 ///    (the step is `running`; the hook may still skip it, or add variables
 ///    to its environment), then
-///    [`got_line`](Hook::got_line) for each log line in order, then
-///    [`got_logs`](Hook::got_logs) once with every line, then
+///    [`got_lines`](Hook::got_lines) for each batch of log lines in order
+///    (by default, [`got_line`](Hook::got_line) for each line), then,
+///    for a hook that [wants the log](Hook::wants_log),
+///    [`got_logs`](Hook::got_logs) once with the whole log, then
 ///    [`after_each`](Hook::after_each) with the final status.
 ///    A step skipped by its run policy gets only `after_each` (status
 ///    `skipped`). Steps skipped because of a cancellation or exit code 78,
 ///    and steps never reached, get no per-step call: they appear in the
 ///    final state given to `after`.
-///    Detached steps get `got_logs` and `after_each` at the end of the stage,
+///    Detached steps get `got_logs` and `after_each` when their output ended
+///    (at the latest in the teardown),
 ///    once their output has ended.
 /// 3. [`after`](Hook::after) once, last, with every step final, after the
 ///    engine tore the stage down.
@@ -72,9 +75,17 @@ pub enum StepDecision {
 /// stored): no new step starts, pending steps end `skipped`, and the stage
 /// ends `error` with the hook's message (steps already running finish). An
 /// error from `after` is logged and kept in the stage's error if it has none.
-/// `got_line` cannot fail; a panic in it is logged and the line goes on to
-/// the other hooks. Each event still reaches every hook when one of them
-/// failed.
+/// `got_lines` and `got_line` cannot fail; a panic in them is logged and the
+/// batch goes on to the other hooks. Each event still reaches every hook
+/// when one of them failed.
+///
+/// # Keeping the log
+///
+/// The runtime keeps a step's whole log only when a hook asks for it with
+/// [`wants_log`](Hook::wants_log): then it keeps it compactly, moves it to a
+/// temporary file past a memory bound, and gives it to that hook's
+/// [`got_logs`](Hook::got_logs). Otherwise a log streams through the runtime
+/// in constant memory, whatever its size.
 #[async_trait]
 pub trait Hook: Send + Sync {
     /// The stage is starting.
@@ -104,20 +115,41 @@ pub trait Hook: Send + Sync {
         Ok(())
     }
 
-    /// One line of `step`'s log, already masked, in order.
-    ///
-    /// Called on the log path for every line, so it must be quick and must
-    /// not block: buffer lines and send them elsewhere (a hook that reports to
-    /// a server batches them on its own task). This is why it is not `async`.
-    fn got_line(&self, _state: &State, _step: &StepState, _line: &Line) {}
+    /// Whether this hook wants each step's whole log given to
+    /// [`got_logs`](Hook::got_logs). Asked once, when the hook is added to
+    /// the runtime; the answer holds for every stage it runs.
+    fn wants_log(&self) -> bool {
+        false
+    }
 
-    /// Every line of `step`'s log, once, after its output ended and before
-    /// [`after_each`](Hook::after_each).
+    /// A batch of `step`'s log lines, already masked, in order: the lines one
+    /// chunk of the step's output completed. Batches of one step come one at
+    /// a time and in order, numbered on from the last.
+    ///
+    /// Called on the log path, so it must be quick and must not block: a
+    /// hook that reports to a server copies the lines it needs and sends
+    /// them from a task of its own. This is why it is not `async`. The
+    /// default calls [`got_line`](Hook::got_line) for each line, for a hook
+    /// that takes one line at a time.
+    fn got_lines(&self, state: &State, step: &StepState, lines: Lines<'_>) {
+        for line in lines {
+            self.got_line(state, step, line);
+        }
+    }
+
+    /// One line of `step`'s log, already masked, in order (from the default
+    /// [`got_lines`](Hook::got_lines)). Quick and non-blocking, as
+    /// `got_lines`.
+    fn got_line(&self, _state: &State, _step: &StepState, _line: LineRef<'_>) {}
+
+    /// `step`'s whole log, once, after its output ended and before
+    /// [`after_each`](Hook::after_each). Called only on a hook that
+    /// [wants the log](Hook::wants_log).
     async fn got_logs(
         &self,
         _state: &State,
         _step: &StepState,
-        _lines: &[Line],
+        _log: &StepLog,
     ) -> Result<(), HookError> {
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! - [`Spec`] and [`Step`]: the compiled, engine-facing pipeline of one stage.
 //! - [`Status`], [`StepState`], [`StageState`], [`Snapshot`] and the shared
 //!   [`State`] handle hooks read from.
-//! - [`Line`] and [`ExitState`]: what a step produces.
+//! - [`Lines`], [`Line`], [`StepLog`] and [`ExitState`]: what a step produces.
 //! - The three contracts: [`Engine`] (runs steps), [`Hook`] (observes a
 //!   stage), [`Manager`] (talks to the CI server), each documented with who
 //!   calls what, when, and what must hold afterwards; and the extension
@@ -27,6 +27,7 @@ pub mod drone;
 mod engine;
 mod hook;
 mod line;
+mod log;
 mod manager;
 mod options;
 mod plugins;
@@ -39,7 +40,8 @@ mod status;
 pub use chain::error_chain;
 pub use engine::{Engine, EngineError, EngineErrorKind, LogStream};
 pub use hook::{Hook, HookError, StepDecision};
-pub use line::{ExitState, Line};
+pub use line::{ExitState, Line, LineRef, Lines, LinesIter};
+pub use log::{LogUpload, StepLog};
 pub use manager::{Manager, ManagerError};
 pub use options::{EngineOptions, OptionsValue};
 pub use plugins::{EnvironPluginClient, PluginVariable, RegistryPluginClient, SecretPluginClient};

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use crate::Line;
 use crate::drone::{Details, Filter, Netrc, Stage, Step};
+use crate::{Line, LogUpload};
 
 /// The runner's side of the conversation with a CI server: where stages come
 /// from and where their progress goes. Two implementations ship: Drone's HTTP
@@ -89,8 +89,10 @@ pub trait Manager: Send + Sync {
     async fn write(&self, step_id: i64, lines: &[Line]) -> Result<(), ManagerError>;
 
     /// Stores the whole log of step `step_id`. Called once, after the last
-    /// `write` and before `after`.
-    async fn upload(&self, step_id: i64, lines: &[Line]) -> Result<(), ManagerError>;
+    /// `write` and before `after`. The log may be larger than memory (its
+    /// [`StepLog`](crate::StepLog) spilled to a file): read it with
+    /// [`LogUpload::for_each`] rather than collect it into lines.
+    async fn upload(&self, step_id: i64, log: LogUpload<'_>) -> Result<(), ManagerError>;
 }
 
 /// Why a [`Manager`] call failed.

@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{destroy_and_check, run_all, script, spec};
 use futures_util::StreamExt;
-use runnerkit_core::{CancellationToken, Engine, Hook, Line, Snapshot, State, Status, StepState};
+use runnerkit_core::{
+    CancellationToken, Engine, Hook, LineRef, Snapshot, State, Status, StepState,
+};
 use runnerkit_docker::DockerEngine;
 use runnerkit_docker::testing::{Planted, docker_or_skip, remove_from_outside, stage_leftovers};
 use runnerkit_runtime::{Runtime, RuntimeConfig};
@@ -129,7 +131,7 @@ struct RemoveOn {
 
 #[async_trait]
 impl Hook for RemoveOn {
-    fn got_line(&self, _state: &State, _step: &StepState, line: &Line) {
+    fn got_line(&self, _state: &State, _step: &StepState, line: LineRef<'_>) {
         if line.message == self.trigger {
             let engine = Arc::clone(&self.engine);
             let stage = self.stage.clone();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{script, spec};
 use runnerkit_core::{
-    CancellationToken, ErrorPolicy, Hook, HookError, Line, RunPolicy, Snapshot, Spec, State,
+    CancellationToken, ErrorPolicy, Hook, HookError, LineRef, RunPolicy, Snapshot, Spec, State,
     Status, StepDecision, StepState,
 };
 use runnerkit_docker::testing::{docker_or_skip, stage_leftovers};
@@ -36,13 +36,13 @@ impl Hook for Recorder {
         })
     }
 
-    fn got_line(&self, _: &State, step: &StepState, line: &Line) {
+    fn got_line(&self, _: &State, step: &StepState, line: LineRef<'_>) {
         self.lines
             .lock()
             .unwrap()
             .entry(step.name.clone())
             .or_default()
-            .push(line.message.clone());
+            .push(line.message.to_owned());
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{script, spec};
 use runnerkit_core::{
-    CancellationToken, Hook, Line, PullPolicy, Resources, SecretVar, Snapshot, Spec, State, Status,
-    Step, StepState,
+    CancellationToken, Hook, LineRef, PullPolicy, Resources, SecretVar, Snapshot, Spec, State,
+    Status, Step, StepState,
 };
 use runnerkit_docker::DockerEngine;
 use runnerkit_docker::testing::{
@@ -30,13 +30,13 @@ struct Lines {
 
 #[async_trait]
 impl Hook for Lines {
-    fn got_line(&self, _state: &State, step: &StepState, line: &Line) {
+    fn got_line(&self, _state: &State, step: &StepState, line: LineRef<'_>) {
         self.lines
             .lock()
             .unwrap()
             .entry(step.name.clone())
             .or_default()
-            .push(line.message.clone());
+            .push(line.message.to_owned());
         if let Some((trigger, cancel)) = &self.cancel_on
             && &line.message == trigger
         {

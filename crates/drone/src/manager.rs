@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
-use runnerkit_core::drone::{self, Details, Filter, Netrc, Stage, Step};
-use runnerkit_core::{Line, Manager, ManagerError};
+use runnerkit_core::drone::{Details, Filter, Netrc, Stage, Step};
+use runnerkit_core::{Line, LineRef, LogUpload, Manager, ManagerError};
 
 use crate::rpc::{Call, Expect, Rpc, decode, json_body};
 use crate::{DroneConfig, Error};
@@ -163,19 +163,10 @@ impl DroneManager {
         &self,
         name: &'static str,
         path: String,
-        lines: &[Line],
+        body: bytes::Bytes,
         idempotent: bool,
     ) -> Result<(), ManagerError> {
-        let wire: Vec<drone::Line> = lines.iter().map(drone::Line::from).collect();
-        // An empty log is `[]`, never `null`: the server stores the body
-        // verbatim and serves it back as a JSON array.
-        let mut call = self.call(
-            name,
-            Method::POST,
-            &path,
-            Some(json_body(&wire)?),
-            Expect::Nothing,
-        )?;
+        let mut call = self.call(name, Method::POST, &path, Some(body), Expect::Nothing)?;
         call.idempotent = idempotent;
         call.appends = !idempotent;
         self.rpc.send(&call).await.map(drop)
@@ -281,24 +272,82 @@ impl Manager for DroneManager {
         if lines.is_empty() {
             return Ok(());
         }
+        let body = wire_lines(|each| {
+            lines.iter().for_each(|l| each(l.as_ref()));
+            Ok(())
+        })?;
         self.send_lines(
             "write",
             format!("/rpc/v2/step/{step_id}/logs/batch"),
-            lines,
+            body,
             false,
         )
         .await
     }
 
     /// `POST /rpc/v2/step/{id}/logs/upload`; an empty log is sent as `[]`.
-    async fn upload(&self, step_id: i64, lines: &[Line]) -> Result<(), ManagerError> {
+    /// The body is encoded once, read from the log as it goes (a kept log
+    /// may live in a file), and sent again as is on a retry.
+    async fn upload(&self, step_id: i64, log: LogUpload<'_>) -> Result<(), ManagerError> {
+        let body = wire_lines(|each| log.for_each(each))?;
         self.send_lines(
             "upload",
             format!("/rpc/v2/step/{step_id}/logs/upload"),
-            lines,
+            body,
             true,
         )
         .await
+    }
+}
+
+/// A JSON array of Drone's `Line` (protocol §4.11) for the lines `read`
+/// gives, encoded straight from the borrowed text. An empty one is `[]`,
+/// never `null`: the server stores an upload verbatim and serves it back as
+/// an array.
+fn wire_lines(
+    read: impl FnOnce(&mut dyn FnMut(LineRef<'_>)) -> std::io::Result<()>,
+) -> Result<bytes::Bytes, ManagerError> {
+    let mut body = Vec::new();
+    body.push(b'[');
+    let mut failed = None;
+    read(&mut |line| {
+        if failed.is_some() {
+            return;
+        }
+        if body.len() > 1 {
+            body.push(b',');
+        }
+        let wire = WireLine {
+            pos: line.number,
+            out: WithNewline(line.message),
+            time: line.timestamp,
+        };
+        if let Err(e) = serde_json::to_writer(&mut body, &wire) {
+            failed = Some(e);
+        }
+    })
+    .map_err(|e| ManagerError::Invalid(format!("cannot read the step's kept log: {e}")))?;
+    if let Some(e) = failed {
+        return Err(ManagerError::Invalid(format!("cannot encode the log: {e}")));
+    }
+    body.extend_from_slice(b"]\n");
+    Ok(bytes::Bytes::from(body))
+}
+
+/// Drone's `Line` as sent, borrowing the text.
+#[derive(serde::Serialize)]
+struct WireLine<'a> {
+    pos: u64,
+    out: WithNewline<'a>,
+    time: u64,
+}
+
+/// A line's text with the `\n` Drone's `out` carries.
+struct WithNewline<'a>(&'a str);
+
+impl serde::Serialize for WithNewline<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}\n", self.0))
     }
 }
 

@@ -55,7 +55,10 @@ async fn one_stage_call_by_call() {
         .await
         .unwrap();
     let all = lines(&["+ git init", "done"]);
-    manager.upload(step.id, &all).await.unwrap();
+    manager
+        .upload(step.id, runnerkit_core::LogUpload::lines(&all))
+        .await
+        .unwrap();
 
     step.status = Status::Success;
     step.stopped = 1_700_000_004;
@@ -106,7 +109,10 @@ async fn every_request_carries_the_token_and_no_content_type() {
     server.enqueue(details());
     let manager = manager(&server);
     let mut stage = started(&manager, &["build"]).await;
-    manager.upload(stage.steps[0].id, &[]).await.unwrap();
+    manager
+        .upload(stage.steps[0].id, runnerkit_core::LogUpload::lines(&[]))
+        .await
+        .unwrap();
     stage.status = Status::Success;
     manager.after_all(&mut stage).await.unwrap();
 
@@ -196,7 +202,10 @@ async fn upload_of_an_empty_log_sends_an_empty_array() {
     let manager = manager(&server);
     let stage = started(&manager, &["quiet"]).await;
     let step_id = stage.steps[0].id;
-    manager.upload(step_id, &[]).await.unwrap();
+    manager
+        .upload(step_id, runnerkit_core::LogUpload::lines(&[]))
+        .await
+        .unwrap();
     assert_eq!(&server.uploaded_log(step_id).unwrap()[..], b"[]\n");
 }
 

@@ -171,7 +171,10 @@ async fn a_500_on_a_call_safe_to_repeat_is_retried_until_it_passes() {
         timestamp: 0,
     }];
     server.inject_times(Endpoint::Upload, Fault::Status(500), 2);
-    manager.upload(step.id, &lines).await.unwrap();
+    manager
+        .upload(step.id, runnerkit_core::LogUpload::lines(&lines))
+        .await
+        .unwrap();
     let log = server.uploaded_log(step.id).expect("uploaded");
     assert_eq!(String::from_utf8_lossy(&log).matches("hello").count(), 1);
 }

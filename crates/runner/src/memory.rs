@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use runnerkit_core::drone::{Build, ConfigFile, Details, Filter, Netrc, Repo, Stage, Step};
-use runnerkit_core::{Line, Manager, ManagerError, Status};
+use runnerkit_core::{Line, LogUpload, Manager, ManagerError, Status};
 use tokio::sync::Notify;
 
 /// One update the manager received, in arrival order.
@@ -349,8 +349,13 @@ impl Manager for MemoryManager {
         Ok(())
     }
 
-    async fn upload(&self, step_id: i64, lines: &[Line]) -> Result<(), ManagerError> {
-        self.lock().uploaded.insert(step_id, lines.to_vec());
+    /// Keeps the whole log in memory: this manager is for tests and for
+    /// embedding, where logs are small.
+    async fn upload(&self, step_id: i64, log: LogUpload<'_>) -> Result<(), ManagerError> {
+        let mut lines = Vec::new();
+        log.for_each(|line| lines.push(line.to_line()))
+            .map_err(|e| ManagerError::Invalid(format!("cannot read the step's kept log: {e}")))?;
+        self.lock().uploaded.insert(step_id, lines);
         Ok(())
     }
 }

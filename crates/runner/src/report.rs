@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use runnerkit_core::drone;
 use runnerkit_core::{
-    CancellationToken, Hook, HookError, Line, Manager, ManagerError, State, Status, StepDecision,
-    StepState,
+    CancellationToken, Hook, HookError, Line, Lines, LogUpload, Manager, ManagerError, State,
+    Status, StepDecision, StepLog, StepState,
 };
 use tokio::sync::Notify;
 
@@ -80,7 +80,7 @@ fn with_cut_notice(lines: &[Line], cut: u64) -> Vec<Line> {
 /// One step's live log: lines waiting to be sent, and a lock that keeps the
 /// batches of one step in order and before its upload.
 #[derive(Debug, Default)]
-struct StepLog {
+struct LiveLog {
     pending: Mutex<Pending>,
     sending: tokio::sync::Mutex<()>,
     /// Lines to show first: compile warnings for this step.
@@ -95,7 +95,7 @@ pub(crate) struct Reporter {
     /// This runner's name, as the server has it on the stage.
     machine: String,
     steps: Mutex<Vec<drone::Step>>,
-    logs: Vec<StepLog>,
+    logs: Vec<LiveLog>,
     config: LogConfig,
     wake: Notify,
     /// Cancelled when the server refuses a report with a conflict: the stage
@@ -123,9 +123,9 @@ impl Reporter {
     ) -> Arc<Self> {
         let logs = warnings
             .into_iter()
-            .map(|preamble| StepLog {
+            .map(|preamble| LiveLog {
                 preamble,
-                ..StepLog::default()
+                ..LiveLog::default()
             })
             .collect();
         Arc::new(Self {
@@ -225,13 +225,18 @@ impl Reporter {
         }
     }
 
-    fn numbered(&self, index: usize, line: &Line) -> Line {
-        let offset = self.logs[index].preamble.len() as u64;
-        Line {
-            number: line.number + offset,
-            message: line.message.clone(),
-            timestamp: line.timestamp,
-        }
+    /// The step's warnings, as the lines that open its log.
+    fn preamble(&self, index: usize) -> Vec<Line> {
+        self.logs[index]
+            .preamble
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Line {
+                number: i as u64,
+                message: w.clone(),
+                timestamp: 0,
+            })
+            .collect()
     }
 
     fn refused(&self, what: &str, e: ManagerError) -> HookError {
@@ -324,37 +329,38 @@ impl Hook for Reporter {
             s.exit_code = 0;
         })
         .await?;
-        let log = &self.logs[step.index];
-        let mut p = lock(&log.pending);
-        for (i, warning) in log.preamble.iter().enumerate() {
-            p.lines.push(Line {
-                number: i as u64,
-                message: warning.clone(),
-                timestamp: 0,
-            });
-        }
+        let preamble = self.preamble(step.index);
+        lock(&self.logs[step.index].pending).lines.extend(preamble);
         Ok(StepDecision::Run)
     }
 
-    fn got_line(&self, _: &State, step: &StepState, line: &Line) {
+    /// The upload reads the runtime's kept log.
+    fn wants_log(&self) -> bool {
+        true
+    }
+
+    /// One lock per batch; each line is copied once, into the pending batch.
+    fn got_lines(&self, _: &State, step: &StepState, lines: Lines<'_>) {
         let Some(log) = self.logs.get(step.index) else {
             return;
         };
+        let offset = log.preamble.len() as u64;
         let mut p = lock(&log.pending);
         if p.closed {
             return;
         }
-        if p.lines.len() >= self.config.buffer_lines {
-            p.cut += 1;
-            return;
-        }
-        p.lines.push(self.numbered(step.index, line));
+        let room = self.config.buffer_lines.saturating_sub(p.lines.len());
+        p.cut += lines.len().saturating_sub(room) as u64;
+        p.lines.extend(lines.iter().take(room).map(|line| Line {
+            number: line.number + offset,
+            ..line.to_line()
+        }));
         if p.lines.len() >= self.config.batch_lines {
             self.wake.notify_one();
         }
     }
 
-    async fn got_logs(&self, _: &State, step: &StepState, lines: &[Line]) -> Result<(), HookError> {
+    async fn got_logs(&self, _: &State, step: &StepState, kept: &StepLog) -> Result<(), HookError> {
         self.flush(step.index).await;
         let log = &self.logs[step.index];
         {
@@ -366,21 +372,15 @@ impl Hook for Reporter {
             p.lines = Vec::new();
             p.cut = 0;
         }
-        let mut all: Vec<Line> = log
-            .preamble
-            .iter()
-            .enumerate()
-            .map(|(i, w)| Line {
-                number: i as u64,
-                message: w.clone(),
-                timestamp: 0,
-            })
-            .collect();
-        all.extend(lines.iter().map(|l| self.numbered(step.index, l)));
+        let head = self.preamble(step.index);
+        let upload = LogUpload {
+            head: &head,
+            log: Some(kept),
+        };
         let step_id = lock(&self.steps)[step.index].id;
         let _order = log.sending.lock().await;
         self.manager
-            .upload(step_id, &all)
+            .upload(step_id, upload)
             .await
             .map_err(|e| self.refused("log upload", e))
     }

@@ -548,9 +548,9 @@ impl Manager for LosesAnswers {
     async fn upload(
         &self,
         step_id: i64,
-        lines: &[runnerkit_core::Line],
+        log: runnerkit_core::LogUpload<'_>,
     ) -> Result<(), runnerkit_core::ManagerError> {
-        self.inner.upload(step_id, lines).await
+        self.inner.upload(step_id, log).await
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use runnerkit_core::drone::Secret;
-use runnerkit_core::{Hook, HookError, Line, State, Status, StepDecision, StepState};
+use runnerkit_core::{Hook, HookError, LineRef, State, Status, StepDecision, StepState};
 use runnerkit_drone::testing::push_stage;
 use runnerkit_mock::{MockEngine, StepScript};
 use runnerkit_runner::{RunnerConfig, StageOutcome};
@@ -73,8 +73,8 @@ impl Hook for Recorder {
         Ok(())
     }
 
-    fn got_line(&self, _state: &State, step: &StepState, line: &Line) {
-        self.push(Event::Line(step.name.clone(), line.message.clone()));
+    fn got_line(&self, _state: &State, step: &StepState, line: LineRef<'_>) {
+        self.push(Event::Line(step.name.clone(), line.message.to_owned()));
     }
 }
 

@@ -25,6 +25,10 @@ pub struct RuntimeConfig {
     pub drain_timeout: Duration,
     /// Bytes of log kept per step; past it, a marker line and a count.
     pub log_limit: usize,
+    /// Bytes of a step's whole log kept in memory, for hooks that want it
+    /// ([`Hook::wants_log`](runnerkit_core::Hook::wants_log)); past it the
+    /// log moves to a temporary file ([`StepLog`](runnerkit_core::StepLog)).
+    pub log_memory: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -37,6 +41,7 @@ impl Default for RuntimeConfig {
             destroy_timeout: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(10),
             log_limit: 5 * 1024 * 1024,
+            log_memory: 1024 * 1024,
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::hooks::{HookSet, panic_message};
 use crate::logs::Masker;
 use crate::plan::Plan;
 use crate::step::{
-    Action, DetachedEnd, StageContext, StepReport, finish_detached, human, run_step,
+    Action, DetachedEnd, StageContext, StepOutput, StepReport, finish_detached, human, run_step,
 };
 use crate::{Error, RuntimeConfig};
 
@@ -274,7 +274,7 @@ impl Runtime {
                 step = index,
                 "a detached step's output did not end after teardown; stopped reading it"
             );
-            finish_detached(ctx, index, &[], DetachedEnd::TornDown).await;
+            finish_detached(ctx, index, &StepOutput::new(ctx), DetachedEnd::TornDown).await;
         }
     }
 }

@@ -5,10 +5,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use runnerkit_core::{
-    CancellationToken, Engine, EngineError, ExitState, Line, LogStream, Spec, State, StateWriter,
-    Status, Step, StepDecision, StepState,
+    CancellationToken, Engine, EngineError, ExitState, Lines, LogStream, Spec, State, StateWriter,
+    Status, Step, StepDecision, StepLog, StepState,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -192,18 +192,9 @@ async fn run_started(
     };
     let token = ctx.token.child_token();
     let limit = step.timeout.or(ctx.config.step_timeout);
-    let mut lines = Vec::new();
-    let mut writer = LineWriter::new(ctx.masker.clone(), ctx.config.log_limit);
+    let mut log = StepOutput::new(&ctx);
     let (ran, timed_out) = {
-        let work = execute(
-            &ctx,
-            step,
-            &running,
-            &token,
-            started,
-            &mut writer,
-            &mut lines,
-        );
+        let work = execute(&ctx, step, &running, &token, started, &mut log);
         let mut work = pin!(AssertUnwindSafe(work).catch_unwind());
         let deadline = async {
             match limit {
@@ -229,11 +220,7 @@ async fn run_started(
         }
         Err(panic) => Ran::Panicked(panic_message(&*panic)),
     };
-    let ts = started.elapsed().as_secs();
-    writer.finish(ts, &mut |line| {
-        ctx.hooks.got_line(&ctx.state, &running, &line);
-        lines.push(line);
-    });
+    log.finish(&ctx, &running, started.elapsed().as_secs());
 
     let cancelled = token.is_cancelled();
     let oom = matches!(ran, Ran::Exited(exit) if exit.oom_killed);
@@ -282,7 +269,7 @@ async fn run_started(
             s.steps[index].clone()
         });
     }
-    let logs_error = ctx.hooks.got_logs(&ctx.state, &st, &lines).await.err();
+    let logs_error = log.hand_over(&ctx, &st).await.err();
     let after_error = ctx.hooks.after_each(&ctx.state, &st).await.err();
     report(status, exit_code, after_error.or(logs_error))
 }
@@ -294,8 +281,7 @@ async fn execute(
     running: &StepState,
     token: &CancellationToken,
     started: Instant,
-    writer: &mut LineWriter,
-    lines: &mut Vec<Line>,
+    log: &mut StepOutput,
 ) -> Executed {
     let engine = &ctx.engine;
     let spec = &ctx.spec;
@@ -323,7 +309,7 @@ async fn execute(
     };
     let mut wait = pin!(wait);
     let exit = {
-        let mut pump = pin!(pump(ctx, running, stream, started, writer, lines));
+        let mut pump = pin!(pump(ctx, running, stream, started, log));
         let mut pumped = false;
         let exit = loop {
             tokio::select! {
@@ -352,7 +338,62 @@ async fn execute(
     })
 }
 
-/// Reads the stream into lines, handing each to the hooks as it comes.
+/// A step's output on its way to the hooks: the line writer, and the whole
+/// log when a hook wants it kept.
+pub(crate) struct StepOutput {
+    writer: LineWriter,
+    kept: Option<StepLog>,
+}
+
+impl StepOutput {
+    pub(crate) fn new(ctx: &StageContext) -> Self {
+        Self {
+            writer: LineWriter::new(ctx.masker.clone(), ctx.config.log_limit),
+            kept: ctx
+                .hooks
+                .wants_log()
+                .then(|| StepLog::new(ctx.config.log_memory)),
+        }
+    }
+
+    fn emitter<'a>(
+        ctx: &'a StageContext,
+        running: &'a StepState,
+        kept: &'a mut Option<StepLog>,
+    ) -> impl FnMut(Lines<'_>) + 'a {
+        move |lines| {
+            ctx.hooks.got_lines(&ctx.state, running, lines);
+            if let Some(kept) = kept {
+                kept.push(lines);
+            }
+        }
+    }
+
+    fn write(&mut self, ctx: &StageContext, running: &StepState, chunk: &[u8], timestamp: u64) {
+        let mut emit = Self::emitter(ctx, running, &mut self.kept);
+        self.writer.write(chunk, timestamp, &mut emit);
+    }
+
+    /// The output ended: a held partial line and the limit's note go out.
+    pub(crate) fn finish(&mut self, ctx: &StageContext, running: &StepState, timestamp: u64) {
+        let mut emit = Self::emitter(ctx, running, &mut self.kept);
+        self.writer.finish(timestamp, &mut emit);
+    }
+
+    /// The whole log to the hooks that want it, with the step's final state.
+    pub(crate) async fn hand_over(&self, ctx: &StageContext, st: &StepState) -> Result<(), String> {
+        match &self.kept {
+            Some(log) => ctx.hooks.got_logs(&ctx.state, st, log).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Chunks read in a row without the stream making the pump wait, after which
+/// the clock is read again anyway.
+const CLOCK_EVERY: u32 = 256;
+
+/// Reads the stream into lines, handing each batch to the hooks as it comes.
 /// Returns the error that ended the stream, if one did (also written to the
 /// log as a line of its own).
 async fn pump(
@@ -360,17 +401,31 @@ async fn pump(
     running: &StepState,
     mut stream: LogStream,
     started: Instant,
-    writer: &mut LineWriter,
-    lines: &mut Vec<Line>,
+    log: &mut StepOutput,
 ) -> Option<EngineError> {
-    let mut emit = |line: Line| {
-        ctx.hooks.got_line(&ctx.state, running, &line);
-        lines.push(line);
-    };
-    while let Some(chunk) = stream.next().await {
-        let ts = started.elapsed().as_secs();
+    // Lines carry whole seconds since the step started. Chunks that were
+    // ready together arrived together: the clock is read only after the
+    // stream made the pump wait (or every `CLOCK_EVERY` chunks), which takes
+    // a clock call per chunk off a busy log.
+    let mut waited = true;
+    let mut since = 0;
+    let mut ts = 0;
+    loop {
+        let chunk = std::future::poll_fn(|cx| {
+            let next = stream.as_mut().poll_next(cx);
+            waited |= next.is_pending();
+            next
+        })
+        .await;
+        let Some(chunk) = chunk else { break };
+        if waited || since >= CLOCK_EVERY {
+            ts = started.elapsed().as_secs();
+            waited = false;
+            since = 0;
+        }
+        since += 1;
         match chunk {
-            Ok(bytes) => writer.write(&bytes, ts, &mut emit),
+            Ok(bytes) => log.write(ctx, running, &bytes, ts),
             Err(e) => {
                 let msg = format!(
                     "[runnerkit] reading the step's output failed: {}",
@@ -378,9 +433,9 @@ async fn pump(
                 );
                 tracing::warn!(step = %running.name, "{}", ctx.masker.mask_str(&msg));
                 // The writer masks it like any line of the step's output.
-                writer.write(b"\n", ts, &mut emit);
-                writer.write(msg.as_bytes(), ts, &mut emit);
-                writer.write(b"\n", ts, &mut emit);
+                log.write(ctx, running, b"\n", ts);
+                log.write(ctx, running, msg.as_bytes(), ts);
+                log.write(ctx, running, b"\n", ts);
                 return Some(e);
             }
         }
@@ -397,20 +452,15 @@ async fn detached_pump(
     stream: LogStream,
     started: Instant,
 ) {
-    let mut writer = LineWriter::new(ctx.masker.clone(), ctx.config.log_limit);
-    let mut lines = Vec::new();
-    let ended = pump(&ctx, &running, stream, started, &mut writer, &mut lines).await;
-    let ts = started.elapsed().as_secs();
-    writer.finish(ts, &mut |line| {
-        ctx.hooks.got_line(&ctx.state, &running, &line);
-        lines.push(line);
-    });
+    let mut log = StepOutput::new(&ctx);
+    let ended = pump(&ctx, &running, stream, started, &mut log).await;
+    log.finish(&ctx, &running, started.elapsed().as_secs());
     let end = match ended {
         Some(e) => DetachedEnd::Lost(e.to_chain_string()),
         None if ctx.tearing_down.is_cancelled() => DetachedEnd::TornDown,
         None => exit_before_teardown(&ctx, &step).await,
     };
-    finish_detached(&ctx, running.index, &lines, end).await;
+    finish_detached(&ctx, running.index, &log, end).await;
 }
 
 /// How a detached step ended.
@@ -453,7 +503,7 @@ const DETACHED_EXIT_WAIT: Duration = Duration::from_secs(10);
 pub(crate) async fn finish_detached(
     ctx: &StageContext,
     index: usize,
-    lines: &[Line],
+    log: &StepOutput,
     end: DetachedEnd,
 ) {
     let st = match end {
@@ -474,7 +524,7 @@ pub(crate) async fn finish_detached(
             ctx.finish(index, Status::Failure, exit.exit_code.max(1), Some(why))
         }
     };
-    if let Err(e) = ctx.hooks.got_logs(&ctx.state, &st, lines).await {
+    if let Err(e) = log.hand_over(ctx, &st).await {
         tracing::warn!(step = %st.name, "got_logs failed for a detached step: {e}");
     }
     if let Err(e) = ctx.hooks.after_each(&ctx.state, &st).await {

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use proptest::prelude::*;
-use runnerkit_core::Line;
+use runnerkit_core::Lines;
 use runnerkit_runtime::logs::{LineWriter, MASK, Masker};
 
 /// RFC 3986's unreserved characters are left as is.
@@ -30,7 +30,7 @@ fn masker(secrets: &[&str]) -> Arc<Masker> {
 fn run(masker: &Arc<Masker>, chunks: &[&[u8]]) -> Vec<String> {
     let mut writer = LineWriter::new(masker.clone(), usize::MAX);
     let mut out = Vec::new();
-    let mut emit = |line: Line| out.push(line.message);
+    let mut emit = |lines: Lines<'_>| out.extend(lines.iter().map(|l| l.message.to_owned()));
     for chunk in chunks {
         writer.write(chunk, 0, &mut emit);
     }

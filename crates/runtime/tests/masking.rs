@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream;
 use runnerkit_core::{
-    CancellationToken, Engine, EngineError, EngineErrorKind, ExitState, Hook, HookError, Line,
-    LogStream, Secret, SecretVar, Snapshot, Spec, State, Status, Step, StepDecision, StepState,
+    CancellationToken, Engine, EngineError, EngineErrorKind, ExitState, Hook, HookError, LineRef,
+    LogStream, Secret, SecretVar, Snapshot, Spec, State, Status, Step, StepDecision, StepLog,
+    StepState,
 };
 use runnerkit_mock::{CallKind, MockEngine, StepScript};
 use runnerkit_runtime::{Runtime, RuntimeConfig};
@@ -118,19 +119,22 @@ impl Hook for Seen {
             None => Ok(()),
         }
     }
-    fn got_line(&self, state: &State, step: &StepState, line: &Line) {
+    fn wants_log(&self) -> bool {
+        true
+    }
+    fn got_line(&self, state: &State, step: &StepState, line: LineRef<'_>) {
         self.record(state, Some(step));
-        self.texts.lock().unwrap().push(line.message.clone());
+        self.texts.lock().unwrap().push(line.message.to_owned());
     }
     async fn got_logs(
         &self,
         state: &State,
         step: &StepState,
-        lines: &[Line],
+        log: &StepLog,
     ) -> Result<(), HookError> {
         self.record(state, Some(step));
         let mut texts = self.texts.lock().unwrap();
-        texts.extend(lines.iter().map(|l| l.message.clone()));
+        texts.extend(log.to_lines().unwrap().into_iter().map(|l| l.message));
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use runnerkit_core::drone::{Details, Filter, Netrc, Stage, Step};
-use runnerkit_core::{Line, Manager, ManagerError, Status};
+use runnerkit_core::{Line, LogUpload, Manager, ManagerError, Status};
 
 /// How many finished stages the page keeps.
 const RECENT: usize = 50;
@@ -336,8 +336,8 @@ impl Manager for Observed {
         self.inner.write(step_id, lines).await
     }
 
-    async fn upload(&self, step_id: i64, lines: &[Line]) -> Result<(), ManagerError> {
-        self.inner.upload(step_id, lines).await
+    async fn upload(&self, step_id: i64, log: LogUpload<'_>) -> Result<(), ManagerError> {
+        self.inner.upload(step_id, log).await
     }
 }
 

@@ -44,7 +44,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use runnerkit_core::{HookError, Line, Snapshot, Spec, State, Status, StepDecision, StepState};
+use runnerkit_core::{
+    HookError, LineRef, Lines, Snapshot, Spec, State, Status, StepDecision, StepState,
+};
 use runnerkit_manifest::{CompileWarning, StageStep};
 use runnerkit_runtime::logs::Masker;
 use unicode_width::UnicodeWidthStr;
@@ -444,6 +446,35 @@ pub(super) fn duration(d: Duration) -> String {
     }
 }
 
+impl HumanReporter {
+    /// Prints `count` lines of `step` under its prefix and keeps the last
+    /// ones for the failure summary.
+    fn show<'a>(&self, step: &StepState, count: usize, lines: impl Iterator<Item = LineRef<'a>>) {
+        let prefix = self.prefix(step);
+        let mut text = String::new();
+        {
+            let mut steps = lock(&self.steps);
+            let log = steps.entry(step.index).or_default();
+            let skip = count.saturating_sub(TAIL);
+            for (i, line) in lines.enumerate() {
+                text.push_str(&prefix);
+                text.push_str(line.message);
+                text.push('\n');
+                if i >= skip {
+                    if log.tail.len() == TAIL {
+                        log.tail.pop_front();
+                    }
+                    log.tail.push_back(line.message.to_owned());
+                }
+            }
+            if let Some(ticker) = &log.ticker {
+                ticker.touch();
+            }
+        }
+        self.emit(&text);
+    }
+}
+
 #[async_trait]
 impl runnerkit_core::Hook for HumanReporter {
     async fn before(&self, _state: &State) -> Result<(), HookError> {
@@ -518,28 +549,13 @@ impl runnerkit_core::Hook for HumanReporter {
         Ok(())
     }
 
-    fn got_line(&self, _state: &State, step: &StepState, line: &Line) {
-        {
-            let mut steps = lock(&self.steps);
-            let log = steps.entry(step.index).or_default();
-            if log.tail.len() == TAIL {
-                log.tail.pop_front();
-            }
-            log.tail.push_back(line.message.clone());
-            if let Some(ticker) = &log.ticker {
-                ticker.touch();
-            }
-        }
-        self.emit(&format!("{}{}\n", self.prefix(step), line.message));
+    /// A batch is written at once: one lock, one write to the terminal.
+    fn got_lines(&self, _state: &State, step: &StepState, lines: Lines<'_>) {
+        self.show(step, lines.len(), lines.iter());
     }
 
-    async fn got_logs(
-        &self,
-        _state: &State,
-        _step: &StepState,
-        _lines: &[Line],
-    ) -> Result<(), HookError> {
-        Ok(())
+    fn got_line(&self, _state: &State, step: &StepState, line: LineRef<'_>) {
+        self.show(step, 1, std::iter::once(line));
     }
 }
 
@@ -590,8 +606,8 @@ mod tests {
         s
     }
 
-    fn line(message: &str) -> Line {
-        Line {
+    fn line(message: &str) -> LineRef<'_> {
+        LineRef {
             number: 0,
             message: message.into(),
             timestamp: 0,
@@ -618,7 +634,7 @@ mod tests {
         let state = StateWriter::new(snap).reader();
 
         reporter.before_each(&state, &build).await.unwrap();
-        reporter.got_line(&state, &build, &line("+ make"));
+        reporter.got_line(&state, &build, line("+ make"));
         reporter.after_each(&state, &build).await.unwrap();
         reporter.before_each(&state, &test).await.unwrap();
         reporter.after_each(&state, &test).await.unwrap();
@@ -731,8 +747,8 @@ mod tests {
         let mut snap = Snapshot::new(vec![build.clone(), test.clone()]);
         snap.stage.status = Status::Failure;
         let state = StateWriter::new(snap).reader();
-        reporter.got_line(&state, &build, &line("x"));
-        reporter.got_line(&state, &test, &line("y"));
+        reporter.got_line(&state, &build, line("x"));
+        reporter.got_line(&state, &test, line("y"));
         reporter.after_each(&state, &test).await.unwrap();
         reporter.after(&state).await.unwrap();
         assert_eq!(
@@ -765,8 +781,8 @@ mod tests {
         let build = finished(0, "build", Status::Success, 0, 5);
         let test = finished(1, "test", Status::Success, 0, 5);
         let state = StateWriter::new(Snapshot::new(vec![build.clone()])).reader();
-        reporter.got_line(&state, &build, &line("x"));
-        reporter.got_line(&state, &test, &line("y"));
+        reporter.got_line(&state, &build, line("x"));
+        reporter.got_line(&state, &test, line("y"));
         let text = buf.text();
         assert_eq!(text, "\x1b[36mbuild |\x1b[0m x\n\x1b[33mtest  |\x1b[0m y\n");
     }
@@ -786,7 +802,7 @@ mod tests {
         let mut snap = Snapshot::new(vec![build.clone()]);
         snap.stage.status = Status::Success;
         let state = StateWriter::new(snap).reader();
-        reporter.got_line(&state, &build, &line("x"));
+        reporter.got_line(&state, &build, line("x"));
         reporter.after(&state).await.unwrap();
         let text = buf.text();
         assert!(text.starts_with("ci/build     | x\n"), "{text}");
@@ -811,7 +827,7 @@ mod tests {
         reporter.before_each(&state, &build).await.unwrap();
         tokio::time::sleep(Duration::from_secs(35)).await;
         // A line restarts the silence: no tick at 60 s, one at 65 s.
-        reporter.got_line(&state, &build, &line("working"));
+        reporter.got_line(&state, &build, line("working"));
         tokio::time::sleep(Duration::from_secs(29)).await;
         assert!(!buf.text().contains("(1m"), "{}", buf.text());
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -894,12 +910,12 @@ mod tests {
         snap.stage.status = Status::Failure;
         let state = StateWriter::new(snap).reader();
         for step in [&build, &deploy] {
-            reporter.got_line(&state, step, &line("not repeated"));
+            reporter.got_line(&state, step, line("not repeated"));
         }
         for n in 1..=12 {
-            reporter.got_line(&state, &test, &line(&format!("test line {n}")));
+            reporter.got_line(&state, &test, line(&format!("test line {n}")));
         }
-        reporter.got_line(&state, &lint, &line("lint: bad"));
+        reporter.got_line(&state, &lint, line("lint: bad"));
         let before = buf.text().len();
         reporter.after(&state).await.unwrap();
         let text = buf.text()[before..].to_owned();
@@ -926,7 +942,7 @@ mod tests {
         let mut snap = Snapshot::new(vec![build.clone(), test.clone()]);
         snap.stage.status = Status::Failure;
         let state = StateWriter::new(snap).reader();
-        reporter.got_line(&state, &build, &line("fine"));
+        reporter.got_line(&state, &build, line("fine"));
         reporter.after(&state).await.unwrap();
         let text = buf.text();
         assert!(text.ends_with("pipeline failure\n"), "{text}");

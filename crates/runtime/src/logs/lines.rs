@@ -1,8 +1,9 @@
-//! Bytes to masked [`Line`]s, with a size limit.
+//! Bytes to masked [`Lines`] batches, with a size limit.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use runnerkit_core::Line;
+use runnerkit_core::Lines;
 
 use super::Masker;
 
@@ -12,13 +13,17 @@ use super::Masker;
 /// masker's longest part, so that a secret straddling the cut is seen whole.
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// Turns a step's output chunks into masked, numbered lines.
+/// Turns a step's output chunks into masked, numbered batches of lines.
 ///
-/// Partial lines are held until their newline (or [`finish`](Self::finish));
-/// `\r\n` ends a line like `\n`. Masking runs over complete lines only, so a
-/// secret split across any two chunks is still masked. Once the step's log
-/// passes `limit` bytes, one marker line says so and later lines are counted
-/// and dropped; [`finish`](Self::finish) then says how many.
+/// The lines a chunk completes are handed on as one [`Lines`] batch that
+/// borrows the chunk itself: no copy, no allocation per line. Text is copied
+/// only where it must be: when masking changed it, when it is not UTF-8, and
+/// for the one line a chunk finishes that an earlier chunk began (held until
+/// its newline, or [`finish`](Self::finish)). `\r\n` ends a line like `\n`.
+/// Masking runs over complete lines only, so a secret split across any two
+/// chunks is still masked. Once the step's log passes `limit` bytes, one
+/// marker line says so and later lines are counted and dropped;
+/// [`finish`](Self::finish) then says how many.
 #[derive(Debug)]
 pub struct LineWriter {
     masker: Arc<Masker>,
@@ -46,20 +51,25 @@ impl LineWriter {
         }
     }
 
-    /// Feeds one chunk; every line it completes goes to `emit`, in order,
-    /// stamped `timestamp`.
-    pub fn write(&mut self, chunk: &[u8], timestamp: u64, emit: &mut impl FnMut(Line)) {
+    /// Feeds one chunk; the lines it completes go to `emit`, in order,
+    /// stamped `timestamp` (one batch for the line an earlier chunk began,
+    /// one for the rest).
+    pub fn write(&mut self, chunk: &[u8], timestamp: u64, emit: &mut impl FnMut(Lines<'_>)) {
         match memchr::memrchr(b'\n', chunk) {
             Some(last) => {
-                let (complete, rest) = chunk.split_at(last + 1);
-                if self.pending.is_empty() {
-                    self.lines(complete, timestamp, emit);
-                } else {
-                    let mut region = std::mem::take(&mut self.pending);
-                    region.extend_from_slice(complete);
-                    self.lines(&region, timestamp, emit);
-                    region.clear();
-                    self.pending = region;
+                let (mut complete, rest) = chunk.split_at(last + 1);
+                if !self.pending.is_empty() {
+                    // The held line ends in this chunk: it alone is copied.
+                    let first = memchr::memchr(b'\n', complete).map_or(complete.len(), |i| i + 1);
+                    let mut held = std::mem::take(&mut self.pending);
+                    held.extend_from_slice(&complete[..first]);
+                    self.region(&held, timestamp, emit);
+                    held.clear();
+                    self.pending = held;
+                    complete = &complete[first..];
+                }
+                if !complete.is_empty() {
+                    self.region(complete, timestamp, emit);
                 }
                 self.pending.extend_from_slice(rest);
             }
@@ -73,17 +83,19 @@ impl LineWriter {
         let hold = MAX_LINE.saturating_add(self.masker.longest());
         while self.pending.len() > hold {
             let cut = self.masker.safe_cut(&self.pending, MAX_LINE);
-            let head: Vec<u8> = self.pending.drain(..cut).collect();
-            self.line(&head, timestamp, emit);
+            let mut held = std::mem::take(&mut self.pending);
+            self.region(&held[..cut], timestamp, emit);
+            held.drain(..cut);
+            self.pending = held;
         }
     }
 
     /// Ends the stream: a held partial line is emitted, then a note of what
     /// the limit dropped, if anything.
-    pub fn finish(&mut self, timestamp: u64, emit: &mut impl FnMut(Line)) {
+    pub fn finish(&mut self, timestamp: u64, emit: &mut impl FnMut(Lines<'_>)) {
         if !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
-            self.line(&rest, timestamp, emit);
+            self.region(&rest, timestamp, emit);
         }
         if self.dropped_lines > 0 {
             let message = format!(
@@ -100,94 +112,79 @@ impl LineWriter {
         self.next
     }
 
-    /// Masks a region of complete lines at once, then splits it.
-    fn lines(&mut self, region: &[u8], timestamp: u64, emit: &mut impl FnMut(Line)) {
+    /// Masks a region of lines (each ended by `\n`, but for an open last
+    /// one) at once and emits it as one batch, as far as the limit lets it.
+    fn region(&mut self, region: &[u8], timestamp: u64, emit: &mut impl FnMut(Lines<'_>)) {
         let mut masked = std::mem::take(&mut self.scratch);
         let text = if self.masker.mask_into(region, &mut masked) {
             &masked[..]
         } else {
             region
         };
-        let mut start = 0;
-        // One UTF-8 check for the whole region rather than one per line (a
-        // valid region splits at `\n` into valid lines): checking each line
-        // on its own took 40% of the log path's time.
-        if let Ok(text) = std::str::from_utf8(text) {
-            for end in memchr::memchr_iter(b'\n', text.as_bytes()) {
-                let line = &text[start..end];
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                if self.admit(line.len(), timestamp, emit) {
-                    self.push(line.to_owned(), timestamp, emit);
-                }
-                start = end + 1;
-            }
-        } else {
-            for end in memchr::memchr_iter(b'\n', text) {
-                self.plain_line(&text[start..end], timestamp, emit);
-                start = end + 1;
-            }
-        }
+        // One UTF-8 check for the whole region: a valid region splits at
+        // `\n` into valid lines, and replacing invalid bytes region-wide
+        // gives the same lines as line by line (`\n` never belongs to an
+        // invalid sequence).
+        let text = match std::str::from_utf8(text) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(text),
+        };
+        self.admit(&text, timestamp, emit);
+        drop(text);
         masked.clear();
         self.scratch = masked;
     }
 
-    /// One line that may still hold a secret.
-    fn line(&mut self, raw: &[u8], timestamp: u64, emit: &mut impl FnMut(Line)) {
-        let mut masked = std::mem::take(&mut self.scratch);
-        if self.masker.mask_into(raw, &mut masked) {
-            self.plain_line(&masked, timestamp, emit);
-        } else {
-            self.plain_line(raw, timestamp, emit);
+    /// Emits the lines of `text` that fit under the limit; the line that
+    /// crosses it is replaced by the marker, and the rest are counted.
+    fn admit(&mut self, text: &str, timestamp: u64, emit: &mut impl FnMut(Lines<'_>)) {
+        if self.written > self.limit {
+            self.drop_lines(text);
+            return;
         }
-        masked.clear();
-        self.scratch = masked;
+        if text.len() <= self.limit - self.written {
+            self.written += text.len();
+            self.emit(text, timestamp, emit);
+            return;
+        }
+        let mut kept = 0;
+        for end in memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1) {
+            if end - kept > self.limit - self.written {
+                break;
+            }
+            self.written += end - kept;
+            kept = end;
+        }
+        self.emit(&text[..kept], timestamp, emit);
+        self.written = self.limit + 1;
+        let message = format!(
+            "[runnerkit] log limit of {} bytes reached: the rest of this step's output is not kept",
+            self.limit
+        );
+        self.note(&message, timestamp, emit);
+        self.drop_lines(&text[kept..]);
     }
 
-    /// One already-masked line, without its `\n`.
-    fn plain_line(&mut self, text: &[u8], timestamp: u64, emit: &mut impl FnMut(Line)) {
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if self.admit(text.len(), timestamp, emit) {
-            self.push(String::from_utf8_lossy(text).into_owned(), timestamp, emit);
-        }
-    }
-
-    /// Counts a line of `len` bytes against the limit: true when it is kept.
-    /// The line that crosses the limit is replaced by the marker.
-    fn admit(&mut self, len: usize, timestamp: u64, emit: &mut impl FnMut(Line)) -> bool {
-        if self.written > self.limit {
-            self.dropped_lines += 1;
-            self.dropped_bytes += len as u64 + 1;
-            return false;
-        }
-        self.written += len + 1;
-        if self.written > self.limit {
-            self.dropped_lines += 1;
-            self.dropped_bytes += len as u64 + 1;
-            let message = format!(
-                "[runnerkit] log limit of {} bytes reached: the rest of this step's output is not kept",
-                self.limit
-            );
-            self.note(&message, timestamp, emit);
-            return false;
-        }
-        true
+    fn drop_lines(&mut self, text: &str) {
+        let lines = Lines::new(text, 0, 0);
+        self.dropped_lines += lines.len() as u64;
+        self.dropped_bytes += text.len() as u64;
     }
 
     /// A line of the writer's own, masked like the step's output: what the
     /// runtime writes into a log must not show a secret either, whatever it
     /// quotes.
-    fn note(&mut self, message: &str, timestamp: u64, emit: &mut impl FnMut(Line)) {
-        let message = self.masker.mask_str(message);
-        self.push(message, timestamp, emit);
+    fn note(&mut self, message: &str, timestamp: u64, emit: &mut impl FnMut(Lines<'_>)) {
+        let message = self.masker.mask_str(message).replace('\n', " ");
+        self.emit(&message, timestamp, emit);
     }
 
-    fn push(&mut self, message: String, timestamp: u64, emit: &mut impl FnMut(Line)) {
-        emit(Line {
-            number: self.next,
-            message,
-            timestamp,
-        });
-        self.next += 1;
+    fn emit(&mut self, text: &str, timestamp: u64, emit: &mut impl FnMut(Lines<'_>)) {
+        let lines = Lines::new(text, self.next, timestamp);
+        if !lines.is_empty() {
+            self.next = lines.end();
+            emit(lines);
+        }
     }
 }
 
@@ -199,9 +196,13 @@ mod tests {
     fn run(secrets: &[&str], chunks: &[&[u8]], limit: usize) -> Vec<String> {
         let mut w = LineWriter::new(Arc::new(Masker::new(secrets.iter().copied())), limit);
         let mut out = Vec::new();
-        let mut emit = |l: Line| {
-            assert_eq!(l.number, out.len() as u64, "lines are numbered in order");
-            out.push(l.message);
+        let mut emit = |lines: Lines<'_>| {
+            assert_eq!(
+                lines.first(),
+                out.len() as u64,
+                "lines are numbered in order"
+            );
+            out.extend(lines.iter().map(|l| l.message.to_owned()));
         };
         for c in chunks {
             w.write(c, 0, &mut emit);

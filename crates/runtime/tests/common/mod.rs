@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 use async_trait::async_trait;
-use runnerkit_core::{Hook, HookError, Line, State, Status, StepDecision, StepState};
+use runnerkit_core::{Hook, HookError, LineRef, State, Status, StepDecision, StepLog, StepState};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Event {
@@ -116,11 +116,14 @@ impl Hook for Recorder {
         self.push(Event::After(snap.stage.status));
         Ok(())
     }
-    fn got_line(&self, _: &State, step: &StepState, line: &Line) {
-        self.push(Event::Line(step.name.clone(), line.message.clone()));
+    fn got_line(&self, _: &State, step: &StepState, line: LineRef<'_>) {
+        self.push(Event::Line(step.name.clone(), line.message.to_owned()));
     }
-    async fn got_logs(&self, _: &State, step: &StepState, lines: &[Line]) -> Result<(), HookError> {
-        self.push(Event::Logs(step.name.clone(), lines.len()));
+    fn wants_log(&self) -> bool {
+        true
+    }
+    async fn got_logs(&self, _: &State, step: &StepState, log: &StepLog) -> Result<(), HookError> {
+        self.push(Event::Logs(step.name.clone(), log.len() as usize));
         Ok(())
     }
 }
