@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::RuntimeConfig;
 use crate::hooks::{HookSet, panic_message};
-use crate::logs::{LineWriter, Masker};
+use crate::logs::{ChunkReader, LineWriter, Masker, Read};
 
 /// What the stage shares with its step tasks.
 pub(crate) struct StageContext {
@@ -389,8 +389,8 @@ impl StepOutput {
     }
 }
 
-/// Chunks read in a row without the stream making the pump wait, after which
-/// the clock is read again anyway.
+/// Reads of the stream in a row without it making the pump wait, after
+/// which the clock is read again anyway.
 const CLOCK_EVERY: u32 = 256;
 
 /// Reads the stream into lines, handing each batch to the hooks as it comes.
@@ -399,48 +399,44 @@ const CLOCK_EVERY: u32 = 256;
 async fn pump(
     ctx: &StageContext,
     running: &StepState,
-    mut stream: LogStream,
+    stream: LogStream,
     started: Instant,
     log: &mut StepOutput,
 ) -> Option<EngineError> {
-    // Lines carry whole seconds since the step started. Chunks that were
-    // ready together arrived together: the clock is read only after the
-    // stream made the pump wait (or every `CLOCK_EVERY` chunks), which takes
-    // a clock call per chunk off a busy log.
-    let mut waited = true;
+    let mut reader = ChunkReader::new(stream);
+    // Lines carry whole seconds since the step started. Text that was ready
+    // together arrived together: the clock is read only after the stream
+    // made the pump wait (or every `CLOCK_EVERY` reads), which takes a clock
+    // call per chunk off a busy log.
     let mut since = 0;
     let mut ts = 0;
     loop {
-        let chunk = std::future::poll_fn(|cx| {
-            let next = stream.as_mut().poll_next(cx);
-            waited |= next.is_pending();
-            next
-        })
-        .await;
-        let Some(chunk) = chunk else { break };
-        if waited || since >= CLOCK_EVERY {
-            ts = started.elapsed().as_secs();
-            waited = false;
-            since = 0;
-        }
-        since += 1;
-        match chunk {
-            Ok(bytes) => log.write(ctx, running, &bytes, ts),
-            Err(e) => {
+        let text = match reader.next().await {
+            Read::Text { text, fresh } => {
+                if fresh || since >= CLOCK_EVERY {
+                    ts = started.elapsed().as_secs();
+                    since = 0;
+                }
+                since += 1;
+                text
+            }
+            Read::End => return None,
+            Read::Failed(e) => {
                 let msg = format!(
                     "[runnerkit] reading the step's output failed: {}",
                     e.to_chain_string()
                 );
                 tracing::warn!(step = %running.name, "{}", ctx.masker.mask_str(&msg));
+                ts = started.elapsed().as_secs();
                 // The writer masks it like any line of the step's output.
                 log.write(ctx, running, b"\n", ts);
                 log.write(ctx, running, msg.as_bytes(), ts);
                 log.write(ctx, running, b"\n", ts);
                 return Some(e);
             }
-        }
+        };
+        log.write(ctx, running, &text, ts);
     }
-    None
 }
 
 /// A detached step's log pump: reads until the output ends (at the latest

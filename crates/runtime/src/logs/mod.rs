@@ -7,6 +7,8 @@
 mod encode;
 mod lines;
 mod mask;
+mod reader;
 
 pub use lines::{LineWriter, MAX_LINE};
 pub use mask::{MASK, Masker};
+pub(crate) use reader::{ChunkReader, Read};
