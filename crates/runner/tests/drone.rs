@@ -1760,3 +1760,73 @@ async fn a_lost_answer_to_the_start_ends_the_stage_with_why() {
     assert_eq!(stage.status, Status::Error);
     assert!(engine.calls().is_empty(), "nothing ran");
 }
+
+// ---------------------------------------------------------------- a log larger than memory
+
+/// Lines of the large log, and the memory bound the runtime keeps it in.
+const LARGE_LINES: usize = 20_000;
+const LOG_MEMORY: usize = 32 * 1024;
+
+const LARGE_LOG: &str = exec_pipeline!(
+    "\
+- name: verbose
+  environment:
+    TOKEN:
+      from_secret: deploy_token
+  commands:
+  - i=0; while [ $i -lt 20000 ]; do echo \"line $i token=$TOKEN\"; i=$((i+1)); done
+"
+);
+
+fn large_log_mock() -> MockEngine {
+    let text: String = (0..LARGE_LINES)
+        .map(|i| format!("line {i} token={SECRET_VALUE}\n"))
+        .collect();
+    // In uneven chunks, cut anywhere (inside lines and secrets too).
+    let mut script = StepScript::exit(0);
+    let mut rest = text.as_bytes();
+    let mut size = 1000;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        script = script.with_chunk(Duration::ZERO, chunk.to_vec());
+        rest = tail;
+        size = size * 7 % 65_521 + 13;
+    }
+    MockEngine::new().with_step("verbose", script)
+}
+
+/// A step's log many times the runtime's memory bound for a kept log: it is
+/// spilled to a file and read back for the upload, which holds every line,
+/// masked, in order.
+async fn large_log(engine: Arc<dyn Engine>) {
+    let rig = rig_with(engine, |config| {
+        config.runtime.log_memory = LOG_MEMORY;
+        config.runtime.log_limit = 16 * 1024 * 1024;
+    })
+    .await;
+    let mut details = details(LARGE_LOG);
+    details.secrets = vec![Secret {
+        name: "deploy_token".into(),
+        data: SECRET_VALUE.into(),
+        ..Secret::default()
+    }];
+    let id = rig.server.enqueue(details);
+    assert_eq!(rig.run_next().await, StageOutcome::Ran(Status::Success));
+
+    let uploaded = rig.uploaded(id, "verbose");
+    assert_numbered(&uploaded, "the uploaded log");
+    let text_bytes: usize = uploaded.iter().map(|l| l.out.len()).sum();
+    assert!(
+        text_bytes > 10 * LOG_MEMORY,
+        "the log ({text_bytes} bytes) is many times the memory bound"
+    );
+    let lines = content(&uploaded);
+    assert_eq!(lines.len(), LARGE_LINES, "every line is uploaded");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line, &format!("line {i} token=******"), "line {i}");
+    }
+}
+
+on_mock_and_host!(
+    a_log_larger_than_memory_is_uploaded_whole: large_log(large_log_mock())
+);
