@@ -101,6 +101,11 @@ impl ChunkReader {
         loop {
             match self.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(bytes))) if bytes.len() < JOIN_BELOW => {
+                    if self.joined.capacity() == 0 {
+                        // Once, at the first join: growing the buffer chunk by
+                        // chunk would copy what it holds again and again.
+                        self.joined.reserve(JOIN_UP_TO + JOIN_BELOW);
+                    }
                     self.joined.extend_from_slice(&bytes);
                     if self.joined.len() >= JOIN_UP_TO {
                         return Poll::Ready(());
