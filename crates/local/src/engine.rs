@@ -78,6 +78,8 @@ pub enum HomePolicy {
 #[derive(Debug)]
 pub struct LocalEngine {
     temp_dir: PathBuf,
+    /// Where the script files of stages go, apart from their roots.
+    scripts_in: Option<PathBuf>,
     kill_grace: Duration,
     home: HomePolicy,
     host: HostEnv,
@@ -123,6 +125,7 @@ impl LocalEngine {
     pub fn new() -> Self {
         Self {
             temp_dir: std::env::temp_dir(),
+            scripts_in: stage::memory_dir(),
             kill_grace: DEFAULT_KILL_GRACE,
             home: HomePolicy::PerStage,
             host: HostEnv::current(),
@@ -138,7 +141,15 @@ impl LocalEngine {
     /// # Errors
     /// When the directory cannot be read or a root cannot be removed.
     pub async fn prune(&self) -> Result<Vec<String>, Error> {
-        crate::orphans::prune(&self.temp_dir).await
+        crate::orphans::prune(&self.temp_dir, self.scripts_in.as_deref()).await
+    }
+
+    /// Writes step scripts to a directory of each stage's name below `dir`
+    /// (a memory filesystem: by default the user's `XDG_RUNTIME_DIR`, or
+    /// else `/dev/shm`), or with `None` to `opt` below the stage's root.
+    pub fn with_script_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.scripts_in = dir;
+        self
     }
 
     /// Creates stage roots below `dir` (which must exist) instead.
@@ -276,7 +287,12 @@ impl Engine for LocalEngine {
         }
         let host_path = spec.workspace.host_path.as_ref().map(PathBuf::from);
         let layout = |root: &std::path::Path| {
-            StageDirs::new(root.to_path_buf(), host_path.clone(), &spec.workspace)
+            StageDirs::new(
+                root.to_path_buf(),
+                host_path.clone(),
+                &spec.workspace,
+                self.scripts_in.as_deref(),
+            )
         };
         let root = stage::create_root(&self.temp_dir, &spec.id, |root| {
             *lock(&entry.dirs) = Some(layout(root));
@@ -289,8 +305,8 @@ impl Engine for LocalEngine {
             source,
         })?;
         *lock(&entry.groups) = Some(groups);
-        let dirs = layout(&root);
-        dirs.create().await?;
+        let dirs = layout(&root).create().await?;
+        *lock(&entry.dirs) = Some(dirs.clone());
         tracing::debug!(stage = %spec.id, root = %dirs.root.display(), "stage set up");
         Ok(())
     }

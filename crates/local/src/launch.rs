@@ -197,7 +197,12 @@ mod tests {
     use runnerkit_core::{Script, SecretVar, Workspace};
 
     fn dirs() -> StageDirs {
-        StageDirs::new(PathBuf::from("/tmp/rk-1"), None, &Workspace::default())
+        StageDirs::new(
+            PathBuf::from("/tmp/rk-1"),
+            None,
+            &Workspace::default(),
+            None,
+        )
     }
 
     fn host() -> HostEnv {

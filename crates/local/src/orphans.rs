@@ -70,9 +70,10 @@ impl GroupLog {
 /// # Errors
 /// When `temp_dir` cannot be read or a root cannot be removed; the roots
 /// before it are removed still.
-pub async fn prune(temp_dir: &Path) -> Result<Vec<String>, Error> {
+pub async fn prune(temp_dir: &Path, scripts_in: Option<&Path>) -> Result<Vec<String>, Error> {
     let temp_dir = temp_dir.to_path_buf();
-    tokio::task::spawn_blocking(move || prune_blocking(&temp_dir))
+    let scripts_in = scripts_in.map(Path::to_path_buf);
+    tokio::task::spawn_blocking(move || prune_blocking(&temp_dir, scripts_in.as_deref()))
         .await
         .unwrap_or_else(|join| {
             Err(Error::Remove {
@@ -82,7 +83,7 @@ pub async fn prune(temp_dir: &Path) -> Result<Vec<String>, Error> {
         })
 }
 
-fn prune_blocking(temp_dir: &Path) -> Result<Vec<String>, Error> {
+fn prune_blocking(temp_dir: &Path, scripts_in: Option<&Path>) -> Result<Vec<String>, Error> {
     let entries = match std::fs::read_dir(temp_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -118,6 +119,16 @@ fn prune_blocking(temp_dir: &Path) -> Result<Vec<String>, Error> {
             if kill_group(&group, meta.uid()) {
                 removed.push(format!("process group {} of {}", group.0, root.display()));
             }
+        }
+        // The scripts apart first: a crash between the two leaves the root,
+        // which the next prune finds again.
+        if let Some(scripts) = scripts_in.zip(root.file_name()).map(|(d, n)| d.join(n)) {
+            crate::stage::remove_tree(&scripts)
+                .or_else(crate::stage::gone)
+                .map_err(|source| Error::Remove {
+                    path: scripts.clone(),
+                    source,
+                })?;
         }
         crate::stage::remove_tree(&root).map_err(|source| Error::Remove {
             path: root.clone(),
@@ -282,7 +293,14 @@ mod tests {
         let dead_pgid = i32::try_from(dead_child.id()).unwrap();
         let uid = std::fs::metadata(&live_root).unwrap().uid();
 
-        let removed = prune(base.path()).await.unwrap();
+        // Each root's scripts apart, in a directory of its name.
+        let memory = tempfile::tempdir().unwrap();
+        for root in [&dead_root, &live_root] {
+            std::fs::create_dir(memory.path().join(root.file_name().unwrap())).unwrap();
+        }
+        let removed = prune(base.path(), Some(memory.path())).await.unwrap();
+        assert!(!memory.path().join(dead_root.file_name().unwrap()).exists());
+        assert!(memory.path().join(live_root.file_name().unwrap()).exists());
         assert_eq!(
             removed,
             [
