@@ -16,101 +16,23 @@
 //! `/proc/self/clear_refs`) above what the process held before it, the text
 //! included.
 
-use std::pin::Pin;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::stream;
+use common::{TextEngine, corpus, proc_status, secrets};
 use runnerkit::core::{
-    CancellationToken, Engine, EngineError, ExitState, Hook, HookError, Lines, LogStream, Secret,
-    Spec, State, Status, Step, StepLog, StepState,
+    CancellationToken, Hook, HookError, Lines, Secret, Spec, State, Status, Step, StepLog,
+    StepState,
 };
 use runnerkit::runtime::{Runtime, RuntimeConfig};
 
 const TOTAL: usize = 100 * 1024 * 1024;
 const SECRET_EVERY: usize = 100;
-
-fn secrets(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("s3cr3t-{i:04}-{:x}", i * 7919))
-        .collect()
-}
-
-/// 79 characters and a newline per line; every `SECRET_EVERY`th line holds
-/// one of `secrets` when there are any. Returns the text and how many lines
-/// hold a secret.
-fn corpus(secrets: &[String]) -> (Bytes, u64) {
-    let mut out = Vec::with_capacity(TOTAL + 100);
-    let mut injected = 0;
-    let mut i = 0usize;
-    while out.len() + 80 <= TOTAL {
-        let mut line = match secrets.get(i % secrets.len().max(1)) {
-            Some(secret) if i % SECRET_EVERY == SECRET_EVERY - 1 => {
-                injected += 1;
-                format!("step {i}: token={secret} ok")
-            }
-            _ => format!("step {i}: compiling module {} of the project", i % 977),
-        };
-        line.truncate(79);
-        while line.len() < 79 {
-            line.push('.');
-        }
-        out.extend_from_slice(line.as_bytes());
-        out.push(b'\n');
-        i += 1;
-    }
-    (Bytes::from(out), injected)
-}
-
-/// Yields its text in `chunk`-byte slices, at once, and exits 0.
-struct TextEngine {
-    text: Bytes,
-    chunk: usize,
-}
-
-#[async_trait]
-impl Engine for TextEngine {
-    fn name(&self) -> &str {
-        "text"
-    }
-    async fn setup(&self, _: &Spec, _: &CancellationToken) -> Result<(), EngineError> {
-        Ok(())
-    }
-    async fn create(&self, _: &Spec, _: &Step, _: &CancellationToken) -> Result<(), EngineError> {
-        Ok(())
-    }
-    async fn start(&self, _: &Spec, _: &Step, _: &CancellationToken) -> Result<(), EngineError> {
-        Ok(())
-    }
-    async fn tail(
-        &self,
-        _: &Spec,
-        _: &Step,
-        _: &CancellationToken,
-    ) -> Result<LogStream, EngineError> {
-        let text = self.text.clone();
-        let chunk = self.chunk;
-        let chunks = (0..text.len().div_ceil(chunk))
-            .map(move |i| Ok(text.slice(i * chunk..((i + 1) * chunk).min(text.len()))));
-        let s: Pin<Box<dyn futures_core::Stream<Item = Result<Bytes, EngineError>> + Send>> =
-            Box::pin(stream::iter(chunks));
-        Ok(s)
-    }
-    async fn wait(
-        &self,
-        _: &Spec,
-        _: &Step,
-        _: &CancellationToken,
-    ) -> Result<ExitState, EngineError> {
-        Ok(ExitState::code(0))
-    }
-    async fn destroy(&self, _: &Spec, _: &CancellationToken) -> Result<(), EngineError> {
-        Ok(())
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum HookKind {
@@ -144,16 +66,6 @@ impl Hook for Sink {
         self.kept.store(log.len(), Ordering::Relaxed);
         Ok(())
     }
-}
-
-fn proc_status(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
 }
 
 /// One run through `Runtime::run`: its time and the peak RSS it added (KiB).
@@ -271,7 +183,8 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for n in [0, 1, 100] {
         let secrets = secrets(n);
-        let (text, injected) = corpus(&secrets);
+        let (text, injected) = corpus(&secrets, SECRET_EVERY, TOTAL);
+        let text = Bytes::from(text);
         for (label, chunk) in [("32 KiB", 32 * 1024), ("80 B", 80)] {
             let kinds: &[(HookKind, &str)] = if n == 100 && chunk > 80 {
                 &[

@@ -10,43 +10,15 @@
 //! time `Masker::new` took for each set. Last, 0 and 100 secrets over
 //! 100 MB of random base64 text, the worst case for the masker's filter.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
+use common::{corpus, secrets};
 use runnerkit::runtime::logs::{LineWriter, Masker};
 
 const TOTAL: usize = 100 * 1000 * 1000;
-
-fn secrets(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("s3cr3t-{i:04}-{:x}", i * 7919))
-        .collect()
-}
-
-fn corpus(secrets: &[String]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(TOTAL + 100);
-    let mut i = 0usize;
-    while out.len() < TOTAL {
-        let mut line = if i % 1000 == 999 {
-            format!(
-                "step {i}: token={} ok",
-                secrets
-                    .get(i % secrets.len().max(1))
-                    .map_or("none", String::as_str)
-            )
-        } else {
-            format!("step {i}: compiling module {} of the project", i % 977)
-        };
-        line.truncate(79);
-        while line.len() < 79 {
-            line.push('.');
-        }
-        out.extend_from_slice(line.as_bytes());
-        out.push(b'\n');
-        i += 1;
-    }
-    out
-}
 
 /// 100 MB of 79-character lines of random base64 characters (a blob, a
 /// certificate, an image config): the text most like the secrets' base64
@@ -94,7 +66,7 @@ fn main() {
     let mut builds = Vec::new();
     for n in [0, 1, 10, 100] {
         let secrets = secrets(n);
-        let data = corpus(&secrets);
+        let (data, _) = corpus(&secrets, 1000, TOTAL);
         // Each secret's encoded forms are built and searched too.
         let t = Instant::now();
         let masker = Arc::new(Masker::new(secrets.iter().map(String::as_str)));

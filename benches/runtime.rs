@@ -16,61 +16,15 @@
 //!   list (9 million `String`s at N = 10,000), as deserialized input does;
 //! - random: fixed seed, each step depends on up to 3 earlier steps.
 
-use std::pin::Pin;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::stream;
-use runnerkit::core::{
-    CancellationToken, Engine, EngineError, ExitState, Hook, LogStream, Spec, Status, Step,
-};
+use common::{TextEngine, proc_status};
+use runnerkit::core::{CancellationToken, Hook, Spec, Status, Step};
 use runnerkit::runtime::Runtime;
-
-/// Does nothing, at once; `tail` yields `lines` chunks of one 80-byte line.
-struct NoopEngine {
-    line: Bytes,
-    lines: usize,
-}
-
-#[async_trait]
-impl Engine for NoopEngine {
-    fn name(&self) -> &str {
-        "noop"
-    }
-    async fn setup(&self, _: &Spec, _: &CancellationToken) -> Result<(), EngineError> {
-        Ok(())
-    }
-    async fn create(&self, _: &Spec, _: &Step, _: &CancellationToken) -> Result<(), EngineError> {
-        Ok(())
-    }
-    async fn start(&self, _: &Spec, _: &Step, _: &CancellationToken) -> Result<(), EngineError> {
-        Ok(())
-    }
-    async fn tail(
-        &self,
-        _: &Spec,
-        _: &Step,
-        _: &CancellationToken,
-    ) -> Result<LogStream, EngineError> {
-        let chunks = std::iter::repeat_n(self.line.clone(), self.lines).map(Ok);
-        let s: Pin<Box<dyn futures_core::Stream<Item = Result<Bytes, EngineError>> + Send>> =
-            Box::pin(stream::iter(chunks));
-        Ok(s)
-    }
-    async fn wait(
-        &self,
-        _: &Spec,
-        _: &Step,
-        _: &CancellationToken,
-    ) -> Result<ExitState, EngineError> {
-        Ok(ExitState::code(0))
-    }
-    async fn destroy(&self, _: &Spec, _: &CancellationToken) -> Result<(), EngineError> {
-        Ok(())
-    }
-}
 
 /// Every method left at its no-op default.
 struct NoopHook;
@@ -150,9 +104,9 @@ impl Workload {
 fn runtime_for(lines: usize) -> Runtime {
     let mut line = vec![b'x'; 79];
     line.push(b'\n');
-    let engine = NoopEngine {
-        line: Bytes::from(line),
-        lines,
+    let engine = TextEngine {
+        text: Bytes::from(line.repeat(lines)),
+        chunk: 80,
     };
     Runtime::new(Arc::new(engine)).with_hook(Arc::new(NoopHook))
 }
@@ -180,16 +134,6 @@ fn measure(rt: &tokio::runtime::Runtime, w: Workload, n: usize, lines: usize) ->
         .collect();
     times.sort();
     times[runs / 2]
-}
-
-fn proc_status(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
 }
 
 fn memory(rt: &tokio::runtime::Runtime, workload: Workload) {

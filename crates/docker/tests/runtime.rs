@@ -38,7 +38,7 @@ impl Hook for Lines {
             .or_default()
             .push(line.message.to_owned());
         if let Some((trigger, cancel)) = &self.cancel_on
-            && &line.message == trigger
+            && line.message == trigger
         {
             cancel.cancel();
         }

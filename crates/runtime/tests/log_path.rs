@@ -74,12 +74,16 @@ fn written(chunks: &[Vec<u8>]) -> Vec<String> {
     out
 }
 
-/// Every batch a step's hook got, and the log it kept.
+/// Numbered lines, as a hook saw them.
+type Numbered = Vec<(u64, String)>;
+
+/// Every batch a step's hook got, and the log it kept (and whether it had
+/// spilled).
 #[derive(Default)]
 struct Batches {
-    lines: Mutex<Vec<(u64, String)>>,
+    lines: Mutex<Numbered>,
     breaks: Mutex<Vec<String>>,
-    kept: Mutex<Option<(Vec<(u64, String)>, bool)>>,
+    kept: Mutex<Option<(Numbered, bool)>>,
 }
 
 #[async_trait]

@@ -609,7 +609,7 @@ mod tests {
     fn line(message: &str) -> LineRef<'_> {
         LineRef {
             number: 0,
-            message: message.into(),
+            message,
             timestamp: 0,
         }
     }
