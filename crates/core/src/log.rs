@@ -25,7 +25,6 @@ const HEADER: usize = 12;
 /// dropped, even after a crash), and again each time it refills, so a log of
 /// any size costs about `memory_bound` bytes of memory. Lines are numbered
 /// from 0 in the order they were pushed.
-#[derive(Debug)]
 pub struct StepLog {
     memory: Vec<u8>,
     /// Where the record being appended to starts in `memory`, while batches
@@ -40,6 +39,18 @@ pub struct StepLog {
     spill_failed: bool,
     lines: u64,
     text_bytes: u64,
+}
+
+impl std::fmt::Debug for StepLog {
+    /// Sizes only: the text is the step's whole log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepLog")
+            .field("lines", &self.lines)
+            .field("text_bytes", &self.text_bytes)
+            .field("in_memory", &self.memory.len())
+            .field("spilled", &self.spilled)
+            .finish()
+    }
 }
 
 impl StepLog {

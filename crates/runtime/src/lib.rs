@@ -13,9 +13,12 @@
 //!   `success` unless their log stream ends with an engine error (then `error`).
 //! - Engine errors and panics fail the step with exit code 255 and a message;
 //!   nothing hangs, and `destroy` always runs exactly once with its own deadline.
-//! - The log path: bytes become numbered [`Line`](runnerkit_core::Line)s,
+//! - The log path: bytes become numbered batches of lines
+//!   ([`Lines`](runnerkit_core::Lines), borrowed from the engine's chunks),
 //!   secrets are masked however the output was chunked, and a per-step limit
-//!   truncates with a visible marker ([`logs`]).
+//!   truncates with a visible marker ([`logs`]). A step's whole log is kept
+//!   ([`StepLog`](runnerkit_core::StepLog), spilled to a file past
+//!   [`RuntimeConfig::log_memory`]) only for hooks that ask for it.
 //! - Masking in one place: log lines, the runtime's own notes in a log, and
 //!   every step and stage error text are masked with the stage's masked
 //!   values before any hook, snapshot or caller sees them.

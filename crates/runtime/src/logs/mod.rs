@@ -1,8 +1,11 @@
-//! The log path: bytes from an engine to masked, numbered lines.
+//! The log path: bytes from an engine to masked, numbered batches of lines.
 //!
-//! [`Masker`] finds secrets with one Aho-Corasick automaton; [`LineWriter`]
-//! splits chunks into lines, masks complete lines (so chunk boundaries never
-//! matter), and enforces the per-step size limit.
+//! The step's pump reads the engine's stream, joining small chunks that are
+//! ready together; [`Masker`] finds secrets and their encoded forms in one
+//! pass; [`LineWriter`] splits chunks into lines, masks complete lines (so
+//! chunk boundaries never matter), hands them on as borrowed
+//! [`Lines`](runnerkit_core::Lines) batches, and enforces the per-step size
+//! limit.
 
 mod encode;
 mod lines;
