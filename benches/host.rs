@@ -8,6 +8,8 @@
 //! - tokio spawns: the same scripts spawned with `tokio::process`, output
 //!   read to the end and reaped, one after another (what any async runner
 //!   pays at least);
+//! - engine calls: the 300 steps through `LocalEngine`'s `create`, `start`,
+//!   `tail` and `wait` alone, without the runtime;
 //! - runtime: the 300 steps as a serial stage through `Runtime::run` on a
 //!   `LocalEngine`, with a hook that counts the lines, on a current-thread
 //!   runtime (as the binary's `exec`) and on a 2-worker one;
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use runnerkit::core::{
-    CancellationToken, Hook, Lines, Script, Spec, State, Status, Step, StepState, Workspace,
+    CancellationToken, Engine, Hook, Lines, Script, Spec, State, Status, Step, StepState, Workspace,
 };
 use runnerkit::local::LocalEngine;
 use runnerkit::runtime::Runtime;
@@ -107,6 +109,32 @@ async fn through_runtime(spec: &Spec, temp: &Path) -> Duration {
     let elapsed = started.elapsed();
     assert_eq!(snapshot.stage.status, Status::Success);
     assert_eq!(hook.0.load(Ordering::Relaxed), spec.steps.len() as u64);
+    elapsed
+}
+
+/// The engine alone: `setup`, then each step's `create`, `start`, `tail`
+/// read to its end and `wait`, one after another, then `destroy`: what
+/// `Runtime::run` adds is the rest.
+async fn engine_calls(spec: &Spec, temp: &Path) -> Duration {
+    use futures_util::StreamExt;
+    let engine = LocalEngine::new().with_temp_dir(temp);
+    let token = CancellationToken::new();
+    let started = Instant::now();
+    engine.setup(spec, &token).await.expect("setup");
+    let mut lines = 0;
+    for step in &spec.steps {
+        engine.create(spec, step, &token).await.expect("create");
+        engine.start(spec, step, &token).await.expect("start");
+        let mut out = engine.tail(spec, step, &token).await.expect("tail");
+        while let Some(chunk) = out.next().await {
+            lines += chunk.expect("output").iter().filter(|b| **b == b'\n').count();
+        }
+        let exit = engine.wait(spec, step, &token).await.expect("wait");
+        assert_eq!(exit.exit_code, 0);
+    }
+    engine.destroy(spec, &token).await.expect("destroy");
+    let elapsed = started.elapsed();
+    assert_eq!(lines, spec.steps.len());
     elapsed
 }
 
@@ -203,10 +231,11 @@ fn main() {
     rt.block_on(through_runtime(&spec, &stages));
 
     let (mut floors, mut runs, mut bins) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut spawns, mut multis) = (Vec::new(), Vec::new());
+    let (mut spawns, mut multis, mut engines) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..pairs {
         floors.push(floor(&scripts, steps));
         spawns.push(rt.block_on(tokio_spawns(&scripts, steps)));
+        engines.push(rt.block_on(engine_calls(&spec, &stages)));
         runs.push(rt.block_on(through_runtime(&spec, &stages)));
         multis.push(multi.block_on(through_runtime(&spec, &stages)));
         if let Some(bin) = &bin {
@@ -227,6 +256,12 @@ fn main() {
         "| tokio::process spawn, read, wait (one thread, no runnerkit) | {spawn_ms:.1} | {:.0} | {:.2} |",
         spawn_ms * 1e3 / steps as f64,
         spawn_ms / floor_ms
+    );
+    let engine_ms = ms(median(engines));
+    println!(
+        "| LocalEngine's calls alone, one thread (no runtime) | {engine_ms:.1} | {:.0} | {:.2} |",
+        engine_ms * 1e3 / steps as f64,
+        engine_ms / floor_ms
     );
     println!(
         "| Runtime::run on LocalEngine, one thread | {run_ms:.1} | {:.0} | {:.2} |",

@@ -597,6 +597,21 @@ fn sigterm_stops_the_steps_like_ctrl_c() {
     stops_cleanly_on(nix::sys::signal::Signal::SIGTERM);
 }
 
+/// The stage root and the scripts' directory of the step that wrote its
+/// script's path (`$0`) to `record`: the scripts are in `opt` below the root,
+/// or in a directory of the root's name in a memory filesystem.
+fn stage_dirs(record: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let script = std::fs::read_to_string(record).unwrap();
+    let scripts = Path::new(script.trim()).parent().unwrap().to_path_buf();
+    let name = scripts.file_name().unwrap();
+    let root = if name == "opt" {
+        scripts.parent().unwrap().to_path_buf()
+    } else {
+        std::env::temp_dir().join(name)
+    };
+    (root, scripts)
+}
+
 fn stops_cleanly_on(signal: nix::sys::signal::Signal) {
     use nix::sys::signal::kill;
     use nix::unistd::Pid;
@@ -641,14 +656,11 @@ fn stops_cleanly_on(signal: nix::sys::signal::Signal) {
         Duration::from_secs(10),
         || !alive(bg),
     );
-    let script = std::fs::read_to_string(dir.join("script.txt")).unwrap();
-    let root = Path::new(script.trim()).parent().unwrap().parent().unwrap();
+    let (root, scripts) = stage_dirs(&dir.join("script.txt"));
     assert!(root.starts_with(std::env::temp_dir()), "{}", root.display());
-    assert!(
-        !root.exists(),
-        "the stage root {} outlived the run",
-        root.display()
-    );
+    for left in [&root, &scripts] {
+        assert!(!left.exists(), "{} outlived the run", left.display());
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -690,20 +702,22 @@ fn a_second_sigint_quits_at_once_with_130() {
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted again"), "{stderr}");
     // Quitting at once skips the cleanup: what was left (the step's process
-    // group and its stage root, two levels above its script) is this test's to
+    // group, its stage root and its scripts' directory) is this test's to
     // remove.
     if alive(step) {
         let _ = kill(Pid::from_raw(-(step as i32)), Signal::SIGKILL);
     }
-    let script = std::fs::read_to_string(dir.join("script.txt")).unwrap();
-    let root = Path::new(script.trim()).parent().unwrap().parent().unwrap();
+    let (root, scripts) = stage_dirs(&dir.join("script.txt"));
     assert!(
         root.file_name()
             .unwrap()
             .to_string_lossy()
             .starts_with("runnerkit-exec-")
     );
-    std::fs::remove_dir_all(root).unwrap();
+    std::fs::remove_dir_all(&root).unwrap();
+    if scripts.exists() {
+        std::fs::remove_dir_all(&scripts).unwrap();
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
