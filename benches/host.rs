@@ -127,7 +127,11 @@ async fn engine_calls(spec: &Spec, temp: &Path) -> Duration {
         engine.start(spec, step, &token).await.expect("start");
         let mut out = engine.tail(spec, step, &token).await.expect("tail");
         while let Some(chunk) = out.next().await {
-            lines += chunk.expect("output").iter().filter(|b| **b == b'\n').count();
+            lines += chunk
+                .expect("output")
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
         }
         let exit = engine.wait(spec, step, &token).await.expect("wait");
         assert_eq!(exit.exit_code, 0);
