@@ -389,10 +389,12 @@ impl Engine for LocalEngine {
             }
             .into());
         };
+        let before = crate::orphans::boot_ticks();
         let running = Running::spawn(&step.name, &launch, stage.stop.child_token())?;
+        let spawned = before.zip(crate::orphans::boot_ticks());
         tracing::debug!(step = %step.name, pgid = running.group().id(), "step started");
         if let Some(groups) = lock(&stage.groups).as_mut()
-            && let Err(e) = groups.record(running.group().id())
+            && let Err(e) = groups.record(running.group().id(), spawned)
         {
             // Costs the cleanup after a crash only; the step runs.
             tracing::warn!(step = %step.name, "cannot record the step's process group: {e}");
