@@ -14,11 +14,14 @@
 //!   `LocalEngine`, with a hook that counts the lines, on a current-thread
 //!   runtime (as the binary's `exec`) and on a 2-worker one;
 //! - binary (when `RUNNERKIT_BIN` names a `runnerkit` binary): `runnerkit
-//!   exec` of the same pipeline as YAML, its output on a pipe.
+//!   exec` of the same pipeline as YAML, its output on a pipe; and the
+//!   floor again with the environment the binary gives a step (Drone's
+//!   variables), which the shell must import too.
 //!
 //! Each round runs every path back to back; a ratio is the median of a
 //! path's times over the median of the floor's.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -72,10 +75,15 @@ fn spec(steps: usize) -> Spec {
     }
 }
 
-/// `sh` running every script of `dir` with `sh -e`, one after another.
-fn floor(dir: &Path, steps: usize) -> Duration {
+/// `sh` running every script of `dir` with `sh -e`, one after another;
+/// with `env`, in that environment alone (a step's).
+fn floor(dir: &Path, steps: usize, env: Option<&BTreeMap<String, String>>) -> Duration {
     let started = Instant::now();
-    let mut child = Command::new("/bin/sh")
+    let mut command = Command::new("/bin/sh");
+    if let Some(env) = env {
+        command.env_clear().envs(env);
+    }
+    let mut child = command
         .arg("-c")
         .arg(format!(
             "i=0; while [ $i -lt {steps} ]; do sh -e {}/$i.sh; i=$((i+1)); done",
@@ -164,6 +172,32 @@ async fn tokio_spawns(dir: &Path, steps: usize) -> Duration {
     started.elapsed()
 }
 
+/// The environment the binary gives the pipeline's first step: Drone's
+/// variables (as `runnerkit compile` prints them), and `PATH`.
+fn step_environment(bin: &Path, file: &Path) -> BTreeMap<String, String> {
+    let out = Command::new(bin)
+        .arg("compile")
+        .arg(file)
+        .output()
+        .expect("runnerkit compile");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a spec");
+    let mut env: BTreeMap<String, String> = spec["steps"][0]["environment"]
+        .as_object()
+        .expect("an environment")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        env.insert("PATH".into(), path.to_string_lossy().into_owned());
+    }
+    env
+}
+
 fn through_binary(bin: &Path, file: &Path, steps: usize) -> Duration {
     let started = Instant::now();
     let out = Command::new(bin)
@@ -230,14 +264,19 @@ fn main() {
         .build()
         .expect("runtime");
     let spec = spec(steps);
+    let step_env = bin.as_deref().map(|bin| step_environment(bin, &yaml));
     // One warm-up of each: page cache, the dynamic loader's.
-    floor(&scripts, steps);
+    floor(&scripts, steps, None);
     rt.block_on(through_runtime(&spec, &stages));
 
     let (mut floors, mut runs, mut bins) = (Vec::new(), Vec::new(), Vec::new());
     let (mut spawns, mut multis, mut engines) = (Vec::new(), Vec::new(), Vec::new());
+    let mut env_floors = Vec::new();
     for _ in 0..pairs {
-        floors.push(floor(&scripts, steps));
+        floors.push(floor(&scripts, steps, None));
+        if let Some(env) = &step_env {
+            env_floors.push(floor(&scripts, steps, Some(env)));
+        }
         spawns.push(rt.block_on(tokio_spawns(&scripts, steps)));
         engines.push(rt.block_on(engine_calls(&spec, &stages)));
         runs.push(rt.block_on(through_runtime(&spec, &stages)));
@@ -284,6 +323,19 @@ fn main() {
             "| runnerkit exec (binary) | {bin_ms:.1} | {:.0} | {:.2} |",
             bin_ms * 1e3 / steps as f64,
             bin_ms / floor_ms
+        );
+        // The binary's steps get Drone's variables; the shell pays for
+        // importing them too.
+        let env_floor_ms = ms(median(env_floors));
+        println!(
+            "| sh -e with the environment the binary's steps get ({} variables) | {env_floor_ms:.1} | {:.0} | {:.2} |",
+            step_env.as_ref().map_or(0, BTreeMap::len),
+            env_floor_ms * 1e3 / steps as f64,
+            env_floor_ms / floor_ms
+        );
+        println!(
+            "| runnerkit exec against that floor | | | {:.2} |",
+            bin_ms / env_floor_ms
         );
     }
     let ratios: Vec<String> = floors
