@@ -44,8 +44,13 @@ pub enum HomePolicy {
 /// step's `HOME` under [`HomePolicy::PerStage`], the default), `drone/src`
 /// (the workspace, unless
 /// [`Workspace::host_path`](runnerkit_core::Workspace::host_path) names a host
-/// directory, which is then used as is and never deleted) and `opt` (script
-/// files). [`destroy`](Engine::destroy) removes the root.
+/// directory, which is then used as is and never deleted) and, where there
+/// is no memory filesystem, `opt` (script files). Script files go to a
+/// directory of the root's name in a memory filesystem when there is one
+/// (`XDG_RUNTIME_DIR`, else `/dev/shm`; see
+/// [`with_script_dir`](Self::with_script_dir)): on a disk each new file costs
+/// a journalled inode, a third of a short step. [`destroy`](Engine::destroy)
+/// removes the root and the scripts' directory.
 ///
 /// A step with a [`Script`](runnerkit_core::Script) has it written to a file
 /// (mode 0700) and runs `SHELL -e FILE`; any other step runs its `entrypoint`
