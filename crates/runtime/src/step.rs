@@ -152,9 +152,20 @@ pub(crate) async fn run_step(ctx: Arc<StageContext>, index: usize, action: Actio
     let amended = match ctx.hooks.before_each(&ctx.state, &running).await {
         Ok(StepDecision::Run) => None,
         Ok(StepDecision::RunWith(environment)) => {
-            let mut step = ctx.spec.steps[index].clone();
-            step.environment.extend(environment);
-            Some(step)
+            let step = &ctx.spec.steps[index];
+            // The live status variables usually say what the step holds
+            // already (nothing failed yet): then the step runs as it is,
+            // without a copy of it and its whole environment.
+            if environment
+                .iter()
+                .all(|(name, value)| step.environment.get(name) == Some(value))
+            {
+                None
+            } else {
+                let mut step = step.clone();
+                step.environment.extend(environment);
+                Some(step)
+            }
         }
         Ok(StepDecision::Skip) => {
             let st = ctx.skip(index, "skipped by a hook", None);
