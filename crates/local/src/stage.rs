@@ -119,27 +119,20 @@ impl StageDirs {
         Ok(())
     }
 
-    /// Removes the scripts' directory apart, then the root and everything
-    /// below it; what is already gone is fine.
+    /// Removes the scripts' directory apart and the root with everything
+    /// below it, each even when the other could not be; what is already
+    /// gone is fine. An error names the directory it is about.
     pub async fn remove(&self) -> Result<(), Error> {
         let root = self.root.clone();
         let scripts = self.scripts_apart.then(|| self.scripts.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            if let Some(scripts) = scripts {
-                remove_tree(&scripts).or_else(gone)?;
-            }
-            remove_tree(&root)
+        let removed = tokio::task::spawn_blocking(move || {
+            let remove = |dir: PathBuf| remove_tree(&dir).or_else(gone).map_err(|e| (dir, e));
+            let scripts = scripts.map_or(Ok(()), remove);
+            scripts.and(remove(root))
         })
         .await
-        .unwrap_or_else(|join| Err(io::Error::other(join.to_string())));
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Remove {
-                path: self.root.clone(),
-                source,
-            }),
-        }
+        .unwrap_or_else(|join| Err((self.root.clone(), io::Error::other(join.to_string()))));
+        removed.map_err(|(path, source)| Error::Remove { path, source })
     }
 }
 

@@ -83,8 +83,8 @@ fn with_cut_notice(lines: &[Line], cut: u64) -> Vec<Line> {
 struct LiveLog {
     pending: Mutex<Pending>,
     sending: tokio::sync::Mutex<()>,
-    /// Lines to show first: compile warnings for this step.
-    preamble: Vec<String>,
+    /// Lines to show first: compile warnings for this step, numbered from 0.
+    preamble: Vec<Line>,
 }
 
 /// Sends every state change of one stage to the server: `before`/`after` per
@@ -123,8 +123,16 @@ impl Reporter {
     ) -> Arc<Self> {
         let logs = warnings
             .into_iter()
-            .map(|preamble| LiveLog {
-                preamble,
+            .map(|warnings| LiveLog {
+                preamble: warnings
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, message)| Line {
+                        number: i as u64,
+                        message,
+                        timestamp: 0,
+                    })
+                    .collect(),
                 ..LiveLog::default()
             })
             .collect();
@@ -225,20 +233,6 @@ impl Reporter {
         }
     }
 
-    /// The step's warnings, as the lines that open its log.
-    fn preamble(&self, index: usize) -> Vec<Line> {
-        self.logs[index]
-            .preamble
-            .iter()
-            .enumerate()
-            .map(|(i, w)| Line {
-                number: i as u64,
-                message: w.clone(),
-                timestamp: 0,
-            })
-            .collect()
-    }
-
     fn refused(&self, what: &str, e: ManagerError) -> HookError {
         if matches!(e, ManagerError::Conflict) {
             self.stage.cancel();
@@ -329,8 +323,8 @@ impl Hook for Reporter {
             s.exit_code = 0;
         })
         .await?;
-        let preamble = self.preamble(step.index);
-        lock(&self.logs[step.index].pending).lines.extend(preamble);
+        let log = &self.logs[step.index];
+        lock(&log.pending).lines.extend_from_slice(&log.preamble);
         Ok(StepDecision::Run)
     }
 
@@ -372,9 +366,8 @@ impl Hook for Reporter {
             p.lines = Vec::new();
             p.cut = 0;
         }
-        let head = self.preamble(step.index);
         let upload = LogUpload {
-            head: &head,
+            head: &log.preamble,
             log: Some(kept),
         };
         let step_id = lock(&self.steps)[step.index].id;
