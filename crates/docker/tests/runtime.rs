@@ -83,7 +83,11 @@ async fn run_with(
     let id = spec.id.clone();
     let done = runtime.run(Arc::new(spec), cancel).await.expect("run");
     let left = stage_leftovers(&engine, &id).await.expect("list leftovers");
-    assert!(left.is_empty(), "left behind by stage {id}: {left:?}");
+    assert!(
+        left.is_empty(),
+        "left behind by stage {id}: {left:?} (stage error: {:?})",
+        done.stage.error
+    );
     (done, lines)
 }
 
