@@ -51,6 +51,13 @@ pub(crate) struct Found {
     pub(crate) labels: HashMap<String, String>,
 }
 
+impl Found {
+    /// Whether `other` is the same object (its kind and id).
+    fn same(&self, other: &Found) -> bool {
+        self.kind == other.kind && self.id == other.id
+    }
+}
+
 /// A failed listing or removal.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -139,20 +146,31 @@ async fn list_containers(
 
 /// How many times [`remove_all`] lists and removes before it gives up on
 /// objects that stay.
-const REMOVAL_ROUNDS: usize = 5;
+const REMOVAL_ROUNDS: u32 = 5;
+
+/// The pause before a round that follows failed removals, times the round's
+/// number: long enough for a container that is still stopping to stop.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Removes every object matching `filters` that `select` picks, listing
 /// again after each removal until none is left: a daemon may report a
 /// removal done while the object is still there (Podman, for a container
-/// whose cleanup was running). Returns what was removed and what failed;
-/// an object still listed after the last round is a failure.
+/// whose cleanup was running), or refuse one for a while (Podman, for a
+/// container that is still stopping, and then for the network and volumes
+/// that container holds). A failed removal is retried in the next round;
+/// only what is still listed after the last round is a failure, with the
+/// error its last removal gave. Returns what was removed and what failed.
 pub(crate) async fn remove_all(
     docker: &Docker,
     filters: &HashMap<String, Vec<String>>,
     select: impl Fn(&Found) -> bool,
 ) -> (Vec<Found>, Vec<Failure>) {
     let mut removed: Vec<Found> = Vec::new();
-    for _ in 0..REMOVAL_ROUNDS {
+    let mut failed: Vec<(Found, Failure)> = Vec::new();
+    for round in 0..REMOVAL_ROUNDS {
+        if !failed.is_empty() {
+            tokio::time::sleep(RETRY_PAUSE * round).await;
+        }
         let found: Vec<Found> = match list(docker, filters).await {
             Ok(found) => found.into_iter().filter(|o| select(o)).collect(),
             Err(failure) => return (removed, vec![failure]),
@@ -160,38 +178,47 @@ pub(crate) async fn remove_all(
         if found.is_empty() {
             return (removed, Vec::new());
         }
-        let (gone, failed) = remove(docker, &found).await;
-        if !failed.is_empty() {
-            removed.extend(gone);
-            return (removed, failed);
-        }
+        let (gone, refused) = remove(docker, &found).await;
         for object in gone {
-            if !removed
-                .iter()
-                .any(|r| r.kind == object.kind && r.id == object.id)
-            {
+            if !removed.iter().any(|r| r.same(&object)) {
                 removed.push(object);
             }
         }
+        for (_, failure) in &refused {
+            tracing::debug!(
+                round,
+                operation = %failure.operation,
+                error = %failure.source,
+                "removal refused; retrying"
+            );
+        }
+        failed = refused;
     }
     let left: Vec<Found> = match list(docker, filters).await {
         Ok(found) => found.into_iter().filter(|o| select(o)).collect(),
         Err(failure) => return (removed, vec![failure]),
     };
-    removed.retain(|r| !left.iter().any(|l| l.kind == r.kind && l.id == r.id));
-    (removed, remained(left))
+    removed.retain(|r| !left.iter().any(|l| l.same(r)));
+    (removed, remained(left, failed))
 }
 
-/// Failures for objects that were removed yet are still listed.
-fn remained(left: Vec<Found>) -> Vec<Failure> {
+/// Failures for the objects still listed after the last round: the error
+/// of an object's last removal, or "still present" when it was reported
+/// removed.
+fn remained(left: Vec<Found>, mut failed: Vec<(Found, Failure)>) -> Vec<Failure> {
     left.into_iter()
-        .map(|object| Failure {
-            operation: format!("remove {} {:?}", object.kind, object.name),
-            source: ApiError::DockerResponseServerError {
-                status_code: 409,
-                message: format!("still present after {REMOVAL_ROUNDS} removals"),
+        .map(
+            |object| match failed.iter().position(|(f, _)| f.same(&object)) {
+                Some(i) => failed.swap_remove(i).1,
+                None => Failure {
+                    operation: format!("remove {} {:?}", object.kind, object.name),
+                    source: ApiError::DockerResponseServerError {
+                        status_code: 409,
+                        message: format!("still present after {REMOVAL_ROUNDS} removals"),
+                    },
+                },
             },
-        })
+        )
         .collect()
 }
 
@@ -211,8 +238,8 @@ fn matches_labels(
 
 /// Removes `objects`: containers first (killed, with their anonymous
 /// volumes), then networks, then volumes; each group concurrently. Returns
-/// what was removed (or was already gone) and what failed.
-pub(crate) async fn remove(docker: &Docker, objects: &[Found]) -> (Vec<Found>, Vec<Failure>) {
+/// what was removed (or was already gone) and what failed, with why.
+async fn remove(docker: &Docker, objects: &[Found]) -> (Vec<Found>, Vec<(Found, Failure)>) {
     let mut removed = Vec::new();
     let mut failed = Vec::new();
     for kind in [Kind::Container, Kind::Network, Kind::Volume] {
@@ -222,10 +249,13 @@ pub(crate) async fn remove(docker: &Docker, objects: &[Found]) -> (Vec<Found>, V
             match result {
                 Ok(()) => removed.push(object.clone()),
                 Err(e) if is_not_found(&e) => removed.push(object.clone()),
-                Err(source) => failed.push(Failure {
-                    operation: format!("remove {} {:?}", object.kind, object.name),
-                    source,
-                }),
+                Err(source) => failed.push((
+                    object.clone(),
+                    Failure {
+                        operation: format!("remove {} {:?}", object.kind, object.name),
+                        source,
+                    },
+                )),
             }
         }
     }
