@@ -13,7 +13,7 @@ use runnerkit_core::drone::{Build, Stage};
 use runnerkit_manifest::stages::StagePlan;
 use runnerkit_manifest::{
     CombinedSecrets, CompileContext, Compiled, Compiler, DocumentSecrets, Error, LintError,
-    LiveStatus, StageInput, StaticSecrets, StepSelection, TypeRegistry,
+    LiveStatus, Parsed, StageInput, StaticSecrets, StepSelection, TypeRegistry,
 };
 
 use crate::cli::BuildArgs;
@@ -204,6 +204,9 @@ pub struct LocalPlan {
     /// The marker in the commit message that would make a server skip the
     /// build (`[skip ci]`...); a local run, asked for, runs anyway.
     pub skip_marker: Option<&'static str>,
+    /// The file as the plan substituted and parsed it, for [`prepare`]:
+    /// a stage whose variables give the same text does not parse it again.
+    pub parsed: Parsed,
 }
 
 /// The build's stages, as a server would plan them for this run: `trigger`
@@ -220,12 +223,13 @@ pub fn plan(
     let refuse = |e: Error| refused(e, source);
     let text = runnerkit_manifest::envsubst(&source.text, |k| vars.get(k).cloned())
         .map_err(|e| refuse(e.into()))?;
-    let manifest = runnerkit_manifest::Manifest::parse(&text).map_err(|e| refuse(e.into()))?;
-    let stages =
-        runnerkit_manifest::stages::plan(&manifest, selected, ctx_match(&ctx)).map_err(refuse)?;
+    let parsed = Parsed::new(text).map_err(|e| refuse(e.into()))?;
+    let stages = runnerkit_manifest::stages::plan(parsed.manifest(), selected, ctx_match(&ctx))
+        .map_err(refuse)?;
     Ok(LocalPlan {
         stages,
         skip_marker: runnerkit_manifest::stages::skip_marker(&ctx.build),
+        parsed,
     })
 }
 
@@ -240,11 +244,13 @@ fn ctx_match(ctx: &CompileContext) -> runnerkit_manifest::MatchInput<'_> {
 /// Assembles one pipeline of `source` for a local run: its directory is
 /// the workspace, nothing is cloned, `--secret` values come first and the
 /// file's encrypted documents after them, and every `--secret` value is
-/// masked whether or not the pipeline uses it.
+/// masked whether or not the pipeline uses it. `parsed`: the file as
+/// [`plan`] parsed it, reused when this stage's variables give the same text.
 pub async fn prepare(
     source: &SourceFile,
     inputs: &RunInputs<'_>,
     types: &TypeRegistry,
+    parsed: Option<&Parsed>,
 ) -> anyhow::Result<Prepared> {
     let ctx = context(source, inputs, inputs.pipeline.unwrap_or_default());
     let compiled = runnerkit_manifest::assemble(StageInput {
@@ -254,6 +260,7 @@ pub async fn prepare(
         types,
         compiler: &Compiler::default(),
         context: &ctx,
+        parsed,
     })
     .await
     .map_err(|e| refused(e, source))?;

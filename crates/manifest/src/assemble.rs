@@ -8,7 +8,7 @@ use futures_util::future::{join, join_all};
 
 use crate::compile::{CompileContext, CompileError, CompileWarning, Compiled, Compiler, Resolved};
 use crate::lint::{LintError, lint_manifest, lint_shared, lint_warnings, parse_warnings};
-use crate::model::{Manifest, Pipeline};
+use crate::model::{Manifest, ParseError, Pipeline};
 use crate::secrets::SecretRequest;
 use crate::types::TypeRegistry;
 use crate::{Error, envsubst, select};
@@ -31,6 +31,39 @@ pub struct StageInput<'a> {
     /// The run: build, repository, stage, system, secret and registry
     /// sources, runner globals, workspace.
     pub context: &'a CompileContext,
+    /// The file as an earlier stage of the same build substituted and
+    /// parsed it: reused when this stage's substitution gives the same
+    /// text, so a build's stages parse their file once. `None`: parse.
+    pub parsed: Option<&'a Parsed>,
+}
+
+/// A pipeline file substituted and parsed, to be shared by the stages of
+/// one build ([`StageInput::parsed`]).
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    text: String,
+    manifest: Manifest,
+}
+
+impl Parsed {
+    /// Parses `text`, a pipeline file with its variables substituted.
+    ///
+    /// # Errors
+    /// The text is not a valid pipeline file.
+    pub fn new(text: String) -> Result<Self, ParseError> {
+        let manifest = Manifest::parse(&text)?;
+        Ok(Self { text, manifest })
+    }
+
+    /// The substituted text it was parsed from.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The parsed file.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
 }
 
 /// Assembles one stage: envsubst (with the context's variables), parse,
@@ -53,11 +86,18 @@ pub async fn assemble(input: StageInput<'_>) -> Result<Compiled, Error> {
     let ctx = input.context;
     let vars = ctx.substitution_environ();
     let text = envsubst(input.text, |k| vars.get(k).cloned())?;
-    let manifest = Manifest::parse(&text)?;
-    let pipeline = select(&manifest, input.pipeline, &ctx.stage.kind_type)?;
+    let parsed_here;
+    let manifest = match input.parsed.filter(|p| p.text == text) {
+        Some(parsed) => &parsed.manifest,
+        None => {
+            parsed_here = Manifest::parse(&text)?;
+            &parsed_here
+        }
+    };
+    let pipeline = select(manifest, input.pipeline, &ctx.stage.kind_type)?;
     let pipeline_type = input.types.type_of(pipeline)?;
 
-    let mut problems = lint_manifest(&manifest);
+    let mut problems = lint_manifest(manifest);
     problems.extend(lint_shared(pipeline, pipeline_type, input.trusted));
     let keys = match pipeline_type.read_keys(pipeline, input.trusted) {
         Ok(keys) => Some(keys),
@@ -70,7 +110,7 @@ pub async fn assemble(input: StageInput<'_>) -> Result<Compiled, Error> {
         return Err(Error::Lint(problems));
     };
 
-    let resolved = resolve(&manifest, pipeline, ctx).await?;
+    let resolved = resolve(manifest, pipeline, ctx).await?;
     let ctx = if ctx.stage.name.is_empty() || ctx.stage.kind_type.is_empty() {
         // The stage is the pipeline's: its labels and `DRONE_STAGE_*` say so.
         let mut own = ctx.clone();
@@ -87,7 +127,7 @@ pub async fn assemble(input: StageInput<'_>) -> Result<Compiled, Error> {
     let mut compiled = input
         .compiler
         .compile(pipeline, pipeline_type, keys, &ctx, &resolved)?;
-    let mut warnings: Vec<CompileWarning> = parse_warnings(&manifest, pipeline)
+    let mut warnings: Vec<CompileWarning> = parse_warnings(manifest, pipeline)
         .chain(lint_warnings(pipeline, pipeline_type))
         .map(compile_warning)
         .collect();

@@ -58,6 +58,7 @@
 //!     types: &types,
 //!     compiler: &Compiler::default(),
 //!     context: &ctx,
+//!     parsed: None,
 //! })
 //! .await?;
 //! let step = &compiled.spec.steps[0];
@@ -97,7 +98,7 @@ mod unknown;
 mod values;
 mod yaml;
 
-pub use assemble::{StageInput, assemble};
+pub use assemble::{Parsed, StageInput, assemble};
 pub use compile::{
     CompileContext, CompileError, CompileWarning, Compiled, Compiler, NotRun, StageStep,
     StepSelection,

@@ -139,3 +139,51 @@ steps:
     assert!(std::sync::Arc::ptr_eq(&deps("c"), &deps("d")));
     assert_eq!(*deps("e"), ["c"]);
 }
+
+/// A file parsed for another stage serves only a stage whose variables
+/// give the same text; any other stage parses its own.
+#[test]
+fn a_parsed_file_is_reused_only_for_the_same_text() {
+    use runnerkit_manifest::{Parsed, StageInput, assemble};
+    let text = "kind: pipeline\ntype: exec\nname: p\nsteps:\n- name: a\n  commands: [echo ${DRONE_STAGE_NAME}]\n";
+    let mut ctx = ctx();
+    ctx.stage.name = "p".into();
+    let types = support::types();
+    let compiler = Compiler::default();
+    let run = |parsed: Option<&Parsed>| {
+        let input = StageInput {
+            text,
+            pipeline: None,
+            trusted: false,
+            types: &types,
+            compiler: &compiler,
+            context: &ctx,
+            parsed,
+        };
+        let compiled = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(assemble(input))
+            .expect("compiles");
+        compiled
+            .spec
+            .steps
+            .iter()
+            .find(|s| s.name == "a")
+            .expect("step a")
+            .script
+            .as_ref()
+            .expect("a script")
+            .body
+            .clone()
+    };
+    let own = run(None);
+    assert!(own.contains("echo p"), "{own}");
+    // Another stage's substitution: not this stage's file.
+    let other = Parsed::new(text.replace("${DRONE_STAGE_NAME}", "other")).expect("parses");
+    assert_eq!(run(Some(&other)), own);
+    // The same text: used as it is (its steps are the file's).
+    let same = Parsed::new(text.replace("${DRONE_STAGE_NAME}", "p")).expect("parses");
+    assert_eq!(same.text(), text.replace("${DRONE_STAGE_NAME}", "p"));
+    assert_eq!(run(Some(&same)), own);
+}

@@ -215,6 +215,7 @@ fn assemble_refuses_a_file_past_a_limit_before_substituting() {
             types: &types,
             compiler: &Compiler::default(),
             context: &ctx,
+            parsed: None,
         }));
     match result {
         Err(Error::Parse(ParseError::Limit(err))) => assert_eq!(err.limit, Limit::Documents),

@@ -93,6 +93,7 @@ pub(crate) async fn compile_stage(
         types: &config.types,
         compiler: &config.compiler,
         context: &context,
+        parsed: None,
     })
     .await
     .map_err(|e| StageError::from_assembly(e).masked(&masker))

@@ -29,7 +29,7 @@ pub async fn run(
         env: &env,
         ..RunInputs::default()
     };
-    let prepared = pipeline::prepare(&source, &inputs, types).await?;
+    let prepared = pipeline::prepare(&source, &inputs, types, None).await?;
     for warning in &prepared.compiled.warnings {
         match &warning.step {
             Some(step) => eprintln!("warning: step {step:?}: {}", warning.message),

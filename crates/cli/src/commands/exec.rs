@@ -82,6 +82,7 @@ async fn prepare_and_run(
     let LocalPlan {
         stages: plan,
         skip_marker,
+        parsed,
     } = pipeline::plan(&source, &inputs, &args.pipelines)?;
     // One pipeline considered keeps the output of one stage; the form
     // depends on the command line and the file, never on the build data.
@@ -100,7 +101,8 @@ async fn prepare_and_run(
             .number
             .map_or(1, |n| i32::try_from(n).unwrap_or(i32::MAX));
         let stage_inputs = inputs.for_stage(&planned.name, number, depends_on);
-        let stage = pipeline::prepare(&source, &stage_inputs, types.registry()).await?;
+        let stage =
+            pipeline::prepare(&source, &stage_inputs, types.registry(), Some(&parsed)).await?;
         prepared.push((index, stage));
     }
     if args.list {

@@ -54,6 +54,7 @@ pub fn prepare_with(
         types,
         compiler,
         context: &ctx,
+        parsed: None,
     };
     tokio::runtime::Builder::new_current_thread()
         .build()
