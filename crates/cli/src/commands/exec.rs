@@ -21,6 +21,7 @@ use crate::commands::stage::StageOptions;
 use crate::interrupt;
 use crate::output::build::StageRow;
 use crate::output::exit::Outcome;
+use crate::output::human::HOLD;
 use crate::output::json::{BuildResult, RunResult, StageResult};
 use crate::output::{self, HumanReporter};
 use crate::pipeline::{self, LocalPlan, RunInputs};
@@ -387,6 +388,9 @@ impl BuildEvents for ExecEvents<'_> {
             // Every step of the pipeline, for the summary: the Spec holds
             // only those that may run.
             .with_steps(compiled.steps.clone());
+        if !output::human_on_terminal(self.json) {
+            reporter = reporter.with_hold(HOLD);
+        }
         if !self.single {
             reporter = reporter.with_stage_label(&self.plan.pipelines[job.index].name, self.width);
         }

@@ -56,6 +56,79 @@ use super::table::{self, Column, Row};
 
 /// How long a step may print nothing before a line says it still runs.
 const TICKER: Duration = Duration::from_secs(30);
+
+/// How long text going elsewhere than a terminal may be held
+/// ([`HumanReporter::with_hold`]): short enough to read as live.
+pub const HOLD: Duration = Duration::from_millis(50);
+
+/// Held text past which it is written at once, however recent.
+const HOLD_MAX: usize = 16 * 1024;
+
+/// Where the reporter's text goes. On a terminal each text is written as it
+/// comes. Elsewhere (a pipe, a file: a CI system reading the output) text is
+/// held for up to [`HumanReporter::with_hold`]'s delay and written in one
+/// go: short steps would otherwise cost a write, and a wake-up of the
+/// reader, per line. Held text is written by a task the first hold starts
+/// (at once where there is no Tokio runtime), when it reaches
+/// [`HOLD_MAX`], and at the stage's end and the reporter's drop.
+struct Output {
+    sink: Box<dyn Write + Send>,
+    held: Vec<u8>,
+    /// How long text may be held; `None`: never.
+    hold: Option<Duration>,
+    /// A task is on its way to write what is held.
+    write_due: bool,
+}
+
+impl Output {
+    /// Writes whatever is held. A reader that went away (a closed pipe) is
+    /// not an error worth stopping a pipeline for: the text is dropped.
+    fn write_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let _ = self
+            .sink
+            .write_all(&self.held)
+            .and_then(|()| self.sink.flush());
+        self.held.clear();
+    }
+}
+
+/// Writes `text` to `out` whole, so lines of concurrent steps never
+/// interleave within a line: at once, or held (see [`Output`]).
+fn emit_to(out: &Arc<Mutex<Output>>, text: &str) {
+    push(&mut lock(out), out, text);
+}
+
+/// [`emit_to`] for a caller holding `out`'s lock as `o`.
+fn push(o: &mut Output, out: &Arc<Mutex<Output>>, text: &str) {
+    let Some(delay) = o.hold else {
+        let _ = o
+            .sink
+            .write_all(text.as_bytes())
+            .and_then(|()| o.sink.flush());
+        return;
+    };
+    o.held.extend_from_slice(text.as_bytes());
+    if o.held.len() >= HOLD_MAX {
+        o.write_held();
+    } else if !o.write_due {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                o.write_due = true;
+                let out = Arc::clone(out);
+                runtime.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let mut o = lock(&out);
+                    o.write_due = false;
+                    o.write_held();
+                });
+            }
+            Err(_) => o.write_held(),
+        }
+    }
+}
 /// How many of a step's last log lines a failure repeats.
 const TAIL: usize = 10;
 
@@ -73,7 +146,7 @@ pub struct Style {
 /// A [`Hook`](runnerkit_core::Hook) that prints a stage for people to read.
 pub struct HumanReporter {
     /// Shared with the tickers, which print from their own tasks.
-    out: Arc<Mutex<Box<dyn Write + Send>>>,
+    out: Arc<Mutex<Output>>,
     width: usize,
     style: Style,
     /// For compile warnings only: they come from the compiler, not the
@@ -127,7 +200,7 @@ impl Ticker {
     /// `interval` without a sign of life in `activity`, with the time since
     /// `started`.
     fn start(
-        out: Arc<Mutex<Box<dyn Write + Send>>>,
+        out: Arc<Mutex<Output>>,
         prefix: String,
         interval: Duration,
         started: tokio::time::Instant,
@@ -151,7 +224,7 @@ impl Ticker {
                 tokio::time::sleep_until(due).await;
                 // `out` before `activity`, as `stop` takes them: a step that
                 // ended while this one slept is seen as ended here.
-                let mut out = lock(&out);
+                let mut o = lock(&out);
                 let mut a = lock(&watched);
                 if a.done {
                     return;
@@ -165,7 +238,7 @@ impl Ticker {
                     "{prefix}... still running ({})\n",
                     elapsed(now.duration_since(started))
                 );
-                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                push(&mut o, &out, &text);
             }
         });
         Self { activity, task }
@@ -178,7 +251,7 @@ impl Ticker {
 
     /// Ends the ticker: nothing more is printed once this returns, even by
     /// a tick already awake and waiting for `out`.
-    fn stop(self, out: &Mutex<Box<dyn Write + Send>>) {
+    fn stop(self, out: &Mutex<Output>) {
         {
             let _out = lock(out);
             lock(&self.activity).done = true;
@@ -189,12 +262,14 @@ impl Ticker {
 
 impl Drop for HumanReporter {
     fn drop(&mut self) {
-        // A reporter dropped mid-stage leaves no task printing on its own.
+        // A reporter dropped mid-stage leaves no task printing on its own,
+        // and no text held.
         for log in lock(&self.steps).values_mut() {
             if let Some(ticker) = log.ticker.take() {
                 ticker.task.abort();
             }
         }
+        lock(&self.out).write_held();
     }
 }
 
@@ -214,7 +289,12 @@ impl HumanReporter {
     pub fn new(out: Box<dyn Write + Send>, spec: &Spec, style: Style, masker: Masker) -> Self {
         let width = spec.steps.iter().map(|s| s.name.width()).max().unwrap_or(0);
         Self {
-            out: Arc::new(Mutex::new(out)),
+            out: Arc::new(Mutex::new(Output {
+                sink: out,
+                held: Vec::new(),
+                hold: None,
+                write_due: false,
+            })),
             width,
             style,
             masker,
@@ -262,12 +342,16 @@ impl HumanReporter {
         self
     }
 
-    /// Writes `text` at once, so lines of concurrent steps never interleave
-    /// within a line. A reader that went away (a closed pipe) is not an
-    /// error worth stopping a pipeline for: the text is dropped.
+    /// Holds text for up to `delay` before writing it (see [`Output`]):
+    /// for output that is not a terminal.
+    pub fn with_hold(self, delay: Duration) -> Self {
+        lock(&self.out).hold = Some(delay).filter(|d| !d.is_zero());
+        self
+    }
+
+    /// Writes `text` whole (see [`emit_to`]).
     fn emit(&self, text: &str) {
-        let mut out = lock(&self.out);
-        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        emit_to(&self.out, text);
     }
 
     /// Stops the ticker of the step `index`, if it has one.
@@ -546,6 +630,9 @@ impl runnerkit_core::Hook for HumanReporter {
         let mut text = self.summary(&snapshot);
         text.push_str(&self.failure_tails(&snapshot));
         self.emit(&text);
+        // The stage's last word is not held: whoever reads it may be
+        // waiting for it.
+        lock(&self.out).write_held();
         Ok(())
     }
 
@@ -961,5 +1048,54 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(420)), "0.42s");
         assert_eq!(duration(Duration::from_secs(125)), "2m05s");
         assert_eq!(duration(Duration::from_secs(3720)), "1h02m");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_text_is_written_within_the_delay_in_order_and_at_the_end() {
+        let buf = Buffer::default();
+        let reporter = plain(&buf)
+            .with_ticker(Duration::ZERO)
+            .with_hold(Duration::from_millis(50));
+        let build = finished(0, "build", Status::Success, 0, 1);
+        let state = StateWriter::new(Snapshot::new(vec![build.clone()])).reader();
+        reporter.before_each(&state, &build).await.unwrap();
+        reporter.got_line(&state, &build, line("one"));
+        assert_eq!(buf.text(), "", "held");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(buf.text(), "build | --> running\nbuild | one\n");
+        // A new hold starts with the next text.
+        reporter.got_line(&state, &build, line("two"));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!buf.text().contains("two"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(buf.text().ends_with("build | two\n"), "{}", buf.text());
+        // The end of the stage is written at once, summary included.
+        reporter.after_each(&state, &build).await.unwrap();
+        reporter.after(&state).await.unwrap();
+        let text = buf.text();
+        assert!(text.contains("build | <-- success"), "{text}");
+        assert!(text.ends_with("\npipeline pending\n"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_text_is_written_when_the_reporter_is_dropped_or_grows_large() {
+        let buf = Buffer::default();
+        let reporter = plain(&buf)
+            .with_ticker(Duration::ZERO)
+            .with_hold(Duration::from_secs(3600));
+        let build = finished(0, "build", Status::Success, 0, 1);
+        let state = StateWriter::new(Snapshot::new(vec![build.clone()])).reader();
+        let long = "x".repeat(1000);
+        for _ in 0..20 {
+            reporter.got_line(&state, &build, line(&long));
+        }
+        // Past HOLD_MAX the text goes at once, in whole lines.
+        let written = buf.text();
+        assert!(written.len() >= HOLD_MAX, "{}", written.len());
+        assert!(written.ends_with('\n'));
+        reporter.got_line(&state, &build, line("last"));
+        drop(reporter);
+        assert!(buf.text().ends_with("build | last\n"));
+        assert_eq!(buf.text().matches(&long).count(), 20);
     }
 }

@@ -115,17 +115,30 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Whether the human-readable output (stdout; stderr with `--json`) is a
+/// terminal.
+pub fn human_on_terminal(json: bool) -> bool {
+    if json {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    }
+}
+
 /// Where the human-readable output goes and how it looks, with colours as
 /// `choice` and the process's environment decide ([`use_color`]).
 pub fn human_destination(json: bool, choice: ColorChoice) -> (Box<dyn Write + Send>, Style) {
     let no_color = std::env::var_os("NO_COLOR");
     let force = std::env::var_os("CLICOLOR_FORCE");
-    let color = |terminal: bool| use_color(choice, terminal, no_color.as_deref(), force.as_deref());
+    let color = use_color(
+        choice,
+        human_on_terminal(json),
+        no_color.as_deref(),
+        force.as_deref(),
+    );
     if json {
-        let color = color(std::io::stderr().is_terminal());
         (Box::new(std::io::stderr()), Style { color })
     } else {
-        let color = color(std::io::stdout().is_terminal());
         (Box::new(std::io::stdout()), Style { color })
     }
 }
