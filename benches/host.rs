@@ -265,13 +265,22 @@ fn main() {
         .expect("runtime");
     let spec = spec(steps);
     let step_env = bin.as_deref().map(|bin| step_environment(bin, &yaml));
+    // The same steps with the binary's environment: what a step's
+    // variables cost the runtime and the engine, without the CLI.
+    let env_spec = step_env.as_ref().map(|env| {
+        let mut spec = spec.clone();
+        for step in &mut spec.steps {
+            step.environment = env.clone();
+        }
+        spec
+    });
     // One warm-up of each: page cache, the dynamic loader's.
     floor(&scripts, steps, None);
     rt.block_on(through_runtime(&spec, &stages));
 
     let (mut floors, mut runs, mut bins) = (Vec::new(), Vec::new(), Vec::new());
     let (mut spawns, mut multis, mut engines) = (Vec::new(), Vec::new(), Vec::new());
-    let mut env_floors = Vec::new();
+    let (mut env_floors, mut env_runs) = (Vec::new(), Vec::new());
     for _ in 0..pairs {
         floors.push(floor(&scripts, steps, None));
         if let Some(env) = &step_env {
@@ -281,6 +290,9 @@ fn main() {
         engines.push(rt.block_on(engine_calls(&spec, &stages)));
         runs.push(rt.block_on(through_runtime(&spec, &stages)));
         multis.push(multi.block_on(through_runtime(&spec, &stages)));
+        if let Some(env_spec) = &env_spec {
+            env_runs.push(rt.block_on(through_runtime(env_spec, &stages)));
+        }
         if let Some(bin) = &bin {
             bins.push(through_binary(bin, &yaml, steps));
         }
@@ -332,6 +344,12 @@ fn main() {
             step_env.as_ref().map_or(0, BTreeMap::len),
             env_floor_ms * 1e3 / steps as f64,
             env_floor_ms / floor_ms
+        );
+        let env_run_ms = ms(median(env_runs));
+        println!(
+            "| Runtime::run on LocalEngine, one thread, with that environment | {env_run_ms:.1} | {:.0} | {:.2} |",
+            env_run_ms * 1e3 / steps as f64,
+            env_run_ms / env_floor_ms
         );
         println!(
             "| runnerkit exec against that floor | | | {:.2} |",
