@@ -37,6 +37,10 @@
 //! does, so the cause is on screen without scrolling back through the
 //! interleaved logs. Killed steps are left out: a cancel or timeout killed
 //! them, not their own output.
+//!
+//! On a terminal each line is written as it comes. Elsewhere (a pipe, a
+//! file) text is held up to [`HOLD`] and written in one go, so a stage of
+//! short steps does not cost a write, and a wake-up of the reader, per line.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
