@@ -183,6 +183,7 @@ impl Runtime {
             config: self.config.clone(),
             token: cancel.child_token(),
             tearing_down: CancellationToken::new(),
+            stop_reading: CancellationToken::new(),
         });
         let stage_started = SystemTime::now();
         ctx.writer.update(|s| {
@@ -263,16 +264,25 @@ impl Runtime {
     }
 
     /// Waits for a detached step's output to end (the engine's teardown ends
-    /// it); past the drain timeout, stops reading and reports what arrived.
+    /// it); past the drain timeout, makes its pump stop reading and report
+    /// the step with what it read. A pump that does not finish within a
+    /// second drain timeout (a hook that hangs) is given up on, and the
+    /// step reported without its log.
     async fn drain_detached(&self, ctx: &StageContext, index: usize, mut handle: JoinHandle<()>) {
-        if tokio::time::timeout(self.config.drain_timeout, &mut handle)
-            .await
-            .is_err()
-        {
+        let drain = self.config.drain_timeout;
+        if tokio::time::timeout(drain, &mut handle).await.is_ok() {
+            return;
+        }
+        tracing::warn!(
+            step = index,
+            "a detached step's output did not end after teardown; stopped reading it"
+        );
+        ctx.stop_reading.cancel();
+        if tokio::time::timeout(drain, &mut handle).await.is_err() {
             handle.abort();
             tracing::warn!(
                 step = index,
-                "a detached step's output did not end after teardown; stopped reading it"
+                "a detached step's log was not handed on in time"
             );
             finish_detached(ctx, index, &StepOutput::new(ctx), DetachedEnd::TornDown).await;
         }

@@ -31,6 +31,10 @@ pub(crate) struct StageContext {
     /// Cancelled when the teardown starts: a detached step's output that
     /// ends before it ended by itself, after it by the teardown.
     pub(crate) tearing_down: CancellationToken,
+    /// Cancelled when a detached step's output has not ended within the
+    /// drain timeout after the teardown: its pump stops reading and hands
+    /// on what it read.
+    pub(crate) stop_reading: CancellationToken,
 }
 
 /// What the coordinator decided for a step that became ready.
@@ -320,7 +324,7 @@ async fn execute(
     };
     let mut wait = pin!(wait);
     let exit = {
-        let mut pump = pin!(pump(ctx, running, stream, started, log));
+        let mut pump = pin!(pump(ctx, running, stream, started, log, None));
         let mut pumped = false;
         let exit = loop {
             tokio::select! {
@@ -385,6 +389,12 @@ impl StepOutput {
         self.writer.write(chunk, timestamp, &mut emit);
     }
 
+    /// A line of the runtime's own after what the step printed (masked).
+    fn note(&mut self, ctx: &StageContext, running: &StepState, message: &str, timestamp: u64) {
+        let mut emit = Self::emitter(ctx, running, &mut self.kept);
+        self.writer.note_after(message, timestamp, &mut emit);
+    }
+
     /// The output ended: a held partial line and the limit's note go out.
     pub(crate) fn finish(&mut self, ctx: &StageContext, running: &StepState, timestamp: u64) {
         let mut emit = Self::emitter(ctx, running, &mut self.kept);
@@ -404,16 +414,24 @@ impl StepOutput {
 /// which the clock is read again anyway.
 const CLOCK_EVERY: u32 = 256;
 
-/// Reads the stream into lines, handing each batch to the hooks as it comes.
-/// Returns the error that ended the stream, if one did (also written to the
-/// log as a line of its own).
+/// Reads the stream into lines, handing each batch to the hooks as it comes,
+/// until it ends or `stop` fires. Returns the error that ended the stream,
+/// if one did (also written to the log as a line of its own).
 async fn pump(
     ctx: &StageContext,
     running: &StepState,
     stream: LogStream,
     started: Instant,
     log: &mut StepOutput,
+    stop: Option<&CancellationToken>,
 ) -> Option<EngineError> {
+    let stopped = async {
+        match stop {
+            Some(stop) => stop.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut stopped = pin!(stopped);
     let mut reader = ChunkReader::new(stream);
     // Lines carry whole seconds since the step started. Text that was ready
     // together arrived together: the clock is read only after the stream
@@ -422,7 +440,14 @@ async fn pump(
     let mut since = 0;
     let mut ts = 0;
     loop {
-        let text = match reader.next().await {
+        // Dropping a pending read loses nothing: the reader hands on what it
+        // joined before it waits.
+        let read = tokio::select! {
+            biased;
+            read = reader.next() => read,
+            () = &mut stopped => return None,
+        };
+        let text = match read {
             Read::Text { text, fresh } => {
                 if fresh || since >= CLOCK_EVERY {
                     ts = started.elapsed().as_secs();
@@ -439,10 +464,7 @@ async fn pump(
                 );
                 tracing::warn!(step = %running.name, "{}", ctx.masker.mask_str(&msg));
                 ts = started.elapsed().as_secs();
-                // The writer masks it like any line of the step's output.
-                log.write(ctx, running, b"\n", ts);
-                log.write(ctx, running, msg.as_bytes(), ts);
-                log.write(ctx, running, b"\n", ts);
+                log.note(ctx, running, &msg, ts);
                 return Some(e);
             }
         };
@@ -460,7 +482,22 @@ async fn detached_pump(
     started: Instant,
 ) {
     let mut log = StepOutput::new(&ctx);
-    let ended = pump(&ctx, &running, stream, started, &mut log).await;
+    let ended = pump(
+        &ctx,
+        &running,
+        stream,
+        started,
+        &mut log,
+        Some(&ctx.stop_reading),
+    )
+    .await;
+    if ended.is_none() && ctx.stop_reading.is_cancelled() {
+        let note = format!(
+            "[runnerkit] the output did not end within {} of the teardown; the rest is not read",
+            human(ctx.config.drain_timeout)
+        );
+        log.note(&ctx, &running, &note, started.elapsed().as_secs());
+    }
     log.finish(&ctx, &running, started.elapsed().as_secs());
     let end = match ended {
         Some(e) => DetachedEnd::Lost(e.to_chain_string()),

@@ -93,10 +93,7 @@ impl LineWriter {
     /// Ends the stream: a held partial line is emitted, then a note of what
     /// the limit dropped, if anything.
     pub fn finish(&mut self, timestamp: u64, emit: &mut impl FnMut(Lines<'_>)) {
-        if !self.pending.is_empty() {
-            let rest = std::mem::take(&mut self.pending);
-            self.region(&rest, timestamp, emit);
-        }
+        self.end_line(timestamp, emit);
         if self.dropped_lines > 0 {
             let message = format!(
                 "[runnerkit] {} more lines ({} bytes) were dropped by the log limit",
@@ -169,6 +166,21 @@ impl LineWriter {
         let lines = Lines::new(text, 0, 0);
         self.dropped_lines += lines.len() as u64;
         self.dropped_bytes += text.len() as u64;
+    }
+
+    /// Ends the open line, if there is one, and adds `message` as a line of
+    /// the runtime's own (masked, on one line): why the log stops here.
+    pub fn note_after(&mut self, message: &str, timestamp: u64, emit: &mut impl FnMut(Lines<'_>)) {
+        self.end_line(timestamp, emit);
+        self.note(message, timestamp, emit);
+    }
+
+    /// The held partial line, if any, goes out as a line.
+    fn end_line(&mut self, timestamp: u64, emit: &mut impl FnMut(Lines<'_>)) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.region(&rest, timestamp, emit);
+        }
     }
 
     /// A line of the writer's own, masked like the step's output: what the
