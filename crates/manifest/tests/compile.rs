@@ -187,3 +187,23 @@ fn a_parsed_file_is_reused_only_for_the_same_text() {
     assert_eq!(same.text(), text.replace("${DRONE_STAGE_NAME}", "p"));
     assert_eq!(run(Some(&same)), own);
 }
+
+/// An empty variable is not set: the stage's empty ones are dropped, and a
+/// step's empty value unsets what the pipeline set.
+#[test]
+fn empty_variables_are_not_set() {
+    let text = "kind: pipeline\ntype: exec\nname: p\nenvironment:\n  A: x\n  B: y\nsteps:\n- name: s\n  environment:\n    A: ''\n    C: ''\n    D: d\n  commands: [true]\n";
+    let c = prepare(text, None, false, &Compiler::default(), &ctx()).unwrap();
+    let env = &c
+        .spec
+        .steps
+        .iter()
+        .find(|s| s.name == "s")
+        .unwrap()
+        .environment;
+    assert!(!env.contains_key("A"), "{env:?}");
+    assert_eq!(env.get("B").map(String::as_str), Some("y"));
+    assert!(!env.contains_key("C"));
+    assert_eq!(env.get("D").map(String::as_str), Some("d"));
+    assert!(env.values().all(|v| !v.is_empty()), "{env:?}");
+}

@@ -93,6 +93,9 @@ impl Compiler {
                 .collect(),
         };
         b.base_env = b.stage_environ();
+        // An empty variable is not set (Drone drops them): dropped once here,
+        // and each step drops only the empty ones it sets itself.
+        b.base_env.retain(|_, v| !v.is_empty());
 
         let mut spec = Spec {
             id: ctx.spec_id.clone(),
@@ -584,7 +587,6 @@ impl Assembly<'_> {
         if settings.trace {
             env.insert("GIT_TRACE".into(), "true".into());
         }
-        env.retain(|_, v| !v.is_empty());
         let mut step = Step {
             name: "clone".into(),
             environment: env,
@@ -648,6 +650,9 @@ impl Assembly<'_> {
         let mut secrets = Vec::new();
         for (key, value) in &spec.environment {
             match value {
+                EnvValue::Text(text) if text.is_empty() => {
+                    env.remove(key);
+                }
                 EnvValue::Text(text) => {
                     env.insert(key.clone(), text.clone());
                 }
@@ -660,17 +665,20 @@ impl Assembly<'_> {
         for (key, value) in &spec.settings {
             let var = settings::plugin_key(key);
             match value {
-                SettingValue::Value(v) => {
-                    if let Some(text) = settings::plugin_value(v) {
+                SettingValue::Value(v) => match settings::plugin_value(v) {
+                    Some(text) if text.is_empty() => {
+                        env.remove(&var);
+                    }
+                    Some(text) => {
                         env.insert(var, text);
                     }
-                }
+                    None => {}
+                },
                 SettingValue::FromSecret(secret) => {
                     self.secret_var(&name, &var, secret, &mut secrets)?;
                 }
             }
         }
-        env.retain(|_, v| !v.is_empty());
 
         let mut step = Step {
             name: name.clone(),
