@@ -395,7 +395,7 @@ impl Engine for LocalEngine {
             .into());
         };
         let before = crate::orphans::boot_ticks();
-        let running = Running::spawn(&step.name, &launch, stage.stop.child_token())?;
+        let running = Running::spawn(step, &launch, stage.stop.child_token())?;
         let spawned = before.zip(crate::orphans::boot_ticks());
         tracing::debug!(step = %step.name, pgid = running.group().id(), "step started");
         if let Some(groups) = lock(&stage.groups).as_mut()

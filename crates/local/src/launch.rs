@@ -45,8 +45,11 @@ pub(crate) struct Launch {
     pub program: String,
     /// Its arguments.
     pub args: Vec<String>,
-    /// The complete environment (the process starts from an empty one).
-    pub env: BTreeMap<String, String>,
+    /// What the process gets on top of the step's own variables
+    /// ([`Launch::environment`]): its secrets, and what any program expects
+    /// to find. Kept apart so that the step's variables are copied once, by
+    /// the spawn, rather than into this map first.
+    pub env_over: BTreeMap<String, String>,
     /// The working directory.
     pub cwd: PathBuf,
     /// The script to write before starting, and where.
@@ -89,13 +92,26 @@ pub(crate) fn plan(
     Ok(Launch {
         program,
         args,
-        env: environment(step, dirs, host, home, &shell),
+        env_over: environment(step, dirs, host, home, &shell),
         cwd: working_dir(&step.working_dir, spec, &dirs.workspace),
         script,
     })
 }
 
-/// The step's variables and secrets, plus what any program expects to find.
+impl Launch {
+    /// The process's whole environment, for `step`: its variables, then
+    /// [`Launch::env_over`] (the process starts from an empty one). In the
+    /// order a `Command` takes them: a later value wins.
+    pub fn environment<'a>(
+        &'a self,
+        step: &'a Step,
+    ) -> impl Iterator<Item = (&'a String, &'a String)> {
+        step.environment.iter().chain(&self.env_over)
+    }
+}
+
+/// What the step's process gets on top of its variables: its secrets, plus
+/// what any program expects to find.
 fn environment(
     step: &Step,
     dirs: &StageDirs,
@@ -103,39 +119,44 @@ fn environment(
     home: HomePolicy,
     shell: &str,
 ) -> BTreeMap<String, String> {
-    let mut env = step.environment.clone();
+    let mut over = BTreeMap::new();
     for secret in &step.secrets {
-        env.insert(secret.env.clone(), secret.value.clone());
+        over.insert(secret.env.clone(), secret.value.clone());
     }
-    match env.get_mut("PATH") {
-        Some(path) => *path = expand(path, &host.all),
-        None => {
-            if let Some(path) = &host.path {
-                env.insert("PATH".into(), path.clone());
-            }
-        }
+    let set = |over: &BTreeMap<String, String>, key: &str| {
+        over.contains_key(key) || step.environment.contains_key(key)
+    };
+    let path = match over.get("PATH").or_else(|| step.environment.get("PATH")) {
+        Some(path) => Some(expand(path, &host.all)),
+        None => host.path.clone(),
+    };
+    if let Some(path) = path {
+        over.insert("PATH".into(), path);
     }
-    if let Some(user) = &host.user {
-        env.entry("USER".into()).or_insert_with(|| user.clone());
+    if let Some(user) = host.user.as_ref().filter(|_| !set(&over, "USER")) {
+        over.insert("USER".into(), user.clone());
     }
-    env.entry("SHELL".into())
-        .or_insert_with(|| shell.to_owned());
+    if !set(&over, "SHELL") {
+        over.insert("SHELL".into(), shell.to_owned());
+    }
     // A `HOME` of the step's own (its `environment`, or `--env HOME` of a
     // local run) wins, as in Drone's exec runner where the step's variables
     // are merged last; the compiler never sets one, so any here was asked for.
-    let engine_home = match (home, &host.home) {
-        (HomePolicy::Inherit, Some(h)) => h.clone(),
-        // A runner without `HOME` has nothing to inherit: the stage's own
-        // home at least exists and is writable.
-        _ => dirs.home.display().to_string(),
-    };
-    env.entry("HOME".into()).or_insert(engine_home);
+    if !set(&over, "HOME") {
+        let engine_home = match (home, &host.home) {
+            (HomePolicy::Inherit, Some(h)) => h.clone(),
+            // A runner without `HOME` has nothing to inherit: the stage's own
+            // home at least exists and is writable.
+            _ => dirs.home.display().to_string(),
+        };
+        over.insert("HOME".into(), engine_home);
+    }
     // The compiled workspace is a container path that does not exist here.
-    env.insert(
+    over.insert(
         "DRONE_WORKSPACE".into(),
         dirs.workspace.display().to_string(),
     );
-    env
+    over
 }
 
 /// Expands `$NAME` and `${NAME}` from `vars`; unknown names expand to nothing.
@@ -196,6 +217,14 @@ mod tests {
     use super::*;
     use runnerkit_core::{Script, SecretVar, Workspace};
 
+    /// The process's environment, as the spawn builds it.
+    fn env(launch: &Launch, step: &Step) -> BTreeMap<String, String> {
+        launch
+            .environment(step)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     fn dirs() -> StageDirs {
         StageDirs::new(
             PathBuf::from("/tmp/rk-1"),
@@ -246,11 +275,11 @@ mod tests {
         let l = plan(&spec(), &step, &dirs(), &host(), HomePolicy::PerStage).unwrap();
         assert_eq!(l.program, "/bin/bash");
         assert_eq!(l.args[0], "-e");
-        let (file, body) = l.script.unwrap();
+        let (file, body) = l.script.clone().unwrap();
         assert_eq!(l.args[1], file.display().to_string());
         assert!(file.starts_with("/tmp/rk-1/opt"));
         assert_eq!(body, "echo hi\n");
-        assert_eq!(l.env["SHELL"], "/bin/bash");
+        assert_eq!(env(&l, &step)["SHELL"], "/bin/bash");
     }
 
     #[test]
@@ -293,7 +322,8 @@ mod tests {
         step.environment
             .insert("DRONE_WORKSPACE".into(), "/drone/src".into());
         let l = plan(&spec(), &step, &dirs(), &host(), HomePolicy::PerStage).unwrap();
-        let keys: Vec<&str> = l.env.keys().map(String::as_str).collect();
+        let env = env(&l, &step);
+        let keys: Vec<&str> = env.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
             [
@@ -306,11 +336,11 @@ mod tests {
                 "USER"
             ]
         );
-        assert_eq!(l.env["HOME"], "/root", "the step's own HOME wins");
-        assert_eq!(l.env["DRONE_WORKSPACE"], "/tmp/rk-1/drone/src");
-        assert_eq!(l.env["PATH"], "/usr/bin:/bin");
-        assert_eq!(l.env["USER"], "ci");
-        assert_eq!(l.env["TOKEN"], "t0k");
+        assert_eq!(env["HOME"], "/root", "the step's own HOME wins");
+        assert_eq!(env["DRONE_WORKSPACE"], "/tmp/rk-1/drone/src");
+        assert_eq!(env["PATH"], "/usr/bin:/bin");
+        assert_eq!(env["USER"], "ci");
+        assert_eq!(env["TOKEN"], "t0k");
     }
 
     #[test]
@@ -320,7 +350,7 @@ mod tests {
             ..Step::named("e")
         };
         let home = |policy, host: &HostEnv| {
-            plan(&spec(), &step, &dirs(), host, policy).unwrap().env["HOME"].clone()
+            env(&plan(&spec(), &step, &dirs(), host, policy).unwrap(), &step)["HOME"].clone()
         };
         assert_eq!(home(HomePolicy::PerStage, &host()), "/tmp/rk-1/home/drone");
         assert_eq!(home(HomePolicy::Inherit, &host()), "/home/ci");
@@ -340,7 +370,7 @@ mod tests {
         step.environment
             .insert("PATH".into(), "${GOPATH}/bin:$PATH:$NOPE:/x$".into());
         let l = plan(&spec(), &step, &dirs(), &host(), HomePolicy::PerStage).unwrap();
-        assert_eq!(l.env["PATH"], "/go/bin:/usr/bin:/bin::/x$");
+        assert_eq!(env(&l, &step)["PATH"], "/go/bin:/usr/bin:/bin::/x$");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use runnerkit_core::{EngineError, ExitState};
+use runnerkit_core::{EngineError, ExitState, Step};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
@@ -90,11 +90,13 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    /// Starts `launch` in a new process group with stdout and stderr on one
-    /// pipe. `stop` ends the reading of its output (the stage's teardown).
-    pub fn spawn(step: &str, launch: &Launch, stop: CancellationToken) -> Result<Self, Error> {
+    /// Starts `launch` of the step `step` in a new process group with
+    /// stdout and stderr on one pipe. `stop` ends the reading of its output
+    /// (the stage's teardown).
+    pub fn spawn(step: &Step, launch: &Launch, stop: CancellationToken) -> Result<Self, Error> {
+        let name = step.name.as_str();
         let spawn_err = |source| Error::Spawn {
-            step: step.to_owned(),
+            step: name.to_owned(),
             program: launch.program.clone(),
             source,
         };
@@ -107,7 +109,7 @@ impl Running {
         command
             .args(&launch.args)
             .env_clear()
-            .envs(&launch.env)
+            .envs(launch.environment(step))
             .current_dir(&launch.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::from(writer))
@@ -120,13 +122,13 @@ impl Running {
         let mut child = spawned.map_err(spawn_err)?;
         let Some(pid) = child.id() else {
             return Err(Error::Lost {
-                step: step.to_owned(),
+                step: name.to_owned(),
                 reason: "the process exited before its id was known".into(),
             });
         };
         let Ok(pgid) = i32::try_from(pid).map(Pid::from_raw) else {
             return Err(Error::Lost {
-                step: step.to_owned(),
+                step: name.to_owned(),
                 reason: format!("process id {pid} out of range"),
             });
         };
@@ -148,7 +150,7 @@ impl Running {
 
         let (chunks_tx, chunks_rx) = mpsc::channel(CHANNEL_CHUNKS);
         tokio::spawn(read_output(
-            step.to_owned(),
+            name.to_owned(),
             pipe,
             chunks_tx,
             exit_rx.clone(),
@@ -156,7 +158,7 @@ impl Running {
         ));
 
         Ok(Self {
-            step: step.to_owned(),
+            step: name.to_owned(),
             group,
             exit: exit_rx,
             output: Mutex::new(Some(chunks_rx)),
