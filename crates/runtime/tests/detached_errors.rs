@@ -19,13 +19,25 @@ use runnerkit_runtime::{Runtime, RuntimeConfig};
 const SEC: Duration = Duration::from_secs(1);
 const GONE: &str = "step \"db\": the container was removed outside runnerkit";
 
-/// The mock engine, except that the stream of the step `db` ends with an
-/// engine error after its output, as the Docker engine's does for a service
-/// whose container was removed from outside.
-struct EndsInError(MockEngine);
+/// The mock engine, except that the stream of the step `db` goes through
+/// the function given.
+struct DbStream(MockEngine, fn(LogStream) -> LogStream);
+
+/// `db`'s output, then an engine error, as the Docker engine's stream ends
+/// for a service whose container was removed from outside.
+fn ends_in_error(stream: LogStream) -> LogStream {
+    let gone = EngineError::new("mock", EngineErrorKind::NotFound, GONE);
+    Box::pin(stream.chain(futures_util::stream::once(async move { Err(gone) })))
+}
+
+/// `db`'s output, never ending, not even when `destroy` removed the step:
+/// an engine that cannot end a service's output.
+fn never_ends(stream: LogStream) -> LogStream {
+    Box::pin(stream.chain(futures_util::stream::pending()))
+}
 
 #[async_trait]
-impl Engine for EndsInError {
+impl Engine for DbStream {
     fn name(&self) -> &str {
         self.0.name()
     }
@@ -55,13 +67,11 @@ impl Engine for EndsInError {
         cancel: &CancellationToken,
     ) -> Result<LogStream, EngineError> {
         let stream = self.0.tail(spec, step, cancel).await?;
-        if step.name != "db" {
-            return Ok(stream);
-        }
-        let gone = EngineError::new("mock", EngineErrorKind::NotFound, GONE);
-        Ok(Box::pin(stream.chain(futures_util::stream::once(
-            async move { Err(gone) },
-        ))))
+        Ok(if step.name == "db" {
+            (self.1)(stream)
+        } else {
+            stream
+        })
     }
     async fn wait(
         &self,
@@ -93,7 +103,7 @@ async fn a_detached_step_whose_stream_ends_in_an_error_is_not_success() {
         detach: true,
         ..Step::named("db")
     };
-    let snap = Runtime::new(Arc::new(EndsInError(mock.clone())))
+    let snap = Runtime::new(Arc::new(DbStream(mock.clone(), ends_in_error)))
         .run(
             spec(vec![db, Step::named("test")]),
             CancellationToken::new(),
@@ -167,60 +177,6 @@ async fn a_detached_step_stopped_by_the_teardown_is_success() {
     assert_eq!(snap.stage.status, Status::Success);
 }
 
-/// The mock engine, except that the stream of the step `db` never ends,
-/// not even when `destroy` removed the step: an engine that cannot end a
-/// service's output.
-struct NeverEnds(MockEngine);
-
-#[async_trait]
-impl Engine for NeverEnds {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    async fn setup(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
-        self.0.setup(spec, cancel).await
-    }
-    async fn create(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<(), EngineError> {
-        self.0.create(spec, step, cancel).await
-    }
-    async fn start(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<(), EngineError> {
-        self.0.start(spec, step, cancel).await
-    }
-    async fn tail(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<LogStream, EngineError> {
-        let stream = self.0.tail(spec, step, cancel).await?;
-        if step.name != "db" {
-            return Ok(stream);
-        }
-        Ok(Box::pin(stream.chain(futures_util::stream::pending())))
-    }
-    async fn wait(
-        &self,
-        spec: &Spec,
-        step: &Step,
-        cancel: &CancellationToken,
-    ) -> Result<ExitState, EngineError> {
-        self.0.wait(spec, step, cancel).await
-    }
-    async fn destroy(&self, spec: &Spec, cancel: &CancellationToken) -> Result<(), EngineError> {
-        self.0.destroy(spec, cancel).await
-    }
-}
-
 /// The whole logs handed on, by step name.
 #[derive(Default)]
 struct KeptLogs(std::sync::Mutex<Vec<(String, Vec<String>)>>);
@@ -264,7 +220,7 @@ async fn a_detached_step_whose_output_outlives_the_teardown_keeps_its_log() {
         drain_timeout: 2 * SEC,
         ..RuntimeConfig::default()
     };
-    let snap = Runtime::new(Arc::new(NeverEnds(mock)))
+    let snap = Runtime::new(Arc::new(DbStream(mock, never_ends)))
         .with_hook(kept.clone())
         .with_config(config)
         .run(
