@@ -34,6 +34,7 @@ fn prepare(
             types,
             compiler,
             context: ctx,
+            parsed: None,
         }))
         .expect("the pipeline compiles")
 }

@@ -192,6 +192,7 @@ fn assemble_and_run(text: &str, secs: &HashMap<String, u64>) -> Outcome {
             types: &types,
             compiler: &compiler,
             context: &ctx,
+            parsed: None,
         }))
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     let engine = MockEngine::new();
