@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
             types: &types,
             compiler: &Compiler::default(),
             context: &ctx,
+            parsed: None,
         }));
     }
 });
