@@ -29,10 +29,20 @@ pub(crate) fn container<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerSta
         .find(|c| c.name == name)
 }
 
+/// How the kubelet's message begins when `CreateContainerConfigError` is
+/// only its secret or config map cache lagging behind a secret just made
+/// (`failed to sync secret cache: timed out waiting for the condition`):
+/// the kubelet tries again, and the container starts.
+const CACHE_NOT_SYNCED: &str = "failed to sync ";
+
 /// `reason: message` of a container waiting for something that will not come.
 pub(crate) fn fatal_waiting(status: &ContainerStatus) -> Option<String> {
     let waiting = status.state.as_ref()?.waiting.as_ref()?;
     let reason = waiting.reason.as_deref()?;
+    let message = waiting.message.as_deref().unwrap_or_default();
+    if reason == "CreateContainerConfigError" && message.starts_with(CACHE_NOT_SYNCED) {
+        return None;
+    }
     FATAL_WAITING.contains(&reason).then(|| {
         match waiting.message.as_deref().filter(|m| !m.is_empty()) {
             Some(message) => format!("{reason}: {message}"),
@@ -160,4 +170,44 @@ pub(crate) fn stage_failure(pod: &Pod, containers: &[String]) -> Option<String> 
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting};
+
+    use super::*;
+
+    fn waiting(reason: &str, message: &str) -> ContainerStatus {
+        ContainerStatus {
+            name: "c".into(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.into()),
+                    message: Some(message.into()),
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_config_error_is_fatal_unless_a_cache_is_only_behind() {
+        assert_eq!(
+            fatal_waiting(&waiting(
+                "CreateContainerConfigError",
+                "secret \"s\" not found"
+            ))
+            .as_deref(),
+            Some("CreateContainerConfigError: secret \"s\" not found")
+        );
+        let lagging = "failed to sync secret cache: timed out waiting for the condition";
+        assert_eq!(
+            fatal_waiting(&waiting("CreateContainerConfigError", lagging)),
+            None
+        );
+        assert_eq!(fatal_waiting(&waiting("ContainerCreating", "")), None);
+        assert!(fatal_waiting(&waiting("ErrImagePull", lagging)).is_some());
+    }
 }
