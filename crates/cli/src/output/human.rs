@@ -133,6 +133,7 @@ fn push(o: &mut Output, out: &Arc<Mutex<Output>>, text: &str) {
         }
     }
 }
+
 /// How many of a step's last log lines a failure repeats.
 const TAIL: usize = 10;
 
