@@ -144,26 +144,14 @@ steps:
 /// give the same text; any other stage parses its own.
 #[test]
 fn a_parsed_file_is_reused_only_for_the_same_text() {
-    use runnerkit_manifest::{Parsed, StageInput, assemble};
+    use runnerkit_manifest::Parsed;
     let text = "kind: pipeline\ntype: exec\nname: p\nsteps:\n- name: a\n  commands: [echo ${DRONE_STAGE_NAME}]\n";
     let mut ctx = ctx();
     ctx.stage.name = "p".into();
     let types = support::types();
     let compiler = Compiler::default();
     let run = |parsed: Option<&Parsed>| {
-        let input = StageInput {
-            text,
-            pipeline: None,
-            trusted: false,
-            types: &types,
-            compiler: &compiler,
-            context: &ctx,
-            parsed,
-        };
-        let compiled = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("a runtime")
-            .block_on(assemble(input))
+        let compiled = support::prepare_reusing(&types, text, None, false, &compiler, &ctx, parsed)
             .expect("compiles");
         compiled
             .spec

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use runnerkit_manifest::{
-    CombinedSecrets, CompileContext, Compiled, Compiler, DocumentSecrets, Error, PipelineType,
-    StageInput, TypeRegistry, assemble,
+    CombinedSecrets, CompileContext, Compiled, Compiler, DocumentSecrets, Error, Parsed,
+    PipelineType, StageInput, TypeRegistry, assemble,
 };
 
 /// The types `runnerkit` serves.
@@ -39,6 +39,19 @@ pub fn prepare_with(
     compiler: &Compiler,
     ctx: &CompileContext,
 ) -> Result<Compiled, Error> {
+    prepare_reusing(types, text, name, trusted, compiler, ctx, None)
+}
+
+/// [`prepare_with`], offering `assemble` the file as `parsed` parsed it.
+pub fn prepare_reusing(
+    types: &TypeRegistry,
+    text: &str,
+    name: Option<&str>,
+    trusted: bool,
+    compiler: &Compiler,
+    ctx: &CompileContext,
+    parsed: Option<&Parsed>,
+) -> Result<Compiled, Error> {
     let ctx = CompileContext {
         secrets: Arc::new(
             CombinedSecrets::new()
@@ -54,7 +67,7 @@ pub fn prepare_with(
         types,
         compiler,
         context: &ctx,
-        parsed: None,
+        parsed,
     };
     tokio::runtime::Builder::new_current_thread()
         .build()
