@@ -92,7 +92,7 @@ pub(crate) fn plan(
     Ok(Launch {
         program,
         args,
-        env_over: environment(step, dirs, host, home, &shell),
+        env_over: additions(step, dirs, host, home, &shell),
         cwd: working_dir(&step.working_dir, spec, &dirs.workspace),
         script,
     })
@@ -112,7 +112,7 @@ impl Launch {
 
 /// What the step's process gets on top of its variables: its secrets, plus
 /// what any program expects to find.
-fn environment(
+fn additions(
     step: &Step,
     dirs: &StageDirs,
     host: &HostEnv,
