@@ -85,17 +85,19 @@ struct Output {
 }
 
 impl Output {
-    /// Writes whatever is held. A reader that went away (a closed pipe) is
-    /// not an error worth stopping a pipeline for: the text is dropped.
+    /// Writes `bytes` to the sink at once. A reader that went away (a
+    /// closed pipe) is not an error worth stopping a pipeline for: the text
+    /// is dropped.
+    fn write_now(sink: &mut dyn Write, bytes: &[u8]) {
+        let _ = sink.write_all(bytes).and_then(|()| sink.flush());
+    }
+
+    /// Writes whatever is held.
     fn write_held(&mut self) {
-        if self.held.is_empty() {
-            return;
+        if !self.held.is_empty() {
+            Self::write_now(&mut self.sink, &self.held);
+            self.held.clear();
         }
-        let _ = self
-            .sink
-            .write_all(&self.held)
-            .and_then(|()| self.sink.flush());
-        self.held.clear();
     }
 }
 
@@ -108,10 +110,7 @@ fn emit_to(out: &Arc<Mutex<Output>>, text: &str) {
 /// [`emit_to`] for a caller holding `out`'s lock as `o`.
 fn push(o: &mut Output, out: &Arc<Mutex<Output>>, text: &str) {
     let Some(delay) = o.hold else {
-        let _ = o
-            .sink
-            .write_all(text.as_bytes())
-            .and_then(|()| o.sink.flush());
+        Output::write_now(&mut o.sink, text.as_bytes());
         return;
     };
     o.held.extend_from_slice(text.as_bytes());
