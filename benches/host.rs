@@ -14,15 +14,19 @@
 //!   `LocalEngine`, with a hook that counts the lines, on a current-thread
 //!   runtime (as the binary's `exec`) and on a 2-worker one;
 //! - binary (when `RUNNERKIT_BIN` names a `runnerkit` binary): `runnerkit
-//!   exec` of the same pipeline as YAML, its output on a pipe; and the
-//!   floor again with the environment the binary gives a step (Drone's
-//!   variables), which the shell must import too.
+//!   exec` of the same pipeline as YAML, its output on a pipe; the floor
+//!   again with the environment the binary gives a step (Drone's
+//!   variables), which the shell must import too; and std's blocking
+//!   `Command` spawning the scripts with that environment, the least a
+//!   program in safe Rust pays (glibc's `posix_spawn` resets every signal
+//!   in the child; dash's `fork` does not).
 //!
 //! Each round runs every path back to back; a ratio is the median of a
 //! path's times over the median of the floor's.
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -109,12 +113,17 @@ async fn through_runtime(spec: &Spec, temp: &Path) -> Duration {
     let engine = Arc::new(LocalEngine::new().with_temp_dir(temp));
     let hook = Arc::new(CountingHook::default());
     let runtime = Runtime::new(engine).with_hook(hook.clone());
+    // Copied and dropped outside the timing: the binary parses its spec
+    // (its cost is in that row), and a copy of 300 steps of 61 variables
+    // is 36,600 pairs of strings, which no run makes.
+    let copy = Arc::new(spec.clone());
     let started = Instant::now();
     let snapshot = runtime
-        .run(Arc::new(spec.clone()), CancellationToken::new())
+        .run(Arc::clone(&copy), CancellationToken::new())
         .await
         .expect("run");
     let elapsed = started.elapsed();
+    drop(copy);
     assert_eq!(snapshot.stage.status, Status::Success);
     assert_eq!(hook.0.load(Ordering::Relaxed), spec.steps.len() as u64);
     elapsed
@@ -168,6 +177,32 @@ async fn tokio_spawns(dir: &Path, steps: usize) -> Duration {
         let mut pipe = child.stdout.take().expect("a pipe");
         pipe.read_to_end(&mut out).await.expect("read");
         assert!(child.wait().await.expect("wait").success());
+    }
+    started.elapsed()
+}
+
+/// The least any safe-Rust program pays for the same steps: std's
+/// `Command` (glibc's `posix_spawn`, which resets every signal in the
+/// child) spawning `sh -e FILE` in a process group of its own, from an
+/// empty environment plus `env` (as the engine does), output on a pipe read
+/// to the end, reaped; blocking, one at a time.
+fn std_spawns(dir: &Path, steps: usize, env: &BTreeMap<String, String>) -> Duration {
+    let started = Instant::now();
+    for i in 0..steps {
+        let mut child = Command::new("/bin/sh")
+            .arg("-e")
+            .arg(dir.join(format!("{i}.sh")))
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("sh");
+        let mut out = Vec::new();
+        let mut pipe = child.stdout.take().expect("a pipe");
+        pipe.read_to_end(&mut out).expect("read");
+        assert!(child.wait().expect("wait").success());
     }
     started.elapsed()
 }
@@ -281,10 +316,12 @@ fn main() {
     let (mut floors, mut runs, mut bins) = (Vec::new(), Vec::new(), Vec::new());
     let (mut spawns, mut multis, mut engines) = (Vec::new(), Vec::new(), Vec::new());
     let (mut env_floors, mut env_runs) = (Vec::new(), Vec::new());
+    let mut std_env_spawns = Vec::new();
     for _ in 0..pairs {
         floors.push(floor(&scripts, steps, None));
         if let Some(env) = &step_env {
             env_floors.push(floor(&scripts, steps, Some(env)));
+            std_env_spawns.push(std_spawns(&scripts, steps, env));
         }
         spawns.push(rt.block_on(tokio_spawns(&scripts, steps)));
         engines.push(rt.block_on(engine_calls(&spec, &stages)));
@@ -351,9 +388,19 @@ fn main() {
             env_run_ms * 1e3 / steps as f64,
             env_run_ms / env_floor_ms
         );
+        let std_ms = ms(median(std_env_spawns));
+        println!(
+            "| std::process spawn, read, wait with that environment (blocking, no runnerkit) | {std_ms:.1} | {:.0} | {:.2} |",
+            std_ms * 1e3 / steps as f64,
+            std_ms / env_floor_ms
+        );
         println!(
             "| runnerkit exec against that floor | | | {:.2} |",
             bin_ms / env_floor_ms
+        );
+        println!(
+            "| runnerkit exec against std's spawn with that environment | | | {:.2} |",
+            bin_ms / std_ms
         );
     }
     let ratios: Vec<String> = floors
