@@ -159,18 +159,31 @@ async fn engine_calls(spec: &Spec, temp: &Path) -> Duration {
     elapsed
 }
 
+/// `sh -e` running the `i`th script, stdin closed, its output on a pipe,
+/// in a process group of its own (as the engine's steps run); from an empty
+/// environment plus `env` when one is given (as the engine's), else
+/// inheriting this process's.
+fn script_command(dir: &Path, i: usize, env: Option<&BTreeMap<String, String>>) -> Command {
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-e")
+        .arg(dir.join(format!("{i}.sh")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .process_group(0);
+    if let Some(env) = env {
+        command.env_clear().envs(env);
+    }
+    command
+}
+
 /// The least a tokio program does for the same steps: spawn `sh -e FILE`
 /// with its output on a pipe, read it to the end, reap it; one at a time.
 async fn tokio_spawns(dir: &Path, steps: usize) -> Duration {
     use tokio::io::AsyncReadExt;
     let started = Instant::now();
     for i in 0..steps {
-        let mut child = tokio::process::Command::new("/bin/sh")
-            .arg("-e")
-            .arg(dir.join(format!("{i}.sh")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .process_group(0)
+        let mut child = tokio::process::Command::from(script_command(dir, i, None))
             .spawn()
             .expect("sh");
         let mut out = Vec::new();
@@ -183,22 +196,12 @@ async fn tokio_spawns(dir: &Path, steps: usize) -> Duration {
 
 /// The least any safe-Rust program pays for the same steps: std's
 /// `Command` (glibc's `posix_spawn`, which resets every signal in the
-/// child) spawning `sh -e FILE` in a process group of its own, from an
-/// empty environment plus `env` (as the engine does), output on a pipe read
-/// to the end, reaped; blocking, one at a time.
+/// child) spawning them from an empty environment plus `env` (as the
+/// engine does); blocking, one at a time.
 fn std_spawns(dir: &Path, steps: usize, env: &BTreeMap<String, String>) -> Duration {
     let started = Instant::now();
     for i in 0..steps {
-        let mut child = Command::new("/bin/sh")
-            .arg("-e")
-            .arg(dir.join(format!("{i}.sh")))
-            .env_clear()
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .expect("sh");
+        let mut child = script_command(dir, i, Some(env)).spawn().expect("sh");
         let mut out = Vec::new();
         let mut pipe = child.stdout.take().expect("a pipe");
         pipe.read_to_end(&mut out).expect("read");
